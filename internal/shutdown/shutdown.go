@@ -1,0 +1,43 @@
+// Package shutdown gives every plh binary the same signal contract: the first
+// SIGINT or SIGTERM cancels a context so the program can stop gracefully; a second
+// one while stopping calls exit(1) at once, without cleanup. The exit function is
+// passed in by main, so no library code ever calls os.Exit.
+package shutdown
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// OnSignal returns a context cancelled by the first SIGINT/SIGTERM; a second signal
+// calls exit(1). stop releases the signal handlers and the watching goroutine.
+func OnSignal(parent context.Context, exit func(code int)) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(parent)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case <-sigs:
+			exit(1)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		select {
+		case <-done:
+		default:
+			close(done)
+		}
+		cancel()
+	}
+}
