@@ -1,0 +1,24 @@
+// Package chaos holds the fault injectors of the scenario engine. Each injector
+// is a small, synchronous operation on a real system object; sim decides when to
+// call it and records when it really fired.
+//
+//   - Signals (signal.go): kill with any signal, pause (SIGSTOP) and resume
+//     (SIGCONT). They act on a whole process group: every role process runs in
+//     its own group, so helpers it may have spawned are hit too.
+//   - Segment damage (segment.go): flip bytes in the payload of a committed slot
+//     of a DataBlock in /dev/shm (the checksum path), and inspect which slot write
+//     locks are held by dead processes (after "writer killed holding the lock").
+//     The layout is computed from the segment header per spec/datablock.md §3–5
+//     through pread/pwrite; nothing is mapped, so a bad segment cannot fault us.
+//   - Link faults (proxy.go): a TCP proxy placed between a node and the broker.
+//     SetDelay adds latency to every byte in both directions from now on; Reset
+//     aborts every open connection with RST and may refuse new ones for a while.
+//   - Control commands (control.go): the JSON lines the engine writes on a node's
+//     stdin (slow consumer, hold the write lock), the contract of
+//     docs/scenarios.md.
+//
+// Goroutines: only the Proxy has any: one accept loop, and per proxied connection
+// two pumps (one per direction) plus, per direction, one delayed writer. Close
+// stops and waits for all of them. Lock order: Proxy.mu only (never held across
+// I/O).
+package chaos
