@@ -1,0 +1,196 @@
+package curve
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/crypto/curve25519"
+)
+
+// KeyLen is the size of a Curve25519 key in bytes; Z85KeyLen its Z85 text size.
+const (
+	KeyLen    = 32
+	Z85KeyLen = 40
+)
+
+// PublicKey is a Curve25519 public key. Its String is the 40-character Z85 text
+// that libzmq (zmq_curve_keypair, pyzmq) prints and accepts.
+type PublicKey [KeyLen]byte
+
+// SecretKey is a Curve25519 secret key. It has no String method on purpose, so it
+// never ends up in a log line by accident; use Z85 explicitly.
+type SecretKey [KeyLen]byte
+
+// KeyPair is a permanent (long-term) CURVE identity.
+type KeyPair struct {
+	Public PublicKey
+	Secret SecretKey
+}
+
+// String returns the Z85 text of k.
+func (k PublicKey) String() string {
+	s, _ := Z85Encode(k[:]) // 32 is a multiple of 4
+	return s
+}
+
+// IsZero reports whether k is all zero (no key).
+func (k PublicKey) IsZero() bool { return k == PublicKey{} }
+
+// Z85 returns the Z85 text of k. Handle with care.
+func (k SecretKey) Z85() string {
+	s, _ := Z85Encode(k[:])
+	return s
+}
+
+// IsZero reports whether kp is the zero KeyPair (no key).
+func (kp KeyPair) IsZero() bool { return kp.Secret == SecretKey{} }
+
+// GenerateKeyPair returns a fresh random key pair from crypto/rand.
+func GenerateKeyPair() (KeyPair, error) {
+	var sk SecretKey
+	if _, err := rand.Read(sk[:]); err != nil {
+		return KeyPair{}, fmt.Errorf("curve: generate key: %w", err)
+	}
+	return KeyPairFromSecret(sk)
+}
+
+// KeyPairFromSecret derives the public half of sk.
+func KeyPairFromSecret(sk SecretKey) (KeyPair, error) {
+	pub, err := curve25519.X25519(sk[:], curve25519.Basepoint)
+	if err != nil {
+		return KeyPair{}, fmt.Errorf("%w: %v", ErrBadKey, err)
+	}
+	kp := KeyPair{Secret: sk}
+	copy(kp.Public[:], pub)
+	return kp, nil
+}
+
+// ParsePublicKey parses a 40-character Z85 public key.
+func ParsePublicKey(s string) (PublicKey, error) {
+	var k PublicKey
+	err := parseKey(s, k[:])
+	return k, err
+}
+
+// ParseSecretKey parses a 40-character Z85 secret key.
+func ParseSecretKey(s string) (SecretKey, error) {
+	var k SecretKey
+	err := parseKey(s, k[:])
+	return k, err
+}
+
+func parseKey(s string, dst []byte) error {
+	if len(s) != Z85KeyLen {
+		return fmt.Errorf("%w: want %d Z85 characters, got %d", ErrBadKey, Z85KeyLen, len(s))
+	}
+	b, err := Z85Decode(s)
+	if err != nil {
+		return err
+	}
+	copy(dst, b)
+	return nil
+}
+
+// Key file names inside a keys directory.
+const (
+	secretFile = "server.key_secret"
+	publicFile = "server.key"
+)
+
+// LoadOrCreate returns the server key pair kept in dir, creating dir (0700) and a
+// fresh pair when none exists yet. The secret key is stored as Z85 text in
+// "server.key_secret" with mode 0600 and refused if group or others may read it;
+// the public key is stored in "server.key" (0600 too; it is not secret but needs
+// no wider audience). Creation is atomic (write a temp file, then link it into
+// place), so two processes starting together agree on one pair.
+func LoadOrCreate(dir string) (KeyPair, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return KeyPair{}, fmt.Errorf("curve: keys dir %s: %w", dir, err)
+	}
+	kp, err := loadKeys(dir)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return kp, err
+	}
+	if kp, err = GenerateKeyPair(); err != nil {
+		return KeyPair{}, err
+	}
+	if err := writeKeyFile(dir, publicFile, kp.Public.String(), true); err != nil {
+		return KeyPair{}, err
+	}
+	if err := writeKeyFile(dir, secretFile, kp.Secret.Z85(), false); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return loadKeys(dir) // another process won the race
+		}
+		return KeyPair{}, err
+	}
+	return kp, nil
+}
+
+func loadKeys(dir string) (KeyPair, error) {
+	path := filepath.Join(dir, secretFile)
+	st, err := os.Stat(path)
+	if err != nil {
+		return KeyPair{}, err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return KeyPair{}, fmt.Errorf("%w: %s has mode %v, want 0600 (chmod 600 it)", ErrKeyFile, path, st.Mode().Perm())
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return KeyPair{}, fmt.Errorf("curve: %w", err)
+	}
+	sk, err := ParseSecretKey(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return KeyPair{}, fmt.Errorf("%w: %s: %w", ErrKeyFile, path, err)
+	}
+	kp, err := KeyPairFromSecret(sk)
+	if err != nil {
+		return KeyPair{}, fmt.Errorf("%w: %s: %w", ErrKeyFile, path, err)
+	}
+	pubPath := filepath.Join(dir, publicFile)
+	if raw, err := os.ReadFile(pubPath); err == nil {
+		if !bytes.Equal(bytes.TrimSpace(raw), []byte(kp.Public.String())) {
+			return KeyPair{}, fmt.Errorf("%w: %s does not match %s", ErrKeyFile, pubPath, path)
+		}
+	}
+	return kp, nil
+}
+
+// writeKeyFile creates dir/name with text atomically; replace says whether an
+// existing file may be overwritten (else fs.ErrExist is returned).
+func writeKeyFile(dir, name, text string, replace bool) error {
+	tmp, err := os.CreateTemp(dir, "."+name+".tmp*")
+	if err != nil {
+		return fmt.Errorf("curve: keys dir %s: %w", dir, err)
+	}
+	defer os.Remove(tmp.Name())
+	err = tmp.Chmod(0o600)
+	if err == nil {
+		_, err = tmp.WriteString(text + "\n")
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("curve: write %s: %w", tmp.Name(), err)
+	}
+	final := filepath.Join(dir, name)
+	if replace {
+		err = os.Rename(tmp.Name(), final)
+	} else {
+		err = os.Link(tmp.Name(), final)
+	}
+	if err != nil {
+		return fmt.Errorf("curve: install %s: %w", final, err)
+	}
+	return nil
+}
