@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -127,5 +129,76 @@ func TestRouterDealerEcho(t *testing.T) {
 		if len(got.Frames) != 3 || string(got.Frames[0]) != fmt.Sprintf("m%d", i) || len(got.Frames[1]) != 0 || !bytes.Equal(got.Frames[2], big) {
 			t.Fatalf("reply %d: %d frames %q", i, len(got.Frames), got.Frames[0])
 		}
+	}
+}
+
+func echoOnce(t *testing.T, d zmq4.Socket) {
+	t.Helper()
+	if err := d.Send(zmq4.NewMsgString("ping")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := d.Recv()
+	if err != nil || string(m.Frames[0]) != "ping" {
+		t.Fatalf("echo: %v %q", err, m.Frames)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	srv, good := mustKeys(t), mustKeys(t)
+	var lb logBuf
+	addr := startRouter(t, ServerConfig{Keys: srv, Allow: []PublicKey{good.Public}, Logger: lb.logger(), HandshakeTimeout: time.Second})
+
+	// A raw TCP client that stops mid-handshake (greeting only).
+	raw, err := net.Dial("tcp", strings.TrimPrefix(addr, "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Write(makeGreeting("CURVE", false)[:40]); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = dialDealer(t, addr, ClientConfig{ServerKey: mustKeys(t).Public})
+	if !errors.Is(err, ErrHandshake) {
+		t.Fatalf("wrong server key: %v", err)
+	}
+	waitLog(t, &lb, "wrong key")
+
+	_, err = dialDealer(t, addr, ClientConfig{ServerKey: srv.Public, Keys: mustKeys(t)})
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("unknown client: %v", err)
+	}
+	waitLog(t, &lb, "client key not allowed")
+
+	d, err := dialDealer(t, addr, ClientConfig{ServerKey: srv.Public, Keys: good})
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoOnce(t, d)
+	waitLog(t, &lb, "handshake deadline exceeded")
+	echoOnce(t, d)
+}
+
+func TestEndpointErrors(t *testing.T) {
+	if _, err := ServerEndpoint("ipc:///tmp/x", ServerConfig{Keys: mustKeys(t)}); !errors.Is(err, ErrEndpoint) {
+		t.Fatalf("ipc: %v", err)
+	}
+	if _, err := ServerEndpoint("tcp://127.0.0.1:0", ServerConfig{}); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("no keys: %v", err)
+	}
+	if _, err := ClientEndpoint("tcp://127.0.0.1:1", ClientConfig{}); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("no server key: %v", err)
+	}
+	ep, err := ClientEndpoint("tcp://127.0.0.1:1", ClientConfig{ServerKey: mustKeys(t).Public})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = ep.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := zmq4.NewDealer(ctx, zmq4.WithDialerMaxRetries(0))
+	defer d.Close()
+	if err := d.Dial(ep.String()); !errors.Is(err, ErrEndpoint) {
+		t.Fatalf("released handle: %v", err)
 	}
 }

@@ -1,0 +1,35 @@
+// Package curve is CurveZMQ (RFC 26, the CURVE mechanism of ZMTP 3.0) for
+// go-zeromq/zmq4, in pure Go and interoperable with libzmq 4.3.
+//
+// zmq4 cannot host CURVE as a Security plugin (the frame header is written with
+// the plaintext length before Encrypt runs; one Security value serves every
+// connection of a socket), so CURVE lives one layer below: a zmq4 transport named
+// "curve" whose net.Conn speaks ZMTP-CURVE on the wire and ZMTP-NULL to zmq4. zmq4
+// stays an unmodified dependency with NULL security.
+//
+// Keys are per socket. ServerEndpoint / ClientEndpoint register a config (key
+// pair, server key, allowlist, deadlines, logger) under a process-local handle and
+// return an Endpoint whose String is the zmq4 address, "curve://s1@127.0.0.1:0".
+// The transport looks the handle up on Listen/Dial. Endpoint.Close releases it.
+//
+// Server connection: the listener's accept goroutine starts one goroutine per
+// TCP connection that runs greeting, HELLO, WELCOME (cookie), INITIATE (vouch,
+// allowlist, metadata) under the handshake deadline; only then does Accept hand
+// the conn to zmq4, so a silent or hostile client never blocks zmq4's synchronous
+// accept loop or other clients. zmq4's NULL greeting and READY are answered
+// locally (its READY's metadata becomes our encrypted READY to the client).
+// Client connection: Dial runs greeting, HELLO, WELCOME; zmq4's READY metadata
+// becomes INITIATE; the server's READY metadata is handed up as a NULL READY.
+//
+// Message phase: each zmq4 frame becomes one MESSAGE (flags byte with MORE and
+// COMMAND inside the box, strictly increasing 8-byte nonces, key precomputed with
+// box.Precompute); each MESSAGE received becomes one ZMTP frame again. A MESSAGE
+// that fails authentication, repeats or lowers its nonce, exceeds MaxMessage or is
+// not a MESSAGE drops that connection only: logged once at Warn with the peer
+// address and a sentinel (ErrTampered, ErrReplay, ...), and reported to zmq4 as a
+// non-timeout net.Error so zmq4 removes the connection.
+//
+// Locks: conn.wmu (send side), conn.rmu (receive side; may take wmu to answer a
+// PING), listener.mu (pending handshakes), registry mutex (handles). No lock is
+// held across network I/O except a conn's own side lock.
+package curve
