@@ -3,8 +3,8 @@ package curve
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
