@@ -1,0 +1,369 @@
+package wire
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+)
+
+// EventKind says what happened to a Dealer's (or Sub's) connection.
+type EventKind int
+
+// Connection events, delivered on Events().
+const (
+	Connected    EventKind = iota + 1 // first connection established
+	Lost                              // connection lost (peer died, closed, or Reconnect was called)
+	Reconnected                       // a connection is established again after Lost
+	DialFailed                        // a dial attempt failed (redial continues with backoff)
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case Connected:
+		return "connected"
+	case Lost:
+		return "lost"
+	case Reconnected:
+		return "reconnected"
+	case DialFailed:
+		return "dial_failed"
+	}
+	return fmt.Sprintf("EventKind(%d)", int(k))
+}
+
+// Event is one connection state change.
+type Event struct {
+	Kind EventKind
+	Err  error // cause for Lost and DialFailed
+}
+
+// client is the dial side shared by Dealer and Sub: it owns the zmq4 socket of the
+// current connection, dials with exponential backoff, notices the loss of the peer
+// (zmq4's Recv error after the peer's connection ends) and redials with a fresh
+// zmq4 socket (zmq4's own reconnect gives up silently, trap 1).
+//
+// Goroutines: run (dial/redial loop, owns the socket's lifetime), one reader per
+// connection, and for Dealer one writer for the socket's life.
+type client struct {
+	cfg     Config
+	key     string
+	st      counters
+	ep      string
+	zep     string
+	newSock func(ctx context.Context, opts ...zmq4.Option) zmq4.Socket
+	setup   func(zmq4.Socket) error
+
+	in     chan [][]byte
+	events chan Event
+	kick   chan struct{}
+	quit   chan struct{}
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex // guards sock, connected, everUp
+	sock      zmq4.Socket
+	connected bool
+	up        chan struct{} // closed while connected; replaced on loss
+
+	closeOnce sync.Once
+}
+
+func newClient(cfg Config, endpoint string, newSock func(context.Context, ...zmq4.Option) zmq4.Socket, setup func(zmq4.Socket) error) (*client, error) {
+	cfg = cfg.withDefaults()
+	if len(cfg.Identity) == 0 {
+		id := make([]byte, 16)
+		_, _ = rand.Read(id)
+		cfg.Identity = id
+	}
+	c := &client{
+		cfg: cfg, ep: endpoint, newSock: newSock, setup: setup,
+		in: make(chan [][]byte, cfg.RecvQueue), events: make(chan Event, 64),
+		kick: make(chan struct{}, 1), quit: make(chan struct{}), up: make(chan struct{}),
+	}
+	c.key = register(&c.cfg, &c.st)
+	zep, err := zmqEndpoint(endpoint, c.key)
+	if err != nil {
+		unregister(c.key)
+		return nil, err
+	}
+	c.zep = zep
+	c.wg.Add(1)
+	go c.run()
+	return c, nil
+}
+
+func (c *client) emit(e Event) {
+	select {
+	case c.events <- e:
+	default: // nobody listening: state is still visible through Connected()
+	}
+}
+
+func (c *client) dial() (zmq4.Socket, error) {
+	opts := append(socketOptions(&c.cfg), zmq4.WithID(zmq4.SocketIdentity(c.cfg.Identity)))
+	s := c.newSock(context.Background(), opts...)
+	if err := s.Dial(c.zep); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if c.setup != nil {
+		if err := c.setup(s); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (c *client) run() {
+	defer c.wg.Done()
+	backoff := c.cfg.RedialMin
+	everUp := false
+	for {
+		select {
+		case <-c.quit:
+			return
+		default:
+		}
+		s, err := c.dial()
+		if err != nil {
+			c.emit(Event{Kind: DialFailed, Err: err})
+			select {
+			case <-c.quit:
+				return
+			case <-c.kick:
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, c.cfg.RedialMax)
+			continue
+		}
+		backoff = c.cfg.RedialMin
+		lost := make(chan error, 1)
+		c.mu.Lock()
+		c.sock, c.connected = s, true
+		close(c.up)
+		c.mu.Unlock()
+		if everUp {
+			c.emit(Event{Kind: Reconnected})
+		} else {
+			c.emit(Event{Kind: Connected})
+			everUp = true
+		}
+		var rwg sync.WaitGroup
+		rwg.Add(1)
+		go c.read(s, lost, &rwg)
+		var cause error
+		select {
+		case <-c.quit:
+		case cause = <-lost:
+		case <-c.kick:
+			cause = fmt.Errorf("wire: reconnect requested")
+		}
+		c.mu.Lock()
+		c.sock, c.connected = nil, false
+		c.up = make(chan struct{})
+		c.mu.Unlock()
+		s.Close()
+		rwg.Wait()
+		drainZMQ(s)
+		select {
+		case <-c.quit:
+			return
+		default:
+		}
+		c.st.redials.Add(1)
+		c.emit(Event{Kind: Lost, Err: cause})
+	}
+}
+
+func (c *client) read(s zmq4.Socket, lost chan<- error, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for {
+		m, err := s.Recv()
+		if err != nil {
+			lost <- fmt.Errorf("wire: connection to %s lost: %w", c.ep, err)
+			return
+		}
+		select {
+		case c.in <- m.Frames:
+			c.st.received.Add(1)
+		case <-c.quit:
+			return
+		}
+	}
+}
+
+func (c *client) recv(ctx context.Context) ([][]byte, error) {
+	select {
+	case m := <-c.in:
+		return m, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.quit:
+		return nil, ErrClosed
+	}
+}
+
+func (c *client) waitConnected(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		up := c.up
+		c.mu.Unlock()
+		select {
+		case <-up:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("%w to %s: %w", ErrNotConnected, c.ep, ctx.Err())
+		case <-c.quit:
+			return ErrClosed
+		}
+	}
+}
+
+func (c *client) isConnected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.connected
+}
+
+func (c *client) reconnect() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *client) close() {
+	c.closeOnce.Do(func() {
+		close(c.quit)
+		c.wg.Wait()
+		unregister(c.key)
+	})
+}
+
+// Dealer is a DEALER connected to one peer (the broker, a producer's ROUTER),
+// redialled with backoff whenever the connection is lost. Messages sent while
+// disconnected fail with ErrNotConnected instead of vanishing (trap 1).
+type Dealer struct {
+	c     *client
+	sendq chan [][]byte
+}
+
+// NewDealer returns a Dealer that connects to endpoint in the background (and
+// again after every loss). It fails only on a bad endpoint.
+func NewDealer(cfg Config, endpoint string) (*Dealer, error) {
+	c, err := newClient(cfg, endpoint, zmq4.NewDealer, nil)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dealer{c: c, sendq: make(chan [][]byte, c.cfg.PeerQueue)}
+	c.wg.Add(1)
+	go d.writeLoop()
+	return d, nil
+}
+
+// Dial is NewDealer followed by WaitConnected(ctx); on failure the Dealer is closed.
+func Dial(ctx context.Context, cfg Config, endpoint string) (*Dealer, error) {
+	d, err := NewDealer(cfg, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.WaitConnected(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Dealer) writeLoop() {
+	c := d.c
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.quit:
+			return
+		case frames := <-d.sendq:
+			c.mu.Lock()
+			s := c.sock
+			c.mu.Unlock()
+			if s == nil {
+				c.st.sendErrors.Add(1)
+				continue
+			}
+			if err := s.SendMulti(zmq4.NewMsgFrom(frames...)); err != nil {
+				c.st.sendErrors.Add(1)
+				c.cfg.Logger.Debug("wire: dealer send", "err", err)
+				continue
+			}
+			c.st.sent.Add(1)
+		}
+	}
+}
+
+// Send queues a message without blocking: ErrNotConnected when there is no live
+// connection, ErrQueueFull when PeerQueue messages are waiting, ErrTooLarge, or
+// ErrClosed.
+func (d *Dealer) Send(frames ...[]byte) error {
+	select {
+	case <-d.c.quit:
+		return ErrClosed
+	default:
+	}
+	size := 0
+	for _, f := range frames {
+		size += len(f)
+	}
+	if size > d.c.cfg.MaxMessage || len(frames) > d.c.cfg.MaxFrames {
+		return ErrTooLarge
+	}
+	if !d.c.isConnected() {
+		return fmt.Errorf("%w to %s", ErrNotConnected, d.c.ep)
+	}
+	select {
+	case d.sendq <- frames:
+		return nil
+	default:
+		d.c.st.queueFull.Add(1)
+		return ErrQueueFull
+	}
+}
+
+// Recv returns the next message's frames, ctx's error, or ErrClosed.
+func (d *Dealer) Recv(ctx context.Context) ([][]byte, error) { return d.c.recv(ctx) }
+
+// Events delivers connection changes (buffered; when nobody reads, events are
+// dropped and Connected() still tells the state).
+func (d *Dealer) Events() <-chan Event { return d.c.events }
+
+// Connected reports whether the Dealer has a live connection now.
+func (d *Dealer) Connected() bool { return d.c.isConnected() }
+
+// WaitConnected blocks until the Dealer is connected, ctx ends (ErrNotConnected
+// wrapping ctx's error) or the Dealer is closed.
+func (d *Dealer) WaitConnected(ctx context.Context) error { return d.c.waitConnected(ctx) }
+
+// Reconnect drops the current connection (if any) and dials again at once. The
+// Messenger calls it when its liveness probe of a silent peer times out: a
+// stopped (not dead) peer never closes the TCP connection.
+func (d *Dealer) Reconnect() { d.c.reconnect() }
+
+// Identity returns the routing identity the peer's ROUTER sees.
+func (d *Dealer) Identity() []byte { return d.c.cfg.Identity }
+
+// Endpoint returns the endpoint the Dealer dials.
+func (d *Dealer) Endpoint() string { return d.c.ep }
+
+// Stats returns a snapshot of the socket's counters.
+func (d *Dealer) Stats() Stats { return d.c.st.snapshot() }
+
+// Close stops every goroutine and closes the socket. Idempotent, nil-safe.
+func (d *Dealer) Close() error {
+	if d == nil {
+		return nil
+	}
+	d.c.close()
+	return nil
+}

@@ -1,0 +1,42 @@
+// Package wire is the only package of plh that opens zmq4 sockets. It makes
+// github.com/go-zeromq/zmq4 v0.17.0 safe against the traps of notes/zmq4.md:
+//
+//   - Every connection goes through wire's own zmq4 transports ("plhtcp",
+//     "plhipc"; zmqEndpoint is the only place tcp://… and ipc://… are rewritten).
+//     The transport wraps each net.Conn in a guard that parses the inbound ZMTP
+//     stream and drops the connection (counted in Stats.Violations/Oversized)
+//     before zmq4 allocates a frame over MaxFrame, a message over MaxMessage or
+//     MaxFrames (zmq4 allocates whatever length a header claims), puts
+//     SendTimeout on every network write (traps 3 and 6), and bounds the
+//     handshake with HandshakeTimeout. The listener vets each new connection in
+//     its own goroutine, so a silent TCP client never blocks zmq4's accept loop.
+//   - Router: Send never blocks; each peer has a bounded queue (PeerQueue,
+//     ErrQueueFull) drained by its own short-lived goroutine. zmq4 serialises
+//     ROUTER writes to all peers behind one mutex held during the network write,
+//     so a stuck peer delays others by at most SendTimeout, after which its
+//     connection is dropped.
+//   - Dealer and Sub dial in the background, notice the loss of the peer, and
+//     redial with exponential backoff (RedialMin..RedialMax) using a fresh zmq4
+//     socket with the same routing identity (zmq4's reconnect gives up silently,
+//     trap 1). Events() reports Connected, Lost, Reconnected, DialFailed. Send
+//     while disconnected returns ErrNotConnected instead of dropping silently.
+//     Reconnect() forces a redial (for a peer that is stopped, not dead).
+//   - Pub bounds zmq4's queue with OptionHWM and its own with PeerQueue. There is
+//     no PUSH: zmq4 PUSH copies to every peer (trap 4); pipelines balance on
+//     Router/Dealer.
+//   - GoleakIgnores is the one list of zmq4's known goroutine leaks.
+//   - Frame layout of spec/protocol.md §2: ControlFrames, DataFrames, Parse.
+//
+// Security seam (CURVE, internal/wire/curve): Config.Security (nil = NULL). The
+// transport calls Security.Secure(raw, server) on each raw connection with the
+// handshake deadline set, and hands zmq4 the returned net.Conn (which must speak
+// plain NULL ZMTP upward) wrapped in the guard. So CURVE needs no endpoint
+// rewriting and keeps the guard's limits; Router.PublicKey reports the key.
+//
+// Goroutines: Router: one reader + one sender per peer with queued messages.
+// Dealer: dial loop + one reader per connection + one writer. Sub: dial loop +
+// reader. Pub: one writer. Listeners: accept loop + one per connection being
+// vetted. Close stops all of them (and drains zmq4's internal queue) before it
+// returns. Locks: each socket has one mutex for its own state, never held while
+// calling into zmq4 except Router.Send's queue lookup (which never blocks).
+package wire

@@ -1,0 +1,34 @@
+package wire
+
+import (
+	"errors"
+	"io"
+)
+
+// Errors returned by sockets of this package.
+var (
+	// ErrClosed is returned by every method called after Close, and by calls that
+	// were blocked when Close ran.
+	ErrClosed = errors.New("wire: socket closed")
+	// ErrQueueFull is returned by Send when the bounded send queue of the peer (or
+	// of the socket) is full: the message is dropped and counted, never waited for.
+	ErrQueueFull = errors.New("wire: send queue full")
+	// ErrNotConnected is returned by Dealer.Send and Dealer.WaitConnected when the
+	// socket has no live connection to its peer (the peer was lost, or never seen).
+	ErrNotConnected = errors.New("wire: not connected")
+	// ErrBadEndpoint is returned when an endpoint is not tcp://host:port or ipc://path.
+	ErrBadEndpoint = errors.New("wire: bad endpoint")
+	// ErrBadFrames is returned by Parse when a message does not follow the frame
+	// layout (too few frames, unknown frame-type byte, empty type).
+	ErrBadFrames = errors.New("wire: bad frame layout")
+	// ErrTooLarge is returned by Send when a message exceeds the socket's limits.
+	ErrTooLarge = errors.New("wire: message too large")
+)
+
+// errViolation is what a guarded connection returns from Read when the peer broke
+// a limit (oversized frame, too many frames, bad greeting, silent handshake). It
+// wraps io.EOF so zmq4 marks the connection closed and drops it.
+type violation struct{ what string }
+
+func (v *violation) Error() string { return "wire: peer violated limits: " + v.what }
+func (v *violation) Unwrap() error { return io.EOF }

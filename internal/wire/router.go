@@ -1,0 +1,227 @@
+package wire
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/go-zeromq/zmq4"
+)
+
+// Msg is one message received by a Router: the sender's routing identity and the
+// frames after it.
+type Msg struct {
+	Peer   []byte
+	Frames [][]byte
+}
+
+// Router is a bound ZeroMQ ROUTER socket with a bounded send queue per peer.
+//
+// Goroutines: one reader (zmq4 Recv → the receive channel) and, per peer with
+// queued messages, one sender that drains that peer's queue and exits when it is
+// empty. zmq4 serialises ROUTER writes to all peers behind one mutex (its
+// routerMWriter holds it during the network write), so sends to different peers
+// cannot proceed concurrently inside zmq4; what bounds the damage of a stuck peer
+// is the guard's write deadline (SendTimeout): the stuck peer's write fails, its
+// connection is dropped, and the other senders proceed. Meanwhile Send never
+// blocks: it only appends to the peer's bounded queue.
+type Router struct {
+	cfg  Config
+	key  string
+	st   counters
+	sock zmq4.Socket
+	ep   string
+
+	in   chan Msg
+	quit chan struct{}
+	wg   sync.WaitGroup
+
+	mu     sync.Mutex // guards peers, closed
+	peers  map[string]chan [][]byte
+	closed bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Listen binds a ROUTER to endpoint (tcp://host:port, port 0 = ephemeral, or
+// ipc://path) and starts its reader.
+func Listen(cfg Config, endpoint string) (*Router, error) {
+	cfg = cfg.withDefaults()
+	r := &Router{cfg: cfg, in: make(chan Msg, cfg.RecvQueue), quit: make(chan struct{}), peers: map[string]chan [][]byte{}}
+	r.key = register(&r.cfg, &r.st)
+	zep, err := zmqEndpoint(endpoint, r.key)
+	if err != nil {
+		unregister(r.key)
+		return nil, err
+	}
+	r.sock = zmq4.NewRouter(context.Background(), socketOptions(&r.cfg)...)
+	if err := r.sock.Listen(zep); err != nil {
+		r.sock.Close()
+		unregister(r.key)
+		return nil, fmt.Errorf("wire: listen %s: %w", endpoint, err)
+	}
+	r.ep = publicEndpoint(r.sock.Addr())
+	r.wg.Add(1)
+	go r.readLoop()
+	return r, nil
+}
+
+// socketOptions are the zmq4 options every socket gets: a short send timeout
+// (trap 3), no zmq4 auto-reconnect (trap 1; wire redials itself), no dial retries
+// (a Dial fails fast), zmq4's logger silenced into ours.
+func socketOptions(cfg *Config) []zmq4.Option {
+	return []zmq4.Option{
+		zmq4.WithTimeout(cfg.SendTimeout),
+		zmq4.WithDialerTimeout(cfg.HandshakeTimeout),
+		zmq4.WithDialerMaxRetries(0),
+		zmq4.WithAutomaticReconnect(false),
+		zmq4.WithLogger(newStdLogger(cfg.Logger)),
+	}
+}
+
+// Endpoint returns the bound endpoint with the real port (tcp://127.0.0.1:41235).
+func (r *Router) Endpoint() string { return r.ep }
+
+// PublicKey returns the Security's public key ("" for NULL).
+func (r *Router) PublicKey() string {
+	if r.cfg.Security == nil {
+		return ""
+	}
+	return r.cfg.Security.PublicKey()
+}
+
+// Stats returns a snapshot of the socket's counters.
+func (r *Router) Stats() Stats { return r.st.snapshot() }
+
+func (r *Router) readLoop() {
+	defer r.wg.Done()
+	for {
+		m, err := r.sock.Recv()
+		if err != nil {
+			select {
+			case <-r.quit:
+				return
+			default:
+			}
+			// A per-connection error (peer gone) surfaces here on some paths;
+			// the socket itself stays usable.
+			r.cfg.Logger.Debug("wire: router recv", "err", err)
+			continue
+		}
+		if len(m.Frames) < 1 {
+			continue
+		}
+		msg := Msg{Peer: m.Frames[0], Frames: m.Frames[1:]}
+		select {
+		case r.in <- msg:
+			r.st.received.Add(1)
+		case <-r.quit:
+			return
+		}
+	}
+}
+
+// Recv returns the next message, or ctx's error, or ErrClosed.
+func (r *Router) Recv(ctx context.Context) (Msg, error) {
+	select {
+	case m := <-r.in:
+		return m, nil
+	case <-ctx.Done():
+		return Msg{}, ctx.Err()
+	case <-r.quit:
+		return Msg{}, ErrClosed
+	}
+}
+
+// Send queues frames for peer without blocking. It returns ErrQueueFull when the
+// peer's queue holds PeerQueue messages (the message is dropped and counted),
+// ErrTooLarge when the message breaks the limits, ErrClosed after Close. A message
+// for a peer that is no longer connected is dropped silently by zmq4.
+func (r *Router) Send(peer []byte, frames ...[]byte) error {
+	size := 0
+	for _, f := range frames {
+		size += len(f)
+	}
+	if size > r.cfg.MaxMessage || len(frames)+1 > r.cfg.MaxFrames {
+		return ErrTooLarge
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	q, ok := r.peers[string(peer)]
+	if !ok {
+		q = make(chan [][]byte, r.cfg.PeerQueue)
+		r.peers[string(peer)] = q
+		r.wg.Add(1)
+		go r.sendLoop(string(peer), q)
+	}
+	all := make([][]byte, 0, len(frames)+1)
+	all = append(all, peer)
+	all = append(all, frames...)
+	select {
+	case q <- all:
+		return nil
+	default:
+		r.st.queueFull.Add(1)
+		return ErrQueueFull
+	}
+}
+
+// sendLoop drains one peer's queue and exits when it is empty (checked under
+// r.mu so Send either sees the queue gone or this loop sees the new message).
+func (r *Router) sendLoop(peer string, q chan [][]byte) {
+	defer r.wg.Done()
+	for {
+		select {
+		case <-r.quit:
+			return
+		case frames := <-q:
+			if err := r.sock.SendMulti(zmq4.NewMsgFrom(frames...)); err != nil {
+				r.st.sendErrors.Add(1)
+				r.cfg.Logger.Debug("wire: router send", "err", err)
+			} else {
+				r.st.sent.Add(1)
+			}
+		default:
+			r.mu.Lock()
+			if len(q) == 0 {
+				delete(r.peers, peer)
+				r.mu.Unlock()
+				return
+			}
+			r.mu.Unlock()
+		}
+	}
+}
+
+// Close stops the reader and senders and closes the socket. Queued messages are
+// dropped. Idempotent, nil-safe.
+func (r *Router) Close() error {
+	if r == nil {
+		return nil
+	}
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.closed = true
+		close(r.quit)
+		r.mu.Unlock()
+		r.closeErr = r.sock.Close()
+		r.wg.Wait()
+		drainZMQ(r.sock)
+		unregister(r.key)
+	})
+	return r.closeErr
+}
+
+// drainZMQ empties zmq4's internal receive queue after Close so no zmq4 reader
+// goroutine stays blocked on a full queue (notes/zmq4.md trap 7). After Close,
+// Recv picks at random between the cancelled context and a queued message, so a
+// bounded number of calls empties the 10-slot queue.
+func drainZMQ(s zmq4.Socket) {
+	for range 64 {
+		_, _ = s.Recv()
+	}
+}

@@ -1,0 +1,294 @@
+package wire
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+	"github.com/go-zeromq/zmq4/transport"
+)
+
+// wire registers two zmq4 transports, "plhtcp" and "plhipc". zmq4 only ever sees
+// endpoints of these schemes: zmqEndpoint rewrites tcp://host:port to
+// plhtcp://KEY@host:port, where KEY names the socket's entry in the registry
+// below, so the transport knows the socket's Config (limits, timeouts, Security)
+// and counters for every connection it makes.
+const (
+	schemeTCP = "plhtcp"
+	schemeIPC = "plhipc"
+)
+
+func init() {
+	for scheme, network := range map[string]string{schemeTCP: "tcp", schemeIPC: "unix"} {
+		if err := zmq4.RegisterTransport(scheme, plhTransport{network: network}); err != nil {
+			panic(err) // only possible if registered twice: a programming error
+		}
+	}
+}
+
+// sockOpts is what the transport needs to know about one socket.
+type sockOpts struct {
+	cfg *Config
+	st  *counters
+}
+
+var (
+	sockSeq atomic.Uint64
+	sockReg sync.Map // key string → *sockOpts
+)
+
+func register(cfg *Config, st *counters) string {
+	key := strconv.FormatUint(sockSeq.Add(1), 10)
+	sockReg.Store(key, &sockOpts{cfg: cfg, st: st})
+	return key
+}
+
+func unregister(key string) { sockReg.Delete(key) }
+
+// zmqEndpoint maps a public endpoint (tcp://host:port, ipc://path) to the zmq4
+// endpoint of wire's transport for the socket registered under key. This is the
+// only place endpoints are translated.
+func zmqEndpoint(ep, key string) (string, error) {
+	scheme, addr, ok := strings.Cut(ep, "://")
+	if !ok || addr == "" {
+		return "", fmt.Errorf("%w: %q", ErrBadEndpoint, ep)
+	}
+	switch scheme {
+	case "tcp":
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return "", fmt.Errorf("%w: %q: %v", ErrBadEndpoint, ep, err)
+		}
+		if host == "*" {
+			host = "0.0.0.0"
+		}
+		if port == "*" {
+			port = "0"
+		}
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return "", fmt.Errorf("%w: %q: bad port", ErrBadEndpoint, ep)
+		}
+		return schemeTCP + "://" + key + "@" + net.JoinHostPort(host, port), nil
+	case "ipc":
+		return schemeIPC + "://" + key + "@" + addr, nil
+	default:
+		return "", fmt.Errorf("%w: %q: scheme must be tcp or ipc", ErrBadEndpoint, ep)
+	}
+}
+
+// publicEndpoint turns a listener address back into tcp://… or ipc://….
+func publicEndpoint(a net.Addr) string {
+	if a.Network() == "unix" {
+		return "ipc://" + a.String()
+	}
+	return "tcp://" + a.String()
+}
+
+type plhTransport struct{ network string }
+
+var _ transport.Transport = plhTransport{}
+
+func (t plhTransport) Addr(ep string) (string, error) { return ep, nil }
+
+func lookup(addr string) (*sockOpts, string, error) {
+	key, inner, ok := strings.Cut(addr, "@")
+	if !ok {
+		return nil, "", fmt.Errorf("%w: %q has no socket key", ErrBadEndpoint, addr)
+	}
+	v, ok := sockReg.Load(key)
+	if !ok {
+		return nil, "", ErrClosed
+	}
+	return v.(*sockOpts), inner, nil
+}
+
+func (t plhTransport) Dial(ctx context.Context, d transport.Dialer, addr string) (net.Conn, error) {
+	so, inner, err := lookup(addr)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := d.DialContext(ctx, t.network, inner)
+	if err != nil {
+		return nil, err
+	}
+	if t.network == "tcp" && raw.LocalAddr().String() == raw.RemoteAddr().String() {
+		// TCP self-connect: dialling a free local port in the ephemeral range can
+		// connect the socket to itself, and DEALER-DEALER is a valid ZMTP pair.
+		raw.Close()
+		return nil, fmt.Errorf("wire: dial %s: connected to itself (nothing listening)", inner)
+	}
+	c, err := establish(raw, so, false)
+	if err != nil {
+		return nil, err
+	}
+	so.st.dialed.Add(1)
+	return c, nil
+}
+
+func (t plhTransport) Listen(ctx context.Context, addr string) (net.Listener, error) {
+	so, inner, err := lookup(addr)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen(t.network, inner)
+	if err != nil {
+		return nil, err
+	}
+	l := &listener{inner: ln, so: so, ch: make(chan net.Conn), quit: make(chan struct{}), pending: map[net.Conn]struct{}{}, live: map[*guard]struct{}{}}
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return l, nil
+}
+
+// establish runs the security handshake (if any) under the handshake deadline and
+// wraps the result in a guard whose read deadline stays until the ZMTP handshake
+// is done.
+func establish(raw net.Conn, so *sockOpts, server bool) (*guard, error) {
+	cfg := so.cfg
+	_ = raw.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	c := raw
+	if cfg.Security != nil {
+		sc, err := cfg.Security.Secure(raw, server)
+		if err != nil {
+			so.st.handshakeFailures.Add(1)
+			raw.Close()
+			return nil, fmt.Errorf("wire: %s handshake: %w", cfg.Security.Mechanism(), err)
+		}
+		c = sc
+		_ = c.SetWriteDeadline(time.Time{})
+		_ = c.SetReadDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	} else {
+		_ = c.SetWriteDeadline(time.Time{})
+	}
+	return newGuard(c, cfg, so.st), nil
+}
+
+// listener hands zmq4 only connections whose peer has already sent the ZMTP
+// signature, so a silent client never blocks zmq4's (single) accept loop; each
+// new connection is vetted in its own goroutine under the handshake deadline.
+type listener struct {
+	inner net.Listener
+	so    *sockOpts
+	ch    chan net.Conn
+	quit  chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup
+
+	mu      sync.Mutex
+	pending map[net.Conn]struct{} // raw connections being vetted
+	live    map[*guard]struct{}   // connections handed to zmq4, closed with the listener
+}
+
+func (l *listener) acceptLoop() {
+	defer l.wg.Done()
+	for {
+		raw, err := l.inner.Accept()
+		if err != nil {
+			select {
+			case <-l.quit:
+				return
+			default:
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				continue
+			}
+			l.so.cfg.Logger.Warn("wire: accept failed", "err", err)
+			select {
+			case <-l.quit:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		l.mu.Lock()
+		select {
+		case <-l.quit:
+			l.mu.Unlock()
+			raw.Close()
+			return
+		default:
+		}
+		l.pending[raw] = struct{}{}
+		l.wg.Add(1)
+		l.mu.Unlock()
+		go l.vet(raw)
+	}
+}
+
+func (l *listener) vet(raw net.Conn) {
+	defer l.wg.Done()
+	defer func() {
+		l.mu.Lock()
+		delete(l.pending, raw)
+		l.mu.Unlock()
+	}()
+	g, err := establish(raw, l.so, true)
+	if err != nil {
+		l.so.cfg.Logger.Debug("wire: handshake failed", "peer", raw.RemoteAddr(), "err", err)
+		return
+	}
+	var sig [sigLastOffset + 1]byte
+	if _, err := io.ReadFull(g, sig[:]); err != nil {
+		l.so.cfg.Logger.Debug("wire: peer sent no greeting", "peer", raw.RemoteAddr(), "err", err)
+		g.Close()
+		return
+	}
+	g.prefix = sig[:]
+	// zmq4 may finish its handshake and add the connection after the socket was
+	// closed (its accept loop does not recheck); tracking every handed-over
+	// connection lets Close close it anyway.
+	l.mu.Lock()
+	l.live[g] = struct{}{}
+	l.mu.Unlock()
+	g.onClose = func() {
+		l.mu.Lock()
+		delete(l.live, g)
+		l.mu.Unlock()
+	}
+	select {
+	case l.ch <- g:
+		l.so.st.accepted.Add(1)
+	case <-l.quit:
+		g.Close()
+	}
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.quit:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *listener) Close() error {
+	var err error
+	l.once.Do(func() {
+		l.mu.Lock()
+		close(l.quit)
+		for c := range l.pending {
+			c.Close()
+		}
+		live := make([]*guard, 0, len(l.live))
+		for g := range l.live {
+			live = append(live, g)
+		}
+		l.mu.Unlock()
+		for _, g := range live {
+			g.Close()
+		}
+		err = l.inner.Close()
+		l.wg.Wait()
+	})
+	return err
+}
+
+func (l *listener) Addr() net.Addr { return l.inner.Addr() }
