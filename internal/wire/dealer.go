@@ -15,10 +15,10 @@ type EventKind int
 
 // Connection events, delivered on Events().
 const (
-	Connected    EventKind = iota + 1 // first connection established
-	Lost                              // connection lost (peer died, closed, or Reconnect was called)
-	Reconnected                       // a connection is established again after Lost
-	DialFailed                        // a dial attempt failed (redial continues with backoff)
+	Connected   EventKind = iota + 1 // first connection established
+	Lost                             // connection lost (peer died, closed, or Reconnect was called)
+	Reconnected                      // a connection is established again after Lost
+	DialFailed                       // a dial attempt failed (redial continues with backoff)
 )
 
 func (k EventKind) String() string {

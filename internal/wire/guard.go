@@ -12,7 +12,7 @@ import (
 type counters struct {
 	accepted, dialed, handshakeFailures, violations atomic.Uint64
 	received, sent, queueFull, sendErrors, redials  atomic.Uint64
-	oversized                                        atomic.Uint64
+	oversized                                       atomic.Uint64
 }
 
 // Stats is a snapshot of one socket's counters.
