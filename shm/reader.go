@@ -1,0 +1,421 @@
+package shm
+
+import (
+	"context"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ReaderOptions tunes NewReader.
+type ReaderOptions struct {
+	UID  string // consumer uid stored in the heartbeat entry (≤ 39 bytes)
+	Name string // consumer name (≤ 31 bytes)
+	Wait WaitOptions
+}
+
+// Reader consumes slots from a Block according to its sync policy. It registers a
+// consumer heartbeat entry (one of 8) on creation and frees it on Close. A Reader may
+// hold up to 4 slots at once; its methods are safe for concurrent use.
+type Reader struct {
+	b    *Block
+	opts ReaderOptions
+
+	mu           sync.Mutex // guards everything below
+	entry        int        // consumer heartbeat entry, -1 = none
+	lastConsumed uint64
+	held         [maxHeldPerRead]ReadSlot
+	closed       bool
+}
+
+// ReadSlot is a slot held for reading. Release it when done; the handle is reused
+// by the Reader afterwards.
+type ReadSlot struct {
+	r      *Reader
+	e      *slotEntry
+	buf    []byte
+	id     uint64
+	idx    uint64
+	gen    uint64
+	hold   int // index in the heartbeat entry's held[] (-1 = untracked)
+	active bool
+}
+
+// NewReader registers a consumer on b: it takes a free heartbeat entry (when all 8
+// are taken it logs a warning; a Sync_reader Reader then cannot read), and for
+// Sync_reader joins at the latest committed slot.
+func (b *Block) NewReader(opts ReaderOptions) (r *Reader, err error) {
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	if b.closed.Load() {
+		return nil, ErrClosed
+	}
+	r = &Reader{b: b, opts: opts, entry: -1, lastConsumed: invalidID}
+	for i := range r.held {
+		r.held[i].r = r
+	}
+	if !b.diag {
+		r.entry = b.registerConsumer(opts.UID, opts.Name)
+		if r.entry < 0 {
+			b.log.Warn("consumer heartbeat pool full", "name", b.name)
+		}
+	}
+	if err := b.adopt(r); err != nil {
+		b.unregisterConsumer(r.entry)
+		return nil, err
+	}
+	return r, nil
+}
+
+// registerConsumer wins a free entry first, then writes identity (§9.2 Go choice).
+func (b *Block) registerConsumer(uid, name string) int {
+	h := b.h
+	for i := range h.consumers {
+		c := &h.consumers[i]
+		if !atomic.CompareAndSwapUint64(&c.id, 0, b.self) {
+			continue
+		}
+		atomic.StoreUint64(&c.lastHB, uint64(monoNow()))
+		putCString(c.uid[:], uid)
+		putCString(c.name[:], name)
+		for k := range c.held {
+			atomic.StoreUint64(&c.held[k], 0)
+		}
+		if b.sync == SyncReader {
+			pos := uint64(0)
+			if ci := atomic.LoadUint64(&h.commitIndex); ci != invalidID {
+				pos = ci
+			}
+			atomic.StoreUint64(&h.syncPositions[i], pos)
+		}
+		atomic.AddUint32(&h.activeConsumer, 1)
+		return i
+	}
+	return -1
+}
+
+// unregisterConsumer frees entry i (ours) and recomputes the Sync_reader tail.
+func (b *Block) unregisterConsumer(i int) {
+	if i < 0 {
+		return
+	}
+	h := b.h
+	c := &h.consumers[i]
+	clear(c.uid[:])
+	clear(c.name[:])
+	atomic.StoreUint64(&h.syncPositions[i], 0)
+	if atomic.CompareAndSwapUint64(&c.id, b.self, 0) {
+		decSat(&h.activeConsumer)
+	}
+	if b.sync == SyncReader {
+		b.recomputeReadIndex()
+	}
+	b.wakeWriters()
+}
+
+// recomputeReadIndex sets read_index to the smallest Sync_reader position of the
+// registered consumers (never lowering it). With no consumer it stays.
+func (b *Block) recomputeReadIndex() {
+	h := b.h
+	lowest, any := ^uint64(0), false
+	for i := range h.consumers {
+		id := atomic.LoadUint64(&h.consumers[i].id)
+		if id == 0 || id == reclaiming {
+			continue
+		}
+		if p := atomic.LoadUint64(&h.syncPositions[i]); p < lowest {
+			lowest = p
+		}
+		any = true
+	}
+	if any {
+		maxStore(&h.readIndex, lowest)
+	}
+}
+
+// Block returns the Block the Reader reads from.
+func (r *Reader) Block() *Block { return r.b }
+
+// AcquireRead returns the next slot by policy: Latest_only the newest commit not yet
+// consumed by this Reader; Single_reader read_index; Sync_reader this Reader's
+// cursor. timeout 0 makes one attempt, negative waits until ctx is done. It returns
+// ErrTimeout (unwrapped) or ctx's error when nothing became ready.
+func (r *Reader) AcquireRead(ctx context.Context, timeout time.Duration) (s *ReadSlot, err error) {
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.b.closed.Load() {
+		return nil, ErrClosed
+	}
+	if r.b.diag {
+		return nil, ErrReadOnly
+	}
+	b, h := r.b, r.b.h
+	if b.sync == SyncReader && r.entry < 0 {
+		atomic.AddUint64(&h.slotAcquireErrors, 1)
+		return nil, ErrNoConsumerEntry
+	}
+	slot := -1
+	for i := range r.held {
+		if !r.held[i].active {
+			slot = i
+			break
+		}
+	}
+	if slot < 0 {
+		return nil, ErrSlotHeld
+	}
+	wt := newWaiter(ctx, timeout, r.opts.Wait)
+	word := low32(&h.commitIndex)
+	for {
+		seen := atomic.LoadUint32(word)
+		next, ok := r.next()
+		if ok {
+			s, retry := r.tryAcquire(next, slot)
+			if s != nil {
+				return s, nil
+			}
+			if retry {
+				continue
+			}
+			if b.sync.ordered() && wt.reapDue() {
+				b.reap()
+				continue
+			}
+		}
+		if err := wt.wait(word, seen, &h.commitWaiters); err != nil {
+			atomic.AddUint64(&h.readerTimeoutCount, 1)
+			return nil, err
+		}
+	}
+}
+
+// next chooses the id to read by policy (§8); false when there is none.
+func (r *Reader) next() (uint64, bool) {
+	h := r.b.h
+	c := atomic.LoadUint64(&h.commitIndex)
+	if c == invalidID {
+		return 0, false
+	}
+	switch r.b.sync {
+	case LatestOnly:
+		return c, c != r.lastConsumed
+	case SingleReader:
+		ri := atomic.LoadUint64(&h.readIndex)
+		return ri, c >= ri
+	default:
+		p := atomic.LoadUint64(&h.syncPositions[r.entry])
+		return p, c >= p
+	}
+}
+
+// tryAcquire makes one attempt at slot id next. retry reports that the caller should
+// choose again at once (a skip marker was stepped over, or the slot moved on).
+func (r *Reader) tryAcquire(next uint64, slot int) (s *ReadSlot, retry bool) {
+	b, h := r.b, r.b.h
+	idx := next % b.lay.capacity
+	e := &b.slots[idx]
+	state, _, skipped := loadState(e)
+	if state != stateCommitted || atomic.LoadUint64(&e.id) != next {
+		atomic.AddUint64(&h.readerNotReadyCount, 1)
+		if b.sync == LatestOnly && atomic.LoadUint64(&e.id) > next && state == stateCommitted {
+			return nil, true // overwritten by a newer commit: choose again
+		}
+		return nil, false
+	}
+	if skipped == 1 {
+		if b.sync.ordered() {
+			r.advance(next)
+			return nil, true
+		}
+		return nil, false
+	}
+	hold := r.recordHold(idx)
+	atomic.AddUint32(&e.readerCount, 1)
+	state, _, skipped = loadState(e)
+	if state != stateCommitted || skipped == 1 || atomic.LoadUint64(&e.id) != next {
+		decSat(&e.readerCount)
+		r.clearHold(hold)
+		atomic.AddUint64(&h.readerRaceDetected, 1)
+		b.wakeWriters()
+		return nil, false
+	}
+	if r.entry >= 0 {
+		atomic.StoreUint64(&h.consumers[r.entry].lastHB, uint64(monoNow()))
+	}
+	s = &r.held[slot]
+	*s = ReadSlot{r: r, e: e, buf: b.slotBuf(idx), id: next, idx: idx, gen: atomic.LoadUint64(&e.generation), hold: hold, active: true}
+	return s, false
+}
+
+// advance moves this consumer's ordered position past id (after a successful
+// release or over a skip marker) and wakes writers.
+func (r *Reader) advance(id uint64) {
+	b, h := r.b, r.b.h
+	switch b.sync {
+	case SingleReader:
+		maxStore(&h.readIndex, id+1)
+	case SyncReader:
+		maxStore(&h.syncPositions[r.entry], id+1)
+		b.recomputeReadIndex()
+	}
+	b.wakeWriters()
+}
+
+func (r *Reader) recordHold(idx uint64) int {
+	if r.entry < 0 {
+		return -1
+	}
+	c := &r.b.h.consumers[r.entry]
+	for k := range c.held {
+		if atomic.LoadUint64(&c.held[k]) == 0 {
+			atomic.StoreUint64(&c.held[k], idx+1)
+			return k
+		}
+	}
+	return -1
+}
+
+func (r *Reader) clearHold(k int) {
+	if k >= 0 && r.entry >= 0 {
+		atomic.StoreUint64(&r.b.h.consumers[r.entry].held[k], 0)
+	}
+}
+
+// ID returns the slot id.
+func (s *ReadSlot) ID() uint64 { return s.id }
+
+// Index returns the slot's index in the ring.
+func (s *ReadSlot) Index() int { return int(s.idx) }
+
+// Bytes returns the slot span (SlotSize bytes). IMPORTANT: valid until Release; do
+// not write to it; the memory is shared (see package doc on faults).
+func (s *ReadSlot) Bytes() []byte { return s.buf }
+
+// Valid reports whether the writer has not overwritten the slot since it was
+// acquired (generation unchanged).
+func (s *ReadSlot) Valid() bool {
+	return s.active && atomic.LoadUint64(&s.e.generation) == s.gen
+}
+
+// VerifyChecksum checks the slot (and flex-zone, if any) hash now (ChecksumManual).
+func (s *ReadSlot) VerifyChecksum() (err error) {
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	if !s.active {
+		return ErrReleased
+	}
+	b := s.r.b
+	if !b.verifySlotChecksum(s.idx) || (b.lay.flexSize > 0 && !b.verifyFlexChecksum()) {
+		atomic.AddUint64(&b.h.checksumFailures, 1)
+		return ErrChecksum
+	}
+	return nil
+}
+
+// Release gives the slot back (§7.5): it fails with ErrOverwritten if the writer
+// overwrote it meanwhile, or ErrChecksum when Enforced verification fails; only a
+// successful release advances ordered positions. It always marks the id consumed for
+// Latest_only. Idempotent.
+func (s *ReadSlot) Release() error { return s.release(true) }
+
+// Drop gives the slot back without marking it consumed (error paths): a Latest_only
+// Reader may get it again; ordered positions do not move.
+func (s *ReadSlot) Drop() { s.release(false) }
+
+func (s *ReadSlot) release(explicit bool) (err error) {
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	r := s.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !s.active {
+		return nil
+	}
+	s.active = false
+	b := r.b
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	h, e := b.h, s.e
+	if atomic.LoadUint64(&e.generation) != s.gen {
+		atomic.AddUint64(&h.readerValidationFailed, 1)
+		err = ErrOverwritten
+	} else if explicit && b.csum == ChecksumEnforced {
+		if !b.verifySlotChecksum(s.idx) || (b.lay.flexSize > 0 && !b.verifyFlexChecksum()) {
+			atomic.AddUint64(&h.checksumFailures, 1)
+			err = ErrChecksum
+		}
+	}
+	before := decSat(&e.readerCount)
+	for {
+		peak := atomic.LoadUint64(&h.readerPeakCount)
+		if uint64(before) <= peak || atomic.CompareAndSwapUint64(&h.readerPeakCount, peak, uint64(before)) {
+			break
+		}
+	}
+	r.clearHold(s.hold)
+	if explicit {
+		if err == nil {
+			atomic.AddUint64(&h.totalSlotsRead, 1)
+			atomic.AddUint64(&h.totalBytesRead, b.lay.stride)
+			if b.sync.ordered() {
+				r.advance(s.id)
+			}
+		}
+		r.lastConsumed = s.id
+	}
+	b.wakeWriters()
+	return err
+}
+
+// Heartbeat refreshes this consumer's heartbeat entry.
+func (r *Reader) Heartbeat() (err error) {
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.b.closed.Load() {
+		return ErrClosed
+	}
+	if r.entry >= 0 {
+		atomic.StoreUint64(&r.b.h.consumers[r.entry].lastHB, uint64(monoNow()))
+	}
+	return nil
+}
+
+// Entry returns the consumer heartbeat entry index (-1 = none).
+func (r *Reader) Entry() int { return r.entry }
+
+// Close drops held slots and frees the heartbeat entry. Nil-safe and idempotent.
+func (r *Reader) Close() (err error) {
+	if r == nil {
+		return nil
+	}
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	for i := range r.held {
+		r.mu.Lock()
+		active := r.held[i].active
+		r.mu.Unlock()
+		if active {
+			r.held[i].Drop()
+		}
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	entry := r.entry
+	r.entry = -1
+	r.mu.Unlock()
+	if !r.b.closed.Load() {
+		r.b.unregisterConsumer(entry)
+	}
+	r.b.disown(r)
+	return nil
+}

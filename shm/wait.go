@@ -1,0 +1,123 @@
+package shm
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
+
+// maxSleep caps one futex sleep so deadlines, ctx cancellation and liveness checks
+// are noticed even when nobody wakes the waiter.
+const maxSleep = 5 * time.Millisecond
+
+// waiter paces one blocking operation: it spins for a bounded time, then sleeps on a
+// shared futex. It lives on the caller's stack and allocates nothing.
+//
+// The protocol with the waker, on a futex word W and a waiter counter C (both in the
+// segment): the waiter loads W, checks its condition, increments C, re-reads W and
+// sleeps only while W is unchanged; the waker changes the state, then changes W, then
+// wakes if C > 0. With sequentially consistent atomics no wake-up is lost.
+type waiter struct {
+	ctx      context.Context
+	timeout  time.Duration // 0 = single attempt, < 0 = none
+	spin     time.Duration
+	reap     time.Duration
+	start    time.Time
+	lastReap time.Time
+	n        int
+}
+
+func newWaiter(ctx context.Context, timeout time.Duration, o WaitOptions) waiter {
+	return waiter{ctx: ctx, timeout: timeout, spin: o.spin(), reap: o.reapEvery()}
+}
+
+// wait pauses once. It returns ErrTimeout or the ctx's error when time is up.
+func (w *waiter) wait(word *uint32, seen uint32, count *uint32) error {
+	if w.timeout == 0 {
+		return ErrTimeout
+	}
+	now := time.Now()
+	if w.n == 0 {
+		w.start, w.lastReap = now, now
+	}
+	w.n++
+	waited := now.Sub(w.start)
+	if w.timeout > 0 && waited >= w.timeout {
+		return ErrTimeout
+	}
+	if err := ctxErr(w.ctx); err != nil {
+		return err
+	}
+	if waited < w.spin {
+		return nil
+	}
+	d := maxSleep
+	if w.timeout > 0 && w.timeout-waited < d {
+		d = w.timeout - waited
+	}
+	atomic.AddUint32(count, 1)
+	if atomic.LoadUint32(word) == seen {
+		futexWait(word, seen, d)
+	}
+	atomic.AddUint32(count, ^uint32(0))
+	return nil
+}
+
+// reapDue reports (once per period) that the caller has been blocked long enough to
+// look for dead processes.
+func (w *waiter) reapDue() bool {
+	if w.n == 0 {
+		return false
+	}
+	now := time.Now()
+	if now.Sub(w.lastReap) < w.reap {
+		return false
+	}
+	w.lastReap = now
+	return true
+}
+
+// wakeWriters signals writers waiting for reader progress (release, read_index).
+func (b *Block) wakeWriters() {
+	atomic.AddUint32(&b.h.releaseSeq, 1)
+	if atomic.LoadUint32(&b.h.releaseWaiters) != 0 {
+		futexWake(&b.h.releaseSeq)
+	}
+}
+
+// wakeReaders signals readers waiting for a commit (commit_index changed).
+func (b *Block) wakeReaders() {
+	if atomic.LoadUint32(&b.h.commitWaiters) != 0 {
+		futexWake(low32(&b.h.commitIndex))
+	}
+}
+
+// Slot state word helpers (byte 0 state, byte 1 writer_waiting, byte 2 skipped).
+func loadState(e *slotEntry) (state, waiting, skipped uint8) {
+	w := atomic.LoadUint32(&e.state)
+	return uint8(w), uint8(w >> 8), uint8(w >> 16)
+}
+
+func storeState(e *slotEntry, state, waiting, skipped uint8) {
+	atomic.StoreUint32(&e.state, uint32(state)|uint32(waiting)<<8|uint32(skipped)<<16)
+}
+
+// maxStore raises *p to v (never lowers it).
+func maxStore(p *uint64, v uint64) {
+	for {
+		old := atomic.LoadUint64(p)
+		if old >= v || atomic.CompareAndSwapUint64(p, old, v) {
+			return
+		}
+	}
+}
+
+// decSat decrements *p unless it is 0; it returns the value before.
+func decSat(p *uint32) uint32 {
+	for {
+		old := atomic.LoadUint32(p)
+		if old == 0 || atomic.CompareAndSwapUint32(p, old, old-1) {
+			return old
+		}
+	}
+}

@@ -1,0 +1,399 @@
+package shm
+
+import (
+	"context"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/blake2b"
+)
+
+// Writer produces slots into a Block. It holds at most one slot at a time; its
+// methods are safe for concurrent use (a second AcquireWrite while a slot is held
+// returns ErrSlotHeld). Several Writers (in one or several processes) may share a
+// Block; each slot's write lock holds the identity of the writer holding it.
+type Writer struct {
+	b    *Block
+	opts WaitOptions
+
+	mu     sync.Mutex // serialises acquire/release; guards slot and closed
+	slot   WriteSlot
+	closed bool
+}
+
+// WriteSlot is a slot held for writing: a span of SlotSize bytes. Commit marks how
+// many bytes are meaningful; Release publishes a committed slot (or aborts one that
+// was not committed). The handle is reused by the Writer: do not keep it after
+// Release.
+type WriteSlot struct {
+	w         *Writer
+	e         *slotEntry
+	buf       []byte
+	id, idx   uint64
+	n         int
+	held      bool
+	committed bool
+}
+
+// NewWriter returns a Writer on b. opts tunes waiting (zero = defaults).
+func (b *Block) NewWriter(opts WaitOptions) (*Writer, error) {
+	if b.diag {
+		return nil, ErrReadOnly
+	}
+	w := &Writer{b: b, opts: opts}
+	w.slot.w = w
+	if err := b.adopt(w); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// Block returns the Block the Writer writes to.
+func (w *Writer) Block() *Block { return w.b }
+
+// AcquireWrite takes the next slot for writing. timeout 0 makes a single attempt,
+// a negative timeout waits until ctx is done. On ordered policies it first waits for
+// room in the ring (backpressure); then it takes the slot's write lock (reclaiming it
+// from a dead writer), and waits for readers still holding the slot (Latest_only:
+// the slot is DRAINING meanwhile). It returns ErrTimeout (unwrapped) or ctx's error.
+func (w *Writer) AcquireWrite(ctx context.Context, timeout time.Duration) (s *WriteSlot, err error) {
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed || w.b.closed.Load() {
+		return nil, ErrClosed
+	}
+	if w.slot.held {
+		return nil, ErrSlotHeld
+	}
+	b, h := w.b, w.b.h
+	n := b.lay.capacity
+	wt := newWaiter(ctx, timeout, w.opts)
+
+	// 1. Take an id; ordered policies only when the ring has room.
+	var id uint64
+	for {
+		seq := atomic.LoadUint32(&h.releaseSeq)
+		wi := atomic.LoadUint64(&h.writeIndex)
+		if !b.sync.ordered() || wi-atomic.LoadUint64(&h.readIndex) < n {
+			if atomic.CompareAndSwapUint64(&h.writeIndex, wi, wi+1) {
+				id = wi
+				break
+			}
+			continue
+		}
+		if wt.reapDue() {
+			b.reap()
+			continue
+		}
+		if err := wt.wait(&h.releaseSeq, seq, &h.releaseWaiters); err != nil {
+			atomic.AddUint64(&h.writerTimeoutCount, 1)
+			return nil, err
+		}
+	}
+	idx := id % n
+	e := &b.slots[idx]
+
+	// 2. Lock the slot (reclaim a dead writer's lock).
+	for {
+		if atomic.CompareAndSwapUint64(&e.writeLock, 0, b.self) {
+			break
+		}
+		holder := atomic.LoadUint64(&e.writeLock)
+		if holder != 0 && !b.alive(holder) {
+			if atomic.CompareAndSwapUint64(&e.writeLock, holder, b.self) {
+				atomic.AddUint64(&h.writeLockContention, 1)
+				b.recoveryAction()
+				b.log.Warn("reclaimed write lock of dead writer", "name", b.name, "slot", idx, "holder", unpackString(holder))
+				break
+			}
+			continue
+		}
+		seq := atomic.LoadUint32(&h.releaseSeq)
+		if err := wt.wait(&h.releaseSeq, seq, &h.releaseWaiters); err != nil {
+			atomic.AddUint64(&h.writerTimeoutCount, 1)
+			atomic.AddUint64(&h.writerLockTimeoutCount, 1)
+			return nil, err // id is a hole; see doc.go
+		}
+	}
+
+	// 3. Drain readers of the slot's previous content.
+	state, _, _ := loadState(e)
+	drained := state == stateCommitted
+	if drained {
+		storeState(e, stateDraining, 0, 0)
+	}
+	if atomic.LoadUint32(&e.readerCount) != 0 {
+		storeState(e, stateOf(drained, state), 1, 0)
+		for {
+			seq := atomic.LoadUint32(&h.releaseSeq)
+			if atomic.LoadUint32(&e.readerCount) == 0 {
+				break
+			}
+			if wt.reapDue() {
+				b.reap()
+				continue
+			}
+			if err := wt.wait(&h.releaseSeq, seq, &h.releaseWaiters); err != nil {
+				atomic.AddUint64(&h.writerTimeoutCount, 1)
+				atomic.AddUint64(&h.writerReaderTimeoutCount, 1)
+				if b.sync.ordered() {
+					b.markSkipped(e, id)
+				} else {
+					if drained {
+						storeState(e, stateCommitted, 0, 0)
+					} else {
+						storeState(e, state, 0, 0)
+					}
+					atomic.StoreUint64(&e.writeLock, 0)
+				}
+				return nil, err
+			}
+		}
+	}
+	storeState(e, stateWriting, 0, 0)
+	w.slot = WriteSlot{w: w, e: e, buf: b.slotBuf(idx), id: id, idx: idx, held: true}
+	return &w.slot, nil
+}
+
+func stateOf(drained bool, state uint8) uint8 {
+	if drained {
+		return stateDraining
+	}
+	return state
+}
+
+// markSkipped publishes id as a skip marker in e (lock held by us): ordered readers
+// step over it instead of waiting for a commit that never comes. Releases the lock.
+func (b *Block) markSkipped(e *slotEntry, id uint64) {
+	atomic.StoreUint64(&e.id, id)
+	atomic.AddUint64(&e.generation, 1)
+	storeState(e, stateCommitted, 0, 1)
+	b.publishCommit(id)
+	atomic.StoreUint64(&e.writeLock, 0)
+	b.wakeReaders()
+}
+
+// publishCommit stores commit_index = id (never moving it backwards past a skip).
+func (b *Block) publishCommit(id uint64) {
+	for {
+		c := atomic.LoadUint64(&b.h.commitIndex)
+		if c != invalidID && c >= id {
+			return
+		}
+		if atomic.CompareAndSwapUint64(&b.h.commitIndex, c, id) {
+			return
+		}
+	}
+}
+
+// ID returns the slot id (position in the stream, from 0).
+func (s *WriteSlot) ID() uint64 { return s.id }
+
+// Index returns the slot's index in the ring.
+func (s *WriteSlot) Index() int { return int(s.idx) }
+
+// Bytes returns the whole slot span (SlotSize bytes) to write into.
+// IMPORTANT: valid until Release; the memory is shared (see package doc on faults).
+func (s *WriteSlot) Bytes() []byte { return s.buf }
+
+// Write copies p into the slot at off. len(p) must be > 0 and off+len(p) ≤ SlotSize.
+func (s *WriteSlot) Write(p []byte, off int) (err error) {
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	if !s.held {
+		return ErrReleased
+	}
+	if len(p) == 0 || off < 0 || off+len(p) > len(s.buf) {
+		return ErrRange
+	}
+	copy(s.buf[off:], p)
+	return nil
+}
+
+// Commit marks n bytes as written (n ≤ SlotSize); the slot becomes visible at
+// Release. The length is not stored in the segment: encode it in the payload.
+func (s *WriteSlot) Commit(n int) error {
+	if !s.held {
+		return ErrReleased
+	}
+	if n < 0 || n > len(s.buf) {
+		return ErrRange
+	}
+	s.n, s.committed = n, true
+	return nil
+}
+
+// UpdateChecksum stores the slot's BLAKE2b hash now (ChecksumManual).
+func (s *WriteSlot) UpdateChecksum() (err error) {
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	if !s.held {
+		return ErrReleased
+	}
+	s.w.b.storeSlotChecksum(s.idx)
+	return nil
+}
+
+// Release publishes a committed slot (checksums under Enforced, generation++,
+// COMMITTED, commit_index, producer heartbeat, unlock), or aborts an uncommitted one
+// (Latest_only: FREE; ordered policies: a skip marker, so readers do not stall).
+// Idempotent: releasing a released handle returns nil.
+func (s *WriteSlot) Release() (err error) {
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	w := s.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !s.held {
+		return nil
+	}
+	s.held = false
+	b, h, e := w.b, w.b.h, s.e
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	if !s.committed {
+		if b.sync.ordered() {
+			b.markSkipped(e, s.id)
+		} else {
+			storeState(e, stateFree, 0, 0)
+			atomic.StoreUint64(&e.writeLock, 0)
+		}
+		b.wakeWriters()
+		return nil
+	}
+	if b.csum == ChecksumEnforced {
+		b.storeSlotChecksum(s.idx)
+		if b.lay.flexSize > 0 {
+			b.storeFlexChecksum()
+		}
+	}
+	atomic.StoreUint64(&e.id, s.id)
+	atomic.AddUint64(&e.generation, 1)
+	storeState(e, stateCommitted, 0, 0)
+	atomic.StoreUint64(&h.commitIndex, s.id)
+	atomic.AddUint64(&h.totalSlotsWritten, 1)
+	b.producerHeartbeat()
+	atomic.StoreUint64(&e.writeLock, 0)
+	b.wakeReaders()
+	return nil
+}
+
+// Abort releases the slot without publishing it (as Release without Commit).
+func (s *WriteSlot) Abort() error {
+	s.w.mu.Lock()
+	s.committed = false
+	s.w.mu.Unlock()
+	return s.Release()
+}
+
+// Publish commits the whole slot and releases it.
+func (s *WriteSlot) Publish() error {
+	if err := s.Commit(len(s.buf)); err != nil {
+		return err
+	}
+	return s.Release()
+}
+
+// Write copies p into the next slot and publishes it: AcquireWrite + Write + Commit
+// + Release. It returns the slot id.
+func (w *Writer) Write(ctx context.Context, timeout time.Duration, p []byte) (uint64, error) {
+	s, err := w.AcquireWrite(ctx, timeout)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.Write(p, 0); err != nil {
+		s.Abort()
+		return 0, err
+	}
+	s.Commit(len(p))
+	return s.id, s.Release()
+}
+
+// Heartbeat refreshes the producer heartbeat (identity, now) in the segment.
+func (w *Writer) Heartbeat() (err error) {
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	if w.b.closed.Load() {
+		return ErrClosed
+	}
+	w.b.producerHeartbeat()
+	return nil
+}
+
+// UpdateFlexChecksum stores the flex zone's hash now (after changing it outside a
+// slot commit, or under ChecksumManual).
+func (w *Writer) UpdateFlexChecksum() (err error) {
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	if w.b.lay.flexSize == 0 {
+		return ErrNoFlexZone
+	}
+	w.b.storeFlexChecksum()
+	return nil
+}
+
+// Close aborts a held slot and detaches the Writer. Nil-safe and idempotent.
+func (w *Writer) Close() error {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	held := w.slot.held && !w.closed
+	w.mu.Unlock()
+	if held {
+		w.slot.Abort()
+	}
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	w.b.disown(w)
+	return nil
+}
+
+func (b *Block) producerHeartbeat() {
+	atomic.StoreUint64(&b.h.producerID, b.self)
+	atomic.StoreUint64(&b.h.producerHB, uint64(monoNow()))
+}
+
+func (b *Block) storeSlotChecksum(idx uint64) {
+	sum := blake2b.Sum256(b.slotBuf(idx))
+	c := b.csumEntry(idx)
+	copy(c[:32], sum[:])
+	c[32] = 1
+}
+
+func (b *Block) storeFlexChecksum() {
+	sum := blake2b.Sum256(b.Flex())
+	fc := &b.h.flexChecksums[0]
+	fc.hash = sum
+	fc.valid = 1
+}
+
+// verifySlotChecksum reports whether slot idx matches its stored hash.
+func (b *Block) verifySlotChecksum(idx uint64) bool {
+	c := b.csumEntry(idx)
+	if c[32] != 1 {
+		return false
+	}
+	sum := blake2b.Sum256(b.slotBuf(idx))
+	return [32]byte(c[:32]) == sum
+}
+
+// verifyFlexChecksum reports whether the flex zone matches its stored hash.
+func (b *Block) verifyFlexChecksum() bool {
+	if b.lay.flexSize == 0 {
+		return false
+	}
+	fc := &b.h.flexChecksums[0]
+	return fc.valid == 1 && fc.hash == blake2b.Sum256(b.Flex())
+}
+
+func (b *Block) recoveryAction() {
+	atomic.AddUint64(&b.h.recoveryActionsCount, 1)
+	atomic.StoreUint64(&b.h.lastErrorTimestampNs, uint64(monoNow()))
+}
