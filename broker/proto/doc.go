@@ -1,0 +1,17 @@
+// Package proto defines every control message of the broker protocol
+// (spec/protocol.md §5–§7 plus plh's additions: CONSUMER_HEARTBEAT_REQ, PING_REQ,
+// CHANNEL_LIST_REQ, CHANNEL_CLOSE_REQ) as Go types, their JSON bodies, the frame
+// layout ['C'][TYPE][json] (via internal/wire), protocol versions and error codes.
+// The wire contract in prose is docs/protocol.md.
+//
+// Decoding is strict about what matters and tolerant about the rest: a body must
+// be one JSON object (ErrMalformed otherwise: the broker drops it and counts it,
+// as the original does); a known field of the wrong JSON type, a negative or
+// fractional pid, or a missing required field is ErrInvalid (the broker replies
+// INVALID_REQUEST); unknown fields are ignored, because original clients send
+// extras such as "msg_type". A request whose protocol_version has another major
+// version is ErrVersion (VERSION_MISMATCH); a request without protocol_version
+// is accepted (original clients never send it).
+//
+// The package is pure data: no goroutines, no I/O, no state.
+package proto

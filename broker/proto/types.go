@@ -1,0 +1,360 @@
+package proto
+
+// Versions carried on the wire.
+const (
+	// ProtocolVersion is sent by plh clients in every request ("protocol_version").
+	ProtocolVersion = "1.0"
+	// BrokerVersion is sent by the broker in every reply ("broker_version").
+	BrokerVersion = "1.0"
+)
+
+// Type is a message-type string (the second frame).
+type Type string
+
+// Requests (client → broker).
+const (
+	TypeRegReq               Type = "REG_REQ"
+	TypeHeartbeatReq         Type = "HEARTBEAT_REQ"
+	TypeDiscReq              Type = "DISC_REQ"
+	TypeDeregReq             Type = "DEREG_REQ"
+	TypeConsumerRegReq       Type = "CONSUMER_REG_REQ"
+	TypeConsumerDeregReq     Type = "CONSUMER_DEREG_REQ"
+	TypeChecksumErrorReport  Type = "CHECKSUM_ERROR_REPORT"
+	TypeConsumerHeartbeatReq Type = "CONSUMER_HEARTBEAT_REQ"
+	TypePingReq              Type = "PING_REQ"
+	TypeChannelListReq       Type = "CHANNEL_LIST_REQ"
+	TypeChannelCloseReq      Type = "CHANNEL_CLOSE_REQ"
+)
+
+// Replies (broker → requester).
+const (
+	TypeRegAck           Type = "REG_ACK"
+	TypeDiscAck          Type = "DISC_ACK"
+	TypeDeregAck         Type = "DEREG_ACK"
+	TypeConsumerRegAck   Type = "CONSUMER_REG_ACK"
+	TypeConsumerDeregAck Type = "CONSUMER_DEREG_ACK"
+	TypePingAck          Type = "PING_ACK"
+	TypeChannelListAck   Type = "CHANNEL_LIST_ACK"
+	TypeChannelCloseAck  Type = "CHANNEL_CLOSE_ACK"
+	TypeError            Type = "ERROR"
+)
+
+// Notifications (broker → client, unsolicited).
+const (
+	TypeChannelClosingNotify Type = "CHANNEL_CLOSING_NOTIFY"
+	TypeChannelErrorNotify   Type = "CHANNEL_ERROR_NOTIFY"
+	TypeConsumerDiedNotify   Type = "CONSUMER_DIED_NOTIFY"
+	TypeChannelEventNotify   Type = "CHANNEL_EVENT_NOTIFY"
+)
+
+// Code is an error code of an ERROR reply (spec/protocol.md §5.1 + VERSION_MISMATCH).
+type Code string
+
+// Error codes.
+const (
+	CodeInvalidRequest  Code = "INVALID_REQUEST"
+	CodeSchemaMismatch  Code = "SCHEMA_MISMATCH"
+	CodeChannelNotFound Code = "CHANNEL_NOT_FOUND"
+	CodeChannelNotReady Code = "CHANNEL_NOT_READY"
+	CodeNotRegistered   Code = "NOT_REGISTERED"
+	CodeUnknownMsgType  Code = "UNKNOWN_MSG_TYPE"
+	CodeVersionMismatch Code = "VERSION_MISMATCH"
+)
+
+// Codes lists every error code (for counters and docs).
+var Codes = []Code{CodeInvalidRequest, CodeSchemaMismatch, CodeChannelNotFound, CodeChannelNotReady,
+	CodeNotRegistered, CodeUnknownMsgType, CodeVersionMismatch}
+
+// Status values of a reply body.
+const (
+	StatusSuccess = "success"
+	StatusError   = "error"
+)
+
+// Channel patterns.
+const (
+	PatternPubSub   = "PubSub"
+	PatternPipeline = "Pipeline"
+	PatternBidir    = "Bidir"
+)
+
+// NormalizePattern maps unknown pattern strings to PubSub (spec/protocol.md §11.1).
+func NormalizePattern(p string) string {
+	switch p {
+	case PatternPipeline, PatternBidir:
+		return p
+	}
+	return PatternPubSub
+}
+
+// Channel status strings (admin listing, CHANNEL_LIST_ACK).
+const (
+	StatusPendingReady = "PendingReady"
+	StatusReady        = "Ready"
+	StatusClosing      = "Closing"
+)
+
+// Reasons carried by notifications.
+const (
+	ReasonHeartbeatTimeout = "heartbeat_timeout"
+	ReasonProcessDead      = "process_dead"
+	ReasonExplicitClose    = "explicit_close"
+	EventSchemaMismatch    = "schema_mismatch_attempt"
+	ActionNotifyOnly       = "notify_only"
+)
+
+// Message is any control message.
+type Message interface {
+	// MsgType returns the type string sent in the second frame.
+	MsgType() Type
+}
+
+// Request is a client → broker message.
+type Request interface {
+	Message
+	header() *ReqHeader
+}
+
+// Reply is a broker → client reply (success ACK or ERROR).
+type Reply interface {
+	Message
+	reply() *ReplyHeader
+}
+
+// ReqHeader is embedded in every request.
+type ReqHeader struct {
+	CorrelationID   string `json:"correlation_id,omitempty"`
+	ProtocolVersion string `json:"protocol_version,omitempty"`
+}
+
+func (h *ReqHeader) header() *ReqHeader { return h }
+
+// Correlation returns the request's correlation id.
+func (h *ReqHeader) Correlation() string { return h.CorrelationID }
+
+// ReplyHeader is embedded in every reply.
+type ReplyHeader struct {
+	Status        string `json:"status"`
+	CorrelationID string `json:"correlation_id,omitempty"`
+	BrokerVersion string `json:"broker_version,omitempty"`
+	Message       string `json:"message,omitempty"`
+}
+
+func (h *ReplyHeader) reply() *ReplyHeader { return h }
+
+// Correlation returns the reply's correlation id.
+func (h *ReplyHeader) Correlation() string { return h.CorrelationID }
+
+// OK reports whether Status is "success" (clients decide on the body, not the type).
+func (h *ReplyHeader) OK() bool { return h.Status == StatusSuccess }
+
+// RegReq registers (or re-registers) a producer's channel (§5.2).
+type RegReq struct {
+	ReqHeader
+	ChannelName      string         `json:"channel_name"`
+	ShmName          string         `json:"shm_name,omitempty"`
+	SchemaHash       string         `json:"schema_hash,omitempty"`
+	SchemaVersion    uint32         `json:"schema_version,omitempty"`
+	ProducerPID      uint64         `json:"producer_pid,omitempty"`
+	ProducerHostname string         `json:"producer_hostname,omitempty"`
+	HasSharedMemory  bool           `json:"has_shared_memory,omitempty"`
+	ChannelPattern   string         `json:"channel_pattern,omitempty"`
+	ZmqCtrlEndpoint  string         `json:"zmq_ctrl_endpoint,omitempty"`
+	ZmqDataEndpoint  string         `json:"zmq_data_endpoint,omitempty"`
+	ZmqPubkey        string         `json:"zmq_pubkey,omitempty"`
+	Metadata         map[string]any `json:"metadata,omitempty"`
+	// ProducerStartTime is the producer's /proc start time (plh addition, optional).
+	ProducerStartTime uint64 `json:"producer_start_time,omitempty"`
+}
+
+// HeartbeatReq keeps a channel alive (fire-and-forget, §5.3).
+type HeartbeatReq struct {
+	ReqHeader
+	ChannelName string `json:"channel_name"`
+	ProducerPID uint64 `json:"producer_pid,omitempty"`
+}
+
+// DiscReq asks for a channel's connection details (§5.4).
+type DiscReq struct {
+	ReqHeader
+	ChannelName string `json:"channel_name"`
+}
+
+// DeregReq removes a producer's channel (§5.5).
+type DeregReq struct {
+	ReqHeader
+	ChannelName string `json:"channel_name"`
+	ProducerPID uint64 `json:"producer_pid"`
+}
+
+// ConsumerRegReq registers a consumer of a channel (§5.6). ConsumerStartTime
+// (plh addition) lets the broker watch the exact process with a pidfd.
+type ConsumerRegReq struct {
+	ReqHeader
+	ChannelName       string `json:"channel_name"`
+	ConsumerPID       uint64 `json:"consumer_pid"`
+	ConsumerHostname  string `json:"consumer_hostname,omitempty"`
+	ConsumerStartTime uint64 `json:"consumer_start_time,omitempty"`
+}
+
+// ConsumerDeregReq removes the first consumer entry with the pid (§5.7).
+type ConsumerDeregReq struct {
+	ReqHeader
+	ChannelName string `json:"channel_name"`
+	ConsumerPID uint64 `json:"consumer_pid"`
+}
+
+// ChecksumErrorReport reports a slot checksum failure (fire-and-forget, §5.8).
+type ChecksumErrorReport struct {
+	ReqHeader
+	ChannelName string `json:"channel_name"`
+	SlotIndex   int32  `json:"slot_index"`
+	Error       string `json:"error,omitempty"`
+	ReporterPID uint64 `json:"reporter_pid,omitempty"`
+}
+
+// ConsumerHeartbeatReq keeps a consumer alive (fire-and-forget, B-3).
+type ConsumerHeartbeatReq struct {
+	ReqHeader
+	ChannelName string `json:"channel_name"`
+	ConsumerPID uint64 `json:"consumer_pid"`
+}
+
+// PingReq is the client's liveness probe of the broker (B-2).
+type PingReq struct{ ReqHeader }
+
+// ChannelListReq asks for every channel (B-10).
+type ChannelListReq struct{ ReqHeader }
+
+// ChannelCloseReq closes a channel, notifying all parties with "explicit_close" (B-10).
+type ChannelCloseReq struct {
+	ReqHeader
+	ChannelName string `json:"channel_name"`
+}
+
+// RegAck answers RegReq.
+type RegAck struct {
+	ReplyHeader
+	ChannelID string `json:"channel_id"`
+}
+
+// DiscAck answers DiscReq with the channel's details (§5.4).
+type DiscAck struct {
+	ReplyHeader
+	ShmName         string         `json:"shm_name"`
+	SchemaHash      string         `json:"schema_hash"`
+	SchemaVersion   uint32         `json:"schema_version"`
+	Metadata        map[string]any `json:"metadata"`
+	ConsumerCount   uint64         `json:"consumer_count"`
+	HasSharedMemory bool           `json:"has_shared_memory"`
+	ChannelPattern  string         `json:"channel_pattern"`
+	ZmqCtrlEndpoint string         `json:"zmq_ctrl_endpoint"`
+	ZmqDataEndpoint string         `json:"zmq_data_endpoint"`
+	ZmqPubkey       string         `json:"zmq_pubkey"`
+	ProducerPID     uint64         `json:"producer_pid"`
+}
+
+// DeregAck answers DeregReq.
+type DeregAck struct{ ReplyHeader }
+
+// ConsumerRegAck answers ConsumerRegReq.
+type ConsumerRegAck struct {
+	ReplyHeader
+	ChannelName string `json:"channel_name"`
+}
+
+// ConsumerDeregAck answers ConsumerDeregReq.
+type ConsumerDeregAck struct{ ReplyHeader }
+
+// PingAck answers PingReq.
+type PingAck struct{ ReplyHeader }
+
+// ChannelInfo is one entry of a channel listing (admin snapshot fields + extras).
+type ChannelInfo struct {
+	Name            string `json:"name"`
+	SchemaHash      string `json:"schema_hash"`
+	ConsumerCount   uint64 `json:"consumer_count"`
+	ProducerPID     uint64 `json:"producer_pid"`
+	Status          string `json:"status"`
+	Pattern         string `json:"pattern"`
+	HasSharedMemory bool   `json:"has_shared_memory"`
+}
+
+// ChannelListAck answers ChannelListReq.
+type ChannelListAck struct {
+	ReplyHeader
+	Channels []ChannelInfo `json:"channels"`
+}
+
+// ChannelCloseAck answers ChannelCloseReq.
+type ChannelCloseAck struct {
+	ReplyHeader
+	ChannelName string `json:"channel_name"`
+}
+
+// ErrorReply is the ERROR reply: status "error", an error code and a message.
+type ErrorReply struct {
+	ReplyHeader
+	ErrorCode Code `json:"error_code"`
+}
+
+// ChannelClosingNotify tells parties a channel is gone (§7.1; reasons
+// heartbeat_timeout, explicit_close).
+type ChannelClosingNotify struct {
+	ChannelName string `json:"channel_name"`
+	Reason      string `json:"reason"`
+}
+
+// ChannelErrorNotify tells the owner of a channel that another producer tried to
+// register it with a different schema (§7.2).
+type ChannelErrorNotify struct {
+	ChannelName         string `json:"channel_name"`
+	Event               string `json:"event"`
+	ExistingSchemaHash  string `json:"existing_schema_hash"`
+	AttemptedSchemaHash string `json:"attempted_schema_hash"`
+	AttemptedPID        uint64 `json:"attempted_pid"`
+}
+
+// ConsumerDiedNotify tells the producer one of its consumers is dead (§7.3;
+// reasons process_dead, heartbeat_timeout).
+type ConsumerDiedNotify struct {
+	ChannelName      string `json:"channel_name"`
+	ConsumerPID      uint64 `json:"consumer_pid"`
+	ConsumerHostname string `json:"consumer_hostname"`
+	Reason           string `json:"reason"`
+}
+
+// ChannelEventNotify forwards a checksum error report under NotifyOnly (§5.8).
+type ChannelEventNotify struct {
+	ChannelName  string `json:"channel_name"`
+	Event        string `json:"event,omitempty"`
+	SlotIndex    int32  `json:"slot_index"`
+	Error        string `json:"error,omitempty"`
+	ReporterPID  uint64 `json:"reporter_pid,omitempty"`
+	BrokerAction string `json:"broker_action"`
+}
+
+func (*RegReq) MsgType() Type               { return TypeRegReq }
+func (*HeartbeatReq) MsgType() Type         { return TypeHeartbeatReq }
+func (*DiscReq) MsgType() Type              { return TypeDiscReq }
+func (*DeregReq) MsgType() Type             { return TypeDeregReq }
+func (*ConsumerRegReq) MsgType() Type       { return TypeConsumerRegReq }
+func (*ConsumerDeregReq) MsgType() Type     { return TypeConsumerDeregReq }
+func (*ChecksumErrorReport) MsgType() Type  { return TypeChecksumErrorReport }
+func (*ConsumerHeartbeatReq) MsgType() Type { return TypeConsumerHeartbeatReq }
+func (*PingReq) MsgType() Type              { return TypePingReq }
+func (*ChannelListReq) MsgType() Type       { return TypeChannelListReq }
+func (*ChannelCloseReq) MsgType() Type      { return TypeChannelCloseReq }
+func (*RegAck) MsgType() Type               { return TypeRegAck }
+func (*DiscAck) MsgType() Type              { return TypeDiscAck }
+func (*DeregAck) MsgType() Type             { return TypeDeregAck }
+func (*ConsumerRegAck) MsgType() Type       { return TypeConsumerRegAck }
+func (*ConsumerDeregAck) MsgType() Type     { return TypeConsumerDeregAck }
+func (*PingAck) MsgType() Type              { return TypePingAck }
+func (*ChannelListAck) MsgType() Type       { return TypeChannelListAck }
+func (*ChannelCloseAck) MsgType() Type      { return TypeChannelCloseAck }
+func (*ErrorReply) MsgType() Type           { return TypeError }
+func (*ChannelClosingNotify) MsgType() Type { return TypeChannelClosingNotify }
+func (*ChannelErrorNotify) MsgType() Type   { return TypeChannelErrorNotify }
+func (*ConsumerDiedNotify) MsgType() Type   { return TypeConsumerDiedNotify }
+func (*ChannelEventNotify) MsgType() Type   { return TypeChannelEventNotify }
