@@ -368,8 +368,10 @@ func TestParse(t *testing.T) {
 func FuzzGuard(f *testing.F) {
 	f.Add([]byte{0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		g := &guard{cfg: &Config{MaxFrame: 100, MaxMessage: 200, MaxFrames: 4}, st: &counters{}}
-		g.pos = 0
+		c1, c2 := net.Pipe()
+		defer c1.Close()
+		defer c2.Close()
+		g := newGuard(c1, &Config{MaxFrame: 100, MaxMessage: 200, MaxFrames: 4}, &counters{})
 		full := append(append([]byte{0xFF}, make([]byte, 8)...), 0x7F)
 		full = append(full, make([]byte, 54)...)
 		_ = g.feed(full)
