@@ -5,6 +5,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +217,22 @@ func TestMetricsAdminCountsOverHTTP(t *testing.T) {
 	}
 	if err := ms.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestServerPyzmqREQClient(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+	s := startServer(t, "tok", Limits{}, nil)
+	script := filepath.Join("..", "..", "suites", "admin", "testdata", "req_client.py")
+	out, err := exec.Command("/usr/bin/python3", script, s.Endpoint(), "tok", "y = 6", "print(y * 7)", "fail('no')").Output()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("python client: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[1], `"output": "42\n"`) || !strings.Contains(lines[2], `"success": false`) {
+		t.Fatalf("python client replies:\n%s", out)
 	}
 }
