@@ -1,18 +1,26 @@
 #!/usr/bin/python3
 """libzmq CURVE DEALER client for the curve suite (Debian python3-zmq).
 
-usage: client.py ENDPOINT SERVER_PUBLIC CLIENT_SECRET|- COUNT TIMEOUT_MS
+usage: client.py NODE ENDPOINT SERVER_PUBLIC CLIENT_SECRET|- COUNT TIMEOUT_MS
 
 Sends COUNT multipart requests [b"req-N", b"", 4 KiB payload] and expects each
-one echoed back. Prints "ok N" after every reply, "timeout" when no reply came in
-TIMEOUT_MS, and exits 0 only if every reply matched.
+one echoed back. Writes one JSON event per line (docs/events.md): "client_ready"
+(its public key), "reply" per matching reply, "timeout" when no reply came within
+TIMEOUT_MS, "mismatch" for a wrong reply. Exits 0 only if every reply matched.
 """
+import json
 import sys
+import time
 import zmq
 
 
+def emit(node, kind, **fields):
+    fields.update(t=time.monotonic_ns(), node=node, kind=kind)
+    print(json.dumps(fields), flush=True)
+
+
 def main():
-    endpoint, server_pub, client_sec, count, timeout = sys.argv[1:6]
+    node, endpoint, server_pub, client_sec, count, timeout = sys.argv[1:7]
     ctx = zmq.Context()
     s = ctx.socket(zmq.DEALER)
     s.linger = 0
@@ -27,23 +35,22 @@ def main():
     s.rcvtimeo = int(timeout)
     s.sndtimeo = int(timeout)
     s.connect(endpoint)
-    print("client", pub.decode(), flush=True)
+    emit(node, "client_ready", public=pub.decode(), libzmq=zmq.zmq_version())
     rc = 0
     for i in range(int(count)):
-        payload = bytes([i % 256]) * 4096
-        req = [b"req-%d" % i, b"", payload]
+        req = [b"req-%d" % i, b"", bytes([i % 256]) * 4096]
         try:
             s.send_multipart(req)
             rep = s.recv_multipart()
         except zmq.Again:
-            print("timeout", flush=True)
+            emit(node, "timeout", i=i)
             rc = 1
             break
         if rep != req:
-            print("mismatch", i, [len(f) for f in rep], flush=True)
+            emit(node, "mismatch", i=i, sizes=[len(f) for f in rep])
             rc = 1
             break
-        print("ok", i, flush=True)
+        emit(node, "reply", i=i)
     s.close(0)
     ctx.term()
     return rc

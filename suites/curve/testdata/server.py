@@ -1,21 +1,27 @@
 #!/usr/bin/python3
 """libzmq CURVE ROUTER server for the curve suite (Debian python3-zmq).
 
-usage: server.py SERVER_SECRET
+usage: server.py NODE SERVER_SECRET
 
-Binds tcp://127.0.0.1:* as a CURVE server, prints "ready ENDPOINT PUBLIC", then
-echoes every multipart message back to its sender (the reply also carries
-b"pyzmq" as a last frame) until stdin closes. libzmq's handshake failures are
-printed as "event ..." lines from the socket monitor.
+Binds tcp://127.0.0.1:* as a CURVE server and writes one JSON event per line
+(docs/events.md): "server_ready" (endpoint, public key), "monitor" for libzmq
+handshake events, "echo" per message. Every multipart message is sent back to
+its sender with b"pyzmq" appended. Runs until killed (SIGTERM).
 """
+import json
 import sys
-import threading
+import time
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 
+def emit(node, kind, **fields):
+    fields.update(t=time.monotonic_ns(), node=node, kind=kind)
+    print(json.dumps(fields), flush=True)
+
+
 def main():
-    sec = sys.argv[1].encode()
+    node, sec = sys.argv[1], sys.argv[2].encode()
     ctx = zmq.Context()
     s = ctx.socket(zmq.ROUTER)
     s.linger = 0
@@ -28,30 +34,20 @@ def main():
                                | zmq.EVENT_HANDSHAKE_SUCCEEDED
                                | zmq.EVENT_DISCONNECTED)
     s.bind("tcp://127.0.0.1:*")
-    print("ready", s.getsockopt(zmq.LAST_ENDPOINT).decode(), zmq.curve_public(sec).decode(), flush=True)
-
-    stop = threading.Event()
-
-    def watch_stdin():
-        sys.stdin.read()
-        stop.set()
-
-    threading.Thread(target=watch_stdin, daemon=True).start()
+    emit(node, "server_ready", endpoint=s.getsockopt(zmq.LAST_ENDPOINT).decode(),
+         public=zmq.curve_public(sec).decode())
     poller = zmq.Poller()
     poller.register(s, zmq.POLLIN)
     poller.register(mon, zmq.POLLIN)
-    while not stop.is_set():
-        for sock, _ in poller.poll(100):
+    while True:
+        for sock, _ in poller.poll():
             if sock is mon:
                 ev = recv_monitor_message(mon)
-                print("event", ev["event"], ev["value"], flush=True)
+                emit(node, "monitor", event=ev["event"], value=ev["value"])
             else:
                 msg = s.recv_multipart()
+                emit(node, "echo", frames=len(msg) - 1)
                 s.send_multipart(msg + [b"pyzmq"])
-    s.disable_monitor()
-    mon.close(0)
-    s.close(0)
-    ctx.term()
 
 
 if __name__ == "__main__":
