@@ -1,0 +1,66 @@
+package broker
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/pylabhub/plh/broker/proto"
+)
+
+// This file is the admin shell's view of one channel (hub/admin: plh.channel).
+// It only reads the registry under s.mu.
+
+// ChannelDetail is one channel's full state.
+type ChannelDetail struct {
+	proto.ChannelInfo
+	Producer  ProducerDetail   `json:"producer"`
+	Consumers []ConsumerDetail `json:"consumers"`
+}
+
+// ProducerDetail describes a channel's producer as registered.
+type ProducerDetail struct {
+	PID              uint64  `json:"pid"`
+	Hostname         string  `json:"hostname"`
+	ShmName          string  `json:"shm_name"`
+	SchemaVersion    uint32  `json:"schema_version"`
+	CtrlEndpoint     string  `json:"zmq_ctrl_endpoint"`
+	DataEndpoint     string  `json:"zmq_data_endpoint"`
+	HeartbeatAgeSecs float64 `json:"last_heartbeat_age_s"`
+}
+
+// ConsumerDetail describes one consumer entry.
+type ConsumerDetail struct {
+	PID              uint64  `json:"pid"`
+	Hostname         string  `json:"hostname"`
+	Watched          bool    `json:"pidfd_watched"`
+	Heartbeats       bool    `json:"heartbeats"`
+	HeartbeatAgeSecs float64 `json:"last_heartbeat_age_s"`
+}
+
+// ChannelDetail returns the state of channel name, or ErrChannelNotFound.
+func (s *Service) ChannelDetail(name string) (ChannelDetail, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.channels[name]
+	if !ok {
+		return ChannelDetail{}, fmt.Errorf("%w: %q", ErrChannelNotFound, name)
+	}
+	now := time.Now()
+	d := ChannelDetail{
+		ChannelInfo: c.info(),
+		Producer: ProducerDetail{
+			PID: c.reg.ProducerPID, Hostname: c.reg.ProducerHostname, ShmName: c.reg.ShmName,
+			SchemaVersion: c.reg.SchemaVersion, CtrlEndpoint: c.reg.ZmqCtrlEndpoint,
+			DataEndpoint: c.reg.ZmqDataEndpoint, HeartbeatAgeSecs: now.Sub(c.lastHeartbeat).Seconds(),
+		},
+		Consumers: make([]ConsumerDetail, 0, len(c.consumers)),
+	}
+	for _, k := range c.consumers {
+		cd := ConsumerDetail{PID: k.pid, Hostname: k.hostname, Watched: k.watched, Heartbeats: k.heartbeats}
+		if k.heartbeats {
+			cd.HeartbeatAgeSecs = now.Sub(k.lastHeartbeat).Seconds()
+		}
+		d.Consumers = append(d.Consumers, cd)
+	}
+	return d, nil
+}
