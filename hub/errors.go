@@ -1,0 +1,104 @@
+package hub
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors of the broker client (Messenger). Callers branch on them with errors.Is;
+// every returned error wraps one of them with the operation and channel.
+var (
+	// Connection state.
+
+	// ErrNotConnected is returned by every Messenger call made while no broker
+	// connection exists: before Connect, after Disconnect, and (together with
+	// ErrBrokerLost) while the broker is lost.
+	ErrNotConnected = errors.New("hub: not connected to a broker")
+	// ErrBrokerLost is returned by calls made, or pending, while the broker does not
+	// answer its liveness probe (it also matches ErrNotConnected).
+	ErrBrokerLost = errors.New("hub: broker lost")
+	// ErrClosed is returned by every call on a closed object.
+	ErrClosed = errors.New("hub: closed")
+	// ErrTimeout is returned when the broker did not answer within the call's
+	// context deadline (or the configured request timeout).
+	ErrTimeout = errors.New("hub: timed out waiting for the broker")
+	// ErrBadReply is returned when a broker reply could not be understood
+	// (malformed JSON, missing or mistyped fields).
+	ErrBadReply = errors.New("hub: malformed reply from the broker")
+
+	// Caller mistakes.
+
+	// ErrInvalidArgument is returned when a call's arguments are unusable (empty
+	// channel name, empty endpoint, server key not 40 Z85 characters).
+	ErrInvalidArgument = errors.New("hub: invalid argument")
+
+	// Broker error codes (protocol.md §5.1), one sentinel per code.
+
+	// ErrInvalidRequest is returned when the broker answered INVALID_REQUEST.
+	ErrInvalidRequest = errors.New("hub: broker rejected the request as invalid")
+	// ErrSchemaMismatch is returned when the channel exists with another schema
+	// hash (broker code SCHEMA_MISMATCH).
+	ErrSchemaMismatch = errors.New("hub: schema mismatch")
+	// ErrChannelNotFound is returned when the broker does not know the channel
+	// (CHANNEL_NOT_FOUND).
+	ErrChannelNotFound = errors.New("hub: channel not found")
+	// ErrChannelNotReady is returned when the channel is registered but has not
+	// had its first heartbeat yet (CHANNEL_NOT_READY); Discover retries it.
+	ErrChannelNotReady = errors.New("hub: channel not ready")
+	// ErrNotRegistered is returned when a deregistration names a channel or pid the
+	// broker does not hold (NOT_REGISTERED).
+	ErrNotRegistered = errors.New("hub: not registered")
+	// ErrUnknownMessage is returned when the broker did not know the request type
+	// (UNKNOWN_MSG_TYPE), e.g. an older broker.
+	ErrUnknownMessage = errors.New("hub: broker does not know the message type")
+	// ErrVersionMismatch is returned when the broker speaks another major protocol
+	// version (VERSION_MISMATCH).
+	ErrVersionMismatch = errors.New("hub: protocol version mismatch")
+
+	// Shared memory.
+
+	// ErrNoSHM is returned when an operation needs the channel's shared-memory
+	// segment and the channel has none (or it could not be attached).
+	ErrNoSHM = errors.New("hub: channel has no shared memory")
+)
+
+// BrokerError is an ERROR reply of the broker. It unwraps to the sentinel of its
+// code (ErrSchemaMismatch, ErrChannelNotFound, ...), so callers use errors.Is.
+type BrokerError struct {
+	Op      string // request type, e.g. "REG_REQ"
+	Channel string // channel named in the request ("" when none)
+	Code    string // wire error code, e.g. "SCHEMA_MISMATCH"
+	Message string // the broker's text
+}
+
+// Error implements error.
+func (e *BrokerError) Error() string {
+	if e.Channel != "" {
+		return fmt.Sprintf("%s %q: broker error %s: %s", e.Op, e.Channel, e.Code, e.Message)
+	}
+	return fmt.Sprintf("%s: broker error %s: %s", e.Op, e.Code, e.Message)
+}
+
+// Unwrap returns the sentinel matching Code (nil for an unknown code).
+func (e *BrokerError) Unwrap() error { return codeErr(e.Code) }
+
+// codeErr maps a wire error code to its sentinel.
+func codeErr(code string) error {
+	switch code {
+	case "INVALID_REQUEST":
+		return ErrInvalidRequest
+	case "SCHEMA_MISMATCH":
+		return ErrSchemaMismatch
+	case "CHANNEL_NOT_FOUND":
+		return ErrChannelNotFound
+	case "CHANNEL_NOT_READY":
+		return ErrChannelNotReady
+	case "NOT_REGISTERED":
+		return ErrNotRegistered
+	case "UNKNOWN_MSG_TYPE":
+		return ErrUnknownMessage
+	case "VERSION_MISMATCH":
+		return ErrVersionMismatch
+	}
+	return nil
+}

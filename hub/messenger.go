@@ -1,0 +1,341 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pylabhub/plh/internal/proc"
+	"github.com/pylabhub/plh/internal/wire"
+)
+
+// MessengerConfig configures a Messenger. The zero value is usable: every zero
+// field takes the default documented beside it (DefaultMessengerConfig).
+type MessengerConfig struct {
+	// Logger receives diagnostics (nil → discard).
+	Logger *slog.Logger
+	// HeartbeatInterval is the period of HEARTBEAT_REQ for every channel this
+	// Messenger registered and CONSUMER_HEARTBEAT_REQ for every channel it consumes
+	// (default 2 s, protocol.md §9.4). Negative: no periodic heartbeats (only the
+	// one sent right after each registration).
+	HeartbeatInterval time.Duration
+	// PingInterval is the period of the PING_REQ liveness probe of the broker
+	// (default: HeartbeatInterval when that is positive, else 2 s). Negative: no
+	// probe, so a silent (paused) broker is only noticed when its connection drops.
+	PingInterval time.Duration
+	// LostAfter is how long the broker may stay silent before it is declared lost
+	// (default 2 × PingInterval, backlog B-2). A dropped connection is reported at
+	// once, without waiting for it.
+	LostAfter time.Duration
+	// RequestTimeout bounds a request whose context has no deadline (default 5 s).
+	RequestTimeout time.Duration
+	// DiscoverAttempt bounds one DISC_REQ attempt (default 500 ms) and
+	// DiscoverRetry is the pause after CHANNEL_NOT_READY (default 50 ms).
+	DiscoverAttempt, DiscoverRetry time.Duration
+	// ReregisterWindow is how long, after the broker came back, a consumer
+	// registration that fails with CHANNEL_NOT_FOUND is retried (its producer may
+	// re-register later than we do; default 30 s).
+	ReregisterWindow time.Duration
+	// Identity is the process sent as producer_pid / consumer_pid (and
+	// consumer_start_time). Zero: this process (proc.Self). Tests set it to act
+	// as another process.
+	Identity proc.Identity
+	// Wire configures the DEALER (limits, redial backoff). Zero fields take
+	// wire's defaults except RedialMax, which defaults to 500 ms here so a
+	// restarted broker is found again quickly. Wire.Logger defaults to Logger.
+	Wire wire.Config
+	// MaxQueuedCallbacks bounds the notifications waiting for the callback
+	// goroutine (default 4096); beyond it notifications are dropped and logged.
+	MaxQueuedCallbacks int
+}
+
+// DefaultMessengerConfig returns the defaults that zero fields take.
+func DefaultMessengerConfig() MessengerConfig {
+	return MessengerConfig{
+		HeartbeatInterval:  2 * time.Second,
+		PingInterval:       2 * time.Second,
+		LostAfter:          4 * time.Second,
+		RequestTimeout:     5 * time.Second,
+		DiscoverAttempt:    500 * time.Millisecond,
+		DiscoverRetry:      50 * time.Millisecond,
+		ReregisterWindow:   30 * time.Second,
+		MaxQueuedCallbacks: 4096,
+	}
+}
+
+func (c MessengerConfig) withDefaults() MessengerConfig {
+	d := DefaultMessengerConfig()
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = d.HeartbeatInterval
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = d.PingInterval
+		if c.HeartbeatInterval > 0 {
+			c.PingInterval = c.HeartbeatInterval
+		}
+	}
+	if c.LostAfter <= 0 && c.PingInterval > 0 {
+		c.LostAfter = 2 * c.PingInterval
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.DiscoverAttempt <= 0 {
+		c.DiscoverAttempt = d.DiscoverAttempt
+	}
+	if c.DiscoverRetry <= 0 {
+		c.DiscoverRetry = d.DiscoverRetry
+	}
+	if c.ReregisterWindow <= 0 {
+		c.ReregisterWindow = d.ReregisterWindow
+	}
+	if c.Identity.Pid == 0 {
+		c.Identity = proc.Self()
+	}
+	if c.Wire.RedialMax <= 0 {
+		c.Wire.RedialMax = 500 * time.Millisecond
+	}
+	if c.Wire.Logger == nil {
+		c.Wire.Logger = c.Logger
+	}
+	if c.MaxQueuedCallbacks <= 0 {
+		c.MaxQueuedCallbacks = d.MaxQueuedCallbacks
+	}
+	return c
+}
+
+// connState is where a Messenger stands with its broker.
+type connState int
+
+const (
+	stateIdle       connState = iota // never connected, or disconnected
+	stateConnecting                  // Connect in progress
+	stateUp                          // the broker answers
+	stateLost                        // the broker is lost; the DEALER redials
+	stateRecovering                  // the broker is back; re-registering what we own
+)
+
+func (s connState) String() string {
+	return [...]string{"idle", "connecting", "up", "lost", "recovering"}[s]
+}
+
+// Messenger is a broker client (spec/api.md §2): it registers and discovers
+// channels, keeps the channels and consumers it owns alive with heartbeats,
+// delivers the broker's notifications to callbacks, notices a lost broker and,
+// when it returns, registers everything again without user action.
+//
+// A Messenger is safe for concurrent use. Create it with NewMessenger, connect it
+// with Connect, and Close it when done.
+type Messenger struct {
+	cfg   MessengerConfig
+	log   *slog.Logger
+	pend  *pendingTable
+	disp  *dispatcher
+	owned *ownedSet
+
+	// Callbacks (any number per channel).
+	onClosing    subList[func(reason string)]
+	onAnyClosing subList[func(channel, reason string)]
+	onDied       subList[func(pid uint64, reason string)]
+	onError      subList[func(ChannelNotice)]
+	onEvent      subList[func(ChannelNotice)]
+	onLost       subList[func(error)]
+	onBack       subList[func(channels int)]
+
+	connMu sync.Mutex // serialises Connect, Disconnect and Close
+
+	mu       sync.Mutex // guards the fields below
+	state    connState
+	sess     *session // nil unless connecting/connected
+	endpoint string
+	closed   bool
+}
+
+// NewMessenger returns an unconnected Messenger. Every call except Connect fails
+// fast with ErrNotConnected until Connect succeeds.
+func NewMessenger(cfg MessengerConfig) (*Messenger, error) {
+	cfg = cfg.withDefaults()
+	if cfg.HeartbeatInterval > 0 && cfg.HeartbeatInterval < time.Millisecond {
+		return nil, fmt.Errorf("%w: heartbeat interval %v below 1 ms", ErrInvalidArgument, cfg.HeartbeatInterval)
+	}
+	if cfg.PingInterval > 0 && cfg.PingInterval < time.Millisecond {
+		return nil, fmt.Errorf("%w: ping interval %v below 1 ms", ErrInvalidArgument, cfg.PingInterval)
+	}
+	m := &Messenger{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		pend:  newPendingTable(),
+		owned: newOwnedSet(),
+	}
+	m.disp = newDispatcher(cfg.Logger, cfg.MaxQueuedCallbacks)
+	return m, nil
+}
+
+// Connect dials the broker at endpoint and returns once the broker answered a
+// PING_REQ, or with an error wrapping ErrNotConnected when ctx ends first (no
+// broker there) or ErrVersionMismatch. serverKey is the broker's Z85 CURVE public
+// key: "" means NULL security; anything else must be 40 characters. Connect on a
+// connected Messenger is a no-op when the endpoint is the same.
+func (m *Messenger) Connect(ctx context.Context, endpoint, serverKey string) error {
+	if m == nil {
+		return ErrClosed
+	}
+	if endpoint == "" {
+		return fmt.Errorf("connect: %w: empty endpoint", ErrInvalidArgument)
+	}
+	if serverKey != "" && len(serverKey) != 40 {
+		return fmt.Errorf("connect: %w: server key of %d characters, want 40 (Z85)", ErrInvalidArgument, len(serverKey))
+	}
+	m.connMu.Lock()
+	defer m.connMu.Unlock()
+	m.mu.Lock()
+	switch {
+	case m.closed:
+		m.mu.Unlock()
+		return fmt.Errorf("connect: %w", ErrClosed)
+	case m.sess != nil && m.endpoint == endpoint:
+		m.mu.Unlock()
+		return nil
+	case m.sess != nil:
+		ep := m.endpoint
+		m.mu.Unlock()
+		return fmt.Errorf("connect %s: %w: already connected to %s", endpoint, ErrInvalidArgument, ep)
+	}
+	m.mu.Unlock()
+
+	wcfg := m.cfg.Wire
+	if serverKey != "" {
+		sec, err := clientSecurity(serverKey, m.cfg)
+		if err != nil {
+			return fmt.Errorf("connect %s: %w", endpoint, err)
+		}
+		wcfg.Security = sec
+	}
+	d, err := wire.NewDealer(wcfg, endpoint)
+	if err != nil {
+		return fmt.Errorf("connect %s: %w: %w", endpoint, ErrInvalidArgument, err)
+	}
+	s := newSession(m, d)
+	m.mu.Lock()
+	m.sess, m.endpoint, m.state = s, endpoint, stateConnecting
+	m.mu.Unlock()
+	s.start()
+
+	if err := m.firstPing(ctx, s); err != nil {
+		m.stopSession(fmt.Errorf("%w: connect failed", ErrNotConnected))
+		return fmt.Errorf("connect %s: %w", endpoint, err)
+	}
+	m.mu.Lock()
+	if m.sess == s && m.state == stateConnecting {
+		m.state = stateUp
+	}
+	m.mu.Unlock()
+	m.log.Info("messenger: connected", "endpoint", endpoint)
+	return nil
+}
+
+// firstPing waits for the DEALER's connection and one PING_ACK within ctx (or
+// RequestTimeout when ctx has no deadline).
+func (m *Messenger) firstPing(ctx context.Context, s *session) error {
+	ctx, cancel := m.withTimeout(ctx)
+	defer cancel()
+	if err := s.d.WaitConnected(ctx); err != nil {
+		return fmt.Errorf("%w: no broker answered: %w", ErrNotConnected, err)
+	}
+	for {
+		err := m.ping(ctx, s)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, ErrVersionMismatch) || ctx.Err() != nil {
+			if errors.Is(err, ErrTimeout) {
+				err = fmt.Errorf("%w: %w", ErrNotConnected, err)
+			}
+			return err
+		}
+		// The connection dropped while we waited (broker restarting): try again.
+		if err := s.d.WaitConnected(ctx); err != nil {
+			return fmt.Errorf("%w: no broker answered: %w", ErrNotConnected, err)
+		}
+	}
+}
+
+// Disconnect closes the broker connection and forgets every channel and
+// consumer this Messenger registered (their heartbeats stop; the broker is not
+// told). Pending calls fail with ErrNotConnected. Idempotent.
+func (m *Messenger) Disconnect() error {
+	if m == nil {
+		return nil
+	}
+	m.connMu.Lock()
+	defer m.connMu.Unlock()
+	m.stopSession(fmt.Errorf("%w: disconnected", ErrNotConnected))
+	m.owned.clear()
+	return nil
+}
+
+// Close disconnects, runs the callbacks already queued and stops every goroutine
+// of the Messenger. Later calls return ErrClosed. Idempotent and nil-safe.
+// IMPORTANT: do not call Close from a Messenger callback (it waits for them).
+func (m *Messenger) Close() error {
+	if m == nil {
+		return nil
+	}
+	m.connMu.Lock()
+	defer m.connMu.Unlock()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	m.mu.Unlock()
+	m.stopSession(fmt.Errorf("%w", ErrClosed))
+	m.owned.clear()
+	m.disp.close()
+	return nil
+}
+
+// stopSession ends the current session (if any) and fails pending calls with
+// cause. Caller holds connMu.
+func (m *Messenger) stopSession(cause error) {
+	m.mu.Lock()
+	s := m.sess
+	m.sess, m.endpoint = nil, ""
+	m.state = stateIdle
+	m.mu.Unlock()
+	m.pend.failAll(cause)
+	if s != nil {
+		s.stop()
+	}
+}
+
+// Endpoint returns the broker endpoint while connected ("" otherwise).
+func (m *Messenger) Endpoint() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.endpoint
+}
+
+// Connected reports whether the broker currently answers (connected and not lost).
+func (m *Messenger) Connected() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state == stateUp || m.state == stateRecovering
+}
+
+// Pid returns the process id this Messenger sends as producer/consumer pid.
+func (m *Messenger) Pid() uint64 { return uint64(m.cfg.Identity.Pid) }
+
+func (m *Messenger) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, m.cfg.RequestTimeout)
+}

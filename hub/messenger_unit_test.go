@@ -1,0 +1,242 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestPendingTableMatchesByID(t *testing.T) {
+	p := newPendingTable()
+	id1, ch1 := p.add()
+	id2, ch2 := p.add()
+	if id1 == id2 {
+		t.Fatalf("ids not unique: %q", id1)
+	}
+	// Replies arrive out of order; each reaches its own caller.
+	if !p.resolve(id2, reply{typ: "B"}) || !p.resolve(id1, reply{typ: "A"}) {
+		t.Fatal("resolve of a pending id failed")
+	}
+	if r := <-ch1; r.typ != "A" {
+		t.Fatalf("caller 1 got %q", r.typ)
+	}
+	if r := <-ch2; r.typ != "B" {
+		t.Fatalf("caller 2 got %q", r.typ)
+	}
+	// A second reply for the same id, and a reply for an id given up, are stale.
+	if p.resolve(id1, reply{typ: "again"}) {
+		t.Fatal("duplicate reply was delivered")
+	}
+	id3, _ := p.add()
+	p.remove(id3)
+	if p.resolve(id3, reply{typ: "late"}) {
+		t.Fatal("reply after remove was delivered")
+	}
+	if p.len() != 0 {
+		t.Fatalf("table not empty: %d", p.len())
+	}
+}
+
+func TestPendingTableFailAll(t *testing.T) {
+	p := newPendingTable()
+	var chs []chan reply
+	for range 5 {
+		_, ch := p.add()
+		chs = append(chs, ch)
+	}
+	cause := errors.New("gone")
+	if n := p.failAll(cause); n != 5 {
+		t.Fatalf("failAll ended %d waits, want 5", n)
+	}
+	for _, ch := range chs {
+		if r := <-ch; !errors.Is(r.err, cause) {
+			t.Fatalf("got %v", r.err)
+		}
+	}
+}
+
+func TestPendingIDsUniqueAcrossTables(t *testing.T) {
+	a, b := newPendingTable(), newPendingTable()
+	if a.newID() == b.newID() {
+		t.Fatal("two Messengers produced the same correlation id")
+	}
+}
+
+func TestSubListManyPerChannel(t *testing.T) {
+	var s subList[func() string]
+	un1 := s.add("ch", func() string { return "one" })
+	s.add("ch", func() string { return "two" })
+	s.add("other", func() string { return "x" })
+	got := ""
+	for _, fn := range s.get("ch") {
+		got += fn()
+	}
+	if got != "onetwo" {
+		t.Fatalf("got %q", got)
+	}
+	un1()
+	un1() // idempotent
+	if n := s.count("ch"); n != 1 {
+		t.Fatalf("count after unsubscribe = %d", n)
+	}
+	if fns := s.get("ch"); fns[0]() != "two" {
+		t.Fatal("wrong callback removed")
+	}
+}
+
+func TestDispatcherOrderPanicAndSlowCallback(t *testing.T) {
+	d := newDispatcher(slog.New(slog.DiscardHandler), 100)
+	defer d.close()
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var order []int
+	d.submit("slow", func() { <-release })
+	d.submit("panic", func() { panic("boom") })
+	for i := range 3 {
+		// Submitting never waits for the slow callback.
+		if !d.submit("n", func() { mu.Lock(); order = append(order, i); mu.Unlock() }) {
+			t.Fatal("submit refused")
+		}
+	}
+	close(release)
+	done := make(chan struct{})
+	d.submit("done", func() { close(done) })
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("dispatcher stuck")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(order) != "[0 1 2]" {
+		t.Fatalf("order %v", order)
+	}
+	if d.panics.Load() != 1 {
+		t.Fatalf("panics = %d", d.panics.Load())
+	}
+}
+
+func TestDispatcherBoundedQueue(t *testing.T) {
+	d := newDispatcher(slog.New(slog.DiscardHandler), 2)
+	release := make(chan struct{})
+	started := make(chan struct{})
+	d.submit("block", func() { close(started); <-release })
+	<-started
+	d.submit("a", func() {})
+	d.submit("b", func() {})
+	if d.submit("c", func() {}) {
+		t.Fatal("submit beyond the bound was accepted")
+	}
+	if d.dropped.Load() != 1 {
+		t.Fatalf("dropped = %d", d.dropped.Load())
+	}
+	close(release)
+	d.close()
+	if d.submit("after", func() {}) {
+		t.Fatal("submit after close accepted")
+	}
+}
+
+// Behaviours §1: without a broker every call fails fast with ErrNotConnected.
+func TestNeverConnectedFailsFast(t *testing.T) {
+	m, err := NewMessenger(MessengerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background() // no deadline: a hang would show as a test timeout
+	start := time.Now()
+	calls := map[string]error{
+		"register":     m.RegisterProducer(ctx, "plh_c", ProducerInfo{}),
+		"unregister":   m.UnregisterChannel(ctx, "plh_c"),
+		"consumer":     m.RegisterConsumer(ctx, "plh_c"),
+		"deconsumer":   m.DeregisterConsumer(ctx, "plh_c"),
+		"checksum":     m.ReportChecksumError("plh_c", 1, "x"),
+		"close":        m.CloseChannel(ctx, "plh_c"),
+		"disconnect":   m.Disconnect(),
+		"disconnect 2": m.Disconnect(),
+	}
+	_, calls["discover"] = m.Discover(ctx, "plh_c")
+	_, calls["list"] = m.ListChannels(ctx)
+	_, calls["ping"] = m.Ping(ctx)
+	for name, err := range calls {
+		if name == "disconnect" || name == "disconnect 2" {
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrNotConnected) {
+			t.Errorf("%s: got %v, want ErrNotConnected", name, err)
+		}
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("calls took %v, want fast failure", el)
+	}
+}
+
+func TestConnectWithoutBrokerFails(t *testing.T) {
+	// A port that was just free: nothing listens there.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := "tcp://" + l.Addr().String()
+	l.Close()
+	m, _ := NewMessenger(MessengerConfig{})
+	defer m.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := m.Connect(ctx, ep, ""); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("connect: %v", err)
+	}
+	if _, err := m.Discover(context.Background(), "plh_x"); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("discover after failed connect: %v", err)
+	}
+}
+
+func TestConnectValidates(t *testing.T) {
+	m, _ := NewMessenger(MessengerConfig{})
+	defer m.Close()
+	ctx := context.Background()
+	for _, c := range []struct{ ep, key string }{{"", ""}, {"tcp://127.0.0.1:1", "short"}, {"nonsense", ""}} {
+		if err := m.Connect(ctx, c.ep, c.key); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("Connect(%q, %q) = %v, want ErrInvalidArgument", c.ep, c.key, err)
+		}
+	}
+	if err := m.RegisterProducer(ctx, "", ProducerInfo{}); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("empty channel: %v", err)
+	}
+}
+
+func TestCloseIdempotentAndNilSafe(t *testing.T) {
+	var nilM *Messenger
+	if err := nilM.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := NewMessenger(MessengerConfig{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = m.Close() }()
+	}
+	wg.Wait()
+	if err := m.Connect(context.Background(), "tcp://127.0.0.1:1", ""); !errors.Is(err, ErrClosed) {
+		t.Fatalf("connect after close: %v", err)
+	}
+	if _, err := m.Discover(context.Background(), "plh_x"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("discover after close: %v", err)
+	}
+}
+
+func TestBrokerErrorUnwrapsToSentinel(t *testing.T) {
+	err := fmt.Errorf("wrapped: %w", &BrokerError{Op: "REG_REQ", Channel: "c", Code: "SCHEMA_MISMATCH", Message: "differs"})
+	if !errors.Is(err, ErrSchemaMismatch) || errors.Is(err, ErrChannelNotFound) {
+		t.Fatalf("errors.Is mapping wrong for %v", err)
+	}
+}
