@@ -299,7 +299,7 @@ func readHeader(f *os.File, wait time.Duration) ([]byte, int64, error) {
 			}
 			return nil, 0, fmt.Errorf("%w after %v", ErrNotInitialized, wait)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(min(10*time.Millisecond, time.Until(deadline)+time.Millisecond))
 	}
 }
 

@@ -105,3 +105,5 @@ func readSeq(t *testing.T, r *Reader, timeout time.Duration) (uint64, error) {
 	v := binary.LittleEndian.Uint64(s.Bytes())
 	return v, s.Release()
 }
+
+func atomic64Store(p *uint64, v uint64) { atomic.StoreUint64(p, v) }
