@@ -1,0 +1,443 @@
+package sim
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pylabhub/plh/internal/event"
+)
+
+// Status of an expectation or a run.
+const (
+	StatusPass         = "pass"
+	StatusFail         = "fail"
+	StatusInconclusive = "inconclusive"
+	StatusError        = "error"
+)
+
+// Exit codes of plh-sim.
+const (
+	ExitPass         = 0
+	ExitFail         = 1
+	ExitInconclusive = 2
+	ExitError        = 3
+)
+
+// maxEvidence bounds the events attached to one verdict.
+const maxEvidence = 8
+
+// Report is the outcome of one run (results.json).
+type Report struct {
+	Name         string            `json:"name"`
+	Source       string            `json:"source"`
+	Seed         uint64            `json:"seed"`
+	Vars         []Var             `json:"vars,omitempty"`
+	Status       string            `json:"status"`
+	ExitCode     int               `json:"exit_code"`
+	Error        string            `json:"error,omitempty"`
+	Dir          string            `json:"run_dir"`
+	T0           int64             `json:"t0"`
+	End          int64             `json:"end"`
+	Channels     map[string]string `json:"channels"`
+	Faults       []FaultResult     `json:"faults"`
+	Expectations []Verdict         `json:"expectations"`
+}
+
+// FaultResult says whether and when a scheduled fault fired.
+type FaultResult struct {
+	ID       string  `json:"id"`
+	Kind     string  `json:"kind"`
+	Target   string  `json:"target"`
+	At       string  `json:"at"`
+	Fired    bool    `json:"fired"`
+	FiredAtS float64 `json:"fired_at_s,omitempty"` // seconds after run start
+	Detail   string  `json:"detail,omitempty"`
+	Error    string  `json:"error,omitempty"`
+}
+
+// Verdict is the outcome of one expectation, with the events that prove it.
+type Verdict struct {
+	Name     string        `json:"name"`
+	Type     string        `json:"type"`
+	Status   string        `json:"status"`
+	Message  string        `json:"message"`
+	Evidence []event.Event `json:"evidence,omitempty"`
+}
+
+func (r *Report) setError(err error) {
+	r.Status, r.ExitCode, r.Error = StatusError, ExitError, err.Error()
+}
+
+// window is a closed interval of t.
+type window struct{ from, to int64 }
+
+func (w window) has(t int64) bool { return t >= w.from && t <= w.to }
+
+// evaluator holds what the expectations are checked against.
+type evaluator struct {
+	plan     *Plan
+	evs      []event.Event // sorted by t
+	channels map[string]string
+	t0, end  int64
+	faultT   map[string]int64 // fault id → t it fired
+}
+
+// Evaluate checks every expectation of the plan, plus the implicit end-state
+// checks, against a run's merged timeline (sorted by t). channels maps logical
+// channel names to the names used in the run (match values naming a logical
+// channel are compared with the actual name). It is a pure function.
+func Evaluate(p *Plan, evs []event.Event, channels map[string]string) *Report {
+	e := &evaluator{plan: p, evs: evs, channels: channels, faultT: map[string]int64{}}
+	rep := &Report{Name: p.Name, Source: p.Source, Seed: p.Seed, Vars: p.Vars, Channels: channels}
+	started := false
+	for _, ev := range evs {
+		if ev.Node != EngineName {
+			continue
+		}
+		switch ev.Kind {
+		case "run_start":
+			e.t0, started = ev.T, true
+		case "run_end":
+			e.end = ev.T
+		case "fault":
+			if id := ev.Str("id"); id != "" {
+				if _, seen := e.faultT[id]; !seen {
+					e.faultT[id] = ev.T
+				}
+			}
+		}
+	}
+	if e.end == 0 && len(evs) > 0 {
+		e.end = evs[len(evs)-1].T
+	}
+	rep.T0, rep.End = e.t0, e.end
+	unfired := false
+	for _, f := range p.Faults {
+		fr := FaultResult{ID: f.ID, Kind: string(f.Kind), Target: f.Target, At: f.At.D().String()}
+		if t, ok := e.faultT[f.ID]; ok {
+			fr.Fired, fr.FiredAtS = true, float64(t-e.t0)/1e9
+			if ev, ok := e.first(func(ev event.Event) bool { return ev.Kind == "fault" && ev.Str("id") == f.ID }); ok {
+				fr.Detail = ev.Str("detail")
+			}
+		}
+		if ev, ok := e.first(func(ev event.Event) bool { return ev.Kind == "fault_failed" && ev.Str("id") == f.ID }); ok {
+			fr.Error = ev.Str("error")
+		}
+		if !fr.Fired || fr.Error != "" {
+			unfired = true
+		}
+		rep.Faults = append(rep.Faults, fr)
+	}
+	if !started {
+		rep.Expectations = append(rep.Expectations, Verdict{Name: "system started", Type: "run",
+			Status: StatusInconclusive, Message: "the run never started (see the error and logs/)"})
+	} else {
+		for _, x := range p.Expect {
+			rep.Expectations = append(rep.Expectations, e.check(x))
+		}
+		rep.Expectations = append(rep.Expectations, e.endState()...)
+	}
+	if ev, ok := e.first(func(ev event.Event) bool { return ev.Node == EngineName && ev.Kind == "interrupted" }); ok {
+		rep.Expectations = append(rep.Expectations, Verdict{Name: "run completed", Type: "run",
+			Status: StatusInconclusive, Message: "interrupted by a signal before the scenario's end", Evidence: []event.Event{ev}})
+	}
+	rep.Status, rep.ExitCode = StatusPass, ExitPass
+	for _, v := range rep.Expectations {
+		switch {
+		case v.Status == StatusFail:
+			rep.Status, rep.ExitCode = StatusFail, ExitFail
+		case v.Status == StatusInconclusive && rep.Status == StatusPass:
+			rep.Status, rep.ExitCode = StatusInconclusive, ExitInconclusive
+		}
+	}
+	if unfired && rep.Status == StatusPass {
+		rep.Status, rep.ExitCode = StatusInconclusive, ExitInconclusive
+	}
+	return rep
+}
+
+func (e *evaluator) first(match func(event.Event) bool) (event.Event, bool) {
+	for _, ev := range e.evs {
+		if match(ev) {
+			return ev, true
+		}
+	}
+	return event.Event{}, false
+}
+
+// anchor returns the t an expectation counts from: run start or a fault.
+func (e *evaluator) anchor(x ExpectSpec) (int64, *event.Event, error) {
+	if x.After == "" || x.After == "start" {
+		return e.t0, nil, nil
+	}
+	t, ok := e.faultT[x.After]
+	if !ok {
+		return 0, nil, fmt.Errorf("fault %q never fired", x.After)
+	}
+	ev, _ := e.first(func(ev event.Event) bool {
+		return ev.Node == EngineName && ev.Kind == "fault" && ev.Str("id") == x.After
+	})
+	return t, &ev, nil
+}
+
+// matches reports whether ev is of the expectation's kind, at its node, with
+// every match field equal.
+func (e *evaluator) matches(x ExpectSpec, ev event.Event) bool {
+	if x.Kind != "" && ev.Kind != x.Kind {
+		return false
+	}
+	if x.Node != "" {
+		if ok, _ := path.Match(x.Node, ev.Node); !ok {
+			return false
+		}
+	}
+	for k, want := range x.Match {
+		got, present := ev.Fields[k]
+		if !present {
+			return false
+		}
+		if s, ok := want.(string); ok && (k == "channel" || k == "channel_name") {
+			if actual, ok := e.channels[s]; ok {
+				want = actual
+			}
+		}
+		if !equalField(got, want) {
+			return false
+		}
+	}
+	return true
+}
+
+// equalField compares an event field with a match value: numbers numerically,
+// strings exactly or as a glob when the match value has '*'.
+func equalField(got, want any) bool {
+	switch w := want.(type) {
+	case string:
+		g, ok := got.(string)
+		if !ok {
+			return false
+		}
+		if strings.ContainsAny(w, "*?") {
+			m, _ := path.Match(w, g)
+			return m
+		}
+		return g == w
+	case bool:
+		g, ok := got.(bool)
+		return ok && g == w
+	}
+	wf, ok1 := toFloat(want)
+	gf, ok2 := toFloat(got)
+	return ok1 && ok2 && wf == gf
+}
+
+func toFloat(v any) (float64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return n, true
+	case int64:
+		return float64(n), true
+	case int:
+		return float64(n), true
+	case uint64:
+		return float64(n), true
+	}
+	return 0, false
+}
+
+// inWindow returns the matching events in w.
+func (e *evaluator) inWindow(x ExpectSpec, w window) []event.Event {
+	var out []event.Event
+	for _, ev := range e.evs {
+		if w.has(ev.T) && e.matches(x, ev) {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func (e *evaluator) check(x ExpectSpec) Verdict {
+	v := Verdict{Name: x.Name, Type: string(x.Type)}
+	if x.Type == ExpectExit {
+		return e.checkExit(x, v)
+	}
+	at, faultEv, err := e.anchor(x)
+	if err != nil {
+		v.Status, v.Message = StatusInconclusive, err.Error()
+		return v
+	}
+	w := window{from: at + int64(x.From), to: e.end}
+	if x.Type == ExpectMetric && x.To > 0 {
+		w.to = at + int64(x.To)
+	} else if x.Within > 0 {
+		w.to = at + int64(x.Within)
+	}
+	var lead []event.Event
+	if faultEv != nil {
+		lead = []event.Event{*faultEv}
+	}
+	rel := func(t int64) string { return fmtDur(t - at) }
+	switch x.Type {
+	case ExpectEvent:
+		got := e.inWindow(x, w)
+		if len(got) > 0 {
+			v.Status = StatusPass
+			v.Message = fmt.Sprintf("seen %s after %s", rel(got[0].T), anchorName(x))
+			v.Evidence = append(lead, got[0])
+			return v
+		}
+		v.Status = StatusFail
+		v.Message = fmt.Sprintf("no %s%s within %s after %s", x.Kind, matchText(x), fmtDur(w.to-at), anchorName(x))
+		if w.to > e.end {
+			v.Message += fmt.Sprintf(" (the run ended %s after it)", fmtDur(e.end-at))
+		}
+		v.Evidence = append(lead, e.nearMisses(x, w)...)
+	case ExpectNever:
+		got := e.inWindow(x, w)
+		if len(got) == 0 {
+			v.Status, v.Message = StatusPass, fmt.Sprintf("no %s%s from %s to %s after %s", x.Kind, matchText(x), rel(w.from), rel(w.to), anchorName(x))
+			return v
+		}
+		v.Status = StatusFail
+		v.Message = fmt.Sprintf("%d %s event(s)%s, first %s after %s", len(got), x.Kind, matchText(x), rel(got[0].T), anchorName(x))
+		v.Evidence = append(lead, capEvents(got)...)
+	case ExpectCount:
+		got := e.inWindow(x, w)
+		v.Status, v.Message = bounds(float64(len(got)), x, fmt.Sprintf("%d %s event(s)%s", len(got), x.Kind, matchText(x)))
+		v.Evidence = append(lead, capEvents(got)...)
+	case ExpectMetric:
+		val, evs := e.metric(x, w)
+		v.Status, v.Message = bounds(val, x, fmt.Sprintf("%s = %v (from %s to %s after %s)", x.Metric, val, rel(w.from), rel(w.to), anchorName(x)))
+		v.Evidence = append(lead, capEvents(evs)...)
+	}
+	return v
+}
+
+func anchorName(x ExpectSpec) string {
+	if x.After == "" || x.After == "start" {
+		return "run start"
+	}
+	return "fault " + x.After
+}
+
+func matchText(x ExpectSpec) string {
+	if len(x.Match) == 0 && x.Node == "" {
+		return ""
+	}
+	keys := make([]string, 0, len(x.Match))
+	for k := range x.Match {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%v", k, x.Match[k]))
+	}
+	s := ""
+	if len(parts) > 0 {
+		s = " {" + strings.Join(parts, " ") + "}"
+	}
+	if x.Node != "" {
+		s += " at " + x.Node
+	}
+	return s
+}
+
+// bounds compares val with min/max.
+func bounds(val float64, x ExpectSpec, what string) (string, string) {
+	if x.Min != nil && val < float64(*x.Min) {
+		return StatusFail, fmt.Sprintf("%s, want ≥ %v", what, float64(*x.Min))
+	}
+	if x.Max != nil && val > float64(*x.Max) {
+		return StatusFail, fmt.Sprintf("%s, want ≤ %v", what, float64(*x.Max))
+	}
+	return StatusPass, what
+}
+
+// nearMisses are events of the same kind at the same node in the window (the
+// match fields did not fit), or failing that the node's last events: what the
+// reader needs to see why nothing matched.
+func (e *evaluator) nearMisses(x ExpectSpec, w window) []event.Event {
+	loose := ExpectSpec{Kind: x.Kind, Node: x.Node}
+	if got := e.inWindow(loose, w); len(got) > 0 {
+		return capEvents(got)
+	}
+	if x.Node == "" {
+		return nil
+	}
+	var out []event.Event
+	for _, ev := range e.evs {
+		if ok, _ := path.Match(x.Node, ev.Node); ok && w.has(ev.T) {
+			out = append(out, ev)
+		}
+	}
+	if len(out) > maxEvidence {
+		out = out[len(out)-maxEvidence:]
+	}
+	return out
+}
+
+func capEvents(evs []event.Event) []event.Event {
+	if len(evs) > maxEvidence {
+		return evs[:maxEvidence]
+	}
+	return evs
+}
+
+// metric computes x.Metric over the matching events of w.
+func (e *evaluator) metric(x ExpectSpec, w window) (float64, []event.Event) {
+	kind, field, agg := metricSource(x.Metric)
+	q := x
+	q.Kind = kind
+	var val float64
+	var used []event.Event
+	for _, ev := range e.inWindow(q, w) {
+		used = append(used, ev)
+		n, _ := ev.Num(field)
+		switch agg {
+		case "count":
+			val++
+		case "sum":
+			val += n
+		case "max":
+			val = max(val, n)
+		}
+	}
+	return val, used
+}
+
+// metricSource says which events a metric reads: kind, field, aggregation.
+func metricSource(m Metric) (kind, field, agg string) {
+	switch m {
+	case "stalls":
+		return "backpressure_stall", "", "count"
+	case "stall_ns":
+		return "backpressure_stall", "duration_ns", "sum"
+	case "lost":
+		return "gap", "lost", "sum"
+	case "gaps":
+		return "gap", "", "count"
+	case "reorders":
+		return "reorder", "", "count"
+	case "checksum_errors":
+		return "checksum_error", "", "count"
+	case "written":
+		return "written", "count", "sum"
+	case "read":
+		return "read", "count", "sum"
+	case "latency_max_ns":
+		return "read", "lat_max_ns", "max"
+	case "latency_p50_ns":
+		return "read", "lat_p50_ns", "max"
+	case "broker_lost", "broker_reconnected":
+		return string(m), "", "count"
+	}
+	return string(m), "", "count"
+}
+
+func fmtDur(ns int64) string {
+	return time.Duration(ns).Round(time.Millisecond).String()
+}

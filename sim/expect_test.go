@@ -1,0 +1,311 @@
+package sim
+
+import (
+	"bytes"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pylabhub/plh/internal/event"
+)
+
+const ms = int64(1e6)
+
+// timeline builds a synthetic run: t0 at 1000 ms, events at offsets in ms.
+type timeline struct{ evs []event.Event }
+
+func (tl *timeline) at(offMs int64, node, kind string, kv ...any) *timeline {
+	f := map[string]any{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		f[kv[i].(string)] = kv[i+1]
+	}
+	tl.evs = append(tl.evs, event.Event{T: 1000*ms + offMs*ms, Node: node, Kind: kind, Fields: f})
+	return tl
+}
+
+const synthPlan = `name = "synth"
+duration = "5s"
+
+[[producers]]
+name = "p"
+channel = "cam"
+
+[[consumers]]
+name = "c"
+instances = 2
+channel = "cam"
+
+[[faults]]
+id = "kill"
+at = "1s"
+kind = "kill"
+target = "c1"
+
+[[faults]]
+id = "later"
+at = "4s"
+kind = "pause"
+target = "c2"
+duration = "100ms"
+
+[[expect]]
+name = "died"
+kind = "notification"
+node = "p"
+match = { type = "CONSUMER_DIED_NOTIFY", channel_name = "cam" }
+after = "kill"
+within = "1s"
+
+[[expect]]
+name = "no closing"
+type = "never"
+kind = "notification"
+match = { type = "CHANNEL_CLOSING_*" }
+
+[[expect]]
+name = "stalls"
+type = "metric"
+metric = "stalls"
+node = "p"
+min = 1
+
+[[expect]]
+name = "lost"
+type = "metric"
+metric = "lost"
+node = "c*"
+max = 0
+
+[[expect]]
+name = "latency"
+type = "metric"
+metric = "latency_max_ns"
+node = "c2"
+max = "5ms"
+
+[[expect]]
+name = "reads"
+type = "count"
+kind = "read"
+node = "c2"
+min = 2
+max = 3
+
+[[expect]]
+name = "c1 killed"
+type = "exit"
+node = "c1"
+reason = "killed"
+
+[[expect]]
+name = "after later"
+kind = "ready"
+after = "later"
+within = "1s"
+`
+
+func synthBase() *timeline {
+	tl := &timeline{}
+	for _, n := range []string{"p", "c1", "c2"} {
+		tl.at(-500, EngineName, "spawned", "target", n, "pid", 10)
+		tl.at(-400, n, "ready")
+	}
+	tl.at(-600, EngineName, "spawned", "target", HubName, "pid", 9)
+	tl.at(0, EngineName, "run_start")
+	tl.at(100, "p", "written", "count", 100.0)
+	tl.at(200, "p", "backpressure_stall", "duration_ns", 2e6)
+	tl.at(300, "c2", "read", "count", 50.0, "lat_max_ns", 1e6)
+	tl.at(400, "c2", "read", "count", 50.0, "lat_max_ns", 3e6)
+	tl.at(1000, EngineName, "fault", "id", "kill", "fault", "kill", "target", "c1")
+	tl.at(1001, EngineName, "process_end", "target", "c1", "code", -1.0, "signal", "SIGKILL", "forced", false, "stopped", false)
+	tl.at(1001, "c1", "exit", "code", -1.0, "reason", "signal", "recorded_by", EngineName)
+	tl.at(1200, "p", "notification", "type", "CONSUMER_DIED_NOTIFY", "channel_name", "plh_cam_x")
+	tl.at(5000, EngineName, "run_end")
+	for _, n := range []string{"c2", "p", HubName} {
+		tl.at(5100, n, "exit", "code", 0.0, "reason", "signal")
+		tl.at(5101, EngineName, "process_end", "target", n, "code", 0.0, "signal", "", "forced", false, "stopped", true)
+	}
+	tl.at(5200, EngineName, "end_state", "leaked", []any{}, "leftover_segments", []any{})
+	return tl
+}
+
+func synthEval(t *testing.T, tl *timeline) *Report {
+	t.Helper()
+	p, err := loadOne(t, synthPlan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	SortEvents(tl.evs)
+	return Evaluate(p, tl.evs, map[string]string{"cam": "plh_cam_x"})
+}
+
+func verdicts(rep *Report) map[string]Verdict {
+	m := map[string]Verdict{}
+	for _, v := range rep.Expectations {
+		m[v.Name] = v
+	}
+	return m
+}
+
+func TestEvaluateHappy(t *testing.T) {
+	rep := synthEval(t, synthBase())
+	v := verdicts(rep)
+	for _, name := range []string{"died", "no closing", "stalls", "lost", "latency", "reads", "c1 killed",
+		"end state: no process left running", "end state: no segment left behind", "end state: p exited clean",
+		"end state: c1 exited killed", "end state: hub exited clean"} {
+		if v[name].Status != StatusPass {
+			t.Errorf("%s: %s %s", name, v[name].Status, v[name].Message)
+		}
+	}
+	if d := v["died"]; len(d.Evidence) != 2 || d.Evidence[0].Kind != "fault" || d.Evidence[1].Str("type") != "CONSUMER_DIED_NOTIFY" ||
+		!strings.Contains(d.Message, "200ms") {
+		t.Errorf("died evidence/message: %s %+v", d.Message, d.Evidence)
+	}
+	// The fault "later" never fired: its expectation and the run are inconclusive.
+	if v["after later"].Status != StatusInconclusive || rep.Status != StatusInconclusive || rep.ExitCode != ExitInconclusive {
+		t.Errorf("unfired fault: %s / run %s %d", v["after later"].Status, rep.Status, rep.ExitCode)
+	}
+	if rep.Faults[0].ID != "kill" || !rep.Faults[0].Fired || rep.Faults[0].FiredAtS != 1 || rep.Faults[1].Fired {
+		t.Errorf("faults %+v", rep.Faults)
+	}
+}
+
+func TestEvaluateViolations(t *testing.T) {
+	tl := synthBase()
+	// Replace the notification with one outside the deadline and of another channel.
+	for i := range tl.evs {
+		if tl.evs[i].Kind == "notification" {
+			tl.evs[i].T = 1000*ms + 2500*ms
+		}
+	}
+	tl.at(3000, "c2", "notification", "type", "CHANNEL_CLOSING_NOTIFY")
+	tl.at(3100, "c2", "gap", "expected", 10.0, "got", 13.0, "lost", 3.0)
+	tl.at(3200, "c2", "read", "count", 1.0, "lat_max_ns", 9e6)
+	tl.at(4000, EngineName, "fault", "id", "later", "fault", "pause", "target", "c2")
+	tl.at(5150, EngineName, "process_end", "target", "ghost", "code", 0.0)
+	tl.evs = tl.evs[:len(tl.evs)]
+	for i := range tl.evs {
+		if tl.evs[i].Kind == "end_state" {
+			tl.evs[i].Fields["leaked"] = []any{"c2"}
+			tl.evs[i].Fields["leftover_segments"] = []any{"cam"}
+		}
+		if tl.evs[i].Kind == "process_end" && tl.evs[i].Str("target") == "p" {
+			tl.evs[i].Fields["forced"] = true
+		}
+	}
+	rep := synthEval(t, tl)
+	v := verdicts(rep)
+	for name, want := range map[string]string{
+		"died": "no notification", "no closing": "1 notification", "lost": "lost = 3", "latency": "9e+06",
+		"reads": "3 read", "end state: no process left running": "c2", "end state: no segment left behind": "cam",
+		"end state: p exited clean": "did not stop",
+	} {
+		if name == "reads" {
+			if v[name].Status != StatusPass { // 3 reads within [2,3]
+				t.Errorf("reads: %s %s", v[name].Status, v[name].Message)
+			}
+			continue
+		}
+		if v[name].Status != StatusFail || !strings.Contains(v[name].Message, want) {
+			t.Errorf("%s: %s %q, want fail mentioning %q", name, v[name].Status, v[name].Message, want)
+		}
+	}
+	// Near misses: the late notification is shown as evidence of the failed deadline.
+	if d := v["died"]; len(d.Evidence) < 1 || d.Evidence[0].Kind != "fault" {
+		t.Errorf("died evidence %+v", d.Evidence)
+	}
+	if v["after later"].Status != StatusFail {
+		t.Errorf("after later: %s", v["after later"].Status)
+	}
+	if rep.Status != StatusFail || rep.ExitCode != ExitFail {
+		t.Errorf("run %s %d", rep.Status, rep.ExitCode)
+	}
+	// JUnit: one failure per failed expectation, parseable XML.
+	b, err := JUnit(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc junitSuites
+	if err := xml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	fails := 0
+	for _, x := range rep.Expectations {
+		if x.Status == StatusFail {
+			fails++
+		}
+	}
+	if doc.Failures != fails || doc.Suites[0].Tests != len(rep.Expectations) {
+		t.Errorf("junit failures %d tests %d, want %d %d", doc.Failures, doc.Suites[0].Tests, fails, len(rep.Expectations))
+	}
+}
+
+func TestEvaluateNeverStarted(t *testing.T) {
+	tl := &timeline{}
+	tl.at(0, EngineName, "spawned", "target", HubName)
+	rep := synthEval(t, tl)
+	if rep.Status != StatusInconclusive || len(rep.Expectations) != 1 {
+		t.Fatalf("%s %+v", rep.Status, rep.Expectations)
+	}
+	rep.setError(ErrHarness)
+	if rep.ExitCode != ExitError {
+		t.Fatal(rep.ExitCode)
+	}
+}
+
+func TestEqualField(t *testing.T) {
+	for _, c := range []struct {
+		got, want any
+		ok        bool
+	}{
+		{"a", "a", true}, {"abc", "a*", true}, {"abc", "b*", false}, {1.0, int64(1), true},
+		{2.0, int64(1), false}, {true, true, true}, {"1", int64(1), false}, {nil, "x", false},
+	} {
+		if equalField(c.got, c.want) != c.ok {
+			t.Errorf("equalField(%v, %v) != %v", c.got, c.want, c.ok)
+		}
+	}
+}
+
+func TestTimelineRendering(t *testing.T) {
+	tl := synthBase()
+	tl.at(4000, EngineName, "fault", "id", "later", "fault", "pause", "target", "c2", "detail", `<script>x</script>`)
+	tl.at(4100, EngineName, "fault_end", "id", "later")
+	rep := synthEval(t, tl)
+	p, _ := loadOne(t, synthPlan)
+	var buf bytes.Buffer
+	if err := RenderTimeline(&buf, p, rep, tl.evs); err != nil {
+		t.Fatal(err)
+	}
+	s := buf.String()
+	for _, want := range []string{"<svg", "</svg>", ">c1</text>", ">c2</text>", ">hub</text>", "⚡kill", "⚡later",
+		"CONSUMER_DIED_NOTIFY", "throughput", "stalls (1)", "died"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("timeline lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"<script", "http://", "https://"} {
+		if strings.Contains(strings.ReplaceAll(s, `xmlns="http://www.w3.org/2000/svg"`, ""), bad) {
+			t.Errorf("timeline contains %q (must be self-contained and escaped)", bad)
+		}
+	}
+	// The whole report set writes and the events read back.
+	dir := t.TempDir()
+	if err := WriteEvents(filepath.Join(dir, EventsFile), tl.evs); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadEvents(filepath.Join(dir, EventsFile))
+	if err != nil || len(back) != len(tl.evs) {
+		t.Fatalf("read back %d events, %v", len(back), err)
+	}
+	if err := WriteReports(dir, p, rep, back); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{ResultsFile, JUnitFile, TimelineFile} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}

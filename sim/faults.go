@@ -1,0 +1,228 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/pylabhub/plh/chaos"
+	"github.com/pylabhub/plh/internal/event"
+)
+
+// lockHeldTimeout bounds the wait for a producer's lock_held event.
+const lockHeldTimeout = 10 * time.Second
+
+// fire injects one fault and records it: a `fault` event when it really fired,
+// a `fault_failed` event when it could not (the run is then inconclusive for
+// whatever depends on it), and `fault_end` when a fault with a duration ends.
+func (r *run) fire(ctx context.Context, f FaultSpec) {
+	detail, err := r.inject(ctx, f)
+	if errors.Is(err, errAlreadyRecorded) {
+		return
+	}
+	if err != nil {
+		r.col.engine("fault_failed", map[string]any{"id": f.ID, "fault": string(f.Kind), "target": f.Target, "error": err.Error()})
+		return
+	}
+	r.col.engine("fault", map[string]any{"id": f.ID, "fault": string(f.Kind), "target": f.Target, "detail": detail,
+		"duration_ns": int64(f.Duration)})
+	if f.Duration <= 0 {
+		return
+	}
+	var undo func() (string, error)
+	switch f.Kind {
+	case FaultPause:
+		undo = func() (string, error) { return "SIGCONT", r.signal(f.Target, syscall.SIGCONT) }
+	case FaultLinkDelay:
+		undo = func() (string, error) { r.proxy(f.Target).SetDelay(0); return "delay removed", nil }
+	case FaultLinkReset:
+		undo = func() (string, error) { return "connections accepted again", nil }
+	case FaultBrokerRestart:
+		return // inject already waited for the broker to come back
+	default:
+		return
+	}
+	t := time.NewTimer(f.Duration.D())
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		// End of run: undo anyway so nothing stays paused or delayed.
+	}
+	d, err := undo()
+	if err != nil {
+		d = err.Error()
+	}
+	r.col.engine("fault_end", map[string]any{"id": f.ID, "fault": string(f.Kind), "target": f.Target, "detail": d})
+}
+
+// inject performs the fault and describes what it did.
+func (r *run) inject(ctx context.Context, f FaultSpec) (string, error) {
+	switch f.Kind {
+	case FaultKill:
+		sig, err := chaos.ParseSignal(string(f.Signal))
+		if err != nil {
+			return "", err
+		}
+		return unixSignalName(sig), r.signal(f.Target, sig)
+	case FaultPause:
+		return "SIGSTOP", r.signal(f.Target, syscall.SIGSTOP)
+	case FaultResume:
+		return "SIGCONT", r.signal(f.Target, syscall.SIGCONT)
+	case FaultBrokerRestart:
+		return r.restartBroker(ctx, f)
+	case FaultSchemaConflict:
+		n := PlanNode{Role: "producer", NodeSpec: NodeSpec{Name: f.Name, Channel: f.Channel, Schema: f.Schema, Exit: ExitAny}}
+		if owner, ok := r.plan.Node(f.Target); ok {
+			n.Pattern, n.Shm, n.Policy, n.SlotSize, n.Slots, n.Secret = owner.Pattern, owner.Shm, owner.Policy, owner.SlotSize, owner.Slots, owner.Secret
+		}
+		c, err := r.startNode(n)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("spawned %s (pid %d) on channel %s with schema %q", n.Name, c.pid, f.Channel, f.Schema), nil
+	case FaultSlowConsumer:
+		c := r.sup.current(f.Target)
+		if c == nil {
+			return "", fmt.Errorf("%s was never started", f.Target)
+		}
+		if err := c.send(chaos.SetDelay(f.Delay.D())); err != nil {
+			return "", err
+		}
+		return "delay_per_read " + f.Delay.D().String(), nil
+	case FaultKillHoldingLock:
+		return r.killHoldingLock(ctx, f)
+	case FaultCorruptSlot:
+		return chaos.CorruptSlot(chaos.SegmentPath(r.channels[f.Channel]), string(f.Slot))
+	case FaultLinkDelay:
+		px := r.proxy(f.Target)
+		if px == nil {
+			return "", fmt.Errorf("%s has no link proxy", f.Target)
+		}
+		px.SetDelay(f.Delay.D())
+		return "added latency " + f.Delay.D().String(), nil
+	case FaultLinkReset:
+		px := r.proxy(f.Target)
+		if px == nil {
+			return "", fmt.Errorf("%s has no link proxy", f.Target)
+		}
+		n, err := px.Reset(f.Duration.D())
+		return fmt.Sprintf("%d connection(s) reset, new ones refused for %v", n, f.Duration.D()), err
+	}
+	return "", fmt.Errorf("unknown fault kind %q", f.Kind)
+}
+
+func (r *run) proxy(name string) *chaos.Proxy {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.proxies[name]
+}
+
+// signal sends sig to the running process group of node name.
+func (r *run) signal(name string, sig syscall.Signal) error {
+	c := r.sup.current(name)
+	if c == nil {
+		return fmt.Errorf("%s was never started", name)
+	}
+	if !c.running() {
+		return fmt.Errorf("%s is not running", name)
+	}
+	c.mu.Lock()
+	switch sig {
+	case syscall.SIGSTOP:
+		c.paused = true
+	case syscall.SIGCONT:
+		c.paused = false
+	}
+	c.mu.Unlock()
+	return chaos.SignalGroup(c.pid, sig)
+}
+
+// restartBroker kills the hub, keeps it down for the fault's duration, and
+// starts it again on the same endpoint. The fault event is recorded by fire
+// after the broker is back; the down time is in its detail and the hub's own
+// events (process_end, spawned, ready) mark the gap on the timeline.
+func (r *run) restartBroker(ctx context.Context, f FaultSpec) (string, error) {
+	sig, err := chaos.ParseSignal(string(f.Signal))
+	if err != nil {
+		return "", err
+	}
+	c := r.sup.current(HubName)
+	if c == nil || !c.running() {
+		return "", fmt.Errorf("the hub is not running")
+	}
+	r.mu.Lock()
+	ep := r.endpoint
+	r.mu.Unlock()
+	if err := chaos.SignalGroup(c.pid, sig); err != nil {
+		return "", err
+	}
+	r.col.engine("fault", map[string]any{"id": f.ID, "fault": string(f.Kind), "target": HubName,
+		"detail": "broker down (" + unixSignalName(sig) + ")", "duration_ns": int64(f.Duration)})
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		return "", fmt.Errorf("hub did not exit after %v", sig)
+	}
+	t := time.NewTimer(f.Duration.D())
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+	}
+	startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.plan.StartupTimeout.D())
+	defer cancel()
+	if err := r.startHub(startCtx, ep); err != nil {
+		return "", fmt.Errorf("restart on %s: %w", ep, err)
+	}
+	r.col.engine("fault_end", map[string]any{"id": f.ID, "fault": string(f.Kind), "target": HubName,
+		"detail": "broker back on " + ep})
+	return "", errAlreadyRecorded
+}
+
+// errAlreadyRecorded tells fire that inject recorded its own events.
+var errAlreadyRecorded = errors.New("already recorded")
+
+// killHoldingLock asks the producer to take a write slot and keep it, waits
+// until it reports lock_held, then kills it and inspects the segment.
+func (r *run) killHoldingLock(ctx context.Context, f FaultSpec) (string, error) {
+	c := r.sup.current(f.Target)
+	if c == nil || !c.running() {
+		return "", fmt.Errorf("%s is not running", f.Target)
+	}
+	sig, err := chaos.ParseSignal(string(f.Signal))
+	if err != nil {
+		return "", err
+	}
+	from := r.col.len()
+	if err := c.send(chaos.HoldLock()); err != nil {
+		return "", err
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockHeldTimeout)
+	defer cancel()
+	held, err := r.col.wait(wctx, from, func(ev event.Event) bool {
+		return ev.Node == f.Target && ev.Kind == chaos.LockHeldKind
+	}, c.done)
+	if err != nil {
+		return "", fmt.Errorf("no %s event from %s: %v", chaos.LockHeldKind, f.Target, err)
+	}
+	if err := chaos.SignalGroup(c.pid, sig); err != nil {
+		return "", err
+	}
+	<-c.done
+	detail := fmt.Sprintf("%s while holding slot %v", unixSignalName(sig), held.Fields["slot_index"])
+	if n, ok := r.plan.Node(f.Target); ok {
+		locks, err := chaos.HeldLocks(chaos.SegmentPath(r.channels[n.Channel]))
+		switch {
+		case err != nil:
+			detail += "; segment: " + err.Error()
+		default:
+			for _, l := range locks {
+				detail += fmt.Sprintf("; slot %d write_lock pid %d alive=%t", l.Slot, l.Pid, l.Alive)
+			}
+		}
+	}
+	return detail, nil
+}

@@ -1,0 +1,214 @@
+package sim
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Scenario is one scenario file as written (before includes, matrix and seed are
+// resolved). docs/scenarios.md documents every key.
+type Scenario struct {
+	Name           string           `toml:"name"`
+	Description    string           `toml:"description,omitempty"`
+	Seed           *uint64          `toml:"seed,omitempty"`
+	Duration       Duration         `toml:"duration,omitempty"`
+	StartupTimeout Duration         `toml:"startup_timeout,omitempty"`
+	StopGrace      Duration         `toml:"stop_grace,omitempty"`
+	Include        []string         `toml:"include,omitempty"`
+	Hub            *HubSpec         `toml:"hub,omitempty"`
+	Producers      []NodeSpec       `toml:"producers,omitempty"`
+	Consumers      []NodeSpec       `toml:"consumers,omitempty"`
+	Faults         []FaultSpec      `toml:"faults,omitempty"`
+	RandomFaults   []RandomSpec     `toml:"random_faults,omitempty"`
+	Expect         []ExpectSpec     `toml:"expect,omitempty"`
+	Matrix         map[string][]any `toml:"matrix,omitempty"`
+}
+
+// HubSpec configures the hub (broker) process.
+type HubSpec struct {
+	ChannelTimeout  Duration `toml:"channel_timeout,omitempty"`
+	ConsumerTimeout Duration `toml:"consumer_timeout,omitempty"`
+	Args            []string `toml:"args,omitempty"`
+	Exit            ExitMode `toml:"exit,omitempty"`
+}
+
+// NodeSpec is one [[producers]] or [[consumers]] entry.
+type NodeSpec struct {
+	Name         string   `toml:"name"`
+	Instances    int      `toml:"instances,omitempty"`
+	Channel      string   `toml:"channel"`
+	Pattern      Pattern  `toml:"pattern,omitempty"`
+	Shm          *bool    `toml:"shm,omitempty"`
+	Policy       Policy   `toml:"policy,omitempty"`
+	SlotSize     int      `toml:"slot_size,omitempty"`
+	Slots        int      `toml:"slots,omitempty"`
+	Rate         float64  `toml:"rate,omitempty"`
+	Messages     int      `toml:"messages,omitempty"`
+	DelayPerRead Duration `toml:"delay_per_read,omitempty"`
+	Secret       uint64   `toml:"secret,omitempty"`
+	Schema       string   `toml:"schema,omitempty"`
+	Start        Duration `toml:"start,omitempty"`
+	LinkProxy    bool     `toml:"link_proxy,omitempty"`
+	Exit         ExitMode `toml:"exit,omitempty"`
+	Args         []string `toml:"args,omitempty"`
+}
+
+// FaultSpec is one [[faults]] entry: a fault at a fixed time.
+type FaultSpec struct {
+	ID       string    `toml:"id,omitempty"`
+	At       Duration  `toml:"at"`
+	Kind     FaultKind `toml:"kind"`
+	Target   string    `toml:"target,omitempty"`
+	Signal   Signal    `toml:"signal,omitempty"`
+	Duration Duration  `toml:"duration,omitempty"`
+	Delay    Duration  `toml:"delay,omitempty"`
+	Channel  string    `toml:"channel"`
+	Schema   string    `toml:"schema,omitempty"`
+	Name     string    `toml:"name"`
+	Slot     SlotPick  `toml:"slot,omitempty"`
+}
+
+// RandomSpec draws faults from the seed: Count faults of the given kinds at
+// random targets, spaced by a random interval, inside a window.
+type RandomSpec struct {
+	Kinds    []FaultKind `toml:"kinds,omitempty"`
+	Targets  []string    `toml:"targets,omitempty"`
+	Count    int         `toml:"count,omitempty"`
+	Interval []Duration  `toml:"interval,omitempty"`
+	Window   []Duration  `toml:"window,omitempty"`
+	Duration []Duration  `toml:"duration,omitempty"`
+	Signal   Signal      `toml:"signal,omitempty"`
+	Delay    []Duration  `toml:"delay,omitempty"`
+}
+
+// ExpectSpec is one [[expect]] entry.
+type ExpectSpec struct {
+	Name   string         `toml:"name"`
+	Type   ExpectType     `toml:"type"`
+	Kind   string         `toml:"kind"`
+	Node   string         `toml:"node,omitempty"`
+	Match  map[string]any `toml:"match,omitempty"`
+	After  string         `toml:"after,omitempty"`
+	Within Duration       `toml:"within,omitempty"`
+	From   Duration       `toml:"from,omitempty"`
+	To     Duration       `toml:"to,omitempty"`
+	Metric Metric         `toml:"metric,omitempty"`
+	Min    *Bound         `toml:"min,omitempty"`
+	Max    *Bound         `toml:"max,omitempty"`
+	Code   *int           `toml:"code,omitempty"`
+	Reason string         `toml:"reason,omitempty"`
+}
+
+// Duration is a time.Duration written as a string ("1.5s") in TOML.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string; negative durations are rejected.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("bad duration %q (want e.g. \"1.5s\", \"200ms\")", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %q", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the canonical Go form.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Bound is a numeric bound of a count or metric: a number, or a duration string
+// (taken as nanoseconds, for latency metrics).
+type Bound float64
+
+// UnmarshalText accepts a duration string.
+func (b *Bound) UnmarshalText(t []byte) error {
+	if v, err := strconv.ParseFloat(string(t), 64); err == nil {
+		*b = Bound(v)
+		return nil
+	}
+	v, err := time.ParseDuration(string(t))
+	if err != nil {
+		return fmt.Errorf("bad bound %q (want a number or a duration)", t)
+	}
+	*b = Bound(v)
+	return nil
+}
+
+// Allowed values of the string enums of the schema. go-toml assigns string
+// kinds directly (no UnmarshalText), so validate checks and normalises them.
+var (
+	patterns    = []string{"PubSub", "Pipeline", "Bidir"}
+	policies    = []string{"Latest_only", "Single_reader", "Sync_reader"}
+	exitModes   = []string{"clean", "error", "killed", "any"}
+	expectTypes = []string{"event", "never", "count", "metric", "exit"}
+	slotPicks   = []string{"next", "latest", "all"}
+)
+
+// FaultKind names a fault injector.
+type FaultKind string
+
+// Fault kinds.
+const (
+	FaultKill            FaultKind = "kill"
+	FaultPause           FaultKind = "pause"
+	FaultResume          FaultKind = "resume"
+	FaultBrokerRestart   FaultKind = "broker_restart"
+	FaultSchemaConflict  FaultKind = "schema_conflict"
+	FaultSlowConsumer    FaultKind = "slow_consumer"
+	FaultKillHoldingLock FaultKind = "kill_holding_lock"
+	FaultCorruptSlot     FaultKind = "corrupt_slot"
+	FaultLinkDelay       FaultKind = "link_delay"
+	FaultLinkReset       FaultKind = "link_reset"
+	faultSpawn           FaultKind = "spawn" // internal: a node with start > 0
+	faultAutoResume      FaultKind = "resume"
+)
+
+var faultKinds = []string{"kill", "pause", "resume", "broker_restart", "schema_conflict",
+	"slow_consumer", "kill_holding_lock", "corrupt_slot", "link_delay", "link_reset"}
+
+// Pattern is a channel pattern.
+type Pattern string
+
+// Policy is a consumer sync policy.
+type Policy string
+
+// ExitMode is how a node is expected to end.
+type ExitMode string
+
+// Exit modes.
+const (
+	ExitClean  ExitMode = "clean"  // exit status 0 (stopped by the engine or done)
+	ExitFailed ExitMode = "error"  // a non-zero exit status
+	ExitKilled ExitMode = "killed" // died by a signal (a fault)
+	ExitAny    ExitMode = "any"
+)
+
+// ExpectType is the kind of an expectation.
+type ExpectType string
+
+// Expectation types.
+const (
+	ExpectEvent  ExpectType = "event"
+	ExpectNever  ExpectType = "never"
+	ExpectCount  ExpectType = "count"
+	ExpectMetric ExpectType = "metric"
+	ExpectExit   ExpectType = "exit"
+)
+
+// Metric names a metric computed over a window of events.
+type Metric string
+
+var metrics = []string{"stalls", "stall_ns", "lost", "gaps", "reorders", "checksum_errors",
+	"written", "read", "latency_max_ns", "latency_p50_ns", "broker_lost", "broker_reconnected"}
+
+// Signal is a signal name ("KILL", "SIGTERM", "9").
+type Signal string
+
+// SlotPick chooses which committed slot corrupt_slot damages.
+type SlotPick string

@@ -1,0 +1,327 @@
+package sim
+
+import (
+	"fmt"
+	"github.com/pylabhub/plh/chaos"
+	"path"
+	"strings"
+)
+
+// HubName is the node name of the hub process in events and fault targets.
+const HubName = "hub"
+
+// EngineName is the node name of the events the engine itself records.
+const EngineName = "plh-sim"
+
+// checker collects the location of validation errors.
+type checker struct {
+	v *Variant
+}
+
+func (c checker) errf(key, val, format string, args ...any) error {
+	short := key
+	if i := strings.LastIndexByte(key, '.'); i >= 0 {
+		short = key[i+1:]
+	}
+	return c.errAt(lineOf(c.v.src, short, val), key, format, args...)
+}
+
+// errAt reports an error at a known line (0: unknown).
+func (c checker) errAt(line int, key, format string, args ...any) error {
+	where := c.v.File
+	if line > 0 {
+		where = fmt.Sprintf("%s:%d", c.v.File, line)
+	}
+	if len(c.v.Vars) > 0 {
+		where += " (" + c.v.Scenario.Name + ")"
+	}
+	return fmt.Errorf("%w: %s: key %q: %s", ErrScenario, where, key, fmt.Sprintf(format, args...))
+}
+
+// validate checks what decoding cannot: required keys, references between
+// parts, per-kind requirements.
+func validate(v *Variant) error {
+	s := v.Scenario
+	c := checker{v}
+	if s.Duration <= 0 {
+		return c.errf("duration", "", "required, a positive duration such as \"3s\"")
+	}
+	names := map[string]string{HubName: "hub", EngineName: "engine"}
+	roles := map[string]string{}
+	for _, group := range []struct {
+		key   string
+		role  string
+		specs []NodeSpec
+	}{{"producers", "producer", s.Producers}, {"consumers", "consumer", s.Consumers}} {
+		for i, n := range group.specs {
+			if n.Name == "" {
+				return c.errf(group.key+".name", "", "every node needs a name")
+			}
+			if strings.ContainsAny(n.Name, " /\\*?[]") {
+				return c.errf(group.key+".name", n.Name, "node name %q may not contain spaces, slashes or glob characters", n.Name)
+			}
+			if n.Channel == "" {
+				return c.errf(group.key+".channel", "", "node %q needs a channel", n.Name)
+			}
+			if strings.ContainsAny(n.Channel, "/ ") {
+				return c.errf(group.key+".channel", n.Channel, "channel %q may not contain '/' or spaces", n.Channel)
+			}
+			if n.Instances < 0 || n.SlotSize < 0 || n.Slots < 0 || n.Messages < 0 || n.Rate < 0 {
+				return c.errf(group.key, n.Name, "node %q: instances, slot_size, slots, messages and rate must not be negative", n.Name)
+			}
+			if err := c.checkNodeEnums(group.key, &group.specs[i]); err != nil {
+				return err
+			}
+			for _, pn := range expandNodes(&Scenario{Producers: []NodeSpec{n}}) {
+				if prev, dup := names[pn.Name]; dup {
+					lines := linesOf(c.v.src, "name", n.Name)
+					return c.errAt(lines[len(lines)-1], group.key+".name", "node name %q is already used by the %s", pn.Name, prev)
+				}
+				names[pn.Name] = group.role + " " + n.Name
+				roles[pn.Name] = group.role
+			}
+		}
+	}
+	if s.Hub != nil {
+		if err := checkEnum(c, "hub.exit", &s.Hub.Exit, "exit mode", exitModes); err != nil {
+			return err
+		}
+	}
+	if len(roles) == 0 {
+		return c.errf("producers", "", "a scenario needs at least one producer or consumer")
+	}
+	for i := range s.Faults {
+		if err := c.checkFaultEnums(&s.Faults[i]); err != nil {
+			return err
+		}
+		if err := c.checkFault(s.Faults[i], roles, "faults"); err != nil {
+			return err
+		}
+	}
+	for ri := range s.RandomFaults {
+		r := &s.RandomFaults[ri]
+		for i := range r.Kinds {
+			if err := checkEnum(c, "random_faults.kinds", &r.Kinds[i], "fault kind", faultKinds); err != nil {
+				return err
+			}
+		}
+		if err := c.checkSignal("random_faults.signal", &r.Signal); err != nil {
+			return err
+		}
+		if len(r.Kinds) == 0 || len(r.Targets) == 0 {
+			return c.errf("random_faults.kinds", "", "random faults need kinds and targets")
+		}
+		if len(r.Interval) == 0 || len(r.Interval) > 2 || r.Interval[len(r.Interval)-1] <= 0 {
+			return c.errf("random_faults.interval", "", "want [min, max] (or [fixed]) with a positive max")
+		}
+		if len(r.Window) > 2 || len(r.Duration) > 2 || len(r.Delay) > 2 {
+			return c.errf("random_faults.window", "", "window, duration and delay take one or two values")
+		}
+		if r.Count < 0 {
+			return c.errf("random_faults.count", "", "must not be negative")
+		}
+		for _, k := range r.Kinds {
+			for _, t := range r.Targets {
+				f := FaultSpec{Kind: k, Target: t, Signal: r.Signal, Delay: 1, Duration: 1}
+				if len(r.Delay) > 0 {
+					f.Delay = r.Delay[0]
+				}
+				if err := c.checkFault(f, roles, "random_faults"); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for i := range s.Expect {
+		e := &s.Expect[i]
+		if err := checkEnum(c, "expect.type", &e.Type, "expectation type", expectTypes); err != nil {
+			return err
+		}
+		if err := checkEnum(c, "expect.metric", &e.Metric, "metric", metrics); err != nil {
+			return err
+		}
+		if err := c.checkExpect(*e, roles); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c checker) checkFault(f FaultSpec, roles map[string]string, key string) error {
+	if f.Kind == "" {
+		return c.errf(key+".kind", "", "every fault needs a kind (%s)", strings.Join(faultKinds, ", "))
+	}
+	role, known := roles[f.Target]
+	if f.Target == HubName {
+		known, role = true, HubName
+	}
+	needTarget := func(want ...string) error {
+		if !known {
+			return c.errf(key+".target", f.Target, "%s: unknown target %q (a node name%s)", f.Kind, f.Target,
+				map[bool]string{true: " or \"hub\"", false: ""}[len(want) == 0 || contains(want, HubName)])
+		}
+		if len(want) > 0 && !contains(want, role) {
+			return c.errf(key+".target", f.Target, "%s: target %q is a %s, want a %s", f.Kind, f.Target, role, strings.Join(want, " or "))
+		}
+		return nil
+	}
+	switch f.Kind {
+	case FaultKill, FaultPause, FaultResume:
+		return needTarget()
+	case FaultBrokerRestart:
+		if f.Target != "" && f.Target != HubName {
+			return c.errf(key+".target", f.Target, "broker_restart targets the hub (omit target)")
+		}
+	case FaultSchemaConflict:
+		if f.Schema == "" {
+			return c.errf(key+".schema", "", "schema_conflict needs the intruder's schema")
+		}
+		if f.Channel == "" {
+			return needTarget("producer")
+		}
+	case FaultSlowConsumer:
+		if f.Delay <= 0 {
+			return c.errf(key+".delay", "", "slow_consumer needs delay (the new delay per read)")
+		}
+		return needTarget("consumer")
+	case FaultKillHoldingLock:
+		return needTarget("producer")
+	case FaultCorruptSlot:
+		if f.Channel == "" {
+			return needTarget("producer")
+		}
+	case FaultLinkDelay:
+		if f.Delay <= 0 {
+			return c.errf(key+".delay", "", "link_delay needs delay (added latency)")
+		}
+		return needTarget("producer", "consumer")
+	case FaultLinkReset:
+		return needTarget("producer", "consumer")
+	}
+	return nil
+}
+
+func (c checker) checkExpect(e ExpectSpec, roles map[string]string) error {
+	t := e.Type
+	if t == "" {
+		t = ExpectEvent
+	}
+	if e.Node != "" {
+		if _, err := path.Match(e.Node, "x"); err != nil {
+			return c.errf("expect.node", e.Node, "bad node pattern %q", e.Node)
+		}
+		matched := e.Node == HubName || e.Node == EngineName
+		for n := range roles {
+			if ok, _ := path.Match(e.Node, n); ok {
+				matched = true
+			}
+		}
+		if !matched {
+			return c.errf("expect.node", e.Node, "node %q matches no node of the scenario", e.Node)
+		}
+	}
+	for k, v := range e.Match {
+		switch v.(type) {
+		case string, bool, int64, float64:
+		default:
+			return c.errf("expect.match."+k, "", "match values must be strings, numbers or booleans")
+		}
+	}
+	if e.Min != nil && e.Max != nil && *e.Min > *e.Max {
+		return c.errf("expect.min", "", "min %v is above max %v", *e.Min, *e.Max)
+	}
+	switch t {
+	case ExpectEvent, ExpectNever, ExpectCount:
+		if e.Kind == "" {
+			return c.errf("expect.kind", "", "a %s expectation needs the event kind", t)
+		}
+	case ExpectMetric:
+		if e.Metric == "" {
+			return c.errf("expect.metric", "", "a metric expectation needs metric (%s)", strings.Join(metrics, ", "))
+		}
+		if e.Min == nil && e.Max == nil {
+			return c.errf("expect.metric", string(e.Metric), "a metric expectation needs min or max")
+		}
+	case ExpectExit:
+		if e.Node == "" {
+			return c.errf("expect.node", "", "an exit expectation needs node")
+		}
+	}
+	if e.To > 0 && e.From > e.To {
+		return c.errf("expect.from", "", "from is after to")
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// checkAfter verifies that every expectation's `after` names a fault of the
+// plan; it runs once fault ids are assigned.
+func checkAfter(v *Variant, p *Plan) error {
+	ids := map[string]bool{"start": true}
+	for _, f := range p.Faults {
+		ids[f.ID] = true
+	}
+	for _, e := range p.Expect {
+		if e.After != "" && !ids[e.After] {
+			var known []string
+			for _, f := range p.Faults {
+				known = append(known, f.ID)
+			}
+			return checker{v}.errf("expect.after", e.After, "no fault with id %q (faults: %s)", e.After, strings.Join(known, ", "))
+		}
+	}
+	return nil
+}
+
+// checkEnum normalises *v to its canonical spelling, or reports it.
+func checkEnum[T ~string](c checker, key string, v *T, what string, allowed []string) error {
+	if *v == "" {
+		return nil
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(string(*v), a) {
+			*v = T(a)
+			return nil
+		}
+	}
+	return c.errf(key, string(*v), "unknown %s %q (want one of %s)", what, string(*v), strings.Join(allowed, ", "))
+}
+
+func (c checker) checkSignal(key string, s *Signal) error {
+	if *s == "" {
+		return nil
+	}
+	if _, err := chaos.ParseSignal(string(*s)); err != nil {
+		return c.errf(key, string(*s), "%v", err)
+	}
+	*s = Signal(strings.TrimPrefix(strings.ToUpper(string(*s)), "SIG"))
+	return nil
+}
+
+func (c checker) checkNodeEnums(key string, n *NodeSpec) error {
+	if err := checkEnum(c, key+".pattern", &n.Pattern, "pattern", patterns); err != nil {
+		return err
+	}
+	if err := checkEnum(c, key+".policy", &n.Policy, "policy", policies); err != nil {
+		return err
+	}
+	return checkEnum(c, key+".exit", &n.Exit, "exit mode", exitModes)
+}
+
+func (c checker) checkFaultEnums(f *FaultSpec) error {
+	if err := checkEnum(c, "faults.kind", &f.Kind, "fault kind", faultKinds); err != nil {
+		return err
+	}
+	if err := checkEnum(c, "faults.slot", &f.Slot, "slot choice", slotPicks); err != nil {
+		return err
+	}
+	return c.checkSignal("faults.signal", &f.Signal)
+}
