@@ -63,7 +63,7 @@ func (l *listener) acceptLoop() {
 
 func (l *listener) handshake(raw net.Conn) {
 	defer l.wg.Done()
-	c, err := serverHandshake(raw, l.ep)
+	c, err := serverHandshake(raw, l.ep.server, l.ep.allow, l.ep.log, true)
 	l.mu.Lock()
 	delete(l.pending, raw)
 	l.mu.Unlock()

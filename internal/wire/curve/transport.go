@@ -261,7 +261,7 @@ func (transport) Dial(ctx context.Context, d zmqtransport.Dialer, addr string) (
 	if err != nil {
 		return nil, err
 	}
-	c, err := clientHandshake(raw, e)
+	c, err := clientHandshake(raw, e.client, e.log, true)
 	if err != nil {
 		_ = raw.Close()
 		e.log.Warn("curve: handshake with server failed", "server", hp, "err", err)
@@ -270,10 +270,13 @@ func (transport) Dial(ctx context.Context, d zmqtransport.Dialer, addr string) (
 	return c, nil
 }
 
-func clientHandshake(raw net.Conn, e *Endpoint) (*conn, error) {
-	cfg := e.client
-	if err := raw.SetDeadline(time.Now().Add(cfg.HandshakeTimeout)); err != nil {
-		return nil, err
+// clientHandshake runs greeting, HELLO and WELCOME; with setDeadline it bounds
+// them (and the later wait for READY) by cfg.HandshakeTimeout itself.
+func clientHandshake(raw net.Conn, cfg *ClientConfig, log *slog.Logger, setDeadline bool) (*conn, error) {
+	if setDeadline {
+		if err := raw.SetDeadline(time.Now().Add(cfg.HandshakeTimeout)); err != nil {
+			return nil, err
+		}
 	}
 	keys := cfg.Keys
 	if keys.IsZero() {
@@ -300,15 +303,18 @@ func clientHandshake(raw net.Conn, e *Endpoint) (*conn, error) {
 	if err := sess.onWelcome(body); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
-	return newConn(raw, br, sess, e.log, cfg.MaxMessage), nil
+	return newConn(raw, br, sess, log, cfg.MaxMessage), nil
 }
 
-func serverHandshake(raw net.Conn, e *Endpoint) (*conn, error) {
-	cfg := e.server
-	if err := raw.SetDeadline(time.Now().Add(cfg.HandshakeTimeout)); err != nil {
-		return nil, err
+// serverHandshake runs greeting, HELLO, WELCOME and INITIATE (allowlist
+// included); with setDeadline it bounds them by cfg.HandshakeTimeout itself.
+func serverHandshake(raw net.Conn, cfg *ServerConfig, allow map[PublicKey]struct{}, log *slog.Logger, setDeadline bool) (*conn, error) {
+	if setDeadline {
+		if err := raw.SetDeadline(time.Now().Add(cfg.HandshakeTimeout)); err != nil {
+			return nil, err
+		}
 	}
-	sess, err := newSession(true, cfg.Keys, PublicKey{}, e.allow)
+	sess, err := newSession(true, cfg.Keys, PublicKey{}, allow)
 	if err != nil {
 		return nil, err
 	}
@@ -340,10 +346,12 @@ func serverHandshake(raw net.Conn, e *Endpoint) (*conn, error) {
 		}
 		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
-	if err := raw.SetDeadline(time.Time{}); err != nil {
-		return nil, err
+	if setDeadline {
+		if err := raw.SetDeadline(time.Time{}); err != nil {
+			return nil, err
+		}
 	}
-	return newConn(raw, br, sess, e.log, cfg.MaxMessage), nil
+	return newConn(raw, br, sess, log, cfg.MaxMessage), nil
 }
 
 // greet exchanges CURVE greetings.
