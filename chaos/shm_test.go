@@ -1,0 +1,97 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/pylabhub/plh/shm"
+)
+
+// realBlock creates a real DataBlock (the shm package's own layout) with n
+// committed slots, each starting with its sequence number.
+func realBlock(t *testing.T, sync shm.SyncPolicy, n int) (*shm.Block, string) {
+	t.Helper()
+	name := fmt.Sprintf("plh_chaos_test_%d_%d", os.Getpid(), time.Now().UnixNano())
+	b, err := shm.Create(name, shm.Config{Secret: 7, PageSize: shm.Page4K, Capacity: 4,
+		Policy: shm.PolicyRingBuffer, Sync: sync})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	w, err := b.NewWriter(shm.WaitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		s, err := w.AcquireWrite(context.Background(), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Bytes()[0] = byte(i)
+		if err := s.Commit(64); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b, name
+}
+
+// TestCorruptRealSegment checks the offsets against the shm package: the slot
+// CorruptSlot damages is the one the reader gets next, and it fails its checksum.
+func TestCorruptRealSegment(t *testing.T) {
+	for _, c := range []struct {
+		sync shm.SyncPolicy
+		pick string
+		want byte
+	}{{shm.SingleReader, "next", 0}, {shm.LatestOnly, "next", 2}} {
+		_, name := realBlock(t, c.sync, 3)
+		if _, err := CorruptSlot(shm.SegmentPath(name), c.pick); err != nil {
+			t.Fatal(err)
+		}
+		cb, err := shm.Attach(name, 7, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := cb.NewReader(shm.ReaderOptions{UID: "c"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, err := r.AcquireRead(context.Background(), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rs.Bytes()[0]; got != c.want {
+			t.Errorf("%v: reader got slot with seq %d, want %d", c.sync, got, c.want)
+		}
+		if err := rs.Release(); !errors.Is(err, shm.ErrChecksum) {
+			t.Errorf("%v: release of the corrupted slot = %v, want ErrChecksum", c.sync, err)
+		}
+		cb.Close()
+	}
+}
+
+func TestHeldLocksRealSegment(t *testing.T) {
+	b, name := realBlock(t, shm.SingleReader, 1)
+	w, err := b.NewWriter(shm.WaitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := w.AcquireWrite(context.Background(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	locks, err := HeldLocks(shm.SegmentPath(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(locks) != 1 || locks[0].Slot != uint64(s.Index()) || locks[0].Pid != os.Getpid() || !locks[0].Alive {
+		t.Fatalf("locks %+v, want slot %d held by us", locks, s.Index())
+	}
+	_ = s.Abort()
+}
