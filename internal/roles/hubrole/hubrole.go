@@ -1,0 +1,173 @@
+package hubrole
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/pylabhub/plh/broker"
+	"github.com/pylabhub/plh/hub"
+	"github.com/pylabhub/plh/internal/event"
+	"github.com/pylabhub/plh/internal/wire"
+)
+
+// Hub is the running hub process, handed to modules.
+type Hub struct {
+	Config      *hub.HubConfig
+	Broker      *broker.Service
+	Logger      *slog.Logger
+	Events      *event.Writer
+	ReadyFields map[string]any // modules add e.g. admin_endpoint, metrics_addr
+	// Shutdown requests a graceful stop (same path as the first signal).
+	Shutdown func()
+}
+
+// module is an optional part of the hub registered from another file's init.
+type module struct {
+	name  string
+	flags func(fs *flag.FlagSet)
+	// start runs after the broker is up; the returned stop runs at shutdown.
+	start func(ctx context.Context, h *Hub) (stop func(), err error)
+}
+
+var modules []module
+
+func registerModule(m module) { modules = append(modules, m) }
+
+// options are the command-line flags of plh-hub.
+type options struct {
+	config, endpoint, name, logLevel string
+	channelTimeout, consumerTimeout  time.Duration
+	livenessInterval                 time.Duration
+	set                              map[string]bool
+}
+
+// Main runs plh-hub with args (without the program name) until ctx is cancelled.
+// It returns the exit status: 0 after a graceful stop, 1 on a start-up error, 2
+// on bad usage.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("plh-hub", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.StringVar(&o.config, "config", "", "JSON config file used instead of config_dir's hub.default.json/hub.user.json")
+	fs.StringVar(&o.endpoint, "endpoint", "", "broker endpoint to bind (overrides hub.broker_endpoint)")
+	fs.StringVar(&o.name, "name", "hub", "node name stamped on events")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug|info|warn|error")
+	fs.DurationVar(&o.channelTimeout, "channel-timeout", 0, "close channels without heartbeat for this long (overrides broker.channel_timeout_s; negative disables)")
+	fs.DurationVar(&o.consumerTimeout, "consumer-timeout", 0, "remove heartbeating consumers silent for this long (overrides broker.consumer_timeout_s; negative disables)")
+	fs.DurationVar(&o.livenessInterval, "liveness-interval", 0, "/proc liveness sweep of unwatched consumers (overrides broker.consumer_liveness_check_s; negative disables)")
+	for _, m := range modules {
+		if m.flags != nil {
+			m.flags(fs)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "plh-hub: --log-level: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	events := event.NewWriter(stdout, o.name)
+	code := run(ctx, o, log, events)
+	reason := "signal"
+	if code != 0 {
+		reason = "error"
+	}
+	_ = events.Emit("exit", map[string]any{"code": code, "reason": reason})
+	return code
+}
+
+func run(ctx context.Context, o options, log *slog.Logger, events *event.Writer) int {
+	cfg, err := hub.LoadHubConfig(hub.HubConfigSources{ExplicitFile: o.config, Logger: log})
+	if err != nil {
+		log.Error("plh-hub: configuration", "err", err)
+		_ = events.Emit("error", map[string]any{"op": "config", "error": err.Error()})
+		return 1
+	}
+	bc := broker.Config{
+		Endpoint:         cfg.Hub.BrokerEndpoint,
+		ChannelTimeout:   cfg.ChannelTimeout(),
+		ConsumerTimeout:  cfg.ConsumerTimeout(),
+		LivenessInterval: cfg.ConsumerLivenessCheck(),
+		Wire:             wire.Config{MaxFrame: cfg.Broker.MaxFrameBytes, PeerQueue: cfg.Broker.PeerQueue},
+		Logger:           log,
+	}
+	if cfg.Broker.ChecksumRepairPolicy == "NotifyOnly" {
+		bc.Checksum = broker.ChecksumNotifyOnly
+	}
+	if o.set["endpoint"] {
+		bc.Endpoint = o.endpoint
+	}
+	if o.set["channel-timeout"] {
+		bc.ChannelTimeout = orDisabled(o.channelTimeout)
+	}
+	if o.set["consumer-timeout"] {
+		bc.ConsumerTimeout = orDisabled(o.consumerTimeout)
+	}
+	if o.set["liveness-interval"] {
+		bc.LivenessInterval = orDisabled(o.livenessInterval)
+	}
+	log.Info("plh-hub starting", "name", cfg.Hub.Name, "uid", cfg.Hub.UID, "broker_endpoint", bc.Endpoint,
+		"admin_endpoint", cfg.Hub.AdminEndpoint, "config_dir", cfg.ConfigDir, "sources", cfg.Sources)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	svc, err := broker.Start(ctx, bc)
+	if err != nil {
+		log.Error("plh-hub: broker", "err", err)
+		_ = events.Emit("error", map[string]any{"op": "broker", "error": err.Error()})
+		return 1
+	}
+	defer svc.Close()
+	h := &Hub{Config: cfg, Broker: svc, Logger: log, Events: events, ReadyFields: map[string]any{}, Shutdown: cancel}
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+	for _, m := range modules {
+		stop, err := m.start(ctx, h)
+		if err != nil {
+			log.Error("plh-hub: module "+m.name, "err", err)
+			_ = events.Emit("error", map[string]any{"op": m.name, "error": err.Error()})
+			return 1
+		}
+		if stop != nil {
+			stops = append(stops, stop)
+		}
+	}
+	fields := map[string]any{"endpoint": svc.Endpoint(), "pubkey": svc.PublicKey(), "pid": os.Getpid()}
+	for k, v := range h.ReadyFields {
+		fields[k] = v
+	}
+	log.Info(fmt.Sprintf("broker ready at %s (pubkey=%s)", svc.Endpoint(), svc.PublicKey()))
+	if err := events.Emit("ready", fields); err != nil {
+		log.Warn("plh-hub: cannot write ready event", "err", err)
+	}
+	log.Info("running")
+	<-ctx.Done()
+	log.Info("plh-hub shutting down")
+	return 0
+}
+
+func orDisabled(d time.Duration) time.Duration {
+	if d < 0 {
+		return -1
+	}
+	return d
+}
