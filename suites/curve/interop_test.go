@@ -2,6 +2,7 @@ package curve_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/pylabhub/plh/internal/wire"
 	"github.com/pylabhub/plh/internal/wire/curve"
 	"github.com/pylabhub/plh/suites/support"
 )
@@ -26,6 +28,30 @@ var _ = Describe("CURVE interop with libzmq", func() {
 		_, code := p.Exited()
 		Expect(code).To(Equal(0), "%v\n%s\nserver log:\n%s", p.Events(), p.Stderr(), log.String())
 		Expect(p.Count("reply", nil)).To(Equal(10))
+	})
+
+	It("serves a pyzmq CURVE DEALER from an internal/wire Router (the broker's socket)", func() {
+		srv := keys()
+		_, logger := newLog()
+		sec, err := curve.NewServerSecurity(curve.ServerConfig{Keys: srv, Logger: logger})
+		Expect(err).NotTo(HaveOccurred())
+		r, err := wire.Listen(wire.Config{Security: sec, Logger: logger}, "tcp://127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				m, err := r.Recv(ctx)
+				if err != nil {
+					return
+				}
+				_ = r.Send(m.Peer, m.Frames...)
+			}
+		}()
+		DeferCleanup(func() { cancel(); <-done; _ = r.Close() })
+		Expect(r.PublicKey()).To(Equal(srv.Public.String()))
+		expectGoodClient("pyclient", r.Endpoint(), srv.Public, nil)
 	})
 
 	It("talks from a zmq4 DEALER to a pyzmq CURVE ROUTER", func() {
