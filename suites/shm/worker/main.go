@@ -228,7 +228,13 @@ func hold(name string) error {
 		return err
 	}
 	ev.Emit("holding", map[string]any{"id": s.ID(), "index": s.Index(), "entry": r.Entry()})
-	return waitSignal()
+	waitSignal() // SIGKILL: the hold is left behind; SIGTERM: released properly
+	if err := s.Release(); err != nil {
+		return err
+	}
+	r.Close()
+	b.Close()
+	return ev.Emit("released", nil)
 }
 
 func lock(name string, writes int) error {
@@ -277,5 +283,11 @@ func attach(name string, wrongType bool) error {
 		return ev.Emit("attach_failed", map[string]any{"err": err.Error(), "schema_mismatch": errors.Is(err, shm.ErrSchemaMismatch)})
 	}
 	defer b.Close()
-	return ev.Emit("attached", map[string]any{"consumers": len(b.Consumers())})
+	r, err := b.NewReader(shm.ReaderOptions{UID: "attach-uid", Name: "attacher"})
+	if err != nil {
+		return err
+	}
+	ev.Emit("attached", map[string]any{"consumers": len(b.Consumers()), "entry": r.Entry()})
+	waitSignal()
+	return r.Close()
 }
