@@ -7,7 +7,12 @@
 // "curve" whose net.Conn speaks ZMTP-CURVE on the wire and ZMTP-NULL to zmq4. zmq4
 // stays an unmodified dependency with NULL security.
 //
-// Keys are per socket. ServerEndpoint / ClientEndpoint register a config (key
+// Two entry points share the handshake and conn code: Security plugs into
+// internal/wire's seam (wire.Config.Security; wire owns the transport, deadlines
+// and vetting goroutines and calls Secure on each raw connection), and the
+// "curve" zmq4 transport serves code that uses zmq4 directly (tests, benchmark).
+//
+// Transport keys are per socket. ServerEndpoint / ClientEndpoint register a config (key
 // pair, server key, allowlist, deadlines, logger) under a process-local handle and
 // return an Endpoint whose String is the zmq4 address, "curve://s1@127.0.0.1:0".
 // The transport looks the handle up on Listen/Dial. Endpoint.Close releases it.
