@@ -70,10 +70,17 @@ func NewMetrics(stats func() HubStats) *Metrics {
 	}
 	m.reg.MustRegister(m.requestLatency, m.adminRequests, m.adminLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.AddStats(stats)
+	return m
+}
+
+// AddStats registers the broker families, read from stats at every scrape. Call
+// it once, when stats was nil at NewMetrics (the broker starts after the
+// metrics hook is installed). A nil stats is ignored.
+func (m *Metrics) AddStats(stats func() HubStats) {
 	if stats != nil {
 		m.reg.MustRegister(&statsCollector{stats: stats})
 	}
-	return m
 }
 
 // Registry returns the private registry (for tests and extra collectors).

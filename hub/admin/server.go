@@ -45,7 +45,7 @@ type Server struct {
 	log     *slog.Logger
 
 	queued atomic.Uint64   // replies accepted by router.Send
-	ctx    context.Context // cancelled by Close: cancels a running script
+	ctx    context.Context // cancelled by Close: stops receiving
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -154,7 +154,9 @@ func (s *Server) answer(m wire.Msg) {
 	if len(frames) != 1 {
 		reply, outcome = Reply{Error: errTextInvalidJSON}, OutcomeBadRequest
 	} else {
-		reply, outcome = s.handler.Handle(s.ctx, frames[0])
+		// A running script is not cancelled by Close (the reply to
+		// plh.shutdown() must be complete); its own limits bound it.
+		reply, outcome = s.handler.Handle(context.Background(), frames[0])
 	}
 	body, err := json.Marshal(reply)
 	if err != nil { // cannot happen: Reply holds strings and a bool
@@ -171,10 +173,10 @@ func (s *Server) answer(m wire.Msg) {
 // flushTimeout bounds how long Close waits for queued replies to be written.
 const flushTimeout = time.Second
 
-// Close stops serving: a running script is cancelled, replies already queued
-// are written (for up to a second: the reply to plh.shutdown() must reach its
-// client), the socket is closed, and the serving goroutine has exited when Close
-// returns. Safe on nil and repeated.
+// Close stops serving: the request being executed finishes (bounded by the
+// engine's limits), replies already queued are written (for up to a second: the
+// reply to plh.shutdown() must reach its client), the socket is closed, and the
+// serving goroutine has exited when Close returns. Safe on nil and repeated.
 func (s *Server) Close() error {
 	if s == nil {
 		return nil

@@ -25,6 +25,9 @@ type Hub struct {
 	ReadyFields map[string]any // modules add e.g. admin_endpoint, metrics_addr
 	// Shutdown requests a graceful stop (same path as the first signal).
 	Shutdown func()
+	// Scratch is per-run state a module passes from its configure to its start,
+	// keyed by module name.
+	Scratch map[string]any
 }
 
 // module is an optional part of the hub registered from another file's init.
@@ -33,6 +36,9 @@ type module struct {
 	flags func(fs *flag.FlagSet)
 	// start runs after the broker is up; the returned stop runs at shutdown.
 	start func(ctx context.Context, h *Hub) (stop func(), err error)
+	// configure (optional) adjusts the broker's config before it starts; what it
+	// stores in scratch reaches start as Hub.Scratch.
+	configure func(cfg *hub.HubConfig, bc *broker.Config, scratch map[string]any) error
 }
 
 var modules []module
@@ -124,6 +130,18 @@ func run(ctx context.Context, o options, log *slog.Logger, events *event.Writer)
 	log.Info("plh-hub starting", "name", cfg.Hub.Name, "uid", cfg.Hub.UID, "broker_endpoint", bc.Endpoint,
 		"admin_endpoint", cfg.Hub.AdminEndpoint, "config_dir", cfg.ConfigDir, "sources", cfg.Sources)
 
+	scratch := map[string]any{}
+	for _, m := range modules {
+		if m.configure == nil {
+			continue
+		}
+		if err := m.configure(cfg, &bc, scratch); err != nil {
+			log.Error("plh-hub: module "+m.name, "err", err)
+			_ = events.Emit("error", map[string]any{"op": m.name, "error": err.Error()})
+			return 1
+		}
+	}
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	svc, err := broker.Start(ctx, bc)
@@ -133,7 +151,7 @@ func run(ctx context.Context, o options, log *slog.Logger, events *event.Writer)
 		return 1
 	}
 	defer svc.Close()
-	h := &Hub{Config: cfg, Broker: svc, Logger: log, Events: events, ReadyFields: map[string]any{}, Shutdown: cancel}
+	h := &Hub{Config: cfg, Broker: svc, Logger: log, Events: events, ReadyFields: map[string]any{}, Shutdown: cancel, Scratch: scratch}
 	var stops []func()
 	defer func() {
 		for i := len(stops) - 1; i >= 0; i-- {
