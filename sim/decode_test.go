@@ -186,7 +186,6 @@ func TestDecodeErrorsNameFileLineKey(t *testing.T) {
 		{"wrong role", "duration = \"1s\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n[[faults]]\nat = \"1s\"\nkind = \"slow_consumer\"\ntarget = \"p\"\ndelay = \"1ms\"\n",
 			[]string{"s.toml:8", "target", "consumer"}},
 		{"no duration", "name = \"x\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n", []string{"s.toml", "duration"}},
-		{"no nodes", "duration = \"1s\"\n", []string{"producers"}},
 		{"duplicate node", "duration = \"1s\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n[[consumers]]\nname = \"p\"\nchannel = \"c\"\n",
 			[]string{"s.toml:6", "already used"}},
 		{"bad after", "duration = \"1s\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n[[expect]]\nkind = \"ready\"\nafter = \"nope\"\n",

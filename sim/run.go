@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pylabhub/plh/chaos"
+	"github.com/pylabhub/plh/internal/event"
 	"github.com/pylabhub/plh/internal/proc"
 )
 
@@ -69,6 +70,9 @@ func Run(ctx context.Context, cfg Config, p *Plan) (*Report, error) {
 	}
 	if cfg.OutDir == "" {
 		cfg.OutDir = "runs"
+	}
+	if abs, err := filepath.Abs(cfg.OutDir); err == nil {
+		cfg.OutDir = abs
 	}
 	lg := cfg.Logger
 	if lg == nil {
@@ -139,11 +143,13 @@ func (r *run) execute(ctx context.Context) error {
 			}
 		}
 	}
+	t0 := proc.Now()
 	r.mu.Lock()
-	r.t0 = proc.Now()
+	r.t0 = t0
 	r.mu.Unlock()
-	r.col.engine("run_start", map[string]any{"duration_ns": int64(p.Duration), "seed": p.Seed})
-	r.prog.start(r.t0)
+	r.prog.start(t0)
+	r.col.add(event.Event{T: t0, Node: EngineName, Kind: "run_start",
+		Fields: map[string]any{"duration_ns": int64(p.Duration), "seed": p.Seed}})
 
 	runCtx, stopActions := context.WithCancel(ctx)
 	for _, n := range p.Nodes {

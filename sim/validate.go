@@ -87,9 +87,6 @@ func validate(v *Variant) error {
 			return err
 		}
 	}
-	if len(roles) == 0 {
-		return c.errf("producers", "", "a scenario needs at least one producer or consumer")
-	}
 	for i := range s.Faults {
 		if err := c.checkFaultEnums(&s.Faults[i]); err != nil {
 			return err
@@ -130,6 +127,17 @@ func validate(v *Variant) error {
 					return err
 				}
 			}
+		}
+	}
+	// Nodes spawned by faults (schema_conflict intruders) may be named by
+	// expectations too.
+	for _, f := range s.Faults {
+		if f.Kind == FaultSchemaConflict {
+			name := f.Name
+			if name == "" {
+				name = "intruder"
+			}
+			roles[name] = "producer"
 		}
 	}
 	for i := range s.Expect {

@@ -76,7 +76,7 @@ func listCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, f := range files {
 		ps, err := check(f)
 		if err != nil {
-			fmt.Fprintf(stdout, "%-28s INVALID  %v\n", filepath.Base(f), err)
+			fmt.Fprintf(stdout, "%-34s INVALID  %v\n", filepath.Base(f), err)
 			rc = sim.ExitError
 			continue
 		}
@@ -86,7 +86,7 @@ func listCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		if len(ps) > 1 {
 			variants = fmt.Sprintf(" ×%d", len(ps))
 		}
-		fmt.Fprintf(stdout, "%-28s %6v%-4s %d nodes %2d faults  %s\n", filepath.Base(f), p.Duration.D(), variants,
+		fmt.Fprintf(stdout, "%-34s %6v%-4s %d nodes %2d faults  %s\n", filepath.Base(f), p.Duration.D(), variants,
 			len(p.Nodes), len(p.Faults), desc)
 	}
 	return rc
