@@ -1,0 +1,45 @@
+package admin_test
+
+import (
+	"encoding/json"
+	"os"
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"go.uber.org/goleak"
+
+	"github.com/pylabhub/plh/internal/wire"
+	"github.com/pylabhub/plh/suites/support"
+)
+
+// python is Debian's interpreter with python3-zmq; the pyenv python3 on PATH has no zmq.
+const python = "/usr/bin/python3"
+
+// bins holds the paths of the binaries built once for the suite.
+var bins map[string]string
+
+func TestAdmin(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Admin Suite")
+}
+
+var _ = SynchronizedBeforeSuite(func() []byte {
+	dir, err := os.MkdirTemp("", "plh-admin-suite-")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(os.RemoveAll, dir)
+	b, err := support.Build(dir, true, "cmd/plh-hub", "cmd/plh-admin")
+	Expect(err).NotTo(HaveOccurred())
+	raw, err := json.Marshal(b)
+	Expect(err).NotTo(HaveOccurred())
+	return raw
+}, func(raw []byte) {
+	Expect(json.Unmarshal(raw, &bins)).To(Succeed())
+})
+
+var _ = AfterSuite(func() { support.KillAll() })
+
+var _ = BeforeEach(func() {
+	ignore := goleak.IgnoreCurrent()
+	DeferCleanup(func() { goleak.VerifyNone(GinkgoT(), append(wire.GoleakIgnores(), ignore)...) })
+})
