@@ -89,6 +89,7 @@ func (m *Messenger) Discover(ctx context.Context, channel string) (ChannelInfo, 
 	}
 	ctx, cancel := m.withTimeout(ctx)
 	defer cancel()
+	var notReady error // the last CHANNEL_NOT_READY, reported if time runs out
 	for {
 		actx, acancel := context.WithTimeout(ctx, m.cfg.DiscoverAttempt)
 		rep, err := m.call(actx, &proto.DiscReq{ChannelName: channel}, false)
@@ -100,18 +101,24 @@ func (m *Messenger) Discover(ctx context.Context, channel string) (ChannelInfo, 
 			}
 			return channelInfo(channel, ack), nil
 		}
-		retry := errors.Is(err, ErrChannelNotReady) || (errors.Is(err, ErrTimeout) && ctx.Err() == nil)
-		if !retry {
-			m.log.Warn("messenger: discover failed", "channel", channel, "err", err)
+		switch {
+		case errors.Is(err, ErrChannelNotReady):
+			notReady = err
+		case errors.Is(err, ErrTimeout) && ctx.Err() == nil:
+			// This attempt's slice ended: try again within the overall deadline.
+		case ctx.Err() != nil && notReady != nil:
+			return ChannelInfo{}, fmt.Errorf("%w (last refusal: %w)", err, notReady)
+		default:
+			m.log.Debug("messenger: discover failed", "channel", channel, "err", err)
 			return ChannelInfo{}, err
 		}
-		if errors.Is(err, ErrChannelNotReady) {
+		if notReady != nil {
 			t := time.NewTimer(m.cfg.DiscoverRetry)
 			select {
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				return ChannelInfo{}, opErr(op, channel, fmt.Errorf("%w: %w", ctxErr(ctx), err))
+				return ChannelInfo{}, opErr(op, channel, fmt.Errorf("%w (last refusal: %w)", ctxErr(ctx), notReady))
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,7 +90,6 @@ func (s *session) readLoop() {
 		if err != nil {
 			return // stopped
 		}
-		s.lastHeard.Store(proc.Now())
 		s.m.handleIncoming(s, frames)
 	}
 }
@@ -139,9 +139,11 @@ func (s *session) onWireEvent(ev wire.Event) {
 			m.brokerLost(s, cause)
 		}
 	case wire.Reconnected, wire.Connected:
-		s.lastHeard.Store(proc.Now())
+		// A new connection is not yet a broker: a dial to a port nobody listens
+		// on can connect to itself (TCP simultaneous open) and would echo our own
+		// requests. Recovery starts on the PING_ACK to this ping.
 		if m.stateOf(s) == stateLost {
-			m.startRecovery(s)
+			s.sendPing()
 		}
 	}
 }
@@ -197,10 +199,19 @@ func (m *Messenger) handleIncoming(s *session, frames [][]byte) {
 		m.log.Warn("messenger: dropped malformed message from broker", "err", err)
 		return
 	}
-	if proto.IsNotify(proto.Type(f.Type)) {
+	typ := proto.Type(f.Type)
+	if proto.IsNotify(typ) {
+		s.lastHeard.Store(proc.Now())
 		m.notify(f.Type, f.Body)
 		return
 	}
+	if !isReplyType(typ) {
+		// Only a broker's replies and notifications prove it is there (a
+		// self-connected socket echoes our own requests).
+		m.log.Debug("messenger: dropped non-reply message", "type", f.Type)
+		return
+	}
+	s.lastHeard.Store(proc.Now())
 	id := proto.PeekCorrelation(f.Body)
 	if id == "" || !m.pend.resolve(id, reply{typ: f.Type, body: f.Body}) {
 		// A reply nobody waits for: a ping, or a caller that gave up.
@@ -209,4 +220,12 @@ func (m *Messenger) handleIncoming(s *session, frames [][]byte) {
 	if m.stateOf(s) == stateLost && proto.Type(f.Type) == proto.TypePingAck {
 		m.startRecovery(s) // the broker answers again without a new connection
 	}
+}
+
+// isReplyType reports whether t is a reply type: ERROR or any *_ACK / *_RESP
+// (a test fake broker answers REG_RESP; clients judge replies by their body,
+// protocol.md §5).
+func isReplyType(t proto.Type) bool {
+	s := string(t)
+	return t == proto.TypeError || strings.HasSuffix(s, "_ACK") || strings.HasSuffix(s, "_RESP")
 }
