@@ -1,0 +1,36 @@
+package scenarios_test
+
+import (
+	"os"
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"go.uber.org/goleak"
+
+	"github.com/pylabhub/plh/suites/support"
+)
+
+func TestScenarios(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Scenarios Suite")
+}
+
+// simBin is plh-sim built with -race; it runs the hub and node roles itself.
+var simBin string
+
+var _ = SynchronizedBeforeSuite(func() []byte {
+	dir, err := os.MkdirTemp("", "plh-scenarios-suite")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(os.RemoveAll, dir)
+	bins, err := support.Build(dir, true, "cmd/plh-sim")
+	Expect(err).NotTo(HaveOccurred())
+	return []byte(bins["plh-sim"])
+}, func(b []byte) { simBin = string(b) })
+
+var _ = AfterSuite(func() { support.KillAll() })
+
+var _ = BeforeEach(func() {
+	ignore := goleak.IgnoreCurrent()
+	DeferCleanup(func() { goleak.VerifyNone(GinkgoT(), ignore) })
+})
