@@ -33,6 +33,9 @@ func register(c *rawClient, name, hash string, pid uint64) {
 	r := c.call(&proto.RegReq{ChannelName: name, SchemaHash: hash, ProducerPID: pid, ShmName: name + ".shm"})
 	Expect(errCode(r)).To(BeEmpty())
 	c.req(&proto.HeartbeatReq{ChannelName: name, ProducerPID: pid})
+	// A round trip on the same connection: the broker handles one connection's
+	// messages in order, so the heartbeat is processed once PING_ACK arrives.
+	Expect(c.call(&proto.PingReq{})).To(BeAssignableToTypeOf(&proto.PingAck{}))
 }
 
 var _ = Describe("registration and discovery (behaviours §2)", func() {
