@@ -1,0 +1,52 @@
+// Command plh-msgconsumer is a test helper of suites/messenger: a process that
+// connects a Messenger to a broker, registers as a consumer of one channel, emits
+// a "registered" event on stdout and then waits to be killed (SIGTERM/SIGINT end
+// it cleanly). The suite SIGKILLs it to prove the producer hears CONSUMER_DIED_NOTIFY.
+//
+//	plh-msgconsumer ENDPOINT CHANNEL
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/pylabhub/plh/hub"
+	"github.com/pylabhub/plh/internal/event"
+)
+
+func main() {
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: plh-msgconsumer ENDPOINT CHANNEL")
+		os.Exit(2)
+	}
+	os.Exit(run(os.Args[1], os.Args[2]))
+}
+
+func run(endpoint, channel string) int {
+	ev := event.NewWriter(os.Stdout, "msgconsumer")
+	m, err := hub.NewMessenger(hub.MessengerConfig{})
+	if err != nil {
+		_ = ev.Emit("error", map[string]any{"op": "new", "error": err.Error()})
+		return 1
+	}
+	defer m.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := m.Connect(ctx, endpoint, ""); err != nil {
+		_ = ev.Emit("error", map[string]any{"op": "connect", "error": err.Error()})
+		return 1
+	}
+	if err := m.RegisterConsumer(ctx, channel); err != nil {
+		_ = ev.Emit("error", map[string]any{"op": "register consumer", "error": err.Error()})
+		return 1
+	}
+	_ = ev.Emit("registered", map[string]any{"channel": channel, "pid": os.Getpid()})
+	sig, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	<-sig.Done()
+	return 0
+}

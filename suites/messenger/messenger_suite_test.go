@@ -1,0 +1,43 @@
+package messenger_test
+
+import (
+	"encoding/json"
+	"os"
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"go.uber.org/goleak"
+
+	"github.com/pylabhub/plh/internal/wire"
+	"github.com/pylabhub/plh/suites/support"
+)
+
+func TestMessenger(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Messenger Suite")
+}
+
+// bins maps binary name → path: plh-msgconsumer (a process that registers as a
+// consumer and waits to be killed) and plh-hub (the broker process).
+var bins map[string]string
+
+var _ = SynchronizedBeforeSuite(func() []byte {
+	dir, err := os.MkdirTemp("", "plh-messenger-suite-")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(os.RemoveAll, dir)
+	b, err := support.Build(dir, true, "suites/messenger/cmd/plh-msgconsumer", "cmd/plh-hub")
+	Expect(err).NotTo(HaveOccurred())
+	out, err := json.Marshal(b)
+	Expect(err).NotTo(HaveOccurred())
+	return out
+}, func(data []byte) {
+	Expect(json.Unmarshal(data, &bins)).To(Succeed())
+})
+
+var _ = AfterSuite(func() { support.KillAll() })
+
+var _ = BeforeEach(func() {
+	ignore := goleak.IgnoreCurrent()
+	DeferCleanup(func() { goleak.VerifyNone(GinkgoT(), append(wire.GoleakIgnores(), ignore)...) })
+})
