@@ -197,7 +197,7 @@ var _ = Describe("Broker loss and restart (B-1, B-2)", func() {
 		mu.Lock()
 		before := oks
 		mu.Unlock()
-		Eventually(func() int { mu.Lock(); defer mu.Unlock(); return oks }).WithTimeout(10 * time.Second).
+		Eventually(func() int { mu.Lock(); defer mu.Unlock(); return oks }).WithTimeout(10*time.Second).
 			Should(BeNumerically(">", before), "callers did not get answers again after the restart")
 	})
 })
