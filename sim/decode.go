@@ -242,6 +242,13 @@ func expandMatrix(file string, src []byte, s *Scenario) ([]combo, error) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	total := 1
+	for _, k := range keys {
+		total *= len(s.Matrix[k])
+		if total > MaxVariants {
+			return nil, fmt.Errorf("%w: %s:%d: key \"matrix\": more than %d combinations", ErrScenario, file, lineOf(src, k, ""), MaxVariants)
+		}
+	}
 	combos := []combo{{}}
 	for _, k := range keys {
 		var next []combo

@@ -10,6 +10,13 @@ import (
 // HubName is the node name of the hub process in events and fault targets.
 const HubName = "hub"
 
+// Limits that keep a scenario (and a fuzzed file) bounded.
+const (
+	MaxInstances    = 64   // per node spec
+	MaxRandomFaults = 1000 // per [[random_faults]] block
+	MaxVariants     = 256  // matrix combinations
+)
+
 // EngineName is the node name of the events the engine itself records.
 const EngineName = "plh-sim"
 
@@ -66,6 +73,9 @@ func validate(v *Variant) error {
 			if strings.ContainsAny(n.Channel, "/ ") {
 				return c.errf(group.key+".channel", n.Channel, "channel %q may not contain '/' or spaces", n.Channel)
 			}
+			if n.Instances > MaxInstances {
+				return c.errf(group.key+".instances", "", "node %q: at most %d instances", n.Name, MaxInstances)
+			}
 			if n.Instances < 0 || n.SlotSize < 0 || n.Slots < 0 || n.Messages < 0 || n.Rate < 0 {
 				return c.errf(group.key, n.Name, "node %q: instances, slot_size, slots, messages and rate must not be negative", n.Name)
 			}
@@ -114,8 +124,18 @@ func validate(v *Variant) error {
 		if len(r.Window) > 2 || len(r.Duration) > 2 || len(r.Delay) > 2 {
 			return c.errf("random_faults.window", "", "window, duration and delay take one or two values")
 		}
-		if r.Count < 0 {
-			return c.errf("random_faults.count", "", "must not be negative")
+		if r.Count < 0 || r.Count > MaxRandomFaults {
+			return c.errf("random_faults.count", "", "must be between 0 and %d", MaxRandomFaults)
+		}
+		lo, hi := Duration(0), s.Duration
+		if len(r.Window) > 0 {
+			lo = r.Window[0]
+		}
+		if len(r.Window) > 1 {
+			hi = r.Window[1]
+		}
+		if step := max(r.Interval[0], Duration(1e6)); r.Count == 0 && hi > lo && (hi-lo)/step > MaxRandomFaults {
+			return c.errf("random_faults.interval", "", "the window would hold more than %d faults: set count or a longer interval", MaxRandomFaults)
 		}
 		for _, k := range r.Kinds {
 			for _, t := range r.Targets {
