@@ -117,13 +117,16 @@ type header struct {
 	producerID     uint64               // 2624: producer heartbeat identity
 	producerHB     uint64               // 2632: producer heartbeat CLOCK_MONOTONIC ns
 
-	// Go extensions inside the spec's zero area (2640..4095); see doc.go.
-	commitWaiters  uint32 // 2640: readers asleep on the commit futex (low word of commitIndex)
-	releaseWaiters uint32 // 2644: writers asleep on releaseSeq
-	releaseSeq     uint32 // 2648: futex word bumped on reader release / read_index moves
-	_              uint32 // 2652
-	creatorID      uint64 // 2656: identity of the creating process (Sweep)
-	_              [1432]byte
+	// Go extensions inside the spec's zero area (2640..4095), each group on its own
+	// cache line so the writer's and readers' hot stores do not share one; see doc.go.
+	_              [48]byte
+	commitWaiters  uint32 // 2688: readers asleep on the commit futex (low word of commitIndex)
+	releaseWaiters uint32 // 2692: writers asleep on releaseSeq
+	_              [56]byte
+	releaseSeq     uint32 // 2752: futex word bumped on reader release / read_index moves
+	_              [60]byte
+	creatorID      uint64 // 2816: identity of the creating process (Sweep)
+	_              [1272]byte
 }
 
 // consumerEntry is one consumer heartbeat entry (128 bytes). held is a Go extension
