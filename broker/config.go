@@ -25,6 +25,9 @@ type Config struct {
 	Endpoint string
 	// Wire configures the ROUTER (limits, queues, Security; nil Security = NULL).
 	Wire wire.Config
+	// Curve turns the ROUTER into a CURVE server (zero value: NULL). It fills
+	// Wire.Security; setting both is an ErrBadConfig.
+	Curve CurveConfig
 	// ChannelTimeout: a channel without HEARTBEAT_REQ for this long is closed
 	// with CHANNEL_CLOSING_NOTIFY "heartbeat_timeout" (default 10 s).
 	ChannelTimeout time.Duration
@@ -86,5 +89,5 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Wire.Logger == nil {
 		c.Wire.Logger = c.Logger
 	}
-	return c, nil
+	return c.curveSecurity()
 }

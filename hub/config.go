@@ -23,7 +23,8 @@ var ErrConfig = errors.New("hub: bad configuration")
 // built-in defaults < <config_dir>/hub.default.json < <config_dir>/hub.user.json
 // (deep-merged), or instead of both files one explicit file (--config /
 // PYLABHUB_CONFIG_FILE); then the environment overrides PYLABHUB_HUB_NAME,
-// PYLABHUB_BROKER_ENDPOINT, PYLABHUB_ADMIN_ENDPOINT. Keys: docs/config.md.
+// PYLABHUB_BROKER_ENDPOINT, PYLABHUB_ADMIN_ENDPOINT, PYLABHUB_USE_CURVE,
+// PYLABHUB_CURVE_KEYS_DIR. Keys: docs/config.md.
 type HubConfig struct {
 	Hub struct {
 		Name           string `json:"name"`
@@ -42,6 +43,7 @@ type HubConfig struct {
 		ChecksumRepairPolicy   string  `json:"checksum_repair_policy"`
 		MaxFrameBytes          int     `json:"max_frame_bytes"`
 		PeerQueue              int     `json:"peer_queue"`
+		UseCurve               bool    `json:"use_curve"`
 	} `json:"broker"`
 	Paths struct {
 		ScriptsPython string `json:"scripts_python"`
@@ -56,6 +58,9 @@ type HubConfig struct {
 	Security struct {
 		AdminMode    string  `json:"admin_mode"`
 		CurveKeysDir *string `json:"curve_keys_dir"`
+		// AllowedClients is a list of Z85 client keys or the name of a file
+		// holding them (config_security.go).
+		AllowedClients ClientKeys `json:"allowed_clients"`
 	} `json:"security"`
 
 	// ConfigDir is the directory the files were read from ("" = defaults only).
@@ -90,11 +95,12 @@ const DefaultHubConfigJSON = `{
           "broker_endpoint": "tcp://0.0.0.0:5570", "admin_endpoint": "tcp://127.0.0.1:5600"},
   "admin": {"token": ""},
   "broker": {"channel_timeout_s": 10, "consumer_liveness_check_s": 5, "consumer_timeout_s": 10,
-             "checksum_repair_policy": "None", "max_frame_bytes": 1048576, "peer_queue": 1024},
+             "checksum_repair_policy": "None", "max_frame_bytes": 1048576, "peer_queue": 1024,
+             "use_curve": false},
   "paths": {"scripts_python": "../share/scripts/python", "scripts_lua": "../share/scripts/lua",
             "data_dir": "../data", "config_dir": "../config"},
   "python": {"startup_script": null, "requirements": "../share/scripts/python/requirements.txt"},
-  "security": {"admin_mode": "local", "curve_keys_dir": null}
+  "security": {"admin_mode": "local", "curve_keys_dir": null, "allowed_clients": null}
 }`
 
 // HubConfigSources says where LoadHubConfig looks. Zero fields: ExplicitFile
@@ -185,6 +191,9 @@ func LoadHubConfig(src HubConfigSources) (*HubConfig, error) {
 		if v := getenv(env); v != "" {
 			hubObj[key] = v
 		}
+	}
+	if err := securityEnv(merged, getenv); err != nil {
+		return nil, err
 	}
 	if err := decodeInto(merged, cfg); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)

@@ -50,6 +50,9 @@ type options struct {
 	config, endpoint, name, logLevel string
 	channelTimeout, consumerTimeout  time.Duration
 	livenessInterval                 time.Duration
+	curve, noCurve                   bool
+	keysDir                          string
+	shutdownDelay                    time.Duration
 	set                              map[string]bool
 }
 
@@ -67,6 +70,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.channelTimeout, "channel-timeout", 0, "close channels without heartbeat for this long (overrides broker.channel_timeout_s; negative disables)")
 	fs.DurationVar(&o.consumerTimeout, "consumer-timeout", 0, "remove heartbeating consumers silent for this long (overrides broker.consumer_timeout_s; negative disables)")
 	fs.DurationVar(&o.livenessInterval, "liveness-interval", 0, "/proc liveness sweep of unwatched consumers (overrides broker.consumer_liveness_check_s; negative disables)")
+	fs.BoolVar(&o.curve, "curve", false, "serve the broker with CURVE (overrides broker.use_curve)")
+	fs.BoolVar(&o.noCurve, "no-curve", false, "serve the broker without CURVE, NULL security (overrides broker.use_curve)")
+	fs.StringVar(&o.keysDir, "keys-dir", "", "keep the CURVE server key pair in this directory (overrides security.curve_keys_dir)")
+	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "after the first SIGINT/SIGTERM keep serving this long before stopping (a second signal exits 1 at once)")
 	for _, m := range modules {
 		if m.flags != nil {
 			m.flags(fs)
@@ -80,6 +87,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	o.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	if o.curve && o.noCurve {
+		fmt.Fprintln(stderr, "plh-hub: --curve and --no-curve are mutually exclusive")
+		return 2
+	}
 
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
@@ -126,6 +137,11 @@ func run(ctx context.Context, o options, log *slog.Logger, events *event.Writer)
 	}
 	if o.set["liveness-interval"] {
 		bc.LivenessInterval = orDisabled(o.livenessInterval)
+	}
+	if err := configureCurve(cfg, o, &bc); err != nil {
+		log.Error("plh-hub: configuration", "err", err)
+		_ = events.Emit("error", map[string]any{"op": "config", "error": err.Error()})
+		return 1
 	}
 	log.Info("plh-hub starting", "name", cfg.Hub.Name, "uid", cfg.Hub.UID, "broker_endpoint", bc.Endpoint,
 		"admin_endpoint", cfg.Hub.AdminEndpoint, "config_dir", cfg.ConfigDir, "sources", cfg.Sources)
@@ -179,7 +195,12 @@ func run(ctx context.Context, o options, log *slog.Logger, events *event.Writer)
 	}
 	log.Info("running")
 	<-ctx.Done()
-	log.Info("plh-hub shutting down")
+	log.Info("plh-hub shutting down", "delay", o.shutdownDelay)
+	if o.shutdownDelay > 0 {
+		// Keep serving (clients can deregister); a second signal exits 1 now.
+		t := time.NewTimer(o.shutdownDelay)
+		<-t.C
+	}
 	return 0
 }
 
