@@ -44,7 +44,7 @@ type MessengerConfig struct {
 	// as another process.
 	Identity proc.Identity
 	// Wire configures the DEALER (limits, redial backoff). Zero fields take
-	// wire's defaults except RedialMax, which defaults to 500 ms here so a
+	// wire's defaults except RedialMax, which defaults to 250 ms here so a
 	// restarted broker is found again quickly. Wire.Logger defaults to Logger.
 	Wire wire.Config
 	// MaxQueuedCallbacks bounds the notifications waiting for the callback
@@ -99,7 +99,7 @@ func (c MessengerConfig) withDefaults() MessengerConfig {
 		c.Identity = proc.Self()
 	}
 	if c.Wire.RedialMax <= 0 {
-		c.Wire.RedialMax = 500 * time.Millisecond
+		c.Wire.RedialMax = 250 * time.Millisecond
 	}
 	if c.Wire.Logger == nil {
 		c.Wire.Logger = c.Logger

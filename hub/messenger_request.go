@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/pylabhub/plh/broker/proto"
 )
@@ -71,24 +72,23 @@ func (m *Messenger) call(ctx context.Context, req proto.Request, internal bool) 
 		m.pend.remove(id)
 		return nil, opErr(op, channel, err)
 	}
+	// Without a deadline in ctx, RequestTimeout bounds the wait (a plain timer:
+	// cheaper than a derived context on this hot path).
+	var timeout <-chan time.Time
+	if _, ok := ctx.Deadline(); !ok {
+		t := time.NewTimer(m.cfg.RequestTimeout)
+		defer t.Stop()
+		timeout = t.C
+	}
 	var r reply
-	if _, ok := ctx.Deadline(); ok {
-		select {
-		case r = <-ch:
-		case <-ctx.Done():
-			m.pend.remove(id)
-			return nil, opErr(op, channel, ctxErr(ctx))
-		}
-	} else {
-		tctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
-		select {
-		case r = <-ch:
-		case <-tctx.Done():
-			m.pend.remove(id)
-			cancel()
-			return nil, opErr(op, channel, ctxErr(tctx))
-		}
-		cancel()
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		m.pend.remove(id)
+		return nil, opErr(op, channel, ctxErr(ctx))
+	case <-timeout:
+		m.pend.remove(id)
+		return nil, opErr(op, channel, fmt.Errorf("%w: no reply within %v", ErrTimeout, m.cfg.RequestTimeout))
 	}
 	if r.err != nil {
 		return nil, opErr(op, channel, r.err)
