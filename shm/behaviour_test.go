@@ -423,3 +423,59 @@ func TestTypedExceptionSafety(t *testing.T) {
 		t.Fatalf("mismatched typed attach: %v", err)
 	}
 }
+
+func TestSpinLock(t *testing.T) {
+	b, _ := newHeapBlock(testConfig(1, LatestOnly))
+	defer b.Close()
+	l, err := b.SpinLock(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := l.Lock(ctx, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Lock(ctx, 1, 0); err != nil {
+		t.Fatal("not recursive:", err)
+	}
+	if err := l.Lock(ctx, 2, 0); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("other token took a held lock: %v", err)
+	}
+	l.Unlock(1)
+	if err := l.Lock(ctx, 2, 0); !errors.Is(err, ErrTimeout) {
+		t.Fatal("released after one of two unlocks")
+	}
+	l.Unlock(1)
+	if err := l.Lock(ctx, 2, 0); err != nil {
+		t.Fatal(err)
+	}
+	atomic.StoreUint64(&b.h.spinlocks[3].owner, deadID)
+	if err := l.Lock(ctx, 5, 0); err != nil {
+		t.Fatal("dead owner's lock not reclaimed:", err)
+	}
+	if _, err := b.SpinLock(8); err == nil {
+		t.Fatal("lock 8 exists")
+	}
+}
+
+func TestAcquireReadID(t *testing.T) {
+	b, _ := newHeapBlock(testConfig(4, LatestOnly))
+	defer b.Close()
+	w, r := mustWriter(t, b), mustReader(t, b, "r")
+	if _, err := r.AcquireReadID(context.Background(), 0, 0); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("nothing committed yet: %v", err)
+	}
+	for i := uint64(0); i < 3; i++ {
+		writeSeq(t, w, 100+i, 0)
+	}
+	s, err := r.AcquireReadID(context.Background(), 1, 0)
+	if err != nil || binary.LittleEndian.Uint64(s.Bytes()) != 101 {
+		t.Fatalf("by id: %v", err)
+	}
+	s.Release()
+	go w.Write(context.Background(), time.Second, binary.LittleEndian.AppendUint64(nil, 103))
+	if s, err = r.AcquireReadID(context.Background(), 3, 10*time.Second); err != nil {
+		t.Fatalf("waiting for id 3: %v", err)
+	}
+	s.Release()
+}

@@ -83,9 +83,11 @@ func (b *Block) registerConsumer(uid, name string) int {
 			atomic.StoreUint64(&c.held[k], 0)
 		}
 		if b.sync == SyncReader {
+			// Join at the latest commit, unless the tail has already passed it (then
+			// the writer may be overwriting it): join at the tail.
 			pos := uint64(0)
 			if ci := atomic.LoadUint64(&h.commitIndex); ci != invalidID {
-				pos = ci
+				pos = max(ci, atomic.LoadUint64(&h.readIndex))
 			}
 			atomic.StoreUint64(&h.syncPositions[i], pos)
 		}
@@ -144,18 +146,43 @@ func (r *Reader) Block() *Block { return r.b }
 func (r *Reader) AcquireRead(ctx context.Context, timeout time.Duration) (s *ReadSlot, err error) {
 	defer guard(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed || r.b.closed.Load() {
-		return nil, ErrClosed
-	}
 	if r.b.diag {
 		return nil, ErrReadOnly
 	}
 	b, h := r.b, r.b.h
-	if b.sync == SyncReader && r.entry < 0 {
-		atomic.AddUint64(&h.slotAcquireErrors, 1)
-		return nil, ErrNoConsumerEntry
+	wt := newWaiter(ctx, timeout, r.opts.Wait)
+	word := low32(&h.commitIndex)
+	for {
+		seen := atomic.LoadUint32(word)
+		s, retry, err := r.attempt()
+		if s != nil || err != nil {
+			return s, err
+		}
+		if retry {
+			continue
+		}
+		if b.sync.ordered() && wt.reapDue() {
+			b.reap()
+			continue
+		}
+		// r.mu is not held while waiting: another goroutine may release a slot.
+		if err := wt.wait(word, seen, &h.commitWaiters); err != nil {
+			atomic.AddUint64(&h.readerTimeoutCount, 1)
+			return nil, err
+		}
+	}
+}
+
+// attempt makes one acquisition attempt under r.mu.
+func (r *Reader) attempt() (s *ReadSlot, retry bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.b.closed.Load() {
+		return nil, false, ErrClosed
+	}
+	if r.b.sync == SyncReader && r.entry < 0 {
+		atomic.AddUint64(&r.b.h.slotAcquireErrors, 1)
+		return nil, false, ErrNoConsumerEntry
 	}
 	slot := -1
 	for i := range r.held {
@@ -165,31 +192,14 @@ func (r *Reader) AcquireRead(ctx context.Context, timeout time.Duration) (s *Rea
 		}
 	}
 	if slot < 0 {
-		return nil, ErrSlotHeld
+		return nil, false, ErrSlotHeld
 	}
-	wt := newWaiter(ctx, timeout, r.opts.Wait)
-	word := low32(&h.commitIndex)
-	for {
-		seen := atomic.LoadUint32(word)
-		next, ok := r.next()
-		if ok {
-			s, retry := r.tryAcquire(next, slot)
-			if s != nil {
-				return s, nil
-			}
-			if retry {
-				continue
-			}
-			if b.sync.ordered() && wt.reapDue() {
-				b.reap()
-				continue
-			}
-		}
-		if err := wt.wait(word, seen, &h.commitWaiters); err != nil {
-			atomic.AddUint64(&h.readerTimeoutCount, 1)
-			return nil, err
-		}
+	next, ok := r.next()
+	if !ok {
+		return nil, false, nil
 	}
+	s, retry = r.tryAcquire(next, slot)
+	return s, retry, nil
 }
 
 // next chooses the id to read by policy (§8); false when there is none.
@@ -418,4 +428,43 @@ func (r *Reader) Close() (err error) {
 	}
 	r.b.disown(r)
 	return nil
+}
+
+// AcquireReadID waits until slot id is committed (commit_index ≥ id; nothing
+// committed counts as "not yet"), then makes one attempt to acquire exactly that id.
+// It fails with ErrTimeout if the id is not committed in time or is no longer in the
+// ring (overwritten, or a skip marker).
+func (r *Reader) AcquireReadID(ctx context.Context, id uint64, timeout time.Duration) (s *ReadSlot, err error) {
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	if r.b.diag {
+		return nil, ErrReadOnly
+	}
+	h := r.b.h
+	wt := newWaiter(ctx, timeout, r.opts.Wait)
+	word := low32(&h.commitIndex)
+	for {
+		seen := atomic.LoadUint32(word)
+		if c := atomic.LoadUint64(&h.commitIndex); c != invalidID && c >= id {
+			break
+		}
+		if err := wt.wait(word, seen, &h.commitWaiters); err != nil {
+			atomic.AddUint64(&h.readerTimeoutCount, 1)
+			return nil, err
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.b.closed.Load() {
+		return nil, ErrClosed
+	}
+	for i := range r.held {
+		if !r.held[i].active {
+			if s, _ := r.tryAcquire(id, i); s != nil {
+				return s, nil
+			}
+			return nil, ErrTimeout
+		}
+	}
+	return nil, ErrSlotHeld
 }
