@@ -1,28 +1,93 @@
-// Package shm is the DataBlock: a named POSIX shared-memory segment holding a 4 KiB
-// header, a control zone (one 64-byte coordination entry and one 33-byte BLAKE2b
-// checksum entry per slot), an optional flex zone and a ring of fixed-size slots,
-// laid out byte for byte as spec/datablock.md §3–§5 (layout_test.go checks every
-// offset). One process creates a Block (Create), others attach (Attach, with the
-// shared secret); producers write through a Writer, consumers read through a Reader.
-//
-// Usage (byte-slice API, zero copy):
+// Package shm is the DataBlock: a named POSIX shared-memory segment (/dev/shm/NAME)
+// holding a 4 KiB header, a control zone (one 64-byte coordination entry and one
+// 33-byte BLAKE2b checksum entry per slot), an optional flex zone and a ring of
+// fixed-size slots, laid out byte for byte as spec/datablock.md §3–§5
+// (layout_test.go checks every offset, the header layout hash and the vectors).
 //
 //	b, _ := shm.Create("lab.cam", shm.Config{PageSize: shm.Page4K, Capacity: 32,
 //		Policy: shm.PolicyRingBuffer, Sync: shm.LatestOnly, Secret: s})
 //	w, _ := b.NewWriter(shm.WaitOptions{})
 //	slot, _ := w.AcquireWrite(ctx, 100*time.Millisecond)
-//	n := copy(slot.Bytes(), frame)
-//	slot.Commit(n); slot.Release()
+//	slot.Commit(copy(slot.Bytes(), frame)); slot.Release()
 //
-//	c, _ := shm.Attach("lab.cam", s, nil)
+//	c, _ := shm.Attach("lab.cam", s, nil)                  // another process
 //	r, _ := c.NewReader(shm.ReaderOptions{UID: "c1"})
 //	rs, _ := r.AcquireRead(ctx, time.Second)
-//	use(rs.Bytes()); err := rs.Release() // ErrOverwritten / ErrChecksum
+//	use(rs.Bytes()); err := rs.Release()                   // ErrOverwritten, ErrChecksum
 //
-// The typed API (TypedWriter, TypedReader) maps fixed-size plain structs onto the
-// flex zone and the slots, with schema hashes checked at attach.
+// The typed API (CreateTyped, AttachTyped, TypedWriter, TypedReader) maps fixed-size
+// plain structs onto the flex zone and the slots; schema hashes (BLDS, §12) are
+// stored at create and checked at attach.
 //
-// No goroutines are started by this package. All coordination is lock-free atomics
-// in the segment; each Writer and Reader has one process-local mutex serialising its
-// own calls.
+// # Concurrency
+//
+// The package starts no goroutine. Coordination between processes is lock-free
+// atomics in the segment. A Writer serialises its own calls with a mutex (held
+// across AcquireWrite's waits; it holds one slot at most); a Reader takes its mutex
+// per attempt only, never while sleeping, so another goroutine can release a slot
+// meanwhile. Block.mu guards only the set of open Writers/Readers closed by Close.
+//
+// Waiting is a bounded spin (WaitOptions.Spin, default 50 µs), then a sleep of at
+// most 5 ms on a shared (non-private) futex in the segment: readers sleep on the low
+// word of commit_index, writers on releaseSeq, which every reader release bumps.
+// Waiters count themselves (commitWaiters, releaseWaiters) so wakers skip the
+// syscall when nobody sleeps; the waiter re-reads the word after counting itself, so
+// no wake-up is lost. Hot paths (acquire, commit, release, read) allocate nothing.
+//
+// # Go extensions to the layout (all in bytes the spec leaves as pad or zero)
+//
+//   - Identities: every field the spec calls "pid" (write_lock, consumer entry pid,
+//     producer heartbeat pid, spinlock owner) holds a packed internal/proc Identity
+//     (pid + start time), so a recycled pid never passes for the dead process.
+//   - Slot entry +12 is a 32-bit state word: byte 0 slot_state, 1 writer_waiting,
+//     2 skipped. Slot entry +24 holds the id last committed in the slot, so a
+//     reader never takes the previous lap's data for the id it waits for.
+//   - Consumer entry +88..+119 (pad): held[4], slot index+1 of every slot the
+//     consumer holds. Recorded before reader_count++ and cleared after the
+//     decrement, so a dead consumer's holds can be given back. (If a process dies
+//     in the few instructions between the two, the count is given back once too
+//     often; the other reader of that slot then sees ErrOverwritten at release —
+//     detected, never silent.)
+//   - reserved_header 2688/2692 futex waiter counts, 2752 releaseSeq (own cache
+//     lines), 2816 the creator's identity (Sweep).
+//
+// # Invariants and Go choices (spec §6–§10)
+//
+//   - Create validates everything first, unlinks a stale segment, creates the file
+//     0600, preallocates (fallocate), checks its size, and stores the magic last.
+//   - Attach checks magic (waiting up to 5 s only while it is 0), version, size
+//     against fstat, sane geometry, layout hash, layout checksum, secret (constant
+//     time), then expectations; the header is checked from a pread copy first.
+//   - Ordered policies (Single_reader, Sync_reader) take an id only while
+//     write_index − read_index < N (CAS), so a writer never reaches a slot a reader
+//     still needs. An id that will never be committed (abort, drain timeout, dead
+//     writer found at read_index) becomes a skip marker: COMMITTED with skipped=1,
+//     which readers step over. A lock timeout against a live writer still leaves a
+//     hole (rare; only with several writers).
+//   - A writer blocked on ring-full or on draining, and an ordered reader waiting,
+//     reap every HeartbeatTimeout/4: heartbeat entries of dead consumers are freed
+//     (their held reader counts returned, Sync_reader cursors dropped, read_index
+//     recomputed), and a dead writer's unfinished slot at read_index is skipped.
+//     Liveness is judged by identity (/proc start time), not by heartbeat age, so a
+//     slow but live consumer is never robbed. A dead writer's lock is reclaimed by
+//     the next writer reaching the slot.
+//   - commit_index never moves back; read_index and Sync_reader cursors only
+//     advance; Sync_reader read_index is recomputed on release, detach and reclaim.
+//   - Checksums: None / Manual (explicit UpdateChecksum/VerifyChecksum only) /
+//     Enforced (writer hashes slot and flex zone at commit, reader verifies at
+//     release). Mutate the flex zone only inside write transactions (or with None
+//     or Manual): a concurrent change makes readers' verification fail.
+//
+// # Faults
+//
+// Another process may shrink the file under the mapping; touching the lost pages
+// raises SIGBUS. Every method that touches the mapping runs with
+// debug.SetPanicOnFault and turns the fault into ErrFault; Block.CheckSize compares
+// the file with the mapping. IMPORTANT: the spans returned by Bytes() are raw shared
+// memory: code that reads them outside this package's calls and must survive a
+// hostile peer should do the same (the typed API runs its callbacks guarded).
+//
+// Recovery and tools: Diagnose, ForceReset, ReleaseZombieReaders/Writer,
+// CleanupDeadConsumers, Reap, Check (integrity, with in-place repair of hashes) and
+// Sweep (removes leftover segments whose creator, producer and consumers are dead).
 package shm
