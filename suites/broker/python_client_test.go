@@ -1,0 +1,111 @@
+package broker_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/pylabhub/plh/suites/support"
+)
+
+// python is Debian's interpreter with python3-zmq (libzmq 4.3); the pyenv
+// python3 on PATH has no zmq.
+const python = "/usr/bin/python3"
+
+// pyStep is one JSON line of testdata/broker_client.py.
+type pyStep struct {
+	Step string         `json:"step"`
+	Type string         `json:"type"`
+	Body map[string]any `json:"body"`
+}
+
+// runPyClient runs the pyzmq client against ep (CURVE when key is not "") and
+// returns its steps by name.
+func runPyClient(ctx context.Context, ep, channel, key string) map[string]pyStep {
+	args := []string{"testdata/broker_client.py", ep, channel}
+	if key != "" {
+		args = append(args, key)
+	}
+	cmd := exec.CommandContext(ctx, python, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	Expect(err).NotTo(HaveOccurred(), "broker_client.py failed\nstdout:\n%s\nstderr:\n%s", out, stderr.String())
+	steps := map[string]pyStep{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		var s pyStep
+		Expect(json.Unmarshal(sc.Bytes(), &s)).To(Succeed(), "line %q", sc.Text())
+		steps[s.Step] = s
+	}
+	Expect(steps).To(HaveKey("done"), "stdout:\n%s", out)
+	return steps
+}
+
+func expectCode(steps map[string]pyStep, step, code string) {
+	s := steps[step]
+	Expect(s.Type).To(Equal("ERROR"), "step %s: %+v", step, s)
+	Expect(s.Body).To(HaveKeyWithValue("status", "error"))
+	Expect(s.Body).To(HaveKeyWithValue("error_code", code), "step %s", step)
+	Expect(s.Body).To(HaveKeyWithValue("broker_version", "1.0"))
+	Expect(s.Body).To(HaveKeyWithValue("correlation_id", Not(BeEmpty())))
+}
+
+func expectOK(steps map[string]pyStep, step, typ string) map[string]any {
+	s := steps[step]
+	Expect(s.Type).To(Equal(typ), "step %s: %+v", step, s)
+	Expect(s.Body).To(HaveKeyWithValue("status", "success"), "step %s", step)
+	return s.Body
+}
+
+var _ = Describe("a pyzmq client written from docs/protocol.md against a plh-hub process", func() {
+	DescribeTable("registers, discovers, heartbeats and gets every error code",
+		func(ctx SpecContext, curve bool) {
+			args := []string{"--channel-timeout", "60s"}
+			if curve {
+				args = append(args, "--curve")
+			}
+			p, ready := startHub(args...)
+			key := ready.Str("pubkey")
+			if curve {
+				Expect(key).To(HaveLen(40))
+			} else {
+				Expect(key).To(BeEmpty())
+			}
+			ch := support.UniqueName("py")
+			steps := runPyClient(ctx, ready.Str("endpoint"), ch, key)
+
+			reg := expectOK(steps, "register", "REG_ACK")
+			Expect(reg).To(HaveKeyWithValue("channel_id", ch))
+			Expect(reg).NotTo(HaveKey("correlation_id"), "an unversioned request without correlation_id gets none back")
+			expectCode(steps, "disc_before_heartbeat", "CHANNEL_NOT_READY")
+			disc := expectOK(steps, "discover", "DISC_ACK")
+			Expect(disc).To(HaveKeyWithValue("shm_name", ch+".shm"))
+			Expect(disc).To(HaveKeyWithValue("metadata", HaveKeyWithValue("client", "pyzmq")))
+			expectOK(steps, "consumer_register", "CONSUMER_REG_ACK")
+			Expect(expectOK(steps, "discover_count", "DISC_ACK")).To(HaveKeyWithValue("consumer_count", BeEquivalentTo(1)))
+			expectCode(steps, "schema_mismatch", "SCHEMA_MISMATCH")
+			Expect(steps["owner_notified"].Type).To(Equal("CHANNEL_ERROR_NOTIFY"))
+			Expect(steps["owner_notified"].Body).To(HaveKeyWithValue("event", "schema_mismatch_attempt"))
+			expectCode(steps, "channel_not_found", "CHANNEL_NOT_FOUND")
+			expectCode(steps, "not_registered", "NOT_REGISTERED")
+			expectCode(steps, "unknown_msg_type", "UNKNOWN_MSG_TYPE")
+			expectCode(steps, "version_mismatch", "VERSION_MISMATCH")
+			expectCode(steps, "invalid_request", "INVALID_REQUEST")
+			expectCode(steps, "invalid_request_empty", "INVALID_REQUEST")
+			expectOK(steps, "consumer_deregister", "CONSUMER_DEREG_ACK")
+			expectOK(steps, "deregister", "DEREG_ACK")
+			expectCode(steps, "gone", "CHANNEL_NOT_FOUND")
+
+			stopHub(ctx, p)
+		},
+		Entry("over NULL", false, SpecTimeout(120*time.Second)),
+		Entry("over CURVE with the hub's public key", true, SpecTimeout(120*time.Second)),
+	)
+})
