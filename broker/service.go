@@ -139,16 +139,13 @@ func (s *Service) CloseChannel(name string) error {
 
 func (s *Service) recvLoop() {
 	defer s.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-s.quit
-		cancel()
-	}()
+	// Router.Recv returns ErrClosed once Close has closed the router, so no
+	// context (and no goroutine to cancel one) is needed; an untracked helper
+	// goroutine here could outlive Close and show up as a leak.
 	for {
-		m, err := s.router.Recv(ctx)
+		m, err := s.router.Recv(context.Background())
 		if err != nil {
-			if errors.Is(err, wire.ErrClosed) || ctx.Err() != nil {
+			if errors.Is(err, wire.ErrClosed) {
 				return
 			}
 			continue

@@ -168,7 +168,7 @@ func (c *client) run() {
 		c.mu.Unlock()
 		s.Close()
 		rwg.Wait()
-		drainZMQ(s)
+		c.st.dropped.Add(drainZMQ(s))
 		select {
 		case <-c.quit:
 			return
@@ -191,6 +191,7 @@ func (c *client) read(s zmq4.Socket, lost chan<- error, wg *sync.WaitGroup) {
 		case c.in <- m.Frames:
 			c.st.received.Add(1)
 		case <-c.quit:
+			c.st.dropped.Add(1)
 			return
 		}
 	}

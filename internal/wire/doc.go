@@ -24,6 +24,9 @@
 //   - Pub bounds zmq4's queue with OptionHWM and its own with PeerQueue. There is
 //     no PUSH: zmq4 PUSH copies to every peer (trap 4); pipelines balance on
 //     Router/Dealer.
+//   - Drops are counted: Stats.Dropped (messages read from the network but
+//     never delivered to Recv: in flight at Close, or drained from zmq4's queue),
+//     QueueFull, SendErrors, Violations, HandshakeFailures, RecvErrors.
 //   - GoleakIgnores is the one list of zmq4's known goroutine leaks.
 //   - Frame layout of spec/protocol.md §2: ControlFrames, DataFrames, Parse.
 //

@@ -12,7 +12,7 @@ import (
 type counters struct {
 	accepted, dialed, handshakeFailures, violations atomic.Uint64
 	received, sent, queueFull, sendErrors, redials  atomic.Uint64
-	oversized                                       atomic.Uint64
+	oversized, dropped, recvErrors                  atomic.Uint64
 }
 
 // Stats is a snapshot of one socket's counters.
@@ -27,6 +27,8 @@ type Stats struct {
 	QueueFull         uint64 // messages refused because a bounded queue was full
 	SendErrors        uint64 // zmq4 sends or network writes that failed
 	Redials           uint64 // Dealer/Sub reconnect attempts after a loss
+	Dropped           uint64 // messages received from the network but never delivered to Recv (no frames, or still in flight at Close)
+	RecvErrors        uint64 // zmq4 receive errors on a listening socket (a peer's connection failed mid-read)
 }
 
 func (c *counters) snapshot() Stats {
@@ -35,6 +37,7 @@ func (c *counters) snapshot() Stats {
 		HandshakeFailures: c.handshakeFailures.Load(), Violations: c.violations.Load(),
 		Oversized: c.oversized.Load(), Received: c.received.Load(), Sent: c.sent.Load(),
 		QueueFull: c.queueFull.Load(), SendErrors: c.sendErrors.Load(), Redials: c.redials.Load(),
+		Dropped: c.dropped.Load(), RecvErrors: c.recvErrors.Load(),
 	}
 }
 

@@ -106,10 +106,12 @@ func (r *Router) readLoop() {
 			}
 			// A per-connection error (peer gone) surfaces here on some paths;
 			// the socket itself stays usable.
+			r.st.recvErrors.Add(1)
 			r.cfg.Logger.Debug("wire: router recv", "err", err)
 			continue
 		}
 		if len(m.Frames) < 1 {
+			r.st.dropped.Add(1)
 			continue
 		}
 		msg := Msg{Peer: m.Frames[0], Frames: m.Frames[1:]}
@@ -117,6 +119,7 @@ func (r *Router) readLoop() {
 		case r.in <- msg:
 			r.st.received.Add(1)
 		case <-r.quit:
+			r.st.dropped.Add(1)
 			return
 		}
 	}
@@ -210,7 +213,7 @@ func (r *Router) Close() error {
 		r.mu.Unlock()
 		r.closeErr = r.sock.Close()
 		r.wg.Wait()
-		drainZMQ(r.sock)
+		r.st.dropped.Add(drainZMQ(r.sock))
 		unregister(r.key)
 	})
 	return r.closeErr
@@ -219,9 +222,14 @@ func (r *Router) Close() error {
 // drainZMQ empties zmq4's internal receive queue after Close so no zmq4 reader
 // goroutine stays blocked on a full queue (notes/zmq4.md trap 7). After Close,
 // Recv picks at random between the cancelled context and a queued message, so a
-// bounded number of calls empties the 10-slot queue.
-func drainZMQ(s zmq4.Socket) {
+// bounded number of calls empties the 10-slot queue. It returns the number of
+// messages it discarded (counted as Stats.Dropped).
+func drainZMQ(s zmq4.Socket) uint64 {
+	var n uint64
 	for range 64 {
-		_, _ = s.Recv()
+		if _, err := s.Recv(); err == nil {
+			n++
+		}
 	}
+	return n
 }
