@@ -42,9 +42,13 @@ var _ = AfterSuite(func() {
 	Expect(ourSegments()).To(BeEmpty(), "segments left in /dev/shm")
 })
 
+// ginkgoOutputCopier is Ginkgo's own output interceptor (parallel runs): its copy
+// goroutine is started asynchronously and may appear after IgnoreCurrent.
+var ginkgoOutputCopier = goleak.IgnoreAnyFunction("github.com/onsi/ginkgo/v2/internal.(*genericOutputInterceptor).ResumeIntercepting.func1.1")
+
 var _ = BeforeEach(func() {
 	ignore := goleak.IgnoreCurrent()
-	DeferCleanup(func() { goleak.VerifyNone(GinkgoT(), ignore) })
+	DeferCleanup(func() { goleak.VerifyNone(GinkgoT(), ignore, ginkgoOutputCopier) })
 	DeferCleanup(func() { Expect(ourSegments()).To(BeEmpty(), "segments left in /dev/shm") })
 })
 
