@@ -479,3 +479,31 @@ func TestAcquireReadID(t *testing.T) {
 	}
 	s.Release()
 }
+
+func TestView(t *testing.T) {
+	b, _ := newHeapBlock(testConfig(2, LatestOnly))
+	defer b.Close()
+	w := mustWriter(t, b)
+	s, _ := w.AcquireWrite(context.Background(), 0)
+	v, err := View[stressSlot](s.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Sequence = 5
+	if binary.LittleEndian.Uint64(s.Bytes()) != 5 {
+		t.Fatal("view does not alias the slot")
+	}
+	if _, err := View[[5000]byte](s.Bytes()); !errors.Is(err, ErrTooSmall) {
+		t.Fatalf("oversized view: %v", err)
+	}
+	if _, err := View[struct{ P *int }](s.Bytes()); !errors.Is(err, ErrNotPlain) {
+		t.Fatalf("pointer view: %v", err)
+	}
+	if _, err := View[uint64](s.Bytes()[1:]); !errors.Is(err, ErrRange) {
+		t.Fatalf("misaligned view: %v", err)
+	}
+	if _, err := View[uint64](b.Flex()); !errors.Is(err, ErrNoFlexZone) {
+		t.Fatalf("no flex zone: %v", err)
+	}
+	s.Abort()
+}
