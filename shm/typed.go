@@ -221,29 +221,3 @@ func callGuarded(fn func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	return fn()
 }
-
-// View returns b (a slot span or the flex zone) viewed as *T, for plain fixed-size
-// data types that fit: ErrNotPlain if T has pointers (or is not fixed-size data),
-// ErrTooSmall if b is shorter than T, ErrNoFlexZone for an empty span. b must be
-// 8-byte aligned, as slot spans and the flex zone always are.
-// IMPORTANT: the pointer aliases shared memory and is valid only while the slot is
-// held (see the package doc on faults).
-func View[T any](b []byte) (*T, error) {
-	if err := checkPlain(typeOf[T]()); err != nil {
-		return nil, err
-	}
-	sz := sizeOf[T]()
-	if len(b) == 0 && sz > 0 {
-		return nil, ErrNoFlexZone
-	}
-	if len(b) < sz {
-		return nil, fmt.Errorf("%w: %d-byte type, %d-byte span", ErrTooSmall, sz, len(b))
-	}
-	if sz == 0 {
-		return new(T), nil
-	}
-	if !aligned8(b) {
-		return nil, fmt.Errorf("%w: span not 8-byte aligned", ErrRange)
-	}
-	return viewAs[T](b), nil
-}

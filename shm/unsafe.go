@@ -150,6 +150,3 @@ func headerOffsets() map[string][2]uintptr {
 		"slot.id":                     o(unsafe.Offsetof(slotEntry{}.id), 8),
 	}
 }
-
-// aligned8 reports whether b starts on an 8-byte boundary.
-func aligned8(b []byte) bool { return uintptr(unsafe.Pointer(unsafe.SliceData(b)))%8 == 0 }
