@@ -175,3 +175,80 @@ func TestConcurrentHeap(t *testing.T) {
 		})
 	}
 }
+
+// The futex path alone (no spinning), several writers, under -race.
+func TestConcurrentFutexOnly(t *testing.T) {
+	for _, sp := range []SyncPolicy{LatestOnly, SingleReader} {
+		b, _ := newHeapBlock(testConfig(4, sp))
+		noSpin := WaitOptions{Spin: -1}
+		r, _ := b.NewReader(ReaderOptions{Wait: noSpin})
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		const perWriter = 300
+		var wg sync.WaitGroup
+		for k := range 2 {
+			w, _ := b.NewWriter(noSpin)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range perWriter {
+					if _, err := w.Write(ctx, -1, []byte{byte(k), byte(i)}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		got := 0
+		if sp == SingleReader {
+			for got < 2*perWriter {
+				s, err := r.AcquireRead(ctx, -1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Release(); err != nil {
+					t.Fatal(err)
+				}
+				got++
+			}
+		}
+		wg.Wait()
+		cancel()
+		if m := b.Metrics(); m.TotalSlotsWritten != 2*perWriter {
+			t.Fatalf("%v: written %d", sp, m.TotalSlotsWritten)
+		}
+		b.Close()
+	}
+}
+
+func TestContextCancelAndPoolFull(t *testing.T) {
+	b, _ := newHeapBlock(testConfig(1, SyncReader))
+	defer b.Close()
+	w := mustWriter(t, b)
+	var readers []*Reader
+	for i := range maxConsumers + 1 {
+		r, err := b.NewReader(ReaderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		if i == maxConsumers && r.Entry() != -1 {
+			t.Fatal("ninth consumer got an entry")
+		}
+		readers = append(readers, r)
+	}
+	writeSeq(t, w, 1, 0)
+	if _, err := readers[maxConsumers].AcquireRead(context.Background(), 0); !errors.Is(err, ErrNoConsumerEntry) {
+		t.Fatalf("reader without entry: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	if _, err := w.AcquireWrite(ctx, -1); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled write on a full ring: %v", err)
+	}
+	if v, err := readSeq(t, readers[0], 0); err != nil || v != 1 {
+		t.Fatalf("first read: %d %v", v, err)
+	}
+	if _, err := readers[0].AcquireRead(ctx, -1); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled read: %v", err)
+	}
+}
