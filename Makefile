@@ -3,7 +3,7 @@
 
 GO        ?= go
 REPORTS   ?= .reports
-FUZZTIME  ?= 8s
+FUZZTIME  ?= 50000x
 GINKGO    := $(GO) tool ginkgo
 UNIT_PKGS  = $(shell $(GO) list ./... | grep -v /suites/)
 
