@@ -504,3 +504,19 @@ func TestView(t *testing.T) {
 	}
 	s.Abort()
 }
+
+// A writer with a timeout shorter than the reap period still frees a dead reader's
+// hold before giving up.
+func TestShortTimeoutStillReaps(t *testing.T) {
+	b, _ := newHeapBlock(testConfig(1, LatestOnly))
+	defer b.Close()
+	w, r := mustWriter(t, b), mustReader(t, b, "victim")
+	writeSeq(t, w, 0, 0)
+	if _, err := r.AcquireRead(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	atomic.StoreUint64(&b.h.consumers[r.entry].id, deadID)
+	if err := writeSeq(t, w, 1, 5*time.Millisecond); err != nil {
+		t.Fatalf("short-timeout write over a dead reader's slot: %v", err)
+	}
+}

@@ -15,7 +15,7 @@ func unpackString(id uint64) string { return proc.Unpack(id).String() }
 // held slots, Sync_reader cursors) of dead consumers, and, for ordered policies, the
 // slot at read_index when a dead writer left it unfinished (it becomes a skip
 // marker). Called by writers and ordered readers that have been blocked for a while,
-// and by CleanupDeadConsumers. It returns how many consumers were reclaimed.
+// and by Reap. It returns how many consumers and holes were reclaimed.
 func (b *Block) reap() int {
 	n := 0
 	for i := range b.h.consumers {
@@ -26,8 +26,8 @@ func (b *Block) reap() int {
 			}
 		}
 	}
-	if b.sync.ordered() {
-		b.reclaimHole()
+	if b.sync.ordered() && b.reclaimHole() {
+		n++
 	}
 	return n
 }
@@ -61,28 +61,29 @@ func (b *Block) reclaimConsumer(i int, id uint64) bool {
 
 // reclaimHole turns the slot at read_index into a skip marker when the writer that
 // took its id died before committing (ordered policies would otherwise stall).
-func (b *Block) reclaimHole() {
+func (b *Block) reclaimHole() bool {
 	h := b.h
 	ri := atomic.LoadUint64(&h.readIndex)
 	if ri >= atomic.LoadUint64(&h.writeIndex) {
-		return
+		return false
 	}
 	e := &b.slots[ri%b.lay.capacity]
 	state, _, _ := loadState(e)
 	if state == stateCommitted && atomic.LoadUint64(&e.id) == ri {
-		return
+		return false
 	}
 	holder := atomic.LoadUint64(&e.writeLock)
 	if holder == 0 || b.alive(holder) {
-		return
+		return false
 	}
 	if !atomic.CompareAndSwapUint64(&e.writeLock, holder, b.self) {
-		return
+		return false
 	}
 	b.recoveryAction()
 	b.log.Warn("dead writer left slot unfinished; marked skipped", "name", b.name, "id", ri, "holder", unpackString(holder))
 	b.markSkipped(e, ri)
 	b.wakeWriters()
+	return true
 }
 
 func unpack(id uint64) proc.Identity { return proc.Unpack(id) }

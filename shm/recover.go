@@ -210,7 +210,7 @@ func (b *Block) CleanupDeadConsumers() (n int, err error) {
 
 // Reap runs what a blocked writer runs: CleanupDeadConsumers, and for ordered
 // policies turns a slot left unfinished by a dead writer at read_index into a skip
-// marker. It returns how many consumers were freed.
+// marker. It returns how many consumers and unfinished slots were reclaimed.
 func (b *Block) Reap() (n int, err error) {
 	defer guard(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))

@@ -25,6 +25,18 @@ type waiter struct {
 	start    time.Time
 	lastReap time.Time
 	n        int
+	reaped   bool // lastChance used
+}
+
+// lastChance reports, once per operation with a non-zero timeout, that the caller
+// should look for dead processes before giving up (short timeouts would otherwise
+// never reach the periodic reap).
+func (w *waiter) lastChance() bool {
+	if w.timeout == 0 || w.reaped {
+		return false
+	}
+	w.reaped = true
+	return true
 }
 
 func newWaiter(ctx context.Context, timeout time.Duration, o WaitOptions) waiter {

@@ -90,6 +90,9 @@ func (w *Writer) AcquireWrite(ctx context.Context, timeout time.Duration) (s *Wr
 			continue
 		}
 		if err := wt.wait(&h.releaseSeq, seq, &h.releaseWaiters); err != nil {
+			if wt.lastChance() && b.reap() > 0 {
+				continue
+			}
 			atomic.AddUint64(&h.writerTimeoutCount, 1)
 			return nil, err
 		}
@@ -138,6 +141,9 @@ func (w *Writer) AcquireWrite(ctx context.Context, timeout time.Duration) (s *Wr
 				continue
 			}
 			if err := wt.wait(&h.releaseSeq, seq, &h.releaseWaiters); err != nil {
+				if wt.lastChance() && b.reap() > 0 {
+					continue
+				}
 				atomic.AddUint64(&h.writerTimeoutCount, 1)
 				atomic.AddUint64(&h.writerReaderTimeoutCount, 1)
 				if b.sync.ordered() {
