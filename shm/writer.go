@@ -281,7 +281,7 @@ func (s *WriteSlot) Release() (err error) {
 	atomic.StoreUint64(&e.id, s.id)
 	atomic.AddUint64(&e.generation, 1)
 	storeState(e, stateCommitted, 0, 0)
-	atomic.StoreUint64(&h.commitIndex, s.id)
+	b.publishCommit(s.id) // several writers may commit out of order: never move back
 	atomic.AddUint64(&h.totalSlotsWritten, 1)
 	b.producerHeartbeat()
 	atomic.StoreUint64(&e.writeLock, 0)
