@@ -1,9 +1,30 @@
 package shm
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks for leaked goroutines and for segments left in /dev/shm.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	for _, pat := range []string{"plh_unit_*_%d_*", "plh_example_*_%d"} {
+		left, _ := filepath.Glob(filepath.Join(shmDir, fmt.Sprintf(pat, os.Getpid())))
+		for _, f := range left {
+			fmt.Fprintln(os.Stderr, "segment left behind:", f)
+			os.Remove(f)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
