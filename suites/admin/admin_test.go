@@ -5,6 +5,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -120,6 +121,21 @@ var _ = Describe("admin endpoint of a real plh-hub", func() {
 			Expect(string(b)).To(ContainSubstring("unauthorized"))
 		})
 
+		It("answers the shortcuts and shows the effective config with the token redacted", func() {
+			c := h.client("s3cret")
+			r := exec(c, ":config")
+			Expect(r.Success).To(BeTrue(), r.Error)
+			Expect(r.Output).To(ContainSubstring(`"name": "plh.test.admin"`))
+			Expect(r.Output).To(ContainSubstring(`"token": "\u003credacted\u003e"`))
+			Expect(r.Output).NotTo(ContainSubstring("s3cret"))
+			Expect(exec(c, "plh.config()['admin']['token']").Output).To(Equal("\"<redacted>\"\n"))
+			r = exec(c, ":metrics")
+			Expect(r.Success).To(BeTrue(), r.Error)
+			Expect(r.Output).To(ContainSubstring(`"channels_by_status"`))
+			Expect(exec(c, ":channels").Output).To(Equal("(no channels)\n"))
+			Expect(exec(c, ":help").Output).To(ContainSubstring("CPython code and imports are not supported"))
+		})
+
 		It("runs the plh-admin REPL through a pipe", func() {
 			cmd := osexec.Command(bins["plh-admin"], "--endpoint", h.admin, "--token", "s3cret")
 			cmd.Stdin = strings.NewReader("def sq(n):\n    return n * n\n\nprint(sq(7))\nitems = [\n  1,\n  2]\nlen(items)\n:help\n:quit\nprint('not reached')\n")
@@ -144,6 +160,8 @@ var _ = Describe("admin endpoint of a real plh-hub", func() {
 			c := h.client("")
 			r := exec(c, "[(ch['name'], ch['consumer_count']) for ch in plh.channels() if ch['name'] == '"+name+"']")
 			Expect(r.Output).To(Equal(`[("` + name + `", 2)]` + "\n"))
+			r = exec(c, "d = plh.channel('"+name+"')\nprint(d['producer']['pid'] == "+strconv.Itoa(os.Getpid())+", [k['pid'] for k in d['consumers']] == ["+strconv.Itoa(os.Getpid())+"] * 2, d['status'])")
+			Expect(r.Output).To(Equal("True True PendingReady\n"), r.Error)
 			r = exec(c, "plh.close('"+name+"')")
 			Expect(r.Success).To(BeTrue(), r.Error)
 
