@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -117,8 +118,16 @@ func FuzzAttachHeader(f *testing.F) {
 		if int(size) < len(file) {
 			file = file[:size]
 		}
-		path := filepath.Join(t.TempDir(), "seg")
-		if err := os.WriteFile(path, file, 0o600); err != nil {
+		// On tmpfs, like a real segment (and no disk I/O per input).
+		f, err := os.CreateTemp(shmDir, "plh_unit_fuzz_*_"+strconv.Itoa(os.Getpid())+"_0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := f.Name()
+		defer os.Remove(path)
+		_, err = f.Write(file)
+		f.Close()
+		if err != nil {
 			t.Fatal(err)
 		}
 		b, err := attachPath(path, "fuzz", 0xDEADBEEFCAFEBABE, true, &AttachOptions{InitWait: time.Millisecond})

@@ -152,15 +152,19 @@ func (r *Reader) AcquireRead(ctx context.Context, timeout time.Duration) (s *Rea
 	b, h := r.b, r.b.h
 	wt := newWaiter(ctx, timeout, r.opts.Wait)
 	word := low32(&h.commitIndex)
-	for {
+	for retries := 0; ; {
 		seen := atomic.LoadUint32(word)
 		s, retry, err := r.attempt()
 		if s != nil || err != nil {
 			return s, err
 		}
-		if retry {
+		// Retry at once after a skip marker or a lapped slot, but boundedly: a
+		// corrupt header must not spin us forever.
+		if retry && retries < 2*int(b.lay.capacity)+8 {
+			retries++
 			continue
 		}
+		retries = 0
 		if b.sync.ordered() && wt.reapDue() {
 			b.reap()
 			continue
