@@ -202,9 +202,13 @@ func TestAttachExpectations(t *testing.T) {
 		"major":       {AttachOptions{SlotSchema: &v2}, ErrSchemaMismatch},
 		"capacity":    {AttachOptions{Expect: &wrongCap}, ErrConfigMismatch},
 	} {
+		before := b.Metrics().SchemaMismatch
 		a, err := Attach(b.Name(), cfg.Secret, &c.o)
 		if !errors.Is(err, c.want) || (err == nil) != (c.want == nil) {
 			t.Errorf("%s: %v, want %v", name, err, c.want)
+		}
+		if errors.Is(err, ErrSchemaMismatch) && b.Metrics().SchemaMismatch != before+1 {
+			t.Errorf("%s: schema_mismatch_count not incremented", name)
 		}
 		a.Close()
 	}

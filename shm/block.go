@@ -251,6 +251,9 @@ func attachPath(path, name string, secret uint64, checkSecret bool, opts *Attach
 	if err == nil {
 		err = validateHeader(hdr, size, secret, checkSecret, opts)
 	}
+	if errors.Is(err, ErrSchemaMismatch) {
+		countSchemaMismatch(f, hdr)
+	}
 	if err != nil {
 		f.Close()
 		return nil, wrap(err)
@@ -265,6 +268,24 @@ func attachPath(path, name string, secret uint64, checkSecret bool, opts *Attach
 	b := newBlock(name, mem, lay, logger(opts.Logger))
 	b.path, b.file = path, f
 	return b, nil
+}
+
+// countSchemaMismatch increments schema_mismatch_count in a segment that passed
+// every check but the schema ones (so its layout is ours and the counter is where
+// we think): map it briefly, add atomically.
+func countSchemaMismatch(f *os.File, hdr []byte) {
+	lay := headerLayout(headerAt(hdr))
+	mem, err := mapFile(f, int(lay.totalSize))
+	if err != nil {
+		return
+	}
+	defer unmap(mem)
+	func() {
+		var err error
+		defer guard(&err)
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		atomic.AddUint64(&headerAt(mem).schemaMismatchCount, 1)
+	}()
 }
 
 // readHeader waits for the magic number and returns a private copy of the header
