@@ -65,7 +65,7 @@ var _ = Describe("Crash recovery with kill -9", func() {
 	})
 
 	It("does not block the Single_reader writer longer than the heartbeat timeout after a reader holding a slot is killed", func() {
-		const hbTimeout = 2 * time.Second
+		const hbTimeout = 5 * time.Second
 		name := support.UniqueName("killr")
 		blk, tw := createStress(name, shm.SingleReader, 8, shm.WaitOptions{HeartbeatTimeout: hbTimeout})
 		Expect(writeStress(tw, 0, 0)).To(Succeed())
