@@ -1,0 +1,216 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pylabhub/plh/shm"
+)
+
+// ReadTxn is one read transaction on the attached DataBlock (datablock.md §13):
+// Next refreshes the consumer heartbeat, releases the previous slot and acquires
+// the next one by the block's sync policy. When the job returns nil a held slot
+// is released (marked consumed); when it returns an error it is dropped. A
+// ReadTxn is only valid inside its job.
+type ReadTxn struct {
+	c       *consumer
+	ctx     context.Context
+	timeout time.Duration
+	slot    *shm.ReadSlot
+	stop    <-chan struct{}
+}
+
+// Next releases the held slot and acquires the next, waiting at most the slot
+// timeout (ErrNoSlot). If releasing the held slot fails (shm.ErrChecksum,
+// shm.ErrOverwritten), that error is returned and no slot is acquired.
+func (t *ReadTxn) Next() (*shm.ReadSlot, error) {
+	t.c.reader.Heartbeat()
+	if err := t.Release(); err != nil {
+		return nil, err
+	}
+	s, err := t.c.reader.AcquireRead(t.ctx, t.timeout)
+	if err != nil {
+		if errors.Is(err, shm.ErrTimeout) {
+			return nil, fmt.Errorf("%w: %w", ErrNoSlot, err)
+		}
+		return nil, err
+	}
+	t.slot = s
+	return s, nil
+}
+
+// Slot returns the slot held now (nil when none).
+func (t *ReadTxn) Slot() *shm.ReadSlot { return t.slot }
+
+// Release releases the held slot now (marking it consumed) and returns the
+// verdict: nil, shm.ErrChecksum or shm.ErrOverwritten. Nil when none is held.
+func (t *ReadTxn) Release() error {
+	if t.slot == nil {
+		return nil
+	}
+	s := t.slot
+	t.slot = nil
+	return s.Release()
+}
+
+// Drop gives the held slot back without marking it consumed.
+func (t *ReadTxn) Drop() {
+	if t.slot != nil {
+		t.slot.Drop()
+		t.slot = nil
+	}
+}
+
+// Flex returns the flex zone (read-only by contract; nil when none).
+func (t *ReadTxn) Flex() []byte { return t.c.block.Flex() }
+
+// Stopping reports whether Stop (or Close) was called.
+func (t *ReadTxn) Stopping() bool {
+	if t.stop != nil {
+		select {
+		case <-t.stop:
+			return true
+		default:
+		}
+	}
+	return t.c.closing.Load()
+}
+
+// Context returns the transaction's context.
+func (t *ReadTxn) Context() context.Context { return t.ctx }
+
+// SendCtrl sends a control message to the producer (Consumer.SendCtrl).
+func (t *ReadTxn) SendCtrl(typ string, body []byte) error { return t.c.SendCtrl(typ, body) }
+
+// Messenger returns the Consumer's Messenger.
+func (t *ReadTxn) Messenger() *Messenger { return t.c.m }
+
+// ReportChecksumError reports a slot's checksum failure to the broker.
+func (t *ReadTxn) ReportChecksumError(slot int32, description string) error {
+	return t.c.m.ReportChecksumError(t.c.name, slot, description)
+}
+
+func (c *consumer) runRead(ctx context.Context, timeout time.Duration, stop <-chan struct{}, job func(*ReadTxn) error) (err error) {
+	t := &ReadTxn{c: c, ctx: ctx, timeout: timeout, stop: stop}
+	defer func() {
+		if r := recover(); r != nil {
+			t.Drop()
+			err = fmt.Errorf("hub: read job panicked: %v", r)
+		}
+	}()
+	if err := job(t); err != nil {
+		t.Drop()
+		return err
+	}
+	return t.Release()
+}
+
+type readHandler struct{ fn func(*ReadTxn) error }
+
+// Pull runs job in the caller's goroutine inside a read transaction with slot
+// timeout timeout (0 = SlotTimeout); it needs no Start. ErrNoSHM when not
+// attached, ErrClosed after Close; otherwise the job's error or the release
+// verdict of the slot it left held.
+func (c *consumer) Pull(ctx context.Context, timeout time.Duration, job func(*ReadTxn) error) error {
+	if c.reader == nil {
+		return fmt.Errorf("pull %q: %w", c.name, ErrNoSHM)
+	}
+	if c.closing.Load() {
+		return fmt.Errorf("pull %q: %w", c.name, ErrClosed)
+	}
+	if timeout == 0 {
+		timeout = c.opts.SlotTimeout
+	}
+	return c.runRead(ctx, timeout, nil, job)
+}
+
+// SetReadHandler installs fn as the real-time read handler (nil removes it; the
+// read goroutine then sleeps). While started, the read goroutine calls fn in a
+// new transaction (slot timeout HandlerSlotTimeout) again and again; a swap takes
+// effect at the next call. Errors other than ErrNoSlot are logged.
+func (c *consumer) SetReadHandler(fn func(*ReadTxn) error) error {
+	if c.reader == nil {
+		return fmt.Errorf("set read handler %q: %w", c.name, ErrNoSHM)
+	}
+	if fn == nil {
+		c.handler.Store(nil)
+	} else {
+		c.handler.Store(&readHandler{fn})
+	}
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// readShmLoop is the read goroutine of one Start..Stop.
+func (c *consumer) readShmLoop(stop <-chan struct{}) {
+	defer c.done.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	watch := make(chan struct{})
+	go func() {
+		defer close(watch)
+		select {
+		case <-stop:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	defer func() { cancel(); <-watch }()
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		h := c.handler.Load()
+		if h == nil {
+			select {
+			case <-stop:
+				return
+			case <-c.kick:
+			}
+			continue
+		}
+		if err := c.runRead(ctx, c.opts.HandlerSlotTimeout, stop, h.fn); err != nil && !errors.Is(err, ErrNoSlot) && ctx.Err() == nil {
+			c.log.Warn("hub: read handler failed", "err", err)
+		}
+	}
+}
+
+// ReadCtx is a typed read transaction: slot type S, flex-zone type F.
+type ReadCtx[F, S any] struct {
+	*ReadTxn
+}
+
+// Slot acquires the next slot (ReadTxn.Next) and returns it as *S (read only).
+func (c ReadCtx[F, S]) Slot() (*S, error) {
+	s, err := c.Next()
+	if err != nil {
+		return nil, err
+	}
+	return shm.View[S](s.Bytes())
+}
+
+// FlexZone returns the flex zone as *F (nil when there is none).
+func (c ReadCtx[F, S]) FlexZone() (*F, error) { return shm.View[F](c.Flex()) }
+
+func typedRead[F, S any](job func(ReadCtx[F, S]) error) func(*ReadTxn) error {
+	if job == nil {
+		return nil
+	}
+	return func(t *ReadTxn) error { return job(ReadCtx[F, S]{t}) }
+}
+
+// PullTyped is Consumer.Pull with a typed job.
+func PullTyped[F, S any](ctx context.Context, c *Consumer, timeout time.Duration, job func(ReadCtx[F, S]) error) error {
+	return c.Pull(ctx, timeout, typedRead(job))
+}
+
+// SetReadHandlerTyped is Consumer.SetReadHandler with a typed handler.
+func SetReadHandlerTyped[F, S any](c *Consumer, fn func(ReadCtx[F, S]) error) error {
+	return c.SetReadHandler(typedRead(fn))
+}

@@ -1,0 +1,188 @@
+package hub
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/pylabhub/plh/internal/wire"
+	"github.com/pylabhub/plh/shm"
+)
+
+// ProducerOptions configures NewProducer. Zero fields take the defaults noted.
+type ProducerOptions struct {
+	// Channel is the channel name (required). It also names the segment.
+	Channel string
+	// Pattern is the data pattern ("" = PubSub).
+	Pattern Pattern
+	// SHM, when non-nil, makes the channel carry a DataBlock created from it
+	// (named Channel; SHM.Secret is what consumers must present). Its HubUID,
+	// HubName, ProducerUID and ProducerName are stored in the segment header.
+	SHM *shm.Config
+	// SchemaHash (raw bytes, forwarded to the broker as lowercase hex) and
+	// SchemaVersion describe the data; a channel already registered with another
+	// hash is refused with ErrSchemaMismatch.
+	SchemaHash    []byte
+	SchemaVersion uint32
+	// Endpoint is where the peer ROUTER binds (default tcp://127.0.0.1:0).
+	Endpoint string
+	// Wire configures the peer ROUTER (limits, queues, Security: nil = NULL;
+	// CURVE plugs in here).
+	Wire wire.Config
+	// Timeout bounds registration when the ctx of NewProducer has no deadline,
+	// and each broker call of Close (default 5 s).
+	Timeout time.Duration
+	// SendTimeout bounds Send/SendTo when their ctx has no deadline (default 5 s).
+	SendTimeout time.Duration
+	// PeerTimeout: a consumer that announced peer heartbeats and then stays
+	// silent this long is dropped with OnConsumerDied(pid, "peer_heartbeat_timeout")
+	// (backlog B-4; default 5 s; negative disables).
+	PeerTimeout time.Duration
+	// SlotTimeout is the slot timeout of Push jobs (default 5 s).
+	SlotTimeout time.Duration
+	// HandlerSlotTimeout is the slot timeout of each real-time write handler
+	// transaction (default 50 ms).
+	HandlerSlotTimeout time.Duration
+	// CloseDrain bounds how long Close waits for queued peer messages (the BYEs,
+	// data still queued) to be written (default 1 s).
+	CloseDrain time.Duration
+	// Wait tunes the shm Writer's waiting.
+	Wait shm.WaitOptions
+	// Callbacks are the user callbacks; see ProducerCallbacks for threads.
+	Callbacks ProducerCallbacks
+	// Logger receives diagnostics (nil → discard).
+	Logger *slog.Logger
+}
+
+// ProducerCallbacks are a Producer's callbacks. Peer callbacks (Joined, Left,
+// Message, Data) run one at a time, in arrival order, on the Producer's callback
+// goroutine, and only while the Producer is started: what arrives before Start
+// is queued and delivered at Start. Broker callbacks (Closing, Died, Error) run on
+// the Messenger's callback goroutine whether started or not, and never after
+// Close. nil callbacks are skipped. A panic in a callback is recovered and
+// logged. Callbacks must not call Close or Stop.
+type ProducerCallbacks struct {
+	OnConsumerJoined  func(c ConsumerIdentity)
+	OnConsumerLeft    func(c ConsumerIdentity)
+	OnConsumerMessage func(c ConsumerIdentity, typ string, body []byte)
+	OnConsumerData    func(c ConsumerIdentity, payload []byte) // Bidir data from a consumer
+	OnChannelClosing  func(reason string)
+	// OnConsumerDied: the broker reported the consumer process dead
+	// (CONSUMER_DIED_NOTIFY), or it missed its peer heartbeats (reason
+	// "peer_heartbeat_timeout"). Its identities are already dropped.
+	OnConsumerDied func(pid uint64, reason string)
+	OnChannelError func(n ChannelNotice) // CHANNEL_ERROR_NOTIFY and CHANNEL_EVENT_NOTIFY
+}
+
+// ConsumerOptions configures Connect. Zero fields take the defaults noted.
+type ConsumerOptions struct {
+	// Channel is the channel name (required).
+	Channel string
+	// ExpectedSchemaHash (raw bytes): when set and the channel's hash is 32 bytes,
+	// they must be equal (ErrSchemaMismatch).
+	ExpectedSchemaHash []byte
+	// Secret is the segment's shared secret; 0 = do not attach shared memory.
+	Secret uint64
+	// ExpectSHM, when set, must agree with the segment's geometry.
+	ExpectSHM *shm.Config
+	// UID (≤ 39 bytes) and Name (≤ 31) are written into the segment's consumer
+	// heartbeat entry and into HELLO.
+	UID, Name string
+	// Timeout bounds discovery, the producer's HELLO_ACK and each broker call of
+	// Close when the ctx has no deadline (default 5 s).
+	Timeout time.Duration
+	// Window is the flow-control credit: how many data messages the producer may
+	// have in flight to this consumer (default 256).
+	Window int
+	// PeerHeartbeat is the period of PEER_HEARTBEAT messages to the producer
+	// (backlog B-4; default 1 s; negative: none, and the producer never prunes
+	// this consumer for silence).
+	PeerHeartbeat time.Duration
+	// SlotTimeout is the default slot timeout of Pull (default 5 s);
+	// HandlerSlotTimeout that of each real-time read handler call (default 50 ms).
+	SlotTimeout, HandlerSlotTimeout time.Duration
+	// Wait tunes the shm Reader's waiting.
+	Wait shm.WaitOptions
+	// Wire configures the peer DEALER (Security nil = NULL).
+	Wire wire.Config
+	// Callbacks are the user callbacks; see ConsumerCallbacks.
+	Callbacks ConsumerCallbacks
+	// Logger receives diagnostics (nil → discard).
+	Logger *slog.Logger
+}
+
+// ConsumerCallbacks are a Consumer's callbacks. OnData runs on the Consumer's
+// data goroutine while started (without it, data waits for Recv);
+// OnProducerMessage and OnProducerBye on its callback goroutine while started
+// (queued before Start); OnChannelClosing and OnChannelError on the Messenger's
+// callback goroutine, never after Close. Panics are recovered and logged.
+type ConsumerCallbacks struct {
+	OnData            func(payload []byte)
+	OnProducerMessage func(typ string, body []byte)
+	OnProducerBye     func() // the producer closed the channel (Go addition)
+	OnChannelClosing  func(reason string)
+	OnChannelError    func(n ChannelNotice)
+}
+
+// ConsumerIdentity is what a Producer knows of a joined consumer (from HELLO).
+type ConsumerIdentity struct {
+	ID        []byte // routing identity on the peer socket
+	Pid       uint64
+	StartTime uint64 // /proc start time (0 when the consumer did not say)
+	UID, Name string
+}
+
+const (
+	defaultTimeout            = 5 * time.Second
+	defaultPeerTimeout        = 5 * time.Second
+	defaultPeerHeartbeat      = time.Second
+	defaultHandlerSlotTimeout = 50 * time.Millisecond
+	defaultWindow             = 256
+	defaultEndpoint           = "tcp://127.0.0.1:0"
+)
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+func (o ProducerOptions) withDefaults() ProducerOptions {
+	if o.Pattern == "" {
+		o.Pattern = PatternPubSub
+	}
+	o.Pattern = patternOf(string(o.Pattern))
+	if o.Endpoint == "" {
+		o.Endpoint = defaultEndpoint
+	}
+	o.Timeout = orDefault(o.Timeout, defaultTimeout)
+	o.SendTimeout = orDefault(o.SendTimeout, defaultTimeout)
+	o.PeerTimeout = orDefault(o.PeerTimeout, defaultPeerTimeout)
+	o.SlotTimeout = orDefault(o.SlotTimeout, defaultTimeout)
+	o.HandlerSlotTimeout = orDefault(o.HandlerSlotTimeout, defaultHandlerSlotTimeout)
+	o.CloseDrain = orDefault(o.CloseDrain, time.Second)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Wire.Logger == nil {
+		o.Wire.Logger = o.Logger
+	}
+	return o
+}
+
+func (o ConsumerOptions) withDefaults() ConsumerOptions {
+	o.Timeout = orDefault(o.Timeout, defaultTimeout)
+	o.PeerHeartbeat = orDefault(o.PeerHeartbeat, defaultPeerHeartbeat)
+	o.SlotTimeout = orDefault(o.SlotTimeout, defaultTimeout)
+	o.HandlerSlotTimeout = orDefault(o.HandlerSlotTimeout, defaultHandlerSlotTimeout)
+	if o.Window <= 0 {
+		o.Window = defaultWindow
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Wire.Logger == nil {
+		o.Wire.Logger = o.Logger
+	}
+	return o
+}

@@ -1,0 +1,123 @@
+package hub
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/pylabhub/plh/internal/wire"
+)
+
+// Peer (P2C) control message types. A consumer and its producer share one
+// connection: the consumer's DEALER to the producer's ROUTER. Data frames
+// ['A'][payload] and control frames ['C'][type][body] (spec/protocol.md §2) both
+// travel on it, in order. The types below are reserved; any other type is a user
+// control message ("CTRL" is the default).
+const (
+	// TypeHello: consumer → producer, JSON helloBody. The producer counts the
+	// consumer joined, grants it Window credits and answers HELLO_ACK.
+	TypeHello = "HELLO"
+	// TypeHelloAck: producer → consumer, JSON helloAckBody. Every data message
+	// the producer sends this consumer after it is delivered after it: once a
+	// consumer holds HELLO_ACK it loses nothing to a "slow joiner".
+	TypeHelloAck = "HELLO_ACK"
+	// TypeBye: consumer → producer (leaving), or producer → consumer (channel
+	// closed by its producer). Empty body.
+	TypeBye = "BYE"
+	// TypePeerHeartbeat: consumer → producer, empty body, every PeerHeartbeat
+	// (backlog B-4). Any message refreshes liveness; this one exists for idle
+	// consumers.
+	TypePeerHeartbeat = "PEER_HEARTBEAT"
+	// TypeCredit: consumer → producer, JSON creditBody: the consumer has consumed
+	// N more data messages, so the producer may send N more (flow control).
+	TypeCredit = "CREDIT"
+	// TypeCtrl is the default user control type.
+	TypeCtrl = "CTRL"
+)
+
+// ReasonPeerTimeout is the OnConsumerDied reason for a consumer dropped for
+// missing its peer heartbeats (B-4).
+const ReasonPeerTimeout = "peer_heartbeat_timeout"
+
+// maxWindow bounds the credit window a consumer may claim.
+const maxWindow = 1 << 16
+
+func reservedType(t string) bool {
+	switch t {
+	case TypeHello, TypeHelloAck, TypeBye, TypePeerHeartbeat, TypeCredit:
+		return true
+	}
+	return false
+}
+
+// helloBody is the HELLO body: the consumer's identity (original:
+// {"consumer_pid":pid}; the other fields are Go additions, all optional).
+type helloBody struct {
+	ConsumerPid       uint64 `json:"consumer_pid"`
+	ConsumerStartTime uint64 `json:"consumer_start_time,omitempty"`
+	ConsumerUID       string `json:"consumer_uid,omitempty"`
+	ConsumerName      string `json:"consumer_name,omitempty"`
+	Window            int    `json:"window,omitempty"`       // credit window (0 = default)
+	HeartbeatMs       int64  `json:"heartbeat_ms,omitempty"` // peer heartbeat period (0 = none)
+}
+
+// helloAckBody is the HELLO_ACK body.
+type helloAckBody struct {
+	Channel string `json:"channel_name"`
+	Pattern string `json:"pattern"`
+	Window  int    `json:"window"` // credit granted
+}
+
+// creditBody is the CREDIT body.
+type creditBody struct {
+	N int `json:"n"`
+}
+
+// decodeHello parses and checks a HELLO body from an untrusted peer.
+func decodeHello(b []byte) (helloBody, error) {
+	var h helloBody
+	if len(b) == 0 {
+		return h, fmt.Errorf("%w: empty HELLO", ErrPeerProtocol)
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return h, fmt.Errorf("%w: HELLO: %v", ErrPeerProtocol, err)
+	}
+	if h.Window < 0 || h.Window > maxWindow {
+		return h, fmt.Errorf("%w: HELLO window %d out of [0, %d]", ErrPeerProtocol, h.Window, maxWindow)
+	}
+	if h.HeartbeatMs < 0 || h.HeartbeatMs > 3600_000 {
+		return h, fmt.Errorf("%w: HELLO heartbeat_ms %d", ErrPeerProtocol, h.HeartbeatMs)
+	}
+	if len(h.ConsumerUID) > 64 || len(h.ConsumerName) > 64 {
+		return h, fmt.Errorf("%w: HELLO uid/name too long", ErrPeerProtocol)
+	}
+	if h.Window == 0 {
+		h.Window = defaultWindow
+	}
+	return h, nil
+}
+
+// decodeCredit parses and checks a CREDIT body.
+func decodeCredit(b []byte) (int, error) {
+	var c creditBody
+	if err := json.Unmarshal(b, &c); err != nil {
+		return 0, fmt.Errorf("%w: CREDIT: %v", ErrPeerProtocol, err)
+	}
+	if c.N <= 0 || c.N > maxWindow {
+		return 0, fmt.Errorf("%w: CREDIT n=%d", ErrPeerProtocol, c.N)
+	}
+	return c.N, nil
+}
+
+// parsePeer parses the frames of one peer message (never panics).
+func parsePeer(frames [][]byte) (wire.Frame, error) {
+	f, err := wire.Parse(frames)
+	if err != nil {
+		return f, fmt.Errorf("%w: %w", ErrPeerProtocol, err)
+	}
+	return f, nil
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v) // plain structs of ints and strings: cannot fail
+	return b
+}

@@ -1,0 +1,346 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pylabhub/plh/shm"
+)
+
+// WriteTxn is one write transaction on the channel's DataBlock (datablock.md
+// §13): Next acquires slots (refreshing the producer heartbeat, aborting a held
+// slot that was not published), Publish commits and releases the held slot.
+// When the job returns nil a still-held slot is published (whole slot); when it
+// returns an error or panics the slot is aborted. A WriteTxn is only valid inside
+// its job.
+type WriteTxn struct {
+	p       *producer
+	w       *shm.Writer
+	ctx     context.Context
+	timeout time.Duration
+	slot    *shm.WriteSlot
+	stop    <-chan struct{} // nil: never stopping (SyncedWrite)
+}
+
+// Next acquires the next slot, waiting at most the transaction's slot timeout:
+// an error wrapping ErrNoSlot (and shm.ErrTimeout) when none came free, or ctx's.
+func (t *WriteTxn) Next() (*shm.WriteSlot, error) {
+	t.w.Heartbeat()
+	if t.slot != nil {
+		t.slot.Abort()
+		t.slot = nil
+	}
+	s, err := t.w.AcquireWrite(t.ctx, t.timeout)
+	if err != nil {
+		if errors.Is(err, shm.ErrTimeout) {
+			return nil, fmt.Errorf("%w: %w", ErrNoSlot, err)
+		}
+		return nil, err
+	}
+	t.slot = s
+	return s, nil
+}
+
+// Slot returns the slot held now (nil when none).
+func (t *WriteTxn) Slot() *shm.WriteSlot { return t.slot }
+
+// Publish commits the whole held slot and releases it.
+func (t *WriteTxn) Publish() error {
+	if t.slot == nil {
+		return fmt.Errorf("publish: %w", shm.ErrReleased)
+	}
+	s := t.slot
+	t.slot = nil
+	return s.Publish()
+}
+
+// Abort releases the held slot without publishing it.
+func (t *WriteTxn) Abort() {
+	if t.slot != nil {
+		t.slot.Abort()
+		t.slot = nil
+	}
+}
+
+// Flex returns the flex zone (nil when the block has none).
+func (t *WriteTxn) Flex() []byte { return t.w.Block().Flex() }
+
+// UpdateFlexChecksum stores the flex zone's hash now.
+func (t *WriteTxn) UpdateFlexChecksum() error { return t.w.UpdateFlexChecksum() }
+
+// Heartbeat refreshes the producer heartbeat in the segment.
+func (t *WriteTxn) Heartbeat() error { return t.w.Heartbeat() }
+
+// Stopping reports whether Stop (or Close) was called: handlers return promptly.
+func (t *WriteTxn) Stopping() bool {
+	if t.stop == nil {
+		return t.p.closing.Load()
+	}
+	select {
+	case <-t.stop:
+		return true
+	default:
+		return t.p.closing.Load()
+	}
+}
+
+// Context returns the transaction's context.
+func (t *WriteTxn) Context() context.Context { return t.ctx }
+
+// Broadcast sends payload on the channel's data path (Producer.Send).
+func (t *WriteTxn) Broadcast(payload []byte) error { return t.p.Send(t.ctx, payload) }
+
+// SendTo sends Bidir data to one consumer (Producer.SendTo).
+func (t *WriteTxn) SendTo(id, payload []byte) error { return t.p.SendTo(t.ctx, id, payload) }
+
+// ConnectedConsumers lists the joined consumers.
+func (t *WriteTxn) ConnectedConsumers() []ConsumerIdentity { return t.p.ConnectedConsumers() }
+
+// Messenger returns the channel's Messenger.
+func (t *WriteTxn) Messenger() *Messenger { return t.p.m }
+
+// ReportChecksumError reports a slot's checksum failure to the broker.
+func (t *WriteTxn) ReportChecksumError(slot int32, description string) error {
+	return t.p.m.ReportChecksumError(t.p.name, slot, description)
+}
+
+// finish publishes or aborts what the job left held.
+func (t *WriteTxn) finish(jobErr error) error {
+	if t.slot == nil {
+		return jobErr
+	}
+	if jobErr != nil {
+		t.Abort()
+		return jobErr
+	}
+	return t.Publish()
+}
+
+// runJob runs job in a transaction on w, with panics turned into errors.
+func (p *producer) runJob(ctx context.Context, w *shm.Writer, timeout time.Duration, stop <-chan struct{}, job func(*WriteTxn) error) (err error) {
+	t := &WriteTxn{p: p, w: w, ctx: ctx, timeout: timeout, stop: stop}
+	defer func() {
+		if r := recover(); r != nil {
+			t.Abort()
+			err = fmt.Errorf("hub: write job panicked: %v", r)
+		}
+	}()
+	return t.finish(job(t))
+}
+
+// writeHandler is the installed real-time handler.
+type writeHandler struct{ fn func(*WriteTxn) error }
+
+// Push queues job to run on the write goroutine inside a write transaction (slot
+// timeout SlotTimeout). It needs SHM and Start: ErrNoSHM, ErrNotRunning. It blocks
+// only while 1024 jobs are already queued. Job errors are logged. While a write
+// handler is installed, jobs wait until it is removed.
+func (p *producer) Push(job func(*WriteTxn) error) error {
+	if p.block == nil {
+		return fmt.Errorf("push %q: %w", p.name, ErrNoSHM)
+	}
+	p.runMu.RLock()
+	defer p.runMu.RUnlock()
+	if !p.running {
+		return fmt.Errorf("push %q: %w", p.name, ErrNotRunning)
+	}
+	select {
+	case p.jobs <- job:
+		return nil
+	case <-p.stopCh:
+		return fmt.Errorf("push %q: %w", p.name, ErrNotRunning)
+	}
+}
+
+// SyncedWrite runs job in the caller's goroutine inside a write transaction with
+// slot timeout timeout (0 = SlotTimeout); it needs no Start. It returns ErrNoSHM,
+// ErrClosed, or the job's error (a job that found no slot sees ErrNoSlot from
+// Next and decides).
+func (p *producer) SyncedWrite(ctx context.Context, timeout time.Duration, job func(*WriteTxn) error) error {
+	if p.block == nil {
+		return fmt.Errorf("synced write %q: %w", p.name, ErrNoSHM)
+	}
+	if p.closing.Load() {
+		return fmt.Errorf("synced write %q: %w", p.name, ErrClosed)
+	}
+	if timeout == 0 {
+		timeout = p.opts.SlotTimeout
+	}
+	w, err := p.getWriter()
+	if err != nil {
+		return fmt.Errorf("synced write %q: %w", p.name, err)
+	}
+	defer p.putWriter(w)
+	return p.runJob(ctx, w, timeout, nil, job)
+}
+
+// SetWriteHandler installs fn as the real-time write handler (nil removes it and
+// returns to queue mode). While started, the write goroutine runs fn in a new
+// transaction (slot timeout HandlerSlotTimeout) again and again; a swap takes
+// effect at the next iteration. Errors and panics of fn are logged and the loop
+// goes on. ErrNoSHM without a DataBlock.
+func (p *producer) SetWriteHandler(fn func(*WriteTxn) error) error {
+	if p.block == nil {
+		return fmt.Errorf("set write handler %q: %w", p.name, ErrNoSHM)
+	}
+	if fn == nil {
+		p.handler.Store(nil)
+		p.log.Info("hub: write handler removed")
+	} else {
+		p.handler.Store(&writeHandler{fn})
+		p.log.Info("hub: write handler installed")
+	}
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Mode reports the SHM processing mode: "queue" or "realtime".
+func (p *producer) Mode() string {
+	if p.handler.Load() != nil {
+		return "realtime"
+	}
+	return "queue"
+}
+
+func (p *producer) getWriter() (*shm.Writer, error) {
+	select {
+	case w := <-p.writers:
+		return w, nil
+	default:
+	}
+	return p.block.NewWriter(p.opts.Wait)
+}
+
+func (p *producer) putWriter(w *shm.Writer) {
+	if p.closing.Load() {
+		w.Close()
+		return
+	}
+	select {
+	case p.writers <- w:
+	default:
+		w.Close()
+	}
+}
+
+// writeLoop is the write goroutine of one Start..Stop.
+func (p *producer) writeLoop(stop, drained <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	w, err := p.getWriter()
+	if err != nil {
+		p.log.Error("hub: write goroutine has no writer", "err", err)
+		return
+	}
+	defer p.putWriter(w)
+	// hctx ends a handler's slot wait at Stop; queued jobs keep a real slot
+	// timeout so that each accepted job gets its chance.
+	hctx, hcancel := context.WithCancel(context.Background())
+	watch := make(chan struct{})
+	go func() {
+		defer close(watch)
+		select {
+		case <-stop:
+		case <-hctx.Done():
+		}
+		hcancel()
+	}()
+	defer func() { hcancel(); <-watch }()
+	jctx := context.Background()
+	runIn := func(ctx context.Context, job func(*WriteTxn) error, timeout time.Duration) {
+		if err := p.runJob(ctx, w, timeout, stop, job); err != nil && !errors.Is(err, ErrNoSlot) && ctx.Err() == nil {
+			p.log.Warn("hub: write job failed", "err", err)
+		}
+	}
+	run := func(job func(*WriteTxn) error, timeout time.Duration) { runIn(jctx, job, timeout) }
+	for {
+		if h := p.handler.Load(); h != nil {
+			select {
+			case <-stop:
+				p.finishJobs(drained, run)
+				return
+			default:
+			}
+			runIn(hctx, h.fn, p.opts.HandlerSlotTimeout)
+			continue
+		}
+		select {
+		case job := <-p.jobs:
+			run(job, p.opts.SlotTimeout)
+		case <-p.kick:
+		case <-stop:
+			p.finishJobs(drained, run)
+			return
+		}
+	}
+}
+
+// finishJobs runs every job accepted before Stop.
+func (p *producer) finishJobs(drained <-chan struct{}, run func(func(*WriteTxn) error, time.Duration)) {
+	for {
+		select {
+		case job := <-p.jobs:
+			run(job, p.opts.SlotTimeout)
+			continue
+		default:
+		}
+		select {
+		case job := <-p.jobs:
+			run(job, p.opts.SlotTimeout)
+		case <-drained:
+			for {
+				select {
+				case job := <-p.jobs:
+					run(job, p.opts.SlotTimeout)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// WriteCtx is a typed write transaction: slot type S, flex-zone type F (use
+// struct{} for none). Its embedded WriteTxn gives the byte-level operations.
+type WriteCtx[F, S any] struct {
+	*WriteTxn
+}
+
+// Slot acquires the next slot (WriteTxn.Next) and returns it as *S.
+func (c WriteCtx[F, S]) Slot() (*S, error) {
+	s, err := c.Next()
+	if err != nil {
+		return nil, err
+	}
+	return shm.View[S](s.Bytes())
+}
+
+// FlexZone returns the flex zone as *F (nil when there is none).
+func (c WriteCtx[F, S]) FlexZone() (*F, error) { return shm.View[F](c.Flex()) }
+
+func typedWrite[F, S any](job func(WriteCtx[F, S]) error) func(*WriteTxn) error {
+	if job == nil {
+		return nil
+	}
+	return func(t *WriteTxn) error { return job(WriteCtx[F, S]{t}) }
+}
+
+// PushTyped is Producer.Push with a typed job.
+func PushTyped[F, S any](p *Producer, job func(WriteCtx[F, S]) error) error {
+	return p.Push(typedWrite(job))
+}
+
+// SyncedWriteTyped is Producer.SyncedWrite with a typed job.
+func SyncedWriteTyped[F, S any](ctx context.Context, p *Producer, timeout time.Duration, job func(WriteCtx[F, S]) error) error {
+	return p.SyncedWrite(ctx, timeout, typedWrite(job))
+}
+
+// SetWriteHandlerTyped is Producer.SetWriteHandler with a typed handler (nil
+// removes the handler).
+func SetWriteHandlerTyped[F, S any](p *Producer, fn func(WriteCtx[F, S]) error) error {
+	return p.SetWriteHandler(typedWrite(fn))
+}
