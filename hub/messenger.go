@@ -253,6 +253,13 @@ func (m *Messenger) firstPing(ctx context.Context, s *session) error {
 		if err == nil {
 			return nil
 		}
+		var be *BrokerError
+		if errors.As(err, &be) && !errors.Is(err, ErrVersionMismatch) {
+			// A broker that does not know PING_REQ (UNKNOWN_MSG_TYPE: an original
+			// broker) still answered: it is there.
+			m.log.Info("messenger: broker refused PING_REQ; liveness from its other replies", "err", err)
+			return nil
+		}
 		if errors.Is(err, ErrVersionMismatch) || ctx.Err() != nil {
 			if errors.Is(err, ErrTimeout) {
 				err = fmt.Errorf("%w: %w", ErrNotConnected, err)
