@@ -179,9 +179,11 @@ func NewMessenger(cfg MessengerConfig) (*Messenger, error) {
 
 // Connect dials the broker at endpoint and returns once the broker answered a
 // PING_REQ, or with an error wrapping ErrNotConnected when ctx ends first (no
-// broker there) or ErrVersionMismatch. serverKey is the broker's Z85 CURVE public
-// key: "" means NULL security; anything else must be 40 characters. Connect on a
-// connected Messenger is a no-op when the endpoint is the same.
+// broker there, or a CURVE handshake that failed) or ErrVersionMismatch.
+// serverKey is the broker's Z85 CURVE public key (40 characters): the connection
+// is then CURVE with a fresh client key pair per connection; "" means NULL
+// security. Connect on a connected Messenger is a no-op when the endpoint is the
+// same.
 func (m *Messenger) Connect(ctx context.Context, endpoint, serverKey string) error {
 	if m == nil {
 		return ErrClosed
