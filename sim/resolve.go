@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"os"
 	"sort"
@@ -131,6 +132,7 @@ func Resolve(v Variant, seed uint64) (*Plan, error) {
 			}
 		}
 	}
+	shmDefaults(p)
 	if p.Hub.Exit == "" {
 		p.Hub.Exit = ExitClean
 	}
@@ -154,6 +156,39 @@ func Resolve(v Variant, seed uint64) (*Plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// shmDefaults makes a channel whose producer uses shared memory work without
+// more keys: its other nodes use shm too unless they say otherwise, and nodes
+// without a secret get one derived from the seed and the channel (a consumer
+// attaches only with the producer's secret).
+func shmDefaults(p *Plan) {
+	shmChannel := map[string]bool{}
+	for _, n := range p.Nodes {
+		if n.Role == "producer" && n.Shm != nil && *n.Shm {
+			shmChannel[n.Channel] = true
+		}
+	}
+	for i := range p.Nodes {
+		n := &p.Nodes[i]
+		if !shmChannel[n.Channel] {
+			continue
+		}
+		if n.Shm == nil {
+			yes := true
+			n.Shm = &yes
+		}
+		if n.Secret == 0 {
+			n.Secret = channelSecret(p.Seed, n.Channel)
+		}
+	}
+}
+
+// channelSecret derives a non-zero secret from the seed and a channel name.
+func channelSecret(seed uint64, channel string) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%s", seed, channel)
+	return h.Sum64()>>1 | 1
 }
 
 func defaultExit(p *Plan, target string, m ExitMode) {

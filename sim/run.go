@@ -295,7 +295,10 @@ func (r *run) nodeArgs(n PlanNode, broker string) []string {
 		a = append(a, fmt.Sprintf("--shm=%t", *n.Shm))
 	}
 	if n.Policy != "" {
-		add("--policy", string(n.Policy))
+		add("--policy", nodePolicy[n.Policy])
+	}
+	if n.Heartbeat > 0 {
+		add("--heartbeat", n.Heartbeat.D().String())
 	}
 	if n.SlotSize > 0 {
 		add("--slot-size", fmt.Sprint(n.SlotSize))
@@ -328,6 +331,9 @@ func (r *run) startNode(n PlanNode) (*child, error) {
 	}
 	return r.sup.start(n.Name, n.Role, n.Exit, r.nodeArgs(n, broker))
 }
+
+// nodePolicy maps the schema's policy names to plh-node's --policy values.
+var nodePolicy = map[Policy]string{"Latest_only": "latest", "Single_reader": "single", "Sync_reader": "sync"}
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 

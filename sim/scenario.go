@@ -48,6 +48,7 @@ type NodeSpec struct {
 	DelayPerRead Duration `toml:"delay_per_read,omitempty"`
 	Secret       uint64   `toml:"secret,omitempty"`
 	Schema       string   `toml:"schema,omitempty"`
+	Heartbeat    Duration `toml:"heartbeat,omitempty"`
 	Start        Duration `toml:"start,omitempty"`
 	LinkProxy    bool     `toml:"link_proxy,omitempty"`
 	Exit         ExitMode `toml:"exit,omitempty"`
