@@ -1,0 +1,247 @@
+package noderole
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/pylabhub/plh/hub"
+	"github.com/pylabhub/plh/shm"
+)
+
+// seqTracker checks the sequence numbers a consumer sees.
+type seqTracker struct {
+	n       *node
+	next    uint64 // next sequence wanted
+	maxSeen uint64
+	any     bool
+	latest  bool // Latest_only: skips are normal, only counted
+	split   bool // Pipeline: each consumer sees a subset; gaps are not losses
+}
+
+func (t *seqTracker) see(seq uint64) {
+	ch := t.n.o.channel
+	switch {
+	case !t.any:
+		t.any = true // a late joiner starts wherever the stream is
+	case seq < t.next:
+		t.n.agg.note(func(a *aggregator) { a.reorders++ })
+		t.n.emit("reorder", map[string]any{"channel": ch, "prev": t.maxSeen, "got": seq})
+		return
+	case seq > t.next && t.split:
+	case seq > t.next:
+		lost := seq - t.next
+		t.n.agg.note(func(a *aggregator) { a.gaps++; a.lost += lost })
+		if !t.latest {
+			t.n.emit("gap", map[string]any{"channel": ch, "expected": t.next, "got": seq, "lost": lost})
+		}
+	}
+	t.next = seq + 1
+	t.maxSeen = max(t.maxSeen, seq)
+}
+
+// verify checks a payload's pattern; it returns the sequence and send time.
+func verify(b []byte) (seq uint64, sent int64, ok bool) {
+	if len(b) < minPayload {
+		return 0, 0, false
+	}
+	seq = binary.LittleEndian.Uint64(b[offSeq:])
+	sent = int64(binary.LittleEndian.Uint64(b[offTime:]))
+	for i := offPattern; i < len(b); i++ {
+		if b[i] != patternByte(seq, i) {
+			return seq, sent, false
+		}
+	}
+	return seq, sent, true
+}
+
+func (n *node) runConsumer(ctx context.Context) (int, string) {
+	o := n.o
+	ch := o.channel
+	closed := make(chan struct{})
+	var once atomic.Bool
+	end := func() {
+		if once.CompareAndSwap(false, true) {
+			close(closed)
+		}
+	}
+	opts := hub.ConsumerOptions{Channel: ch, ExpectedSchemaHash: schemaHash(o.schema), UID: o.uid, Name: o.name,
+		Window: o.window, PeerHeartbeat: o.peerHeartbeat, Logger: n.log}
+	if o.useSHM {
+		opts.Secret = o.secret
+	}
+	opts.Callbacks = hub.ConsumerCallbacks{
+		OnChannelClosing: func(reason string) {
+			n.emit("notification", map[string]any{"type": "CHANNEL_CLOSING_NOTIFY", "channel": ch, "reason": reason})
+			end()
+		},
+		OnChannelError: func(c hub.ChannelNotice) { n.emitNotice(c) },
+		OnProducerBye:  end,
+	}
+	cctx, cancel := context.WithTimeout(ctx, o.connectTimeout)
+	c, err := n.connect(cctx, opts)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return n.stopped(ctx)
+		}
+		return n.fail("connect_consumer", err)
+	}
+	defer c.Close()
+	info := c.Info()
+	n.emit("discovered", map[string]any{"channel": ch, "pattern": string(info.Pattern), "shm_name": info.ShmName,
+		"consumer_count": info.ConsumerCount})
+	if info.HasSharedMemory && o.useSHM {
+		f := map[string]any{"channel": ch, "shm": c.HasSHM()}
+		if !c.HasSHM() {
+			f["reason"] = fmt.Sprint(c.SHMError())
+		}
+		n.emit("attached", f)
+	}
+	if err := c.Start(); err != nil {
+		return n.fail("start", err)
+	}
+	n.emit("ready", map[string]any{"role": "consumer", "channel": ch, "pid": n.m.Pid()})
+	t := &seqTracker{n: n, latest: c.HasSHM() && c.SHM().Sync() == shm.LatestOnly,
+		split: !c.HasSHM() && info.Pattern == hub.PatternPipeline}
+	var read uint64
+	rctx, rcancel := context.WithCancel(ctx)
+	defer rcancel()
+	go func() {
+		select {
+		case <-closed:
+		case <-rctx.Done():
+		}
+		rcancel()
+	}()
+	for o.count == 0 || read < o.count {
+		var got bool
+		var err error
+		if c.HasSHM() {
+			got, err = n.readSHM(rctx, c, t)
+		} else {
+			got, err = n.readZMQ(rctx, c, t)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return n.stopped(ctx)
+			}
+			if rctx.Err() != nil { // producer gone or channel closed
+				n.drain(ctx, c, t)
+				return 0, "done"
+			}
+			return n.fail("read", err)
+		}
+		if got {
+			read++
+			if d := n.ctl.delayPerRead(); d > 0 {
+				tm := time.NewTimer(d)
+				select {
+				case <-tm.C:
+				case <-rctx.Done():
+					tm.Stop()
+				}
+			}
+		}
+	}
+	return 0, "done"
+}
+
+// connect retries while the channel is not registered yet (the consumer may start
+// before its producer).
+func (n *node) connect(ctx context.Context, opts hub.ConsumerOptions) (*hub.Consumer, error) {
+	for {
+		c, err := hub.Connect(ctx, n.m, opts)
+		if err == nil || !errors.Is(err, hub.ErrChannelNotFound) {
+			return c, err
+		}
+		tm := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-tm.C:
+		case <-ctx.Done():
+			tm.Stop()
+			return nil, err
+		}
+	}
+}
+
+func (n *node) record(t *seqTracker, b []byte) {
+	seq, sent, ok := verify(b)
+	if !ok {
+		n.agg.note(func(a *aggregator) { a.checksumErrs++ })
+		n.emit("checksum_error", map[string]any{"channel": n.o.channel, "slot_index": -1, "seq": seq, "source": "pattern"})
+		return
+	}
+	t.see(seq)
+	n.agg.add(seq, len(b), now()-sent)
+}
+
+func (n *node) readZMQ(ctx context.Context, c *hub.Consumer, t *seqTracker) (bool, error) {
+	b, err := c.Recv(ctx)
+	if err != nil {
+		return false, err
+	}
+	n.record(t, b)
+	return true, nil
+}
+
+// readSHM reads one slot (false when none came within 100 ms).
+func (n *node) readSHM(ctx context.Context, c *hub.Consumer, t *seqTracker) (bool, error) {
+	buf := make([]byte, 0, n.o.slotSize)
+	idx := -1
+	var release error
+	err := c.Pull(ctx, 100*time.Millisecond, func(tx *hub.ReadTxn) error {
+		s, err := tx.Next()
+		if err != nil {
+			return err
+		}
+		idx = s.Index()
+		size := min(n.o.slotSize, len(s.Bytes()))
+		buf = append(buf, s.Bytes()[:size]...)
+		release = tx.Release()
+		return nil
+	})
+	switch {
+	case errors.Is(err, hub.ErrNoSlot):
+		return false, ctx.Err()
+	case err != nil:
+		return false, err
+	case errors.Is(release, shm.ErrOverwritten):
+		return false, nil // torn by the writer (Latest_only): not a read
+	case errors.Is(release, shm.ErrChecksum):
+		seq := uint64(0)
+		if len(buf) >= 8 {
+			seq = binary.LittleEndian.Uint64(buf)
+		}
+		n.agg.note(func(a *aggregator) { a.checksumErrs++ })
+		n.emit("checksum_error", map[string]any{"channel": n.o.channel, "slot_index": idx, "seq": seq})
+		_ = n.m.ReportChecksumError(n.o.channel, int32(idx), "slot checksum mismatch")
+		return false, nil
+	case release != nil:
+		return false, release
+	}
+	n.record(t, buf)
+	return true, nil
+}
+
+// drain reads what is still queued after the producer left (until nothing comes
+// for 200 ms).
+func (n *node) drain(ctx context.Context, c *hub.Consumer, t *seqTracker) {
+	for ctx.Err() == nil {
+		dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		var got bool
+		var err error
+		if c.HasSHM() {
+			got, err = n.readSHM(dctx, c, t)
+		} else {
+			got, err = n.readZMQ(dctx, c, t)
+		}
+		cancel()
+		if err != nil || !got {
+			return
+		}
+	}
+}

@@ -1,0 +1,247 @@
+package noderole
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"github.com/pylabhub/plh/hub"
+	"github.com/pylabhub/plh/shm"
+)
+
+// stallThreshold: a write that waited at least this long is a backpressure_stall.
+const stallThreshold = time.Millisecond
+
+func (n *node) runProducer(ctx context.Context) (int, string) {
+	o := n.o
+	opts := hub.ProducerOptions{Channel: o.channel, Pattern: hub.Pattern(o.pattern), SchemaHash: schemaHash(o.schema),
+		PeerTimeout: o.peerTimeout, Logger: n.log}
+	if o.useSHM {
+		sp, _ := syncPolicy(o.policy)
+		cp, _ := checksumPolicy(o.checksum)
+		slot := (o.slotSize + shm.Page4K - 1) / shm.Page4K * shm.Page4K
+		opts.SHM = &shm.Config{Secret: o.secret, PageSize: shm.Page4K, SlotSize: uint32(slot), Capacity: uint32(o.slots),
+			Policy: shm.PolicyRingBuffer, Sync: sp, Checksum: cp, ProducerName: o.name, ProducerUID: o.uid}
+	}
+	ch := o.channel
+	opts.Callbacks = hub.ProducerCallbacks{
+		OnConsumerJoined: func(c hub.ConsumerIdentity) {
+			n.emit("consumer_joined", map[string]any{"channel": ch, "identity": hex.EncodeToString(c.ID), "consumer_pid": c.Pid})
+		},
+		OnConsumerLeft: func(c hub.ConsumerIdentity) {
+			n.emit("consumer_left", map[string]any{"channel": ch, "identity": hex.EncodeToString(c.ID)})
+		},
+		OnConsumerDied: func(pid uint64, reason string) {
+			if reason != hub.ReasonPeerTimeout {
+				n.emit("notification", map[string]any{"type": "CONSUMER_DIED_NOTIFY", "channel": ch, "consumer_pid": pid, "reason": reason})
+			}
+			n.emit("consumer_died", map[string]any{"channel": ch, "consumer_pid": pid, "reason": reason})
+		},
+		OnChannelClosing: func(reason string) {
+			n.emit("notification", map[string]any{"type": "CHANNEL_CLOSING_NOTIFY", "channel": ch, "reason": reason})
+		},
+		OnChannelError: func(c hub.ChannelNotice) { n.emitNotice(c) },
+	}
+	cctx, cancel := context.WithTimeout(ctx, o.connectTimeout)
+	p, err := hub.NewProducer(cctx, n.m, opts)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return n.stopped(ctx)
+		}
+		return n.fail("create_producer", err)
+	}
+	defer p.Close()
+	n.emit("registered", map[string]any{"channel": ch, "pattern": string(p.Pattern()), "shm": p.HasSHM()})
+	if err := p.Start(); err != nil {
+		return n.fail("start", err)
+	}
+	n.emit("ready", map[string]any{"role": "producer", "channel": ch, "pid": n.m.Pid()})
+
+	var interval time.Duration
+	if o.rate > 0 {
+		interval = time.Duration(float64(time.Second) / o.rate)
+	}
+	buf := make([]byte, o.slotSize)
+	start := time.Now()
+	for seq := uint64(0); o.count == 0 || seq < o.count; seq++ {
+		if interval > 0 {
+			if !n.waitUntil(ctx, p, start.Add(time.Duration(seq)*interval)) {
+				return n.stopped(ctx)
+			}
+		} else if ctx.Err() != nil {
+			return n.stopped(ctx)
+		}
+		if n.ctl.held.Load() {
+			return n.holdLock(ctx, p, seq)
+		}
+		var err error
+		if p.HasSHM() {
+			err = n.writeSHM(ctx, p, seq)
+		} else {
+			err = n.sendZMQ(ctx, p, seq, buf)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return n.stopped(ctx)
+			}
+			return n.fail("write", err)
+		}
+	}
+	// Count reached: let the consumers catch up, then linger if asked.
+	if !p.HasSHM() {
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_ = p.Flush(fctx)
+		cancel()
+	}
+	if o.linger > 0 {
+		t := time.NewTimer(o.linger)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		case <-n.ctl.hold:
+			return n.holdLock(ctx, p, o.count)
+		}
+	}
+	return 0, "done"
+}
+
+// waitUntil sleeps until t; false when ctx ended. A hold_lock request ends the
+// wait early (the loop then holds the lock).
+func (n *node) waitUntil(ctx context.Context, p *hub.Producer, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-n.ctl.hold:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func fill(b []byte, seq uint64) {
+	binary.LittleEndian.PutUint64(b[offSeq:], seq)
+	for i := offPattern; i < len(b); i++ {
+		b[i] = patternByte(seq, i)
+	}
+	binary.LittleEndian.PutUint64(b[offTime:], uint64(now()))
+}
+
+// writeSHM writes one slot, retrying while the ring is full (backpressure).
+func (n *node) writeSHM(ctx context.Context, p *hub.Producer, seq uint64) error {
+	t0 := time.Now()
+	manual := n.o.checksum == "manual"
+	for {
+		err := p.SyncedWrite(ctx, 100*time.Millisecond, func(tx *hub.WriteTxn) error {
+			s, err := tx.Next()
+			if err != nil {
+				return err
+			}
+			fill(s.Bytes()[:n.o.slotSize], seq)
+			if manual {
+				return s.UpdateChecksum()
+			}
+			return nil
+		})
+		if errors.Is(err, hub.ErrNoSlot) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		n.noteStall(time.Since(t0))
+		n.agg.add(seq, n.o.slotSize, -1)
+		return nil
+	}
+}
+
+// sendZMQ sends one message on the peer link, waiting for consumers and credit.
+func (n *node) sendZMQ(ctx context.Context, p *hub.Producer, seq uint64, buf []byte) error {
+	t0 := time.Now()
+	fill(buf, seq)
+	for {
+		var err error
+		if p.Pattern() == hub.PatternBidir {
+			cs := p.ConnectedConsumers()
+			if len(cs) == 0 {
+				err = hub.ErrNoConsumers
+				sctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+				<-sctx.Done()
+				cancel()
+			} else {
+				sctx, cancel := context.WithTimeout(ctx, time.Second)
+				err = p.SendTo(sctx, cs[seq%uint64(len(cs))].ID, buf)
+				cancel()
+			}
+		} else {
+			sctx, cancel := context.WithTimeout(ctx, time.Second)
+			err = p.Send(sctx, buf)
+			cancel()
+		}
+		if err == nil || (p.Pattern() == hub.PatternPubSub && errors.Is(err, hub.ErrBackpressure)) {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !errors.Is(err, hub.ErrBackpressure) && !errors.Is(err, hub.ErrNoConsumers) && !errors.Is(err, hub.ErrUnknownConsumer) {
+			return err
+		}
+	}
+	n.noteStall(time.Since(t0))
+	n.agg.add(seq, len(buf), -1)
+	return nil
+}
+
+func (n *node) noteStall(d time.Duration) {
+	if d < stallThreshold {
+		return
+	}
+	n.agg.note(func(a *aggregator) { a.stalls++ })
+	n.emit("backpressure_stall", map[string]any{"channel": n.o.channel, "duration_ns": d.Nanoseconds()})
+}
+
+// holdLock acquires a write slot and keeps it (without committing) until ctx
+// ends: the "writer killed holding the lock" fault (docs/scenarios.md).
+func (n *node) holdLock(ctx context.Context, p *hub.Producer, seq uint64) (int, string) {
+	if !p.HasSHM() {
+		return n.fail("hold_lock", hub.ErrNoSHM)
+	}
+	err := p.SyncedWrite(ctx, -1, func(tx *hub.WriteTxn) error {
+		s, err := tx.Next()
+		if err != nil {
+			return err
+		}
+		fill(s.Bytes()[:n.o.slotSize], seq)
+		n.emit("lock_held", map[string]any{"channel": n.o.channel, "slot_index": s.Index(), "seq": seq})
+		<-ctx.Done()
+		return ctx.Err() // abort: never publish
+	})
+	if ctx.Err() != nil {
+		return n.stopped(ctx)
+	}
+	return n.fail("hold_lock", err)
+}
+
+func (n *node) emitNotice(c hub.ChannelNotice) {
+	f := map[string]any{"type": c.Type, "channel": c.Channel, "event": c.Event}
+	switch c.Type {
+	case "CHANNEL_ERROR_NOTIFY":
+		f["existing_schema_hash"], f["attempted_schema_hash"], f["attempted_pid"] = c.ExistingSchemaHash, c.AttemptedSchemaHash, c.AttemptedPid
+	case "CHANNEL_EVENT_NOTIFY":
+		f["slot_index"], f["error"], f["reporter_pid"], f["broker_action"] = c.SlotIndex, c.Error, c.ReporterPid, c.BrokerAction
+	}
+	n.emit("notification", f)
+}

@@ -1,0 +1,118 @@
+package noderole
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// aggregator batches written/read events per 100 ms interval and keeps the
+// totals for the exit event.
+type aggregator struct {
+	n        *node
+	producer bool
+	quit     chan struct{}
+	done     chan struct{}
+
+	mu                   sync.Mutex // guards everything below
+	count, bytes         uint64
+	first, last          uint64
+	lat                  []int64
+	total                uint64
+	lost, gaps, reorders uint64
+	checksumErrs, stalls uint64
+	stopped              bool
+}
+
+const aggInterval = 100 * time.Millisecond
+
+func newAggregator(n *node, producer bool) *aggregator {
+	a := &aggregator{n: n, producer: producer, quit: make(chan struct{}), done: make(chan struct{})}
+	go a.loop()
+	return a
+}
+
+func (a *aggregator) loop() {
+	defer close(a.done)
+	t := time.NewTicker(aggInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.quit:
+			a.flush()
+			return
+		case <-t.C:
+			a.flush()
+		}
+	}
+}
+
+// add records one message (latency < 0: none).
+func (a *aggregator) add(seq uint64, size int, latency int64) {
+	a.mu.Lock()
+	if a.count == 0 {
+		a.first = seq
+	}
+	a.last = seq
+	a.count++
+	a.total++
+	a.bytes += uint64(size)
+	if latency >= 0 && len(a.lat) < 4096 {
+		a.lat = append(a.lat, latency)
+	}
+	a.mu.Unlock()
+}
+
+func (a *aggregator) note(f func(a *aggregator)) {
+	a.mu.Lock()
+	f(a)
+	a.mu.Unlock()
+}
+
+func (a *aggregator) flush() {
+	a.mu.Lock()
+	if a.count == 0 {
+		a.mu.Unlock()
+		return
+	}
+	f := map[string]any{"channel": a.n.o.channel, "count": a.count, "first_seq": a.first, "last_seq": a.last, "bytes": a.bytes}
+	kind := "written"
+	if !a.producer {
+		kind = "read"
+		if len(a.lat) > 0 {
+			slices.Sort(a.lat)
+			f["lat_p50_ns"] = a.lat[len(a.lat)/2]
+			f["lat_max_ns"] = a.lat[len(a.lat)-1]
+		}
+	}
+	a.count, a.bytes, a.lat = 0, 0, a.lat[:0]
+	a.mu.Unlock()
+	a.n.emit(kind, f)
+}
+
+// stop emits the final batch and ends the ticker. Idempotent.
+func (a *aggregator) stop() {
+	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		return
+	}
+	a.stopped = true
+	a.mu.Unlock()
+	close(a.quit)
+	<-a.done
+}
+
+func (a *aggregator) totals() map[string]any {
+	a.stop()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f := map[string]any{"lost": a.lost, "gaps": a.gaps, "reorders": a.reorders,
+		"checksum_errors": a.checksumErrs, "stalls": a.stalls}
+	if a.producer {
+		f["written"] = a.total
+	} else {
+		f["read"] = a.total
+	}
+	return f
+}
