@@ -37,7 +37,8 @@ var _ = Describe("plh-hub start-up with the admin module", func() {
 		Expect(os.WriteFile(script, []byte("boot_count = 1\nprint('booting', plh.hub_name())\n"), 0o600)).To(Succeed())
 		cfg["admin"] = map[string]any{"startup_script": script}
 		h := startHub(cfg)
-		Expect(h.p.Stderr()).To(ContainSubstring("startup script: booting plh.test.admin"))
+		// Logged before the ready event, but stderr is read by another goroutine.
+		Eventually(h.p.Stderr).WithTimeout(20 * time.Second).Should(ContainSubstring("startup script: booting plh.test.admin"))
 		r := exec(h.client(""), "boot_count += 1\nprint(boot_count)")
 		Expect(r.Output).To(Equal("2\n"))
 	})
