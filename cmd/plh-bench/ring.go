@@ -67,7 +67,7 @@ func ringBench(quick bool) error {
 	cases := []sizeCase{{"64 B", 64, 400_000 * scale}, {"4 KiB", 4096, 150_000 * scale}, {"1 MiB", 1 << 20, 3000 * scale}}
 	latN := 20_000 * scale
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Printf("ring benchmark: DataBlock (Single_reader, 256 slots (4 for 1 MiB), no checksum; default waits for throughput, spinning waits for latency) vs Unix stream socket vs in-process copy; throughput = median of 3 runs\n")
+	fmt.Printf("ring benchmark: DataBlock (Single_reader, 256 slots (4 for 1 MiB), no checksum; default waits for throughput, spinning waits for latency) vs Unix stream socket vs in-process copy; throughput = median of 3 runs, in-process copy = best of 5\n")
 	fmt.Printf("machine load before: %s\n", strings.TrimSpace(string(load)))
 	fmt.Printf("shm: producer copies in; consumer copies out, or zero-copy (zc) reads in place touching every cache line\n")
 	fmt.Printf("%-8s %14s %14s %14s %14s %10s %10s %10s %10s\n", "size", "shm msg/s", "shm zc msg/s", "uds msg/s", "copy msg/s", "shm GB/s", "zc GB/s", "uds GB/s", "copy GB/s")
@@ -89,7 +89,11 @@ func ringBench(quick bool) error {
 		if err != nil {
 			return fmt.Errorf("uds %s: %w", c.label, err)
 		}
-		copyRate, _ := median3(func() (float64, error) { return memcpyRate(c.size), nil })
+		// The machine's copy capability: best of 5 (conservative: a larger reference).
+		copyRate := 0.0
+		for range 5 {
+			copyRate = max(copyRate, memcpyRate(c.size))
+		}
 		gb := func(r float64) float64 { return r * float64(c.size) / 1e9 }
 		fmt.Printf("%-8s %14.0f %14.0f %14.0f %14.0f %10.2f %10.2f %10.2f %10.2f\n", c.label, shmRate, zcRate, udsRate, copyRate,
 			gb(shmRate), gb(zcRate), gb(udsRate), gb(copyRate))
