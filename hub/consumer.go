@@ -44,12 +44,13 @@ type consumer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	sent      atomic.Uint64 // messages accepted by Dealer.Send
-	dropped   atomic.Uint64
-	owed      atomic.Int64 // consumed messages whose credit is not returned yet
-	byeOnce   sync.Once
-	closing   atomic.Bool
-	producerB atomic.Bool // the producer said BYE
+	sent       atomic.Uint64 // messages accepted by Dealer.Send
+	dropped    atomic.Uint64
+	owed       atomic.Int64 // consumed messages whose credit is not returned yet
+	byeOnce    sync.Once
+	closing    atomic.Bool
+	closedNote atomic.Bool // OnChannelClosing fired
+	producerB  atomic.Bool // the producer said BYE
 
 	runMu   sync.Mutex // guards running, stopCh, done
 	running bool
@@ -237,8 +238,8 @@ func (c *consumer) Identity() []byte { return c.d.Identity() }
 // Messenger returns the Consumer's Messenger.
 func (c *consumer) Messenger() *Messenger { return c.m }
 
-// Valid reports whether the Consumer is usable (not closed).
-func (c *consumer) Valid() bool { return !c.closing.Load() }
+// Valid reports whether the Consumer is usable (false for nil or closed).
+func (c *Consumer) Valid() bool { return c != nil && c.consumer != nil && !c.closing.Load() }
 
 // ProducerGone reports whether the producer said BYE (closed its channel).
 func (c *consumer) ProducerGone() bool { return c.producerB.Load() }
@@ -356,8 +357,9 @@ func (c *consumer) drain() {
 
 // Broker callbacks (Messenger goroutine).
 
+// onClosing fires OnChannelClosing once (see producer.onClosing).
 func (c *consumer) onClosing(reason string) {
-	if c.closing.Load() || c.opts.Callbacks.OnChannelClosing == nil {
+	if c.closing.Load() || c.opts.Callbacks.OnChannelClosing == nil || !c.closedNote.CompareAndSwap(false, true) {
 		return
 	}
 	c.opts.Callbacks.OnChannelClosing(reason)

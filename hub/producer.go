@@ -41,13 +41,14 @@ type producer struct {
 	dropped atomic.Uint64 // malformed peer messages
 	skipped atomic.Uint64 // PubSub deliveries skipped at the deadline
 
-	mu      sync.Mutex // guards peers, order, rr, wake, closed
-	peers   map[string]*peerState
-	order   []*peerState // join order (round robin)
-	rr      int
-	wake    chan struct{} // closed and replaced when credits or membership change
-	closed  bool
-	closing atomic.Bool // set first thing in Close: suppresses broker callbacks
+	mu         sync.Mutex // guards peers, order, rr, wake, closed
+	peers      map[string]*peerState
+	order      []*peerState // join order (round robin)
+	rr         int
+	wake       chan struct{} // closed and replaced when credits or membership change
+	closed     bool
+	closing    atomic.Bool // set first thing in Close: suppresses broker callbacks
+	closedNote atomic.Bool // OnChannelClosing fired
 
 	runMu   sync.RWMutex // orders Push against Stop; guards running, stopCh
 	running bool
@@ -178,7 +179,10 @@ func (p *producer) Endpoint() string { return p.r.Endpoint() }
 // Messenger returns the Messenger the channel is registered with.
 func (p *producer) Messenger() *Messenger { return p.m }
 
-// Valid reports whether the Producer is usable (not closed).
+// Valid reports whether the Producer is usable (false for nil or closed).
+func (p *Producer) Valid() bool { return p != nil && p.producer != nil && p.producer.Valid() }
+
+// Valid reports whether the producer is not closed.
 func (p *producer) Valid() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -278,7 +282,8 @@ func (p *producer) close() error {
 			u()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), p.opts.Timeout)
-		if err := p.m.UnregisterChannel(ctx, p.name); err != nil && !errors.Is(err, ErrNotConnected) && !errors.Is(err, ErrClosed) {
+		err := p.m.UnregisterChannel(ctx, p.name)
+		if err != nil && !errors.Is(err, ErrNotConnected) && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNotRegistered) {
 			p.closeErr = fmt.Errorf("close producer %q: %w", p.name, err)
 		}
 		cancel()
@@ -344,8 +349,10 @@ func (p *producer) send(id []byte, frames ...[]byte) error {
 
 // Broker callbacks (Messenger goroutine).
 
+// onClosing fires OnChannelClosing once: the broker has forgotten the channel
+// (a Messenger that both produces and consumes it hears the notice twice).
 func (p *producer) onClosing(reason string) {
-	if p.closing.Load() || p.opts.Callbacks.OnChannelClosing == nil {
+	if p.closing.Load() || p.opts.Callbacks.OnChannelClosing == nil || !p.closedNote.CompareAndSwap(false, true) {
 		return
 	}
 	p.opts.Callbacks.OnChannelClosing(reason)
