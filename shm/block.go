@@ -79,6 +79,9 @@ func Create(name string, cfg Config) (*Block, error) {
 		log.Error("datablock create rejected", "name", n, "err", err)
 		return nil, fmt.Errorf("create %s: %w", n, err)
 	}
+	if cfg.Policy == PolicySingle && cfg.Capacity != 1 || cfg.Policy == PolicyDoubleBuffer && cfg.Capacity != 2 {
+		log.Warn("buffer policy disagrees with capacity (informational only)", "name", n, "policy", cfg.Policy, "capacity", cfg.Capacity)
+	}
 	path := filepath.Join(shmDir, n)
 	if err := os.Remove(path); err == nil {
 		log.Warn("replaced stale segment", "name", n)
