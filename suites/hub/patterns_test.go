@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"sync"
 	"time"
 
@@ -256,7 +255,7 @@ var _ = Describe("Peer protocol with untrusted peers", func() {
 			{{'Z'}, []byte("?")},                     // unknown frame type
 			wire.ControlFrames("HELLO", []byte("{")), // bad JSON
 			wire.ControlFrames("HELLO", []byte(`{"window":-3}`)),
-			wire.ControlFrames("CREDIT", []byte(`{"n":0}`)),   // credit from a stranger, and invalid
+			wire.ControlFrames("CREDIT", []byte(`{"n":0}`)),    // credit from a stranger, and invalid
 			wire.ControlFrames("CUSTOM", []byte("not joined")), // user message before HELLO
 			wire.DataFrames([]byte("data before HELLO")),
 		} {
@@ -293,4 +292,3 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-var _ = errors.New
