@@ -270,6 +270,9 @@ func (e *evaluator) check(x ExpectSpec) Verdict {
 		return v
 	}
 	w := window{from: at + int64(x.From), to: e.end}
+	if (x.After == "" || x.After == "start") && x.From == 0 {
+		w.from = 0 // no anchor, no offset: the whole run, startup included
+	}
 	if x.Type == ExpectMetric && x.To > 0 {
 		w.to = at + int64(x.To)
 	} else if x.Within > 0 {
@@ -279,7 +282,12 @@ func (e *evaluator) check(x ExpectSpec) Verdict {
 	if faultEv != nil {
 		lead = []event.Event{*faultEv}
 	}
-	rel := func(t int64) string { return fmtDur(t - at) }
+	rel := func(t int64) string {
+		if t == 0 {
+			return "startup"
+		}
+		return fmtDur(t - at)
+	}
 	switch x.Type {
 	case ExpectEvent:
 		got := e.inWindow(x, w)
@@ -387,8 +395,21 @@ func capEvents(evs []event.Event) []event.Event {
 	return evs
 }
 
-// metric computes x.Metric over the matching events of w.
+// metric computes x.Metric over the matching events of w; an "exit.FIELD"
+// metric sums that total of the nodes' own exit events, whatever the window.
 func (e *evaluator) metric(x ExpectSpec, w window) (float64, []event.Event) {
+	if field, ok := strings.CutPrefix(string(x.Metric), "exit."); ok {
+		var val float64
+		var used []event.Event
+		for _, ev := range e.evs {
+			if ev.Kind == "exit" && ev.Str("recorded_by") == "" && e.matches(ExpectSpec{Node: x.Node, Match: x.Match}, ev) {
+				n, _ := ev.Num(field)
+				val += n
+				used = append(used, ev)
+			}
+		}
+		return val, used
+	}
 	kind, field, agg := metricSource(x.Metric)
 	q := x
 	q.Kind = kind

@@ -100,6 +100,13 @@ node = "c1"
 reason = "killed"
 
 [[expect]]
+name = "exit gaps"
+type = "metric"
+metric = "exit.gaps"
+node = "c*"
+max = 0
+
+[[expect]]
 name = "after later"
 kind = "ready"
 after = "later"
@@ -152,7 +159,7 @@ func verdicts(rep *Report) map[string]Verdict {
 func TestEvaluateHappy(t *testing.T) {
 	rep := synthEval(t, synthBase())
 	v := verdicts(rep)
-	for _, name := range []string{"died", "no closing", "stalls", "lost", "latency", "reads", "c1 killed",
+	for _, name := range []string{"died", "exit gaps", "no closing", "stalls", "lost", "latency", "reads", "c1 killed",
 		"end state: no process left running", "end state: no segment left behind", "end state: p exited clean",
 		"end state: c1 exited killed", "end state: hub exited clean"} {
 		if v[name].Status != StatusPass {
@@ -185,6 +192,7 @@ func TestEvaluateViolations(t *testing.T) {
 	tl.at(3200, "c2", "read", "count", 1.0, "lat_max_ns", 9e6)
 	tl.at(4000, EngineName, "fault", "id", "later", "fault", "pause", "target", "c2")
 	tl.at(5150, EngineName, "process_end", "target", "ghost", "code", 0.0)
+	tl.at(5160, "c2", "exit", "code", 0.0, "reason", "signal", "gaps", 3.0)
 	tl.evs = tl.evs[:len(tl.evs)]
 	for i := range tl.evs {
 		if tl.evs[i].Kind == "end_state" {
@@ -200,7 +208,7 @@ func TestEvaluateViolations(t *testing.T) {
 	for name, want := range map[string]string{
 		"died": "no notification", "no closing": "1 notification", "lost": "lost = 3", "latency": "9e+06",
 		"reads": "3 read", "end state: no process left running": "c2", "end state: no segment left behind": "cam",
-		"end state: p exited clean": "did not stop",
+		"end state: p exited clean": "did not stop", "exit gaps": "exit.gaps = 3",
 	} {
 		if name == "reads" {
 			if v[name].Status != StatusPass { // 3 reads within [2,3]

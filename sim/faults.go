@@ -9,6 +9,7 @@ import (
 
 	"github.com/pylabhub/plh/chaos"
 	"github.com/pylabhub/plh/internal/event"
+	"github.com/pylabhub/plh/internal/proc"
 )
 
 // lockHeldTimeout bounds the wait for a producer's lock_held event.
@@ -18,7 +19,7 @@ const lockHeldTimeout = 10 * time.Second
 // a `fault_failed` event when it could not (the run is then inconclusive for
 // whatever depends on it), and `fault_end` when a fault with a duration ends.
 func (r *run) fire(ctx context.Context, f FaultSpec) {
-	detail, err := r.inject(ctx, f)
+	detail, at, err := r.inject(ctx, f)
 	if errors.Is(err, errAlreadyRecorded) {
 		return
 	}
@@ -26,8 +27,10 @@ func (r *run) fire(ctx context.Context, f FaultSpec) {
 		r.col.engine("fault_failed", map[string]any{"id": f.ID, "fault": string(f.Kind), "target": f.Target, "error": err.Error()})
 		return
 	}
-	r.col.engine("fault", map[string]any{"id": f.ID, "fault": string(f.Kind), "target": f.Target, "detail": detail,
-		"duration_ns": int64(f.Duration)})
+	// Stamped with the moment just before the injection: the target may react
+	// (and write its own events) before the injecting call returns.
+	r.col.add(event.Event{T: at, Node: EngineName, Kind: "fault", Fields: map[string]any{"id": f.ID,
+		"fault": string(f.Kind), "target": f.Target, "detail": detail, "duration_ns": int64(f.Duration)}})
 	if f.Duration <= 0 {
 		return
 	}
@@ -58,21 +61,23 @@ func (r *run) fire(ctx context.Context, f FaultSpec) {
 	r.col.engine("fault_end", map[string]any{"id": f.ID, "fault": string(f.Kind), "target": f.Target, "detail": d})
 }
 
-// inject performs the fault and describes what it did.
-func (r *run) inject(ctx context.Context, f FaultSpec) (string, error) {
+// inject performs the fault, describes what it did and returns the
+// CLOCK_MONOTONIC time taken just before the injecting action.
+func (r *run) inject(ctx context.Context, f FaultSpec) (string, int64, error) {
+	at := proc.Now()
 	switch f.Kind {
 	case FaultKill:
 		sig, err := chaos.ParseSignal(string(f.Signal))
 		if err != nil {
-			return "", err
+			return "", at, err
 		}
-		return unixSignalName(sig), r.signal(f.Target, sig)
+		return unixSignalName(sig), at, r.signal(f.Target, sig)
 	case FaultPause:
-		return "SIGSTOP", r.signal(f.Target, syscall.SIGSTOP)
+		return "SIGSTOP", at, r.signal(f.Target, syscall.SIGSTOP)
 	case FaultResume:
-		return "SIGCONT", r.signal(f.Target, syscall.SIGCONT)
+		return "SIGCONT", at, r.signal(f.Target, syscall.SIGCONT)
 	case FaultBrokerRestart:
-		return r.restartBroker(ctx, f)
+		return withAt(at)(r.restartBroker(ctx, f))
 	case FaultSchemaConflict:
 		n := PlanNode{Role: "producer", NodeSpec: NodeSpec{Name: f.Name, Channel: f.Channel, Schema: f.Schema, Exit: ExitAny}}
 		if owner, ok := r.plan.Node(f.Target); ok {
@@ -80,38 +85,38 @@ func (r *run) inject(ctx context.Context, f FaultSpec) (string, error) {
 		}
 		c, err := r.startNode(n)
 		if err != nil {
-			return "", err
+			return "", at, err
 		}
-		return fmt.Sprintf("spawned %s (pid %d) on channel %s with schema %q", n.Name, c.pid, f.Channel, f.Schema), nil
+		return fmt.Sprintf("spawned %s (pid %d) on channel %s with schema %q", n.Name, c.pid, f.Channel, f.Schema), at, nil
 	case FaultSlowConsumer:
 		c := r.sup.current(f.Target)
 		if c == nil {
-			return "", fmt.Errorf("%s was never started", f.Target)
+			return "", at, fmt.Errorf("%s was never started", f.Target)
 		}
 		if err := c.send(chaos.SetDelay(f.Delay.D())); err != nil {
-			return "", err
+			return "", at, err
 		}
-		return "delay_per_read " + f.Delay.D().String(), nil
+		return "delay_per_read " + f.Delay.D().String(), at, nil
 	case FaultKillHoldingLock:
 		return r.killHoldingLock(ctx, f)
 	case FaultCorruptSlot:
-		return chaos.CorruptSlot(chaos.SegmentPath(r.channels[f.Channel]), string(f.Slot))
+		return withAt(at)(chaos.CorruptSlot(chaos.SegmentPath(r.channels[f.Channel]), string(f.Slot)))
 	case FaultLinkDelay:
 		px := r.proxy(f.Target)
 		if px == nil {
-			return "", fmt.Errorf("%s has no link proxy", f.Target)
+			return "", at, fmt.Errorf("%s has no link proxy", f.Target)
 		}
 		px.SetDelay(f.Delay.D())
-		return "added latency " + f.Delay.D().String(), nil
+		return "added latency " + f.Delay.D().String(), at, nil
 	case FaultLinkReset:
 		px := r.proxy(f.Target)
 		if px == nil {
-			return "", fmt.Errorf("%s has no link proxy", f.Target)
+			return "", at, fmt.Errorf("%s has no link proxy", f.Target)
 		}
 		n, err := px.Reset(f.Duration.D())
-		return fmt.Sprintf("%d connection(s) reset, new ones refused for %v", n, f.Duration.D()), err
+		return fmt.Sprintf("%d connection(s) reset, new ones refused for %v", n, f.Duration.D()), at, err
 	}
-	return "", fmt.Errorf("unknown fault kind %q", f.Kind)
+	return "", at, fmt.Errorf("unknown fault kind %q", f.Kind)
 }
 
 func (r *run) proxy(name string) *chaos.Proxy {
@@ -156,11 +161,13 @@ func (r *run) restartBroker(ctx context.Context, f FaultSpec) (string, error) {
 	r.mu.Lock()
 	ep := r.endpoint
 	r.mu.Unlock()
+	at := proc.Now()
 	if err := chaos.SignalGroup(c.pid, sig); err != nil {
 		return "", err
 	}
-	r.col.engine("fault", map[string]any{"id": f.ID, "fault": string(f.Kind), "target": HubName,
-		"detail": "broker down (" + unixSignalName(sig) + ")", "duration_ns": int64(f.Duration)})
+	r.col.add(event.Event{T: at, Node: EngineName, Kind: "fault", Fields: map[string]any{"id": f.ID,
+		"fault": string(f.Kind), "target": HubName, "detail": "broker down (" + unixSignalName(sig) + ")",
+		"duration_ns": int64(f.Duration)}})
 	select {
 	case <-c.done:
 	case <-time.After(10 * time.Second):
@@ -187,18 +194,18 @@ var errAlreadyRecorded = errors.New("already recorded")
 
 // killHoldingLock asks the producer to take a write slot and keep it, waits
 // until it reports lock_held, then kills it and inspects the segment.
-func (r *run) killHoldingLock(ctx context.Context, f FaultSpec) (string, error) {
+func (r *run) killHoldingLock(ctx context.Context, f FaultSpec) (string, int64, error) {
 	c := r.sup.current(f.Target)
 	if c == nil || !c.running() {
-		return "", fmt.Errorf("%s is not running", f.Target)
+		return "", 0, fmt.Errorf("%s is not running", f.Target)
 	}
 	sig, err := chaos.ParseSignal(string(f.Signal))
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	from := r.col.len()
 	if err := c.send(chaos.HoldLock()); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockHeldTimeout)
 	defer cancel()
@@ -206,10 +213,11 @@ func (r *run) killHoldingLock(ctx context.Context, f FaultSpec) (string, error) 
 		return ev.Node == f.Target && ev.Kind == chaos.LockHeldKind
 	}, c.done)
 	if err != nil {
-		return "", fmt.Errorf("no %s event from %s: %v", chaos.LockHeldKind, f.Target, err)
+		return "", 0, fmt.Errorf("no %s event from %s: %v", chaos.LockHeldKind, f.Target, err)
 	}
+	at := proc.Now()
 	if err := chaos.SignalGroup(c.pid, sig); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	<-c.done
 	detail := fmt.Sprintf("%s while holding slot %v", unixSignalName(sig), held.Fields["slot_index"])
@@ -224,5 +232,10 @@ func (r *run) killHoldingLock(ctx context.Context, f FaultSpec) (string, error) 
 			}
 		}
 	}
-	return detail, nil
+	return detail, at, nil
+}
+
+// withAt threads a firing time through a (detail, error) result.
+func withAt(at int64) func(string, error) (string, int64, error) {
+	return func(d string, err error) (string, int64, error) { return d, at, err }
 }

@@ -19,6 +19,8 @@ const (
 	tlLane    = 34
 	tlStrip   = 90
 	tlBuckets = 200
+	// tlMaxMarkers bounds the markers of one kind on one lane.
+	tlMaxMarkers = 500
 )
 
 // marker styles per event kind: shape and colour.
@@ -147,14 +149,26 @@ pre{margin:0;font-size:12px;white-space:pre-wrap}svg text{font:12px system-ui,sa
 			fmt.Fprintf(&sb, `<circle cx="%.1f" cy="%.1f" r="6" fill="none" stroke="%s" stroke-width="2"/>`+"\n", bx, y, colour)
 		}
 	}
-	// Event markers.
+	// Event markers, at most tlMaxMarkers per lane and kind (a node stuck in a
+	// loop may write a flood of one kind).
+	drawn := map[[2]string]int{}
 	for _, ev := range evs {
 		st, ok := markers[ev.Kind]
 		y, onLane := laneY[ev.Node]
 		if !ok || !onLane {
 			continue
 		}
+		k := [2]string{ev.Node, ev.Kind}
+		if drawn[k]++; drawn[k] > tlMaxMarkers {
+			continue
+		}
 		sb.WriteString(marker(st[0], st[1], x(ev.T), y, evJSON(ev)))
+	}
+	for k, n := range drawn {
+		if n > tlMaxMarkers {
+			fmt.Fprintf(&sb, `<text x="%d" y="%.1f" fill="#d1242f" font-size="11">+%d %s not drawn</text>`+"\n",
+				tlWidth-tlRight-170, laneY[k[0]]+14, n-tlMaxMarkers, esc(k[1]))
+		}
 	}
 	writeStrip(&sb, evs, x, tmin, tmax, stripTop)
 	sb.WriteString("</svg>\n")

@@ -165,8 +165,10 @@ func validate(v *Variant) error {
 		if err := checkEnum(c, "expect.type", &e.Type, "expectation type", expectTypes); err != nil {
 			return err
 		}
-		if err := checkEnum(c, "expect.metric", &e.Metric, "metric", metrics); err != nil {
-			return err
+		if f, ok := strings.CutPrefix(string(e.Metric), "exit."); !ok || f == "" {
+			if err := checkEnum(c, "expect.metric", &e.Metric, "metric", metrics); err != nil {
+				return err
+			}
 		}
 		if err := c.checkExpect(*e, roles); err != nil {
 			return err
