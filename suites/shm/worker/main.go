@@ -263,11 +263,15 @@ func lock(name string, writes int) error {
 	return waitSignal() // holding the write lock until killed
 }
 
+// stopSig receives SIGTERM/SIGINT; registered before any event is emitted, so a
+// test that signals right after an event never meets the default action.
+var stopSig = make(chan os.Signal, 1)
+
+func init() { signal.Notify(stopSig, syscall.SIGTERM, os.Interrupt) }
+
 // waitSignal blocks until SIGTERM or SIGINT (tests usually SIGKILL instead).
 func waitSignal() error {
-	c := make(chan os.Signal, 1)
-	signal.Notify(c, syscall.SIGTERM, os.Interrupt)
-	<-c
+	<-stopSig
 	return nil
 }
 
