@@ -86,6 +86,9 @@
 // the file with the mapping. IMPORTANT: the spans returned by Bytes() are raw shared
 // memory: code that reads them outside this package's calls and must survive a
 // hostile peer should do the same (the typed API runs its callbacks guarded).
+// Under the race detector sync/atomic operations run inside the race runtime (C on
+// the system stack), where a fault cannot become a panic: there a shrink racing with
+// an atomic access can still kill the process. Normal builds are not affected.
 //
 // Recovery and tools: Diagnose, ForceReset, ReleaseZombieReaders/Writer,
 // CleanupDeadConsumers, Reap, Check (integrity, with in-place repair of hashes) and

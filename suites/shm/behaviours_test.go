@@ -229,7 +229,7 @@ var _ = Describe("DataBlock behaviours (§9)", func() {
 	It("gives a consumer process an error, not a crash, when the segment file is shrunk under it", func() {
 		name := support.UniqueName("shrink")
 		_, tw := createStress(name, shm.LatestOnly, 4, shm.WaitOptions{})
-		c := startWorker("consumer", "consume", "-name", name, "-until", "1000000", "-slot-timeout", "20ms")
+		c := startBinary("worker-norace", "consumer", "consume", "-name", name, "-until", "1000000", "-slot-timeout", "20ms")
 		waitEvent(c, "ready", 20*time.Second)
 		Expect(writeStress(tw, 0, 0)).To(Succeed())
 		Expect(os.Truncate(shm.SegmentPath(name), 0)).To(Succeed())

@@ -30,6 +30,12 @@ var _ = SynchronizedBeforeSuite(func() []byte {
 	DeferCleanup(os.RemoveAll, dir)
 	b, err := support.Build(dir, true, "suites/shm/worker")
 	Expect(err).NotTo(HaveOccurred())
+	// The fault spec needs a worker without -race: the race runtime performs atomics
+	// in C, where a SIGBUS cannot be turned into a Go panic (see shm's doc.go).
+	Expect(os.Mkdir(filepath.Join(dir, "norace"), 0o755)).To(Succeed())
+	plain, err := support.Build(filepath.Join(dir, "norace"), false, "suites/shm/worker")
+	Expect(err).NotTo(HaveOccurred())
+	b["worker-norace"] = plain["worker"]
 	raw, err := json.Marshal(b)
 	Expect(err).NotTo(HaveOccurred())
 	return raw
@@ -61,7 +67,12 @@ func ourSegments() []string {
 // startWorker starts the worker binary; the process is killed at the end of the spec
 // if still running.
 func startWorker(name string, args ...string) *support.Proc {
-	p, err := support.Start(name, GinkgoWriter, nil, bins["worker"], args...)
+	return startBinary("worker", name, args...)
+}
+
+// startBinary starts one of the suite's binaries (see startWorker).
+func startBinary(bin, name string, args ...string) *support.Proc {
+	p, err := support.Start(name, GinkgoWriter, nil, bins[bin], args...)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() {
 		if done, _ := p.Exited(); !done {
