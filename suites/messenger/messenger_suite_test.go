@@ -37,7 +37,13 @@ var _ = SynchronizedBeforeSuite(func() []byte {
 
 var _ = AfterSuite(func() { support.KillAll() })
 
+// ginkgoOutputCopier is Ginkgo's own goroutine that copies intercepted output in
+// parallel runs; it comes and goes between specs, independent of our code.
+var ginkgoOutputCopier = goleak.IgnoreAnyFunction("github.com/onsi/ginkgo/v2/internal.(*genericOutputInterceptor).ResumeIntercepting.func1.1")
+
 var _ = BeforeEach(func() {
 	ignore := goleak.IgnoreCurrent()
-	DeferCleanup(func() { goleak.VerifyNone(GinkgoT(), append(wire.GoleakIgnores(), ignore)...) })
+	DeferCleanup(func() {
+		goleak.VerifyNone(GinkgoT(), append(wire.GoleakIgnores(), ignore, ginkgoOutputCopier)...)
+	})
 })
