@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -82,6 +83,24 @@ func (r simRun) attach() {
 			AddReportEntry("logs/"+filepath.Base(l), tail(string(b), 4000), ReportEntryVisibilityFailureOrVerbose)
 		}
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a polling reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func tail(s string, n int) string {
@@ -222,7 +241,7 @@ var _ = Describe("the harness itself", func() {
 		out := GinkgoT().TempDir()
 		cmd := exec.Command(simBin, "run", "--out", out, filepath.Join(root, "scenarios", "quickstart.toml"))
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		var so bytes.Buffer
+		var so syncBuffer
 		cmd.Stdout = &so
 		Expect(cmd.Start()).To(Succeed())
 		// Wait until the run has started (every node ready), then SIGKILL plh-sim alone.
