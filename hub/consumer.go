@@ -36,9 +36,11 @@ type consumer struct {
 	cbs    *cbQueue
 	unsub  []func()
 
-	data   chan []byte   // data messages for Recv / OnData
-	acked  chan struct{} // closed at the first HELLO_ACK
-	ackOne sync.Once
+	data      chan []byte   // data messages for Recv / OnData
+	acked     chan struct{} // closed at the first HELLO_ACK
+	ackOne    sync.Once
+	byeAcked  chan struct{} // closed at BYE_ACK
+	byeAckOne sync.Once
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -49,8 +51,9 @@ type consumer struct {
 	owed       atomic.Int64 // consumed messages whose credit is not returned yet
 	byeOnce    sync.Once
 	closing    atomic.Bool
-	closedNote atomic.Bool // OnChannelClosing fired
-	producerB  atomic.Bool // the producer said BYE
+	lastHB     atomic.Int64 // unix ns of the last explicit reader heartbeat
+	closedNote atomic.Bool  // OnChannelClosing fired
+	producerB  atomic.Bool  // the producer said BYE
 
 	runMu   sync.Mutex // guards running, stopCh, done
 	running bool
@@ -92,7 +95,7 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 		return nil, fmt.Errorf("%s %q: %w: channel has no peer endpoint", op, name, ErrBadReply)
 	}
 	c := &consumer{m: m, opts: opts, log: opts.Logger.With("channel", name), name: name, info: info,
-		data: make(chan []byte, opts.Window+16), acked: make(chan struct{}), kick: make(chan struct{}, 1)}
+		data: make(chan []byte, opts.Window+16), acked: make(chan struct{}), byeAcked: make(chan struct{}), kick: make(chan struct{}, 1)}
 	c.cbs = newCBQueue(c.log)
 	c.attach()
 	wcfg := opts.Wire
@@ -343,9 +346,21 @@ func (c *consumer) bye() {
 	})
 }
 
-// drain waits up to 500 ms until the Dealer wrote what we queued (the BYE).
+// drain waits up to 500 ms for the producer's BYE_ACK (the read goroutine keeps
+// reading meanwhile, so nothing is left unread when the connection closes), or,
+// when the link is down, until the Dealer wrote what we queued.
 func (c *consumer) drain() {
-	deadline := time.Now().Add(500 * time.Millisecond)
+	t := time.NewTimer(500 * time.Millisecond)
+	defer t.Stop()
+	if c.d.Connected() {
+		select {
+		case <-c.byeAcked:
+			return
+		case <-t.C:
+			return
+		}
+	}
+	deadline := time.Now().Add(100 * time.Millisecond)
 	for time.Now().Before(deadline) {
 		st := c.d.Stats()
 		if st.Sent+st.SendErrors >= c.sent.Load() || !c.d.Connected() {

@@ -36,6 +36,8 @@ func (c *consumer) readLoop() {
 		switch f.Type {
 		case TypeHelloAck:
 			c.ackOne.Do(func() { close(c.acked) })
+		case TypeByeAck:
+			c.byeAckOne.Do(func() { close(c.byeAcked) })
 		case TypeBye:
 			c.producerB.Store(true)
 			if fn := c.opts.Callbacks.OnProducerBye; fn != nil {

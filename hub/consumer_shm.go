@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/pylabhub/plh/shm"
@@ -26,7 +27,10 @@ type ReadTxn struct {
 // timeout (ErrNoSlot). If releasing the held slot fails (shm.ErrChecksum,
 // shm.ErrOverwritten), that error is returned and no slot is acquired.
 func (t *ReadTxn) Next() (*shm.ReadSlot, error) {
-	t.c.reader.Heartbeat()
+	if now := time.Now().UnixNano(); now-t.c.lastHB.Load() >= heartbeatEvery {
+		t.c.lastHB.Store(now)
+		t.c.reader.Heartbeat()
+	}
 	if err := t.Release(); err != nil {
 		return nil, err
 	}
@@ -92,8 +96,15 @@ func (t *ReadTxn) ReportChecksumError(slot int32, description string) error {
 	return t.c.m.ReportChecksumError(t.c.name, slot, description)
 }
 
+var readTxnPool = sync.Pool{New: func() any { return new(ReadTxn) }}
+
 func (c *consumer) runRead(ctx context.Context, timeout time.Duration, stop <-chan struct{}, job func(*ReadTxn) error) (err error) {
-	t := &ReadTxn{c: c, ctx: ctx, timeout: timeout, stop: stop}
+	t := readTxnPool.Get().(*ReadTxn)
+	*t = ReadTxn{c: c, ctx: ctx, timeout: timeout, stop: stop}
+	defer func() {
+		*t = ReadTxn{}
+		readTxnPool.Put(t)
+	}()
 	defer func() {
 		if r := recover(); r != nil {
 			t.Drop()

@@ -23,6 +23,11 @@ const (
 	// TypeBye: consumer → producer (leaving), or producer → consumer (channel
 	// closed by its producer). Empty body.
 	TypeBye = "BYE"
+	// TypeByeAck: producer → consumer, empty body: answer to the consumer's BYE,
+	// sent after the producer stopped sending to it, so the consumer may close
+	// its connection with nothing unread (an unread byte makes TCP reset the
+	// connection, and the producer could lose the BYE).
+	TypeByeAck = "BYE_ACK"
 	// TypePeerHeartbeat: consumer → producer, empty body, every PeerHeartbeat
 	// (backlog B-4). Any message refreshes liveness; this one exists for idle
 	// consumers.
@@ -43,7 +48,7 @@ const maxWindow = 1 << 16
 
 func reservedType(t string) bool {
 	switch t {
-	case TypeHello, TypeHelloAck, TypeBye, TypePeerHeartbeat, TypeCredit:
+	case TypeHello, TypeHelloAck, TypeBye, TypeByeAck, TypePeerHeartbeat, TypeCredit:
 		return true
 	}
 	return false

@@ -59,7 +59,7 @@ type producer struct {
 	jobs    chan func(*WriteTxn) error
 	handler atomic.Pointer[writeHandler]
 	kick    chan struct{} // handler changed
-	writers chan *shm.Writer
+	writers chan *pooledWriter
 
 	closeOnce sync.Once
 	closeErr  error
@@ -94,7 +94,7 @@ func NewProducer(ctx context.Context, m *Messenger, opts ProducerOptions) (*Prod
 	}
 	p := &producer{m: m, opts: opts, log: opts.Logger.With("channel", name), name: name, pat: opts.Pattern,
 		peers: map[string]*peerState{}, wake: make(chan struct{}), kick: make(chan struct{}, 1),
-		jobs: make(chan func(*WriteTxn) error, 1024), writers: make(chan *shm.Writer, 4)}
+		jobs: make(chan func(*WriteTxn) error, 1024), writers: make(chan *pooledWriter, 4)}
 	p.cbs = newCBQueue(p.log)
 	undo := func() {
 		if p.r != nil {
@@ -302,7 +302,7 @@ func (p *producer) close() error {
 		for {
 			select {
 			case w := <-p.writers:
-				w.Close()
+				w.w.Close()
 				continue
 			default:
 			}

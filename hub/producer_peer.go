@@ -50,6 +50,7 @@ func (p *producer) handlePeer(m wire.Msg) {
 		p.mu.Lock()
 		ps := p.removeLocked(key)
 		p.mu.Unlock()
+		_ = p.send(m.Peer, wire.ControlFrames(TypeByeAck, nil)...)
 		if ps != nil {
 			p.log.Info("hub: consumer left", "identity", hex.EncodeToString(ps.id.ID), "pid", ps.id.Pid)
 			if fn := p.opts.Callbacks.OnConsumerLeft; fn != nil {
@@ -73,7 +74,7 @@ func (p *producer) handlePeer(m wire.Msg) {
 			p.wakeLocked()
 		}
 		p.mu.Unlock()
-	case TypeHelloAck:
+	case TypeHelloAck, TypeByeAck:
 		p.dropped.Add(1)
 	default:
 		ps := p.touch(key, now)

@@ -22,12 +22,27 @@ type WriteTxn struct {
 	timeout time.Duration
 	slot    *shm.WriteSlot
 	stop    <-chan struct{} // nil: never stopping (SyncedWrite)
+	lastHB  *int64          // unix ns of the last explicit heartbeat (per Writer)
+}
+
+// heartbeatEvery bounds explicit heartbeats of transaction steps: liveness is
+// judged in seconds, and every commit refreshes the heartbeat anyway.
+const heartbeatEvery = int64(time.Millisecond)
+
+// pooledWriter is a Writer with its heartbeat clock, reused across transactions.
+type pooledWriter struct {
+	w      *shm.Writer
+	lastHB int64
+	t      WriteTxn // the transaction of the job using this Writer
 }
 
 // Next acquires the next slot, waiting at most the transaction's slot timeout:
 // an error wrapping ErrNoSlot (and shm.ErrTimeout) when none came free, or ctx's.
 func (t *WriteTxn) Next() (*shm.WriteSlot, error) {
-	t.w.Heartbeat()
+	if now := time.Now().UnixNano(); now-*t.lastHB >= heartbeatEvery {
+		*t.lastHB = now
+		t.w.Heartbeat()
+	}
 	if t.slot != nil {
 		t.slot.Abort()
 		t.slot = nil
@@ -119,8 +134,10 @@ func (t *WriteTxn) finish(jobErr error) error {
 }
 
 // runJob runs job in a transaction on w, with panics turned into errors.
-func (p *producer) runJob(ctx context.Context, w *shm.Writer, timeout time.Duration, stop <-chan struct{}, job func(*WriteTxn) error) (err error) {
-	t := &WriteTxn{p: p, w: w, ctx: ctx, timeout: timeout, stop: stop}
+func (p *producer) runJob(ctx context.Context, pw *pooledWriter, timeout time.Duration, stop <-chan struct{}, job func(*WriteTxn) error) (err error) {
+	t := &pw.t
+	*t = WriteTxn{p: p, w: pw.w, ctx: ctx, timeout: timeout, stop: stop, lastHB: &pw.lastHB}
+	defer func() { *t = WriteTxn{} }()
 	defer func() {
 		if r := recover(); r != nil {
 			t.Abort()
@@ -207,24 +224,28 @@ func (p *producer) Mode() string {
 	return "queue"
 }
 
-func (p *producer) getWriter() (*shm.Writer, error) {
+func (p *producer) getWriter() (*pooledWriter, error) {
 	select {
 	case w := <-p.writers:
 		return w, nil
 	default:
 	}
-	return p.block.NewWriter(p.opts.Wait)
+	w, err := p.block.NewWriter(p.opts.Wait)
+	if err != nil {
+		return nil, err
+	}
+	return &pooledWriter{w: w}, nil
 }
 
-func (p *producer) putWriter(w *shm.Writer) {
+func (p *producer) putWriter(w *pooledWriter) {
 	if p.closing.Load() {
-		w.Close()
+		w.w.Close()
 		return
 	}
 	select {
 	case p.writers <- w:
 	default:
-		w.Close()
+		w.w.Close()
 	}
 }
 

@@ -101,6 +101,12 @@ func node(name string, args ...string) *support.Proc {
 		if done, _ := p.Exited(); !done {
 			p.Kill()
 		}
+		// A producer killed by the spec (or its failure) cannot unlink its segment.
+		for i, a := range args {
+			if a == "--channel" && i+1 < len(args) && strings.HasPrefix(args[i+1], "plh_test_") {
+				_ = shm.Remove(args[i+1])
+			}
+		}
 	})
 	return p
 }

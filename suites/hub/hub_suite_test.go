@@ -36,7 +36,11 @@ var _ = SynchronizedBeforeSuite(func() []byte {
 
 var _ = AfterSuite(func() { support.KillAll() })
 
+// ginkgoOutputCopier is Ginkgo's own output interceptor (parallel runs), which
+// may start between IgnoreCurrent and the check; it is not ours.
+var ginkgoOutputCopier = goleak.IgnoreAnyFunction("github.com/onsi/ginkgo/v2/internal.(*genericOutputInterceptor).ResumeIntercepting.func1.1")
+
 var _ = BeforeEach(func() {
 	ignore := goleak.IgnoreCurrent()
-	DeferCleanup(func() { goleak.VerifyNone(GinkgoT(), append(wire.GoleakIgnores(), ignore)...) })
+	DeferCleanup(func() { goleak.VerifyNone(GinkgoT(), append(wire.GoleakIgnores(), ignore, ginkgoOutputCopier)...) })
 })
