@@ -222,15 +222,15 @@ func marker(shape, colour string, x, y float64, title string) string {
 // writeStrip draws written (blue) and read (green) counts per time bucket, and
 // backpressure stalls as red ticks under them.
 func writeStrip(sb *strings.Builder, evs []event.Event, x func(int64) float64, tmin, tmax int64, top float64) {
-	var wr, rd [tlBuckets]float64
+	// Nodes aggregate written/read per 100 ms, so buckets are at least that wide.
+	nb := int(min(max((tmax-tmin)/1e8, 10), tlBuckets))
+	wr, rd := make([]float64, nb), make([]float64, nb)
 	var stalls []event.Event
-	span := float64(tmax-tmin) / tlBuckets
+	span := float64(tmax-tmin) / float64(nb)
 	peak := 1.0
 	for _, ev := range evs {
 		b := int(float64(ev.T-tmin) / span)
-		if b < 0 || b >= tlBuckets {
-			b = min(max(b, 0), tlBuckets-1)
-		}
+		b = min(max(b, 0), nb-1)
 		n, _ := ev.Num("count")
 		switch ev.Kind {
 		case "written":
@@ -246,8 +246,8 @@ func writeStrip(sb *strings.Builder, evs []event.Event, x func(int64) float64, t
 	h := float64(tlStrip - 25)
 	fmt.Fprintf(sb, `<text x="8" y="%.1f">throughput</text><text x="8" y="%.1f" fill="#888" font-size="11">peak %.0f / bucket</text>`+"\n", top+20, top+36, peak)
 	fmt.Fprintf(sb, `<text x="8" y="%.1f" fill="#d1242f">stalls (%d)</text>`+"\n", top+h+14, len(stalls))
-	bw := float64(tlWidth-tlLeft-tlRight) / tlBuckets
-	for i := 0; i < tlBuckets; i++ {
+	bw := float64(tlWidth-tlLeft-tlRight) / float64(nb)
+	for i := 0; i < nb; i++ {
 		bx := float64(tlLeft) + float64(i)*bw
 		if wr[i] > 0 {
 			hh := h * wr[i] / peak
