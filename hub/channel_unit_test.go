@@ -192,3 +192,22 @@ func TestShmSyncedWritePull(t *testing.T) {
 	}
 	_ = bytes.Equal
 }
+
+// FuzzPeerDecode feeds untrusted peer bodies to the P2C decoders: they must
+// return a value or an ErrPeerProtocol error, never panic.
+func FuzzPeerDecode(f *testing.F) {
+	f.Add([]byte(`{"consumer_pid":1,"window":8,"heartbeat_ms":50}`))
+	f.Add([]byte(`{"n":3}`))
+	f.Add([]byte(`{"window":-1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if h, err := decodeHello(b); err == nil && (h.Window <= 0 || h.Window > maxWindow) {
+			t.Fatalf("accepted window %d", h.Window)
+		} else if err != nil && !errors.Is(err, ErrPeerProtocol) {
+			t.Fatalf("untyped error %v", err)
+		}
+		if n, err := decodeCredit(b); err == nil && (n <= 0 || n > maxWindow) {
+			t.Fatalf("accepted credit %d", n)
+		}
+		_, _ = parsePeer([][]byte{b[:len(b)/2], b[len(b)/2:]})
+	})
+}
