@@ -100,9 +100,9 @@ func (s *session) tickLoop() {
 	defer hb.Stop()
 	ping := newTicker(m.cfg.PingInterval)
 	defer ping.Stop()
-	// The silence check runs four times per LostAfter so a lost broker is seen
-	// within LostAfter + LostAfter/4.
-	check := newTicker(m.cfg.LostAfter / 4)
+	// The silence check runs eight times per LostAfter so a silent broker is
+	// reported within LostAfter + LostAfter/8 of its last reply.
+	check := newTicker(m.cfg.LostAfter / 8)
 	defer check.Stop()
 	for {
 		select {

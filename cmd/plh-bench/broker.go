@@ -9,6 +9,9 @@ package main
 //     (1, and --callers).
 //   - died: SIGKILL of a consumer process (this binary re-executed with
 //     --consumer-child) → CONSUMER_DIED_NOTIFY at the producer's Messenger.
+//   - silent: a broker that stops answering (a scripted ROUTER that keeps the
+//     connection open, like a paused process) → OnBrokerLost, measured from its
+//     last reply.
 //   - reregister: a Messenger owning 100 channels; the broker is closed and
 //     started again on the same port; time from the new broker being up to
 //     OnBrokerReconnected (all 100 channels registered again).
@@ -104,6 +107,13 @@ func brokerBench(quick bool, callers int) error {
 	}
 	fmt.Printf("broker restart → 100 channels registered again (%d restarts): p50 %.1f ms  max %.1f ms\n",
 		len(rr), pct(rr, 50), pct(rr, 100))
+
+	silent, err := silentBroker(5, 200*time.Millisecond)
+	if err != nil {
+		return fmt.Errorf("silent broker: %w", err)
+	}
+	fmt.Printf("broker falls silent → OnBrokerLost, heartbeat period 200 ms (%d runs): p50 %.0f ms  max %.0f ms (B-2: ≈ 2 periods)\n",
+		len(silent), pct(silent, 50), pct(silent, 100))
 
 	fmt.Printf("\nRESULT regdisc_per_s=%.0f zmq_rr_per_s=%.0f died_p99_ms=%.2f reregister_ms=%.1f\n",
 		regdisc1, zmq1, pct(died, 99), pct(rr, 100))
@@ -511,4 +521,68 @@ func reregister(restarts, channels int) ([]float64, error) {
 		}
 	}
 	return out, nil
+}
+
+// silentBroker measures, runs times, the delay from a broker's last reply to
+// OnBrokerLost when it stops answering but keeps its connection (a paused
+// process). The broker is a raw wire ROUTER answering PING_REQ until told to stop.
+func silentBroker(runs int, period time.Duration) ([]float64, error) {
+	var out []float64
+	for range runs {
+		ms, err := silentOnce(period)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ms)
+	}
+	return out, nil
+}
+
+func silentOnce(period time.Duration) (float64, error) {
+	r, err := wire.Listen(wire.Config{Logger: quietLogger()}, "tcp://127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var answering atomic.Bool
+	answering.Store(true)
+	var last atomic.Int64 // UnixNano of the last reply
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			msg, err := r.Recv(ctx)
+			if err != nil {
+				return
+			}
+			m, err := proto.DecodeFrames(msg.Frames)
+			if err != nil || !answering.Load() {
+				continue
+			}
+			if q, ok := m.(*proto.PingReq); ok {
+				frames, _ := proto.Encode(&proto.PingAck{ReplyHeader: proto.Success(q.CorrelationID, "")})
+				last.Store(time.Now().UnixNano())
+				_ = r.Send(msg.Peer, frames...)
+			}
+		}
+	}()
+	defer func() { cancel(); <-done }()
+	m, err := connectMessenger(r.Endpoint(), hub.MessengerConfig{HeartbeatInterval: period})
+	if err != nil {
+		return 0, err
+	}
+	defer m.Close()
+	lost := make(chan time.Time, 1)
+	m.OnBrokerLost(func(error) { lost <- time.Now() })
+	// Let a few pings be answered, then fall silent.
+	time.Sleep(3 * period)
+	answering.Store(false)
+	select {
+	case t := <-lost:
+		return float64(t.UnixNano()-last.Load()) / 1e6, nil
+	case <-time.After(10 * period):
+		return 0, fmt.Errorf("silent broker not reported lost within %v", 10*period)
+	}
 }
