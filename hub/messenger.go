@@ -148,7 +148,8 @@ type Messenger struct {
 	onLost       subList[func(error)]
 	onBack       subList[func(channels int)]
 
-	connMu sync.Mutex // serialises Connect, Disconnect and Close
+	connMu    sync.Mutex // serialises Connect, Disconnect and Close
+	closeOnce sync.Once
 
 	mu       sync.Mutex // guards the fields below
 	state    connState
@@ -231,6 +232,12 @@ func (m *Messenger) Connect(ctx context.Context, endpoint, serverKey string) err
 
 	if err := m.firstPing(ctx, s); err != nil {
 		m.stopSession(fmt.Errorf("%w: connect failed", ErrNotConnected))
+		m.mu.Lock()
+		closed := m.closed
+		m.mu.Unlock()
+		if closed {
+			return fmt.Errorf("connect %s: %w", endpoint, ErrClosed)
+		}
 		return fmt.Errorf("connect %s: %w", endpoint, err)
 	}
 	m.mu.Lock()
@@ -247,6 +254,7 @@ func (m *Messenger) Connect(ctx context.Context, endpoint, serverKey string) err
 func (m *Messenger) firstPing(ctx context.Context, s *session) error {
 	ctx, cancel := m.withTimeout(ctx)
 	defer cancel()
+	defer context.AfterFunc(s.ctx, cancel)() // Close interrupts the wait
 	if err := s.d.WaitConnected(ctx); err != nil {
 		return fmt.Errorf("%w: no broker answered: %w", ErrNotConnected, err)
 	}
@@ -290,24 +298,26 @@ func (m *Messenger) Disconnect() error {
 }
 
 // Close disconnects, runs the callbacks already queued and stops every goroutine
-// of the Messenger. Later calls return ErrClosed. Idempotent and nil-safe.
+// of the Messenger. A Connect in progress is interrupted. Later calls return
+// ErrClosed. Idempotent, concurrent calls wait for the first; nil-safe.
 // IMPORTANT: do not call Close from a Messenger callback (it waits for them).
 func (m *Messenger) Close() error {
 	if m == nil {
 		return nil
 	}
-	m.connMu.Lock()
-	defer m.connMu.Unlock()
-	m.mu.Lock()
-	if m.closed {
+	m.closeOnce.Do(func() {
+		m.mu.Lock()
+		m.closed = true
+		if m.sess != nil && m.state == stateConnecting {
+			m.sess.cancel() // Connect's wait ends; it then releases connMu
+		}
 		m.mu.Unlock()
-		return nil
-	}
-	m.closed = true
-	m.mu.Unlock()
-	m.stopSession(fmt.Errorf("%w", ErrClosed))
-	m.owned.clear()
-	m.disp.close()
+		m.connMu.Lock()
+		defer m.connMu.Unlock()
+		m.stopSession(fmt.Errorf("%w", ErrClosed))
+		m.owned.clear()
+		m.disp.close()
+	})
 	return nil
 }
 

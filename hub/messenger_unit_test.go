@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pylabhub/plh/internal/wire"
 )
 
 func TestPendingTableMatchesByID(t *testing.T) {
@@ -238,5 +240,65 @@ func TestBrokerErrorUnwrapsToSentinel(t *testing.T) {
 	err := fmt.Errorf("wrapped: %w", &BrokerError{Op: "REG_REQ", Channel: "c", Code: "SCHEMA_MISMATCH", Message: "differs"})
 	if !errors.Is(err, ErrSchemaMismatch) || errors.Is(err, ErrChannelNotFound) {
 		t.Fatalf("errors.Is mapping wrong for %v", err)
+	}
+}
+
+// Close interrupts a Connect that waits for a peer that never speaks ZMTP.
+func TestCloseInterruptsConnect(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var conns []net.Conn
+	var mu sync.Mutex
+	dialed := make(chan struct{}, 1)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // accepted, never answered
+			mu.Unlock()
+			select {
+			case dialed <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	// wire's Close waits for a dial stuck in its handshake: keep that short.
+	m, _ := NewMessenger(MessengerConfig{Wire: wire.Config{HandshakeTimeout: 500 * time.Millisecond}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res := make(chan error, 1)
+	go func() { res <- m.Connect(ctx, "tcp://"+l.Addr().String(), "") }()
+	select {
+	case <-dialed: // Connect is waiting for the handshake
+	case <-time.After(20 * time.Second):
+		t.Fatal("Connect never dialed")
+	}
+	closed := make(chan struct{})
+	go func() { _ = m.Close(); close(closed) }()
+	select {
+	case err := <-res:
+		if !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNotConnected) {
+			t.Fatalf("connect: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Connect not interrupted by Close")
+	}
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close did not return")
 	}
 }
