@@ -4,13 +4,10 @@ import (
 	"encoding/json"
 	"os"
 	"testing"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"go.uber.org/goleak"
 
-	"github.com/pylabhub/plh/internal/wire"
 	"github.com/pylabhub/plh/suites/support"
 )
 
@@ -40,16 +37,4 @@ var _ = SynchronizedBeforeSuite(func() []byte {
 
 var _ = AfterSuite(func() { support.KillAll() })
 
-var _ = BeforeEach(func() {
-	ignore := append(wire.GoleakIgnores(), goleak.IgnoreCurrent(),
-		// Ginkgo's own output interceptor restarts its copier goroutine now and
-		// then (internal/output_interceptor.go); it is the framework, not us.
-		goleak.IgnoreAnyFunction("github.com/onsi/ginkgo/v2/internal.(*genericOutputInterceptor).ResumeIntercepting.func1.1"))
-	DeferCleanup(func() {
-		// zmq4 ends some goroutines of a closed socket asynchronously (reader,
-		// reaper); goleak alone retries for under half a second, too short with
-		// -race on a loaded machine. A real leak still fails after 10 s.
-		Eventually(func() error { return goleak.Find(ignore...) }).
-			WithTimeout(10 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
-	})
-})
+var _ = BeforeEach(support.CheckLeaks)

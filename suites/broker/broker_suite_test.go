@@ -8,7 +8,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"go.uber.org/goleak"
 
 	"github.com/pylabhub/plh/broker"
 	"github.com/pylabhub/plh/broker/proto"
@@ -34,17 +33,7 @@ var _ = SynchronizedBeforeSuite(func() []byte {
 
 var _ = AfterSuite(func() { support.KillAll() })
 
-var _ = BeforeEach(func() {
-	ignore := append(wire.GoleakIgnores(), goleak.IgnoreCurrent())
-	DeferCleanup(func() {
-		// Our Close methods wait for every goroutine they started, but zmq4 ends
-		// some of its own asynchronously after Close (accept loop, reaper,
-		// per-connection readers). goleak alone retries for under half a second,
-		// too short on a loaded machine with -race; a real leak still fails here.
-		Eventually(func() error { return goleak.Find(ignore...) }).
-			WithTimeout(10 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
-	})
-})
+var _ = BeforeEach(support.CheckLeaks)
 
 // startBroker runs an in-process broker on an ephemeral port.
 func startBroker(cfg broker.Config) *broker.Service {

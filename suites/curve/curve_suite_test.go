@@ -6,7 +6,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"go.uber.org/goleak"
 
 	"github.com/pylabhub/plh/suites/support"
 )
@@ -28,7 +27,4 @@ var _ = BeforeSuite(func() {
 
 var _ = AfterSuite(func() { support.KillAll() })
 
-var _ = BeforeEach(func() {
-	ignore := goleak.IgnoreCurrent()
-	DeferCleanup(func() { goleak.VerifyNone(GinkgoT(), ignore) })
-})
+var _ = BeforeEach(support.CheckLeaks)

@@ -7,9 +7,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"go.uber.org/goleak"
 
-	"github.com/pylabhub/plh/internal/wire"
 	"github.com/pylabhub/plh/suites/support"
 )
 
@@ -36,11 +34,4 @@ var _ = SynchronizedBeforeSuite(func() []byte {
 
 var _ = AfterSuite(func() { support.KillAll() })
 
-// ginkgoOutputCopier is Ginkgo's own output interceptor (parallel runs), which
-// may start between IgnoreCurrent and the check; it is not ours.
-var ginkgoOutputCopier = goleak.IgnoreAnyFunction("github.com/onsi/ginkgo/v2/internal.(*genericOutputInterceptor).ResumeIntercepting.func1.1")
-
-var _ = BeforeEach(func() {
-	ignore := goleak.IgnoreCurrent()
-	DeferCleanup(func() { goleak.VerifyNone(GinkgoT(), append(wire.GoleakIgnores(), ignore, ginkgoOutputCopier)...) })
-})
+var _ = BeforeEach(support.CheckLeaks)

@@ -2,7 +2,6 @@ package shm_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,7 +9,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"go.uber.org/goleak"
 
 	"github.com/pylabhub/plh/internal/event"
 	"github.com/pylabhub/plh/suites/support"
@@ -45,24 +43,13 @@ var _ = SynchronizedBeforeSuite(func() []byte {
 
 var _ = AfterSuite(func() {
 	support.KillAll()
-	Expect(ourSegments()).To(BeEmpty(), "segments left in /dev/shm")
+	Expect(support.OwnSegments()).To(BeEmpty(), "segments left in /dev/shm")
 })
-
-// ginkgoOutputCopier is Ginkgo's own output interceptor (parallel runs): its copy
-// goroutine is started asynchronously and may appear after IgnoreCurrent.
-var ginkgoOutputCopier = goleak.IgnoreAnyFunction("github.com/onsi/ginkgo/v2/internal.(*genericOutputInterceptor).ResumeIntercepting.func1.1")
 
 var _ = BeforeEach(func() {
-	ignore := goleak.IgnoreCurrent()
-	DeferCleanup(func() { goleak.VerifyNone(GinkgoT(), ignore, ginkgoOutputCopier) })
-	DeferCleanup(func() { Expect(ourSegments()).To(BeEmpty(), "segments left in /dev/shm") })
+	support.CheckLeaks()
+	support.CheckSegments()
 })
-
-// ourSegments lists /dev/shm files named by this test process (support.UniqueName).
-func ourSegments() []string {
-	m, _ := filepath.Glob(fmt.Sprintf("/dev/shm/plh_test_*_%d_*", os.Getpid()))
-	return m
-}
 
 // startWorker starts the worker binary; the process is killed at the end of the spec
 // if still running.
