@@ -6,7 +6,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"go.uber.org/goleak"
 
 	"github.com/pylabhub/plh/suites/support"
 )
@@ -30,7 +29,4 @@ var _ = SynchronizedBeforeSuite(func() []byte {
 
 var _ = AfterSuite(func() { support.KillAll() })
 
-var _ = BeforeEach(func() {
-	ignore := goleak.IgnoreCurrent()
-	DeferCleanup(func() { goleak.VerifyNone(GinkgoT(), ignore) })
-})
+var _ = BeforeEach(func() { support.CheckLeaks() })
