@@ -77,7 +77,7 @@ func RenderTimeline(w io.Writer, p *Plan, rep *Report, evs []event.Event) error 
 body{font:14px system-ui,sans-serif;margin:20px;color:#222}
 .pass{color:#2a9d3a}.fail{color:#d1242f}.inconclusive{color:#b26b00}.error{color:#d1242f}
 table{border-collapse:collapse;margin:10px 0}td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
-pre{margin:0;font-size:12px;white-space:pre-wrap}svg text{font:12px system-ui,sans-serif}
+pre{margin:0;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere;max-width:70em}svg text{font:12px system-ui,sans-serif}
 </style></head><body>
 <h1>%s</h1><p>Status <b class="%s">%s</b> (exit %d) · seed %d · source %s · run start at t=%d ns</p>
 `, esc(rep.Name), esc(rep.Name), rep.Status, strings.ToUpper(rep.Status), rep.ExitCode, rep.Seed, esc(rep.Source), rep.T0)
@@ -245,6 +245,9 @@ func writeStrip(sb *strings.Builder, evs []event.Event, x func(int64) float64, t
 	}
 	h := float64(tlStrip - 25)
 	fmt.Fprintf(sb, `<text x="8" y="%.1f">throughput</text><text x="8" y="%.1f" fill="#888" font-size="11">peak %.0f / bucket</text>`+"\n", top+20, top+36, peak)
+	fmt.Fprintf(sb, `<rect x="8" y="%.1f" width="9" height="9" fill="#2a7fd4" fill-opacity="0.6"/><text x="21" y="%.1f" font-size="11">written</text>`+
+		`<rect x="70" y="%.1f" width="9" height="9" fill="#2a9d3a" fill-opacity="0.6"/><text x="83" y="%.1f" font-size="11">read</text>`+"\n",
+		top+44, top+52, top+44, top+52)
 	fmt.Fprintf(sb, `<text x="8" y="%.1f" fill="#d1242f">stalls (%d)</text>`+"\n", top+h+14, len(stalls))
 	bw := float64(tlWidth-tlLeft-tlRight) / float64(nb)
 	for i := 0; i < nb; i++ {
