@@ -59,6 +59,21 @@ func (t *ReadTxn) Release() error {
 	return s.Release()
 }
 
+// Acknowledge releases the held slot like Release and returns the same verdict,
+// but moves on even when the verdict is shm.ErrChecksum or shm.ErrOverwritten:
+// under Single_reader and Sync_reader a slot that stays corrupted would otherwise
+// be offered again forever (datablock.md §7.5), stalling the consumer. Use it when
+// the application accepts losing a damaged slot; report the damage once
+// (ReportChecksumError). Nil when none is held.
+func (t *ReadTxn) Acknowledge() error {
+	if t.slot == nil {
+		return nil
+	}
+	s := t.slot
+	t.slot = nil
+	return s.Acknowledge()
+}
+
 // Drop gives the held slot back without marking it consumed.
 func (t *ReadTxn) Drop() {
 	if t.slot != nil {
@@ -130,6 +145,9 @@ func (c *consumer) Pull(ctx context.Context, timeout time.Duration, job func(*Re
 	}
 	if c.closing.Load() {
 		return fmt.Errorf("pull %q: %w", c.name, ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if timeout == 0 {
 		timeout = c.opts.SlotTimeout

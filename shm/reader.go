@@ -333,13 +333,21 @@ func (s *ReadSlot) VerifyChecksum() (err error) {
 // overwrote it meanwhile, or ErrChecksum when Enforced verification fails; only a
 // successful release advances ordered positions. It always marks the id consumed for
 // Latest_only. Idempotent.
-func (s *ReadSlot) Release() error { return s.release(true) }
+func (s *ReadSlot) Release() error { return s.release(true, false) }
+
+// Acknowledge is Release for a consumer that accepts a damaged slot and moves on
+// (Go choice for §7.5): it returns the same verdict (ErrChecksum, ErrOverwritten)
+// but advances ordered positions even when the verdict is an error, so a slot that
+// stays corrupted is passed over once instead of being offered again forever (an
+// ordered consumer would otherwise stall). Under Latest_only it equals Release.
+// Idempotent.
+func (s *ReadSlot) Acknowledge() error { return s.release(true, true) }
 
 // Drop gives the slot back without marking it consumed (error paths): a Latest_only
 // Reader may get it again; ordered positions do not move.
-func (s *ReadSlot) Drop() { s.release(false) }
+func (s *ReadSlot) Drop() { s.release(false, false) }
 
-func (s *ReadSlot) release(explicit bool) (err error) {
+func (s *ReadSlot) release(explicit, anyway bool) (err error) {
 	defer guard(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	r := s.r
@@ -375,9 +383,9 @@ func (s *ReadSlot) release(explicit bool) (err error) {
 		if err == nil {
 			atomic.AddUint64(&h.totalSlotsRead, 1)
 			atomic.AddUint64(&h.totalBytesRead, b.lay.stride)
-			if b.sync.ordered() {
-				r.advance(s.id)
-			}
+		}
+		if (err == nil || anyway) && b.sync.ordered() {
+			r.advance(s.id)
 		}
 		r.lastConsumed = s.id
 	}

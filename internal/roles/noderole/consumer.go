@@ -18,8 +18,10 @@ type seqTracker struct {
 	next    uint64 // next sequence wanted
 	maxSeen uint64
 	any     bool
-	latest  bool // Latest_only: skips are normal, only counted
-	split   bool // Pipeline: each consumer sees a subset; gaps are not losses
+	latest  bool   // Latest_only: skips are normal, aggregated per interval
+	split   bool   // Pipeline: each consumer sees a subset; gaps are not losses
+	bad     uint64 // slot id of the last damaged slot reported
+	anyBad  bool
 }
 
 func (t *seqTracker) see(seq uint64) {
@@ -33,11 +35,13 @@ func (t *seqTracker) see(seq uint64) {
 		return
 	case seq > t.next && t.split:
 	case seq > t.next:
-		lost := seq - t.next
-		t.n.agg.note(func(a *aggregator) { a.gaps++; a.lost += lost })
-		if !t.latest {
-			t.n.emit("gap", map[string]any{"channel": ch, "expected": t.next, "got": seq, "lost": lost})
+		lost, expected := seq-t.next, t.next
+		if t.latest { // one aggregated gap event per interval (aggregator.flush)
+			t.n.agg.note(func(a *aggregator) { a.skip(expected, seq, lost) })
+			break
 		}
+		t.n.agg.note(func(a *aggregator) { a.gaps++; a.lost += lost })
+		t.n.emit("gap", map[string]any{"channel": ch, "expected": expected, "got": seq, "lost": lost})
 	}
 	t.next = seq + 1
 	t.maxSeen = max(t.maxSeen, seq)
@@ -118,6 +122,9 @@ func (n *node) runConsumer(ctx context.Context) (int, string) {
 		rcancel()
 	}()
 	for o.count == 0 || read < o.count {
+		if ctx.Err() != nil {
+			return n.stopped(ctx)
+		}
 		var got bool
 		var err error
 		if c.HasSHM() {
@@ -188,20 +195,22 @@ func (n *node) readZMQ(ctx context.Context, c *hub.Consumer, t *seqTracker) (boo
 	return true, nil
 }
 
-// readSHM reads one slot (false when none came within 100 ms).
+// readSHM reads one slot (false when none came within 100 ms). A damaged slot
+// is acknowledged (hub.ReadTxn.Acknowledge): the node moves past it under every
+// policy and reports it once (checksum_error event, CHECKSUM_ERROR_REPORT).
 func (n *node) readSHM(ctx context.Context, c *hub.Consumer, t *seqTracker) (bool, error) {
 	buf := make([]byte, 0, n.o.slotSize)
-	idx := -1
+	idx, id := -1, uint64(0)
 	var release error
 	err := c.Pull(ctx, 100*time.Millisecond, func(tx *hub.ReadTxn) error {
 		s, err := tx.Next()
 		if err != nil {
 			return err
 		}
-		idx = s.Index()
+		idx, id = s.Index(), s.ID()
 		size := min(n.o.slotSize, len(s.Bytes()))
 		buf = append(buf, s.Bytes()[:size]...)
-		release = tx.Release()
+		release = tx.Acknowledge()
 		return nil
 	})
 	switch {
@@ -212,19 +221,31 @@ func (n *node) readSHM(ctx context.Context, c *hub.Consumer, t *seqTracker) (boo
 	case errors.Is(release, shm.ErrOverwritten):
 		return false, nil // torn by the writer (Latest_only): not a read
 	case errors.Is(release, shm.ErrChecksum):
-		seq := uint64(0)
-		if len(buf) >= 8 {
-			seq = binary.LittleEndian.Uint64(buf)
-		}
-		n.agg.note(func(a *aggregator) { a.checksumErrs++ })
-		n.emit("checksum_error", map[string]any{"channel": n.o.channel, "slot_index": idx, "seq": seq})
-		_ = n.m.ReportChecksumError(n.o.channel, int32(idx), "slot checksum mismatch")
+		n.damaged(t, idx, id, buf)
 		return false, nil
 	case release != nil:
 		return false, release
 	}
 	n.record(t, buf)
 	return true, nil
+}
+
+// damaged reports the slot with id (ring index idx) whose checksum failed, once
+// per id.
+func (n *node) damaged(t *seqTracker, idx int, id uint64, buf []byte) {
+	if t.anyBad && t.bad == id {
+		return
+	}
+	t.anyBad, t.bad = true, id
+	seq := uint64(0)
+	if len(buf) >= 8 {
+		seq = binary.LittleEndian.Uint64(buf)
+	}
+	n.agg.note(func(a *aggregator) { a.checksumErrs++ })
+	n.emit("checksum_error", map[string]any{"channel": n.o.channel, "slot_index": idx, "slot_id": id, "seq": seq})
+	if err := n.m.ReportChecksumError(n.o.channel, int32(idx), fmt.Sprintf("slot id %d: checksum mismatch", id)); err != nil {
+		n.log.Warn("checksum error not reported", "slot_index", idx, "err", err)
+	}
 }
 
 // drain reads what is still queued after the producer left (until nothing comes

@@ -22,6 +22,10 @@ type aggregator struct {
 	lost, gaps, reorders uint64
 	checksumErrs, stalls uint64
 	stopped              bool
+	// Latest_only skips of the current interval (one gap event per interval).
+	ivGaps, ivLost uint64
+	ivExpected     uint64 // first sequence wanted in the interval
+	ivGot          uint64 // last sequence received after a skip
 }
 
 const aggInterval = 100 * time.Millisecond
@@ -63,6 +67,18 @@ func (a *aggregator) add(seq uint64, size int, latency int64) {
 	a.mu.Unlock()
 }
 
+// skip records a Latest_only skip (expected wanted, got received). a.mu held.
+func (a *aggregator) skip(expected, got, lost uint64) {
+	if a.ivGaps == 0 {
+		a.ivExpected = expected
+	}
+	a.ivGaps++
+	a.ivLost += lost
+	a.ivGot = got
+	a.gaps++
+	a.lost += lost
+}
+
 func (a *aggregator) note(f func(a *aggregator)) {
 	a.mu.Lock()
 	f(a)
@@ -71,8 +87,17 @@ func (a *aggregator) note(f func(a *aggregator)) {
 
 func (a *aggregator) flush() {
 	a.mu.Lock()
+	var gap map[string]any
+	if a.ivGaps > 0 {
+		gap = map[string]any{"channel": a.n.o.channel, "expected": a.ivExpected, "got": a.ivGot,
+			"lost": a.ivLost, "gaps": a.ivGaps}
+	}
 	if a.count == 0 {
+		a.ivGaps, a.ivLost = 0, 0
 		a.mu.Unlock()
+		if gap != nil {
+			a.n.emit("gap", gap)
+		}
 		return
 	}
 	f := map[string]any{"channel": a.n.o.channel, "count": a.count, "first_seq": a.first, "last_seq": a.last, "bytes": a.bytes}
@@ -84,10 +109,17 @@ func (a *aggregator) flush() {
 			f["lat_p50_ns"] = a.lat[len(a.lat)/2]
 			f["lat_max_ns"] = a.lat[len(a.lat)-1]
 		}
+		if gap != nil {
+			f["gaps"], f["lost"] = a.ivGaps, a.ivLost
+		}
 	}
 	a.count, a.bytes, a.lat = 0, 0, a.lat[:0]
+	a.ivGaps, a.ivLost = 0, 0
 	a.mu.Unlock()
 	a.n.emit(kind, f)
+	if gap != nil {
+		a.n.emit("gap", gap)
+	}
 }
 
 // stop emits the final batch and ends the ticker. Idempotent.
