@@ -41,7 +41,7 @@ func newMessenger(t *testing.T, s *broker.Service) *Messenger {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Connect(context.Background(), s.Endpoint(), ""); err != nil {
+	if err := m.Connect(context.Background(), s.Endpoint(), s.PublicKey()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })

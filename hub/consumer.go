@@ -102,15 +102,18 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 	if len(wcfg.Identity) == 0 {
 		wcfg.Identity = newIdentity()
 	}
+	if wcfg.Security, err = consumerSecurity(opts, info); err != nil {
+		c.detach()
+		return nil, fmt.Errorf("%s %q: peer socket: %w", op, name, err)
+	}
 	c.d, err = wire.NewDealer(wcfg, info.CtrlEndpoint)
 	if err != nil {
 		c.detach()
 		return nil, fmt.Errorf("%s %q: peer socket: %w", op, name, err)
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.wg.Add(2)
+	c.wg.Add(1)
 	go c.readLoop()
-	go c.tickLoop()
 	fail := func(err error) (*Consumer, error) {
 		c.cancel()
 		c.d.Close()
@@ -118,9 +121,11 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 		c.detach()
 		return nil, fmt.Errorf("%s %q: %w", op, name, err)
 	}
-	if err := c.d.WaitConnected(ctx); err != nil {
-		return fail(fmt.Errorf("producer at %s: %w", info.CtrlEndpoint, err))
+	if err := c.waitLink(ctx, c.d); err != nil {
+		return fail(err)
 	}
+	c.wg.Add(1)
+	go c.tickLoop() // after waitLink: from here on tickLoop reads the Dealer's events
 	c.unsub = []func(){
 		m.OnChannelClosing(name, c.onClosing),
 		m.OnChannelError(name, c.onError),

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pylabhub/plh/internal/wire"
+	"github.com/pylabhub/plh/internal/wire/curve"
 	"github.com/pylabhub/plh/shm"
 )
 
@@ -25,9 +26,16 @@ type ProducerOptions struct {
 	SchemaVersion uint32
 	// Endpoint is where the peer ROUTER binds (default tcp://127.0.0.1:0).
 	Endpoint string
-	// Wire configures the peer ROUTER (limits, queues, Security: nil = NULL;
-	// CURVE plugs in here).
+	// Wire configures the peer ROUTER (limits, queues). Wire.Security, when set,
+	// is used as is; nil means CURVE unless NoCurve (below).
 	Wire wire.Config
+	// NoCurve turns CURVE off on the peer ROUTER: NULL security, and REG_REQ
+	// carries no zmq_pubkey, so consumers dial NULL. The zero value is CURVE
+	// (spec/protocol.md §3; docs/security.md).
+	NoCurve bool
+	// CurveKeys is the peer ROUTER's CURVE key pair (zero: a fresh pair per
+	// Producer, as the original). Its public key is sent as REG_REQ zmq_pubkey.
+	CurveKeys curve.KeyPair
 	// Timeout bounds registration when the ctx of NewProducer has no deadline,
 	// and each broker call of Close (default 5 s).
 	Timeout time.Duration
@@ -102,7 +110,9 @@ type ConsumerOptions struct {
 	SlotTimeout, HandlerSlotTimeout time.Duration
 	// Wait tunes the shm Reader's waiting.
 	Wait shm.WaitOptions
-	// Wire configures the peer DEALER (Security nil = NULL).
+	// Wire configures the peer DEALER. Wire.Security, when set, is used as is;
+	// nil means CURVE with a fresh client key pair when discovery gave the
+	// producer's key (DISC_ACK zmq_pubkey), NULL when it gave none.
 	Wire wire.Config
 	// Callbacks are the user callbacks; see ConsumerCallbacks.
 	Callbacks ConsumerCallbacks

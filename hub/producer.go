@@ -115,7 +115,14 @@ func NewProducer(ctx context.Context, m *Messenger, opts ProducerOptions) (*Prod
 		}
 		p.block = b
 	}
-	r, err := wire.Listen(opts.Wire, opts.Endpoint)
+	wcfg := opts.Wire
+	sec, err := opts.peerSecurity()
+	if err != nil {
+		undo()
+		return nil, fmt.Errorf("%s %q: peer socket: %w", op, name, err)
+	}
+	wcfg.Security = sec
+	r, err := wire.Listen(wcfg, opts.Endpoint)
 	if err != nil {
 		undo()
 		return nil, fmt.Errorf("%s %q: peer socket: %w", op, name, err)
@@ -148,7 +155,7 @@ func NewProducer(ctx context.Context, m *Messenger, opts ProducerOptions) (*Prod
 		undo()
 		return nil, fmt.Errorf("%s %q: %w", op, name, err)
 	}
-	p.log.Info("hub: producer created", "pattern", p.pat, "shm", p.block != nil, "endpoint", r.Endpoint())
+	p.log.Info("hub: producer created", "pattern", p.pat, "shm", p.block != nil, "endpoint", r.Endpoint(), "curve", sec != nil)
 	h := &Producer{p}
 	runtime.AddCleanup(h, func(p *producer) { p.close() }, p)
 	return h, nil
