@@ -32,7 +32,7 @@ func start(t *testing.T, cfg Config) *Service {
 func dial(t *testing.T, s *Service) *client {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	d, err := wire.Dial(ctx, wire.Config{}, s.Endpoint())
+	d, err := wire.Dial(ctx, wire.Config{Security: clientSecurity(t, s)}, s.Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestSweepTimesOutChannel(t *testing.T) {
 }
 
 func FuzzHandle(f *testing.F) {
-	s, err := Start(context.Background(), Config{Endpoint: "tcp://127.0.0.1:0"})
+	s, err := Start(context.Background(), Config{Endpoint: "tcp://127.0.0.1:0", Curve: CurveConfig{Disabled: true}})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -23,10 +23,11 @@ const (
 type Config struct {
 	// Endpoint to bind (default tcp://0.0.0.0:5570; tests use tcp://127.0.0.1:0).
 	Endpoint string
-	// Wire configures the ROUTER (limits, queues, Security; nil Security = NULL).
+	// Wire configures the ROUTER (limits, queues; Security: see Curve).
 	Wire wire.Config
-	// Curve turns the ROUTER into a CURVE server (zero value: NULL). It fills
-	// Wire.Security; setting both is an ErrBadConfig.
+	// Curve configures the ROUTER's CURVE server. The zero value is CURVE with a
+	// fresh key pair (Service.PublicKey reports it); Curve.Disabled means NULL.
+	// An explicit Wire.Security replaces it (CURVE keys beside it: ErrBadConfig).
 	Curve CurveConfig
 	// ChannelTimeout: a channel without HEARTBEAT_REQ for this long is closed
 	// with CHANNEL_CLOSING_NOTIFY "heartbeat_timeout" (default 10 s).

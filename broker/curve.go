@@ -7,11 +7,13 @@ import (
 	"github.com/pylabhub/plh/internal/wire/curve"
 )
 
-// CurveConfig turns the broker's ROUTER into a CURVE server (spec/protocol.md §3,
-// docs/security.md). The zero value means NULL security.
+// CurveConfig configures the CURVE server of the broker's ROUTER (spec/protocol.md
+// §3, docs/security.md). The zero value means CURVE with a fresh key pair per
+// Start, as the original; Disabled turns CURVE off (NULL security).
 type CurveConfig struct {
-	// Enabled turns CURVE on. False (the zero value) means NULL.
-	Enabled bool
+	// Disabled turns CURVE off: the ROUTER uses Config.Wire.Security as given
+	// (nil = NULL). False (the zero value) means CURVE.
+	Disabled bool
 	// Keys is the server key pair. Zero: loaded from (or created in) KeysDir,
 	// or, without KeysDir, a fresh pair per Start (the original's behaviour).
 	Keys curve.KeyPair
@@ -24,15 +26,16 @@ type CurveConfig struct {
 }
 
 // curveSecurity fills cfg.Wire.Security from cfg.Curve. Caller: withDefaults.
+// An explicit Wire.Security is kept (CURVE settings beside it are refused).
 func (c Config) curveSecurity() (Config, error) {
-	if !c.Curve.Enabled {
-		if !c.Curve.Keys.IsZero() || c.Curve.KeysDir != "" || len(c.Curve.Allow) > 0 {
-			return c, fmt.Errorf("%w: CURVE keys or allowlist given but Curve.Enabled is false", ErrBadConfig)
-		}
+	tuned := !c.Curve.Keys.IsZero() || c.Curve.KeysDir != "" || len(c.Curve.Allow) > 0
+	switch {
+	case c.Curve.Disabled && tuned:
+		return c, fmt.Errorf("%w: CURVE keys or allowlist given but Curve.Disabled is set", ErrBadConfig)
+	case c.Wire.Security != nil && tuned:
+		return c, fmt.Errorf("%w: both CURVE keys or allowlist and Wire.Security set", ErrBadConfig)
+	case c.Curve.Disabled || c.Wire.Security != nil:
 		return c, nil
-	}
-	if c.Wire.Security != nil {
-		return c, fmt.Errorf("%w: both Curve.Enabled and Wire.Security set", ErrBadConfig)
 	}
 	keys := c.Curve.Keys
 	var err error

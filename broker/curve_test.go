@@ -21,9 +21,9 @@ func TestCurveConfigRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, cfg := range map[string]Config{
-		"keys without Enabled":      {Curve: CurveConfig{Keys: kp}},
-		"allowlist without Enabled": {Curve: CurveConfig{Allow: []curve.PublicKey{kp.Public}}},
-		"both Curve and Security":   {Curve: CurveConfig{Enabled: true}, Wire: wire.Config{Security: sec}},
+		"keys with Disabled":      {Curve: CurveConfig{Disabled: true, Keys: kp}},
+		"allowlist with Disabled": {Curve: CurveConfig{Disabled: true, Allow: []curve.PublicKey{kp.Public}}},
+		"keys dir and Security":   {Curve: CurveConfig{KeysDir: t.TempDir()}, Wire: wire.Config{Security: sec}},
 	} {
 		cfg.Endpoint = "tcp://127.0.0.1:0"
 		s, err := Start(context.Background(), cfg)
@@ -38,7 +38,7 @@ func TestCurveKeysDirKeepsThePublicKey(t *testing.T) {
 	dir := t.TempDir()
 	var keys []string
 	for range 2 {
-		s := start(t, Config{Curve: CurveConfig{Enabled: true, KeysDir: dir}})
+		s := start(t, Config{Curve: CurveConfig{KeysDir: dir}})
 		keys = append(keys, s.PublicKey())
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
@@ -47,14 +47,26 @@ func TestCurveKeysDirKeepsThePublicKey(t *testing.T) {
 	if len(keys[0]) != 40 || keys[0] != keys[1] {
 		t.Fatalf("public keys %q, want the same 40-char key twice", keys)
 	}
-	fresh := start(t, Config{Curve: CurveConfig{Enabled: true}})
+	fresh := start(t, Config{})
 	if fresh.PublicKey() == keys[0] || len(fresh.PublicKey()) != 40 {
 		t.Fatalf("fresh key %q", fresh.PublicKey())
 	}
 }
 
 func TestCurvePingOverCurve(t *testing.T) {
-	s := start(t, Config{Curve: CurveConfig{Enabled: true}})
+	c := dial(t, start(t, Config{})) // CURVE with the broker's key
+	c.send(&proto.PingReq{})
+	if _, ok := c.recv().(*proto.PingAck); !ok {
+		t.Fatal("no PING_ACK over CURVE")
+	}
+}
+
+// clientSecurity is a CURVE client for s, or nil (NULL) when s has no key.
+func clientSecurity(t testing.TB, s *Service) wire.Security {
+	t.Helper()
+	if s.PublicKey() == "" {
+		return nil
+	}
 	pk, err := curve.ParsePublicKey(s.PublicKey())
 	if err != nil {
 		t.Fatal(err)
@@ -63,16 +75,32 @@ func TestCurvePingOverCurve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	d, err := wire.Dial(ctx, wire.Config{Security: sec}, s.Endpoint())
-	if err != nil {
-		t.Fatal(err)
+	return sec
+}
+
+func TestCurveIsTheDefault(t *testing.T) {
+	s := start(t, Config{})
+	if len(s.PublicKey()) != 40 {
+		t.Fatalf("default broker public key %q, want CURVE (40 Z85 chars)", s.PublicKey())
 	}
-	defer d.Close()
-	c := &client{t: t, d: d}
+	null := start(t, Config{Curve: CurveConfig{Disabled: true}})
+	if null.PublicKey() != "" {
+		t.Fatalf("Curve.Disabled broker public key %q, want none", null.PublicKey())
+	}
+	c := dial(t, null) // NULL
 	c.send(&proto.PingReq{})
 	if _, ok := c.recv().(*proto.PingAck); !ok {
-		t.Fatal("no PING_ACK over CURVE")
+		t.Fatal("no PING_ACK over NULL")
+	}
+}
+
+func TestCurveRefusesNullClient(t *testing.T) {
+	s := start(t, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	d, err := wire.Dial(ctx, wire.Config{HandshakeTimeout: time.Second}, s.Endpoint())
+	if err == nil {
+		d.Close()
+		t.Fatal("a NULL client connected to the default (CURVE) broker")
 	}
 }

@@ -24,10 +24,10 @@
 // registered with a protocol_version (plh clients) or that ever sent
 // CONSUMER_HEARTBEAT_REQ are removed after ConsumerTimeout of silence.
 //
-// Security: Config.Curve (zero value = NULL) makes the ROUTER a CURVE server
-// (internal/wire/curve through wire's Security seam): key pair given, kept in a
-// keys directory (curve.LoadOrCreate, B-1) or fresh per Start; optional client
-// allowlist. A refused handshake only drops that connection (Stats.Wire).
+// Security: the ROUTER is a CURVE server by default (Config.Curve; zero value =
+// CURVE, Curve.Disabled = NULL; internal/wire/curve through wire's Security
+// seam): key pair given, kept in a keys directory (curve.LoadOrCreate, B-1) or
+// fresh per Start; optional client allowlist. A refused handshake only drops that connection (Stats.Wire).
 //
 // Bad input: a bad frame layout, non-JSON body, or a fire-and-forget message
 // that fails to decode is dropped and counted (Stats.Dropped); unknown types,

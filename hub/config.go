@@ -96,7 +96,7 @@ const DefaultHubConfigJSON = `{
   "admin": {"token": ""},
   "broker": {"channel_timeout_s": 10, "consumer_liveness_check_s": 5, "consumer_timeout_s": 10,
              "checksum_repair_policy": "None", "max_frame_bytes": 1048576, "peer_queue": 1024,
-             "use_curve": false},
+             "use_curve": true},
   "paths": {"scripts_python": "../share/scripts/python", "scripts_lua": "../share/scripts/lua",
             "data_dir": "../data", "config_dir": "../config"},
   "python": {"startup_script": null, "requirements": "../share/scripts/python/requirements.txt"},

@@ -21,25 +21,25 @@ func TestHubConfigCurveKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Broker.UseCurve || c.CurveKeysDir() != "" {
+	if !c.Broker.UseCurve || c.CurveKeysDir() != "" {
 		t.Fatalf("defaults: use_curve %v keys dir %q", c.Broker.UseCurve, c.CurveKeysDir())
 	}
 	if a, err := c.AllowedClients(); err != nil || len(a) != 0 {
 		t.Fatalf("default allowlist %v %v", a, err)
 	}
 
-	f := writeFile(t, dir, "hub.json", `{"broker":{"use_curve":true},"security":{"curve_keys_dir":"keys","allowed_clients":["`+key+`"]}}`)
+	f := writeFile(t, dir, "hub.json", `{"broker":{"use_curve":false},"security":{"curve_keys_dir":"keys","allowed_clients":["`+key+`"]}}`)
 	c, err = LoadHubConfig(HubConfigSources{ExplicitFile: f, Getenv: noEnv})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a, err := c.AllowedClients()
-	if !c.Broker.UseCurve || c.CurveKeysDir() != filepath.Join(dir, "keys") || err != nil || len(a) != 1 || a[0] != kp.Public {
+	if c.Broker.UseCurve || c.CurveKeysDir() != filepath.Join(dir, "keys") || err != nil || len(a) != 1 || a[0] != kp.Public {
 		t.Fatalf("inline: use_curve %v dir %q allow %v %v", c.Broker.UseCurve, c.CurveKeysDir(), a, err)
 	}
 
 	writeFile(t, dir, "clients.txt", "# lab clients\n\n"+key+"\n")
-	f = writeFile(t, dir, "hub2.json", `{"security":{"allowed_clients":"clients.txt"}}`)
+	f = writeFile(t, dir, "hub2.json", `{"broker":{"use_curve":false},"security":{"allowed_clients":"clients.txt"}}`)
 	env := map[string]string{"PYLABHUB_USE_CURVE": "true", "PYLABHUB_CURVE_KEYS_DIR": "/k"}
 	c, err = LoadHubConfig(HubConfigSources{ExplicitFile: f, Getenv: func(k string) string { return env[k] }})
 	if err != nil {

@@ -53,6 +53,7 @@ type run struct {
 
 	mu       sync.Mutex
 	endpoint string                  // the broker's bound endpoint
+	key      string                  // the broker's CURVE public key ("" = NULL)
 	proxies  map[string]*chaos.Proxy // per node with link_proxy
 	t0       int64
 	actions  sync.WaitGroup
@@ -225,7 +226,9 @@ func (r *run) startHub(ctx context.Context, endpoint string) error {
 	if endpoint == "" {
 		endpoint = "tcp://127.0.0.1:0"
 	}
-	argv := append(append([]string(nil), r.cfg.HubCmd...), "--endpoint", endpoint)
+	// The key pair lives in the run folder, so a restarted hub (broker_restart)
+	// keeps the public key the nodes were given.
+	argv := append(append([]string(nil), r.cfg.HubCmd...), "--endpoint", endpoint, "--keys-dir", filepath.Join(r.dir, "keys"))
 	if h.ChannelTimeout > 0 {
 		argv = append(argv, "--channel-timeout", h.ChannelTimeout.D().String())
 	}
@@ -246,9 +249,13 @@ func (r *run) startHub(ctx context.Context, endpoint string) error {
 	if ep == "" {
 		return fmt.Errorf("%w: hub's ready event carries no endpoint", ErrHarness)
 	}
+	key := ev.Str("pubkey")
 	r.mu.Lock()
-	r.endpoint = ep
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	if r.endpoint != "" && key != r.key {
+		return fmt.Errorf("%w: restarted hub has public key %q, nodes were given %q", ErrHarness, key, r.key)
+	}
+	r.endpoint, r.key = ep, key
 	return nil
 }
 
@@ -287,6 +294,12 @@ func (r *run) closeProxies() {
 func (r *run) nodeArgs(n PlanNode, broker string) []string {
 	a := append([]string(nil), r.cfg.NodeCmd...)
 	a = append(a, "--name", n.Name, "--role", n.Role, "--broker", broker, "--channel", r.channels[n.Channel])
+	r.mu.Lock()
+	key := r.key
+	r.mu.Unlock()
+	if key != "" {
+		a = append(a, "--broker-key", key)
+	}
 	add := func(flag, val string) { a = append(a, flag, val) }
 	if n.Pattern != "" {
 		add("--pattern", string(n.Pattern))

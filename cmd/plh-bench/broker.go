@@ -48,6 +48,7 @@ func runBroker(args []string) int {
 	quick := fs.Bool("quick", false, "short run (≤ 60 s)")
 	callers := fs.Int("callers", 8, "concurrent callers of the second throughput run")
 	child := fs.Bool("consumer-child", false, "internal: run as the consumer process (ENDPOINT CHANNEL)")
+	fs.BoolVar(&benchNull, "null", false, "NULL security instead of CURVE (the default configuration)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -70,7 +71,7 @@ func brokerBench(quick bool, callers int) error {
 	if quick {
 		dur, kills, restarts = 2*time.Second, 20, 5
 	}
-	fmt.Printf("plh-bench broker (quick=%v): loopback TCP, broker in-process, NULL security\n\n", quick)
+	fmt.Printf("plh-bench broker (quick=%v): loopback TCP, broker in-process, %s security\n\n", quick, securityName())
 
 	size := requestSize()
 	fmt.Printf("%-40s %10s %10s %10s %7s\n", "round trips/s (payload ≈ "+fmt.Sprint(size)+" B)", "plh", "wire echo", "bare zmq4", "ratio")
@@ -92,6 +93,15 @@ func brokerBench(quick bool, callers int) error {
 			regdisc1, zmq1 = rd, zr
 		}
 		fmt.Printf("%-40s %10.0f %10.0f %10.0f %6.2fx\n", fmt.Sprintf("REG+DISC via Messenger, %d caller(s)", n), rd, wr, zr, rd/zr)
+	}
+	if !benchNull {
+		benchNull = true
+		rd, err := regDiscRate(dur, 1)
+		benchNull = false
+		if err != nil {
+			return fmt.Errorf("regdisc over NULL: %w", err)
+		}
+		fmt.Printf("%-40s %10.0f (for comparison; CURVE/NULL %.2fx)\n", "REG+DISC via Messenger, 1 caller, NULL", rd, regdisc1/rd)
 	}
 
 	died, err := consumerDeaths(kills)
@@ -134,9 +144,18 @@ func pct(v []float64, p float64) float64 {
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func startBenchBroker(endpoint string) (*broker.Service, error) {
-	return broker.Start(context.Background(), broker.Config{
-		Endpoint: endpoint, ChannelTimeout: time.Minute, Logger: quietLogger(),
+	cc, err := benchCurve()
+	if err != nil {
+		return nil, err
+	}
+	b, err := broker.Start(context.Background(), broker.Config{
+		Endpoint: endpoint, ChannelTimeout: time.Minute, Logger: quietLogger(), Curve: cc,
 	})
+	if err != nil {
+		return nil, err
+	}
+	benchBrokerKeys.Store(b.Endpoint(), b.PublicKey())
+	return b, nil
 }
 
 func connectMessenger(endpoint string, cfg hub.MessengerConfig) (*hub.Messenger, error) {
@@ -147,7 +166,7 @@ func connectMessenger(endpoint string, cfg hub.MessengerConfig) (*hub.Messenger,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := m.Connect(ctx, endpoint, ""); err != nil {
+	if err := m.Connect(ctx, endpoint, benchKeyOf(endpoint)); err != nil {
 		m.Close()
 		return nil, err
 	}
@@ -410,6 +429,7 @@ func consumerDeaths(kills int) ([]float64, error) {
 	for range kills {
 		cmd := exec.Command(exe, "broker", "--consumer-child", b.Endpoint(), ch)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		cmd.Env = append(os.Environ(), benchKeyEnv+"="+b.PublicKey())
 		cmd.Stderr = os.Stderr
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {

@@ -27,6 +27,7 @@ const hubMsg = 4096
 func runHub(args []string) int {
 	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "short run (≤ 40 s)")
+	fs.BoolVar(&benchNull, "null", false, "NULL security on the broker and Pipeline links instead of CURVE (the default configuration)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -42,7 +43,11 @@ func hubBench(quick bool) error {
 	if quick {
 		nShm, nZmq = 100_000, 30_000
 	}
-	b, err := broker.Start(context.Background(), broker.Config{Endpoint: "tcp://127.0.0.1:0"})
+	cc, err := benchCurve()
+	if err != nil {
+		return err
+	}
+	b, err := broker.Start(context.Background(), broker.Config{Endpoint: "tcp://127.0.0.1:0", Curve: cc})
 	if err != nil {
 		return err
 	}
@@ -52,7 +57,7 @@ func hubBench(quick bool) error {
 		return err
 	}
 	defer m.Close()
-	if err := m.Connect(context.Background(), b.Endpoint(), ""); err != nil {
+	if err := m.Connect(context.Background(), b.Endpoint(), b.PublicKey()); err != nil {
 		return err
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
@@ -229,7 +234,7 @@ func hubSHM(m *hub.Messenger, n int) (float64, error) {
 // hubPipeline: Producer.Send on a Pipeline channel vs Consumer.Recv over TCP
 // loopback.
 func hubPipeline(m *hub.Messenger, n int) (float64, error) {
-	p, err := hub.NewProducer(context.Background(), m, hub.ProducerOptions{Channel: hubBenchName("zmq"), Pattern: hub.PatternPipeline})
+	p, err := hub.NewProducer(context.Background(), m, hub.ProducerOptions{Channel: hubBenchName("zmq"), Pattern: hub.PatternPipeline, NoCurve: benchNull})
 	if err != nil {
 		return 0, err
 	}

@@ -58,7 +58,7 @@ var _ = Describe("admin endpoint of a real plh-hub", func() {
 				r = exec(c, "print('still here')")
 				Expect(r.Output).To(Equal("still here\n"))
 			}
-			ack := dialParty(h.broker).request(&proto.PingReq{})
+			ack := dialParty(h).request(&proto.PingReq{})
 			Expect(ack).To(BeAssignableToTypeOf(&proto.PingAck{}))
 		})
 
@@ -151,9 +151,9 @@ var _ = Describe("admin endpoint of a real plh-hub", func() {
 
 		It("closes a channel and notifies its producer and consumers", func() {
 			name := support.UniqueName("adminclose")
-			prod := dialParty(h.broker)
+			prod := dialParty(h)
 			prod.registerProducer(name)
-			cons1, cons2 := dialParty(h.broker), dialParty(h.broker)
+			cons1, cons2 := dialParty(h), dialParty(h)
 			cons1.registerConsumer(name)
 			cons2.registerConsumer(name)
 

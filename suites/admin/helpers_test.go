@@ -23,6 +23,7 @@ import (
 type hubProc struct {
 	p       *support.Proc
 	broker  string
+	key     string // broker CURVE public key ("" with use_curve = false)
 	admin   string
 	metrics string
 	dir     string
@@ -37,8 +38,6 @@ func hubConfig() map[string]any {
 			"broker_endpoint": "tcp://127.0.0.1:0",
 			"admin_endpoint":  "tcp://127.0.0.1:0",
 		},
-		// The raw parties below speak NULL security.
-		"broker": map[string]any{"use_curve": false},
 	}
 }
 
@@ -80,6 +79,7 @@ func startHub(cfg map[string]any) *hubProc {
 	}).WithTimeout(30 * time.Second).Should(BeTrue())
 	h := &hubProc{p: p, dir: dir}
 	h.broker, _ = ready.Fields["endpoint"].(string)
+	h.key, _ = ready.Fields["pubkey"].(string)
 	h.admin, _ = ready.Fields["admin_endpoint"].(string)
 	h.metrics, _ = ready.Fields["metrics_addr"].(string)
 	Expect(h.broker).NotTo(BeEmpty(), "ready event: %v", ready)
@@ -119,10 +119,13 @@ type party struct {
 	d *wire.Dealer
 }
 
-func dialParty(endpoint string) *party {
+// dialParty connects a party to h's broker (CURVE with h's key, the default).
+func dialParty(h *hubProc) *party {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	d, err := wire.Dial(ctx, wire.Config{}, endpoint)
+	sec, err := support.CurveClient(h.key)
+	Expect(err).NotTo(HaveOccurred())
+	d, err := wire.Dial(ctx, wire.Config{Security: sec}, h.broker)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(d.Close)
 	return &party{d: d}

@@ -92,9 +92,9 @@ var _ = Describe("metrics of a real plh-hub", func() {
 		Expect(h.metrics).NotTo(BeEmpty())
 
 		name := support.UniqueName("metrics")
-		prod := dialParty(h.broker)
+		prod := dialParty(h)
 		prod.registerProducer(name)
-		c1, c2 := dialParty(h.broker), dialParty(h.broker)
+		c1, c2 := dialParty(h), dialParty(h)
 		c1.registerConsumer(name)
 		c2.registerConsumer(name)
 		for range 2 { // no heartbeat yet: the channel is PendingReady

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,10 +45,24 @@ func startBroker(cfg broker.Config) *broker.Service {
 	Expect(err).NotTo(HaveOccurred())
 	Expect(readyEP).To(Equal(s.Endpoint()))
 	DeferCleanup(s.Close)
+	rememberKey(s.Endpoint(), s.PublicKey())
 	return s
 }
 
-// rawClient is a DEALER speaking hand-made frames, like the original tests.
+// brokerKeys maps a broker endpoint to its CURVE public key ("" = NULL), filled
+// by startBroker and startHub, so dialRaw speaks each broker's security.
+var brokerKeys sync.Map
+
+func rememberKey(endpoint, key string) { brokerKeys.Store(endpoint, key) }
+
+func keyOf(endpoint string) string {
+	k, _ := brokerKeys.Load(endpoint)
+	s, _ := k.(string)
+	return s
+}
+
+// rawClient is a DEALER speaking hand-made frames, like the original tests, over
+// CURVE when the broker has a key (the default), NULL otherwise.
 type rawClient struct {
 	d   *wire.Dealer
 	seq int
@@ -56,7 +71,9 @@ type rawClient struct {
 func dialRaw(ep string) *rawClient {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	d, err := wire.Dial(ctx, wire.Config{}, ep)
+	sec, err := support.CurveClient(keyOf(ep))
+	Expect(err).NotTo(HaveOccurred())
+	d, err := wire.Dial(ctx, wire.Config{Security: sec}, ep)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(d.Close)
 	return &rawClient{d: d}

@@ -178,8 +178,25 @@ var _ = Describe("health and notifications (behaviours §7, B-3, B-10)", func() 
 })
 
 var _ = Describe("versions and bad input from the wire (B-8)", func() {
-	It("answers VERSION_MISMATCH, accepts unversioned requests, and survives garbage", func() {
-		s := startBroker(broker.Config{Wire: wire.Config{MaxFrame: 64 << 10}})
+	It("over CURVE (the default) answers VERSION_MISMATCH, accepts unversioned requests, and survives garbage", func() {
+		s := startBroker(broker.Config{})
+		Expect(s.PublicKey()).To(HaveLen(40))
+		c := dialRaw(s.Endpoint())
+		r := &proto.DiscReq{ChannelName: support.UniqueName("bad")}
+		r.CorrelationID, r.ProtocolVersion = "v2", "2.0"
+		c.send(r)
+		Expect(errCode(c.recv().(proto.Reply))).To(Equal(proto.CodeVersionMismatch))
+		c.sendFrames([]byte{'C'}, []byte("REG_REQ"), []byte(`{"channel_name":`)) // malformed: drop
+		c.sendFrames([]byte{'C'}, []byte("BOGUS"), []byte(`{"correlation_id":"u"}`))
+		Expect(errCode(c.recv().(proto.Reply))).To(Equal(proto.CodeUnknownMsgType))
+		c.sendFrames([]byte{'C'}, []byte("PING_REQ"), []byte(`{}`)) // original client: no version
+		Expect(c.recv()).To(BeAssignableToTypeOf(&proto.PingAck{}))
+		Eventually(func() uint64 { return s.Stats().Dropped }).Should(BeEquivalentTo(1))
+	})
+
+	It("on an explicitly NULL broker (Curve.Disabled) answers VERSION_MISMATCH, accepts unversioned requests, and survives garbage and raw TCP", func() {
+		s := startBroker(broker.Config{Curve: broker.CurveConfig{Disabled: true}, Wire: wire.Config{MaxFrame: 64 << 10}})
+		Expect(s.PublicKey()).To(BeEmpty())
 		c := dialRaw(s.Endpoint())
 		ch := support.UniqueName("bad")
 

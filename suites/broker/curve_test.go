@@ -60,7 +60,7 @@ func newKeys() curve.KeyPair {
 
 var _ = Describe("CURVE on the broker (spec §3, docs/security.md)", func() {
 	It("serves a wire Dealer with CURVE client security: register, discover, ping", func() {
-		s := startBroker(broker.Config{Curve: broker.CurveConfig{Enabled: true}})
+		s := startBroker(broker.Config{})
 		Expect(s.PublicKey()).To(HaveLen(40))
 		prod := dialWith(curveClient(s.PublicKey(), curve.KeyPair{}), s.Endpoint())
 		cons := dialWith(curveClient(s.PublicKey(), curve.KeyPair{}), s.Endpoint())
@@ -74,7 +74,7 @@ var _ = Describe("CURVE on the broker (spec §3, docs/security.md)", func() {
 
 	It("refuses a client with the wrong server key at once and keeps serving others", func(ctx SpecContext) {
 		logs := &logBuf{}
-		s := startBroker(broker.Config{Curve: broker.CurveConfig{Enabled: true},
+		s := startBroker(broker.Config{
 			Wire: wire.Config{HandshakeTimeout: 60 * time.Second}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 		wrong := newKeys().Public.String()
 		err := dialRefused(ctx, curveClient(wrong, curve.KeyPair{}), s.Endpoint())
@@ -94,7 +94,7 @@ var _ = Describe("CURVE on the broker (spec §3, docs/security.md)", func() {
 	It("with an allowlist serves listed clients and refuses unknown ones (ERROR 400)", func(ctx SpecContext) {
 		listed, stranger := newKeys(), newKeys()
 		logs := &logBuf{}
-		s := startBroker(broker.Config{Curve: broker.CurveConfig{Enabled: true, Allow: []curve.PublicKey{listed.Public}},
+		s := startBroker(broker.Config{Curve: broker.CurveConfig{Allow: []curve.PublicKey{listed.Public}},
 			Logger: slog.New(slog.NewTextHandler(logs, nil))})
 		err := dialRefused(ctx, curveClient(s.PublicKey(), stranger), s.Endpoint())
 		Expect(err).To(MatchError(ContainSubstring("refused")))

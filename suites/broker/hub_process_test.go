@@ -12,6 +12,7 @@ import (
 
 	"github.com/pylabhub/plh/broker/proto"
 	"github.com/pylabhub/plh/internal/event"
+	"github.com/pylabhub/plh/internal/wire"
 	"github.com/pylabhub/plh/internal/wire/curve"
 	"github.com/pylabhub/plh/suites/support"
 )
@@ -38,6 +39,7 @@ func startHub(args ...string) (*support.Proc, event.Event) {
 	}, 60*time.Second, 20*time.Millisecond).Should(BeTrue(), "no ready event; stderr:\n%s", p.Stderr())
 	n, _ := ready.Num("pid")
 	Expect(int(n)).To(Equal(p.Cmd.Process.Pid))
+	rememberKey(ready.Str("endpoint"), ready.Str("pubkey"))
 	return p, ready
 }
 
@@ -50,15 +52,24 @@ func stopHub(ctx SpecContext, p *support.Proc) {
 }
 
 var _ = Describe("the plh-hub process", func() {
-	It("prints a ready event, serves, and exits 0 on SIGTERM", func(ctx SpecContext) {
+	It("prints a ready event with its CURVE public key (on by default), serves, and exits 0 on SIGTERM", func(ctx SpecContext) {
 		p, ready := startHub("--channel-timeout", "30s")
-		Expect(ready.Fields).To(HaveKeyWithValue("pubkey", ""))
-		c := dialRaw(ready.Str("endpoint"))
+		Expect(ready.Str("pubkey")).To(HaveLen(40))
+		Expect(dialRefused(ctx, wire.Config{HandshakeTimeout: 60 * time.Second}, ready.Str("endpoint"))).To(HaveOccurred(), "a NULL client on the default hub")
+		c := dialRaw(ready.Str("endpoint")) // CURVE with the printed key
 		Expect(c.call(&proto.PingReq{})).To(BeAssignableToTypeOf(&proto.PingAck{}))
 		stopHub(ctx, p)
 		exit, ok := p.Find("exit", nil)
 		Expect(ok).To(BeTrue())
 		Expect(exit.Str("reason")).To(Equal("signal"))
+	}, SpecTimeout(90*time.Second))
+
+	It("with --no-curve serves raw NULL frames and prints no key", func(ctx SpecContext) {
+		p, ready := startHub("--no-curve")
+		Expect(ready.Fields).To(HaveKeyWithValue("pubkey", ""))
+		c := dialRaw(ready.Str("endpoint"))
+		Expect(c.call(&proto.PingReq{})).To(BeAssignableToTypeOf(&proto.PingAck{}))
+		stopHub(ctx, p)
 	}, SpecTimeout(90*time.Second))
 
 	It("refuses a config file with a wrong type", func(ctx SpecContext) {
@@ -113,6 +124,16 @@ var _ = Describe("the plh-hub process", func() {
 		p2, ready2 := startHub("--config", cfg, "--no-curve")
 		Expect(ready2.Str("pubkey")).To(BeEmpty())
 		stopHub(ctx, p2)
+
+		By("broker.use_curve = false turns CURVE off; --curve turns it back on")
+		off := filepath.Join(dir, "off.json")
+		Expect(writeString(off, `{"broker":{"use_curve":false}}`)).To(Succeed())
+		p3, ready3 := startHub("--config", off)
+		Expect(ready3.Str("pubkey")).To(BeEmpty())
+		stopHub(ctx, p3)
+		p4, ready4 := startHub("--config", off, "--curve")
+		Expect(ready4.Str("pubkey")).To(HaveLen(40))
+		stopHub(ctx, p4)
 
 		By("a malformed allowlist stops start-up with exit 1")
 		Expect(writeString(filepath.Join(dir, "clients.txt"), "not-a-key\n")).To(Succeed())

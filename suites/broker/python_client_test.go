@@ -68,8 +68,8 @@ var _ = Describe("a pyzmq client written from docs/protocol.md against a plh-hub
 	DescribeTable("registers, discovers, heartbeats and gets every error code",
 		func(ctx SpecContext, curve bool) {
 			args := []string{"--channel-timeout", "60s"}
-			if curve {
-				args = append(args, "--curve")
+			if !curve {
+				args = append(args, "--no-curve") // CURVE is the default
 			}
 			p, ready := startHub(args...)
 			key := ready.Str("pubkey")

@@ -36,7 +36,7 @@ func newMessenger(s *broker.Service, hb time.Duration, id proc.Identity) *hub.Me
 	m, err := hub.NewMessenger(hub.MessengerConfig{HeartbeatInterval: hb, Identity: id})
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(m.Close)
-	Expect(m.Connect(context.Background(), s.Endpoint(), "")).To(Succeed())
+	Expect(m.Connect(context.Background(), s.Endpoint(), s.PublicKey())).To(Succeed())
 	return m
 }
 

@@ -240,8 +240,8 @@ var _ = Describe("Peer protocol with untrusted peers", func() {
 		m = newMessenger(s, 0, proc.Identity{})
 	})
 
-	rawPeer := func(ep string) *wire.Dealer {
-		d, err := wire.Dial(context.Background(), wire.Config{}, ep)
+	rawPeer := func(p *hub.Producer) *wire.Dealer {
+		d, err := wire.Dial(context.Background(), wire.Config{Security: curveClient(p.PublicKey())}, p.Endpoint())
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(d.Close)
 		return d
@@ -249,7 +249,7 @@ var _ = Describe("Peer protocol with untrusted peers", func() {
 
 	It("drops malformed messages, counts them and keeps serving", func() {
 		p := newProducer(m, hub.ProducerOptions{Pattern: hub.PatternPipeline})
-		d := rawPeer(p.Endpoint())
+		d := rawPeer(p)
 		for _, frames := range [][][]byte{
 			{[]byte("xx")},                           // not a frame layout
 			{{'Z'}, []byte("?")},                     // unknown frame type
@@ -275,7 +275,7 @@ var _ = Describe("Peer protocol with untrusted peers", func() {
 			OnConsumerDied: func(pid uint64, reason string) { diedPid = pid; died.add(reason) }}})
 		Expect(p.Start()).To(Succeed())
 		live := connect(m, hub.ConsumerOptions{Channel: p.Channel(), PeerHeartbeat: 50 * time.Millisecond})
-		d := rawPeer(p.Endpoint())
+		d := rawPeer(p)
 		hello, _ := json.Marshal(map[string]any{"consumer_pid": 424242, "heartbeat_ms": 50})
 		Expect(d.Send(wire.ControlFrames("HELLO", hello)...)).To(Succeed())
 		Eventually(p.ConnectedConsumers).Should(HaveLen(2))

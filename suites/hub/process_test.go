@@ -21,10 +21,10 @@ var _ = Describe("Multi-process (behaviours §4 and process deaths, with plh-nod
 		s := startBroker(broker.Config{})
 		ch := support.UniqueName("e2e")
 		sec := fmt.Sprint(uint64(0xE2EC0FFEEC0FFE))
-		p := node("p", "--role", "producer", "--broker", s.Endpoint(), "--channel", ch, "--shm", "--policy", "latest",
+		p := node("p", "--role", "producer", "--broker", s.Endpoint(), "--broker-key", s.PublicKey(), "--channel", ch, "--shm", "--policy", "latest",
 			"--slots", "4", "--secret", sec, "--count", "5", "--linger", "1m")
 		Eventually(saw(p, "written", func(e event.Event) bool { return num(e, "last_seq") == 4 })).WithTimeout(10 * time.Second).Should(BeTrue())
-		c := node("c", "--role", "consumer", "--broker", s.Endpoint(), "--channel", ch, "--shm", "--secret", sec, "--count", "1")
+		c := node("c", "--role", "consumer", "--broker", s.Endpoint(), "--broker-key", s.PublicKey(), "--channel", ch, "--shm", "--secret", sec, "--count", "1")
 		Eventually(c.Done()).WithTimeout(10 * time.Second).Should(BeClosed())
 		Expect(saw(c, "attached", func(e event.Event) bool { return e.Fields["shm"] == true })()).To(BeTrue())
 		rd, ok := c.Find("read", nil)
@@ -41,7 +41,7 @@ var _ = Describe("Multi-process (behaviours §4 and process deaths, with plh-nod
 		s := startBroker(broker.Config{ChannelTimeout: 500 * time.Millisecond})
 		m := newMessenger(s, 0, proc.Identity{})
 		ch := support.UniqueName("pkill")
-		p := node("p", "--role", "producer", "--broker", s.Endpoint(), "--channel", ch, "--rate", "100", "--heartbeat", "100ms")
+		p := node("p", "--role", "producer", "--broker", s.Endpoint(), "--broker-key", s.PublicKey(), "--channel", ch, "--rate", "100", "--heartbeat", "100ms")
 		Eventually(saw(p, "ready", nil)).WithTimeout(10 * time.Second).Should(BeTrue())
 		closing := &calls[string]{}
 		c := connect(m, hub.ConsumerOptions{Channel: ch, Callbacks: hub.ConsumerCallbacks{OnChannelClosing: closing.add}})
@@ -58,7 +58,7 @@ var _ = Describe("Multi-process (behaviours §4 and process deaths, with plh-nod
 		p := newProducer(m, hub.ProducerOptions{Pattern: hub.PatternPubSub,
 			Callbacks: hub.ProducerCallbacks{OnConsumerDied: func(pid uint64, _ string) { died.add(pid) }}})
 		Expect(p.Start()).To(Succeed())
-		c := node("c", "--role", "consumer", "--broker", s.Endpoint(), "--channel", p.Channel())
+		c := node("c", "--role", "consumer", "--broker", s.Endpoint(), "--broker-key", s.PublicKey(), "--channel", p.Channel())
 		Eventually(saw(c, "ready", nil)).WithTimeout(10 * time.Second).Should(BeTrue())
 		Expect(p.ConnectedConsumers()).To(HaveLen(1))
 		pid := uint64(c.Cmd.Process.Pid)
@@ -75,7 +75,7 @@ var _ = Describe("Multi-process (behaviours §4 and process deaths, with plh-nod
 		p := newProducer(m, hub.ProducerOptions{PeerTimeout: 500 * time.Millisecond,
 			Callbacks: hub.ProducerCallbacks{OnConsumerDied: func(_ uint64, r string) { died.add(r) }}})
 		Expect(p.Start()).To(Succeed())
-		c := node("c", "--role", "consumer", "--broker", s.Endpoint(), "--channel", p.Channel(), "--peer-heartbeat", "50ms")
+		c := node("c", "--role", "consumer", "--broker", s.Endpoint(), "--broker-key", s.PublicKey(), "--channel", p.Channel(), "--peer-heartbeat", "50ms")
 		Eventually(saw(c, "ready", nil)).WithTimeout(10 * time.Second).Should(BeTrue())
 		Expect(c.Signal(syscall.SIGSTOP)).To(Succeed())
 		Eventually(died.list).WithTimeout(5 * time.Second).Should(ConsistOf(hub.ReasonPeerTimeout))
@@ -87,7 +87,7 @@ var _ = Describe("Multi-process (behaviours §4 and process deaths, with plh-nod
 		s := startBroker(broker.Config{})
 		for _, mode := range [][]string{{"--pattern", "PubSub"}, {"--shm", "--policy", "sync", "--slots", "4", "--secret", "77"}} {
 			ch := support.UniqueName("ev")
-			common := []string{"--broker", s.Endpoint(), "--channel", ch, "--schema", "lab.v1"}
+			common := []string{"--broker", s.Endpoint(), "--broker-key", s.PublicKey(), "--channel", ch, "--schema", "lab.v1"}
 			p := node("p", append(append([]string{"--role", "producer", "--linger", "1m"}, common...), mode...)...)
 			Eventually(saw(p, "ready", nil)).WithTimeout(10 * time.Second).Should(BeTrue())
 			Expect(saw(p, "registered", nil)()).To(BeTrue())
@@ -115,9 +115,9 @@ var _ = Describe("Multi-process (behaviours §4 and process deaths, with plh-nod
 	It("plh-node refuses a schema conflict and reports the attempt to the owner", func() {
 		s := startBroker(broker.Config{})
 		ch := support.UniqueName("schema")
-		a := node("a", "--role", "producer", "--broker", s.Endpoint(), "--channel", ch, "--schema", "v1", "--rate", "10")
+		a := node("a", "--role", "producer", "--broker", s.Endpoint(), "--broker-key", s.PublicKey(), "--channel", ch, "--schema", "v1", "--rate", "10")
 		Eventually(saw(a, "ready", nil)).WithTimeout(10 * time.Second).Should(BeTrue())
-		b := node("b", "--role", "producer", "--broker", s.Endpoint(), "--channel", ch, "--schema", "v2")
+		b := node("b", "--role", "producer", "--broker", s.Endpoint(), "--broker-key", s.PublicKey(), "--channel", ch, "--schema", "v2")
 		Eventually(b.Done()).WithTimeout(10 * time.Second).Should(BeClosed())
 		ex, _ := b.Find("exit", nil)
 		Expect(num(ex, "code")).To(BeEquivalentTo(1))

@@ -100,7 +100,7 @@ var _ = Describe("Broker health notifications (behaviours §7)", func() {
 		m.OnConsumerDied(ch, func(pid uint64, reason string) { died <- death{pid, reason} })
 		Expect(m.RegisterProducer(ctx5(), ch, hub.ProducerInfo{})).To(Succeed())
 
-		p, err := support.Start("consumer", GinkgoWriter, nil, bins["plh-msgconsumer"], b.Endpoint(), ch)
+		p, err := support.Start("consumer", GinkgoWriter, nil, bins["plh-msgconsumer"], b.Endpoint(), ch, b.PublicKey())
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() {
 			if done, _ := p.Exited(); !done {

@@ -3,6 +3,7 @@ package messenger_test
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/pylabhub/plh/broker"
 	"github.com/pylabhub/plh/hub"
+	"github.com/pylabhub/plh/internal/wire"
 	"github.com/pylabhub/plh/suites/support"
 )
 
@@ -30,7 +32,22 @@ func startBroker(cfg broker.Config) *broker.Service {
 	b, err := broker.Start(context.Background(), cfg)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(b.Close)
+	rememberKey(b.Endpoint(), b.PublicKey())
 	return b
+}
+
+// brokerKeys maps a broker endpoint to its CURVE public key ("" = NULL), filled
+// by startBroker and startHub, so connected and rawDealer speak the broker's
+// security without every spec passing the key around.
+var brokerKeys sync.Map
+
+func rememberKey(endpoint, key string) { brokerKeys.Store(endpoint, key) }
+
+// keyOf returns the CURVE public key of the broker at endpoint ("" = NULL).
+func keyOf(endpoint string) string {
+	k, _ := brokerKeys.Load(endpoint)
+	s, _ := k.(string)
+	return s
 }
 
 // newMessenger returns an unconnected Messenger closed after the spec.
@@ -49,7 +66,7 @@ func connected(endpoint string, cfg hub.MessengerConfig) *hub.Messenger {
 	m := newMessenger(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	Expect(m.Connect(ctx, endpoint, "")).To(Succeed())
+	Expect(m.Connect(ctx, endpoint, keyOf(endpoint))).To(Succeed())
 	return m
 }
 
@@ -73,6 +90,13 @@ func consumerCount(m *hub.Messenger, channel string) func() (uint64, error) {
 
 type brokerService = broker.Service
 
-// brokerCfg is the in-process broker configuration of most specs: defaults on an
-// ephemeral loopback port.
+// brokerCfg is the in-process broker configuration of most specs: defaults (CURVE
+// with a fresh key pair) on an ephemeral loopback port.
 func brokerCfg() broker.Config { return broker.Config{Endpoint: "tcp://127.0.0.1:0"} }
+
+// curveClient is a CURVE client Security for a Z85 server key (nil for "").
+func curveClient(key string) wire.Security {
+	sec, err := support.CurveClient(key)
+	Expect(err).NotTo(HaveOccurred())
+	return sec
+}

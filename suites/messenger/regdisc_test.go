@@ -195,7 +195,7 @@ var _ = Describe("Registration and discovery (behaviours §2, §3)", func() {
 // rawDealer is a plain wire DEALER for hand-made requests (what a foreign or
 // misbehaving client would send).
 func rawDealer(endpoint string) *wire.Dealer {
-	d, err := wire.Dial(ctx5(), wire.Config{}, endpoint)
+	d, err := wire.Dial(ctx5(), wire.Config{Security: curveClient(keyOf(endpoint))}, endpoint)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(d.Close)
 	return d

@@ -21,14 +21,16 @@ import (
 )
 
 // startHub starts a plh-hub process on endpoint (tcp://127.0.0.1:0 for a fresh
-// port) with its admin shell on an ephemeral port, waits for its ready event and
-// returns the process and the bound broker endpoint.
-func startHub(endpoint string) (*support.Proc, string) {
+// port) with its admin shell on an ephemeral port and its CURVE key pair kept in
+// keysDir (a restart with the same dir keeps the public key), waits for its
+// ready event, remembers its public key and returns the process and the bound
+// broker endpoint.
+func startHub(endpoint, keysDir string) (*support.Proc, string) {
 	dir := GinkgoT().TempDir()
 	cfg := filepath.Join(dir, "hub.json")
 	Expect(os.WriteFile(cfg, []byte(`{"hub":{"admin_endpoint":"tcp://127.0.0.1:0"}}`), 0o600)).To(Succeed())
 	p, err := support.Start("hub", GinkgoWriter, []string{"PYLABHUB_CONFIG_FILE=" + cfg}, bins["plh-hub"],
-		"--config", cfg, "--endpoint", endpoint, "--channel-timeout", "30s")
+		"--config", cfg, "--endpoint", endpoint, "--channel-timeout", "30s", "--keys-dir", keysDir)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() {
 		if done, _ := p.Exited(); !done {
@@ -44,6 +46,8 @@ func startHub(endpoint string) (*support.Proc, string) {
 		}
 		return ok
 	}).WithTimeout(60*time.Second).WithPolling(20*time.Millisecond).Should(BeTrue(), "no ready event: %s", p.Stderr())
+	Expect(ready.Str("pubkey")).To(HaveLen(40), "plh-hub serves CURVE by default")
+	rememberKey(ready.Str("endpoint"), ready.Str("pubkey"))
 	return p, ready.Str("endpoint")
 }
 
@@ -78,9 +82,13 @@ var _ = Describe("Broker loss and restart (B-1, B-2)", func() {
 	fast := hub.MessengerConfig{HeartbeatInterval: 200 * time.Millisecond}
 
 	It("re-registers channels and consumers after an in-process broker restarts on the same port", func() {
-		b, err := broker.Start(context.Background(), brokerCfg())
+		keys := GinkgoT().TempDir() // the restarted broker keeps its CURVE key
+		cfg := brokerCfg()
+		cfg.Curve.KeysDir = keys
+		b, err := broker.Start(context.Background(), cfg)
 		Expect(err).NotTo(HaveOccurred())
 		ep := b.Endpoint()
+		rememberKey(ep, b.PublicKey())
 		DeferCleanup(func() { _ = b.Close() })
 		prod := connected(ep, fast)
 		cons := connected(ep, fast)
@@ -95,7 +103,6 @@ var _ = Describe("Broker loss and restart (B-1, B-2)", func() {
 		Eventually(pw.lost).WithTimeout(10 * time.Second).Should(Receive(MatchError(hub.ErrBrokerLost)))
 		Eventually(cw.lost).WithTimeout(10 * time.Second).Should(Receive(MatchError(hub.ErrBrokerLost)))
 
-		cfg := brokerCfg()
 		cfg.Endpoint = ep
 		b2 := startBroker(cfg)
 		Eventually(pw.back).WithTimeout(30 * time.Second).Should(Receive(Equal(3)))
@@ -110,7 +117,7 @@ var _ = Describe("Broker loss and restart (B-1, B-2)", func() {
 	})
 
 	It("reports a paused plh-hub as lost within about two heartbeat periods and recovers when it resumes", func() {
-		p, ep := startHub("tcp://127.0.0.1:0")
+		p, ep := startHub("tcp://127.0.0.1:0", GinkgoT().TempDir())
 		m := connected(ep, fast)
 		w := watchRestart(m)
 		ch := uniq("pause")
@@ -128,7 +135,9 @@ var _ = Describe("Broker loss and restart (B-1, B-2)", func() {
 	})
 
 	It("survives SIGKILL of the plh-hub process: no client hangs, all channels come back (broker restart)", func() {
-		p, ep := startHub("tcp://127.0.0.1:0")
+		keys := GinkgoT().TempDir()
+		p, ep := startHub("tcp://127.0.0.1:0", keys)
+		key := keyOf(ep)
 		const producers, perProducer = 3, 4
 		var all []string
 		var ws []restartWatch
@@ -187,7 +196,8 @@ var _ = Describe("Broker loss and restart (B-1, B-2)", func() {
 		}
 		Eventually(cw.lost).WithTimeout(10 * time.Second).Should(Receive())
 
-		startHub(ep)
+		startHub(ep, keys)
+		Expect(keyOf(ep)).To(Equal(key), "the restarted plh-hub has another public key")
 		for _, w := range ws {
 			Eventually(w.back).WithTimeout(30 * time.Second).Should(Receive(Equal(perProducer)))
 		}

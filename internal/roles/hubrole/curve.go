@@ -18,6 +18,7 @@ func configureCurve(cfg *hub.HubConfig, o options, bc *broker.Config) error {
 		on = false
 	}
 	if !on {
+		bc.Curve = broker.CurveConfig{Disabled: true}
 		return nil
 	}
 	allow, err := cfg.AllowedClients()
@@ -28,6 +29,6 @@ func configureCurve(cfg *hub.HubConfig, o options, bc *broker.Config) error {
 	if o.set["keys-dir"] {
 		dir = o.keysDir
 	}
-	bc.Curve = broker.CurveConfig{Enabled: true, KeysDir: dir, Allow: allow}
+	bc.Curve = broker.CurveConfig{KeysDir: dir, Allow: allow}
 	return nil
 }

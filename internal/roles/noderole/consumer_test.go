@@ -93,7 +93,7 @@ func TestConsumerPassesOverDamagedSlotsAndStopsOnSignal(t *testing.T) {
 	defer b.Close()
 	ch := support.UniqueName("damaged")
 	t.Cleanup(func() { _ = os.Remove(chaos.SegmentPath(ch)) }) // after a failure's SIGKILL
-	common := []string{"--broker", b.Endpoint(), "--channel", ch, "--shm", "--secret", "0x5eed", "--heartbeat", "500ms"}
+	common := []string{"--broker", b.Endpoint(), "--broker-key", b.PublicKey(), "--channel", ch, "--shm", "--secret", "0x5eed", "--heartbeat", "500ms"}
 
 	p := startNode(t, "p", append(common, "--role", "producer", "--policy", "single", "--slots", "4",
 		"--count", "8", "--linger", "1m")...)

@@ -73,7 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.name, "name", "node", "node name stamped on events")
 	fs.StringVar(&o.role, "role", "", "producer|consumer (required)")
 	fs.StringVar(&o.broker, "broker", "", "broker endpoint, e.g. tcp://127.0.0.1:5570 (required)")
-	fs.StringVar(&o.brokerKey, "broker-key", "", "broker CURVE public key, Z85 (\"\" = NULL security)")
+	fs.StringVar(&o.brokerKey, "broker-key", os.Getenv("PLH_BROKER_KEY"), "broker CURVE public key, Z85, from plh-hub's ready event pubkey (default $PLH_BROKER_KEY; \"\" = NULL security)")
 	fs.StringVar(&o.channel, "channel", "", "channel name (required)")
 	fs.StringVar(&o.pattern, "pattern", "PubSub", "PubSub|Pipeline|Bidir (producer)")
 	fs.BoolVar(&o.useSHM, "shm", false, "producer: create a DataBlock and write into it; consumer: read it when attached")

@@ -19,14 +19,18 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: plh-msgconsumer ENDPOINT CHANNEL")
+	if len(os.Args) != 3 && len(os.Args) != 4 {
+		fmt.Fprintln(os.Stderr, "usage: plh-msgconsumer ENDPOINT CHANNEL [BROKER_KEY]")
 		os.Exit(2)
 	}
-	os.Exit(run(os.Args[1], os.Args[2]))
+	key := ""
+	if len(os.Args) == 4 {
+		key = os.Args[3]
+	}
+	os.Exit(run(os.Args[1], os.Args[2], key))
 }
 
-func run(endpoint, channel string) int {
+func run(endpoint, channel, key string) int {
 	ev := event.NewWriter(os.Stdout, "msgconsumer")
 	m, err := hub.NewMessenger(hub.MessengerConfig{})
 	if err != nil {
@@ -36,7 +40,7 @@ func run(endpoint, channel string) int {
 	defer m.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := m.Connect(ctx, endpoint, ""); err != nil {
+	if err := m.Connect(ctx, endpoint, key); err != nil {
 		_ = ev.Emit("error", map[string]any{"op": "connect", "error": err.Error()})
 		return 1
 	}
