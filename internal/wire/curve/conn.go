@@ -307,8 +307,17 @@ func (c *conn) fail(op string, err error) error {
 	return &net.OpError{Op: op, Net: Scheme, Source: c.raw.LocalAddr(), Addr: c.raw.RemoteAddr(), Err: err}
 }
 
-// Close closes the underlying connection.
-func (c *conn) Close() error { return c.raw.Close() }
+// Close closes the underlying connection. After fail already dropped it, Close
+// is a no-op returning nil: the owner (zmq4, wire) closing a connection we
+// dropped is ordinary, not an error of its Close.
+func (c *conn) Close() error {
+	err := net.ErrClosed
+	c.dropped.Do(func() { err = c.raw.Close() })
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
 
 // LocalAddr returns the local TCP address.
 func (c *conn) LocalAddr() net.Addr { return c.raw.LocalAddr() }
