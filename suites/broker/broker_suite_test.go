@@ -3,7 +3,6 @@ package broker_test
 import (
 	"context"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -49,17 +48,9 @@ func startBroker(cfg broker.Config) *broker.Service {
 	return s
 }
 
-// brokerKeys maps a broker endpoint to its CURVE public key ("" = NULL), filled
-// by startBroker and startHub, so dialRaw speaks each broker's security.
-var brokerKeys sync.Map
-
-func rememberKey(endpoint, key string) { brokerKeys.Store(endpoint, key) }
-
-func keyOf(endpoint string) string {
-	k, _ := brokerKeys.Load(endpoint)
-	s, _ := k.(string)
-	return s
-}
+// The broker keys are recorded by startBroker and startHub (support.RememberKey),
+// so raw clients and Messengers speak each broker's security (CURVE by default).
+var rememberKey, keyOf = support.RememberKey, support.KeyOf
 
 // rawClient is a DEALER speaking hand-made frames, like the original tests, over
 // CURVE when the broker has a key (the default), NULL otherwise.

@@ -3,7 +3,6 @@ package messenger_test
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -36,19 +35,9 @@ func startBroker(cfg broker.Config) *broker.Service {
 	return b
 }
 
-// brokerKeys maps a broker endpoint to its CURVE public key ("" = NULL), filled
-// by startBroker and startHub, so connected and rawDealer speak the broker's
-// security without every spec passing the key around.
-var brokerKeys sync.Map
-
-func rememberKey(endpoint, key string) { brokerKeys.Store(endpoint, key) }
-
-// keyOf returns the CURVE public key of the broker at endpoint ("" = NULL).
-func keyOf(endpoint string) string {
-	k, _ := brokerKeys.Load(endpoint)
-	s, _ := k.(string)
-	return s
-}
+// The broker keys are recorded by startBroker and startHub (support.RememberKey),
+// so raw clients and Messengers speak each broker's security (CURVE by default).
+var rememberKey, keyOf = support.RememberKey, support.KeyOf
 
 // newMessenger returns an unconnected Messenger closed after the spec.
 func newMessenger(cfg hub.MessengerConfig) *hub.Messenger {

@@ -1,6 +1,8 @@
 package support
 
 import (
+	"sync"
+
 	"github.com/pylabhub/plh/internal/wire"
 	"github.com/pylabhub/plh/internal/wire/curve"
 )
@@ -17,4 +19,18 @@ func CurveClient(serverKey string) (wire.Security, error) {
 		return nil, err
 	}
 	return curve.NewClientSecurity(curve.ClientConfig{ServerKey: pk})
+}
+
+// brokerKeys maps a broker endpoint to its CURVE public key ("" = NULL).
+var brokerKeys sync.Map
+
+// RememberKey records the CURVE public key ("" = NULL) of the broker at
+// endpoint, for KeyOf. Suites call it where they start a broker or plh-hub.
+func RememberKey(endpoint, key string) { brokerKeys.Store(endpoint, key) }
+
+// KeyOf returns the key RememberKey recorded for endpoint ("" when none: NULL).
+func KeyOf(endpoint string) string {
+	k, _ := brokerKeys.Load(endpoint)
+	s, _ := k.(string)
+	return s
 }
