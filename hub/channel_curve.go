@@ -98,9 +98,9 @@ func (c *consumer) waitLink(ctx context.Context, d *wire.Dealer) error {
 }
 
 // isHandshakeFailure reports a failed CURVE handshake (wrong key, refused, a
-// NULL server, a truncated handshake).
+// NULL server, a truncated handshake) or a NULL consumer facing a CURVE producer.
 func isHandshakeFailure(err error) bool {
-	return errors.Is(err, curve.ErrHandshake)
+	return isSecurityFailure(err)
 }
 
 // PublicKey returns the peer ROUTER's CURVE public key in Z85, as registered

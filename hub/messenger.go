@@ -255,13 +255,21 @@ func (m *Messenger) firstPing(ctx context.Context, s *session) error {
 	ctx, cancel := m.withTimeout(ctx)
 	defer cancel()
 	defer context.AfterFunc(s.ctx, cancel)() // Close interrupts the wait
+	ctx, release := s.abort.wait(ctx)        // a failed security handshake too
+	defer release()
 	if err := s.d.WaitConnected(ctx); err != nil {
+		if cause := securityCause(ctx); cause != nil {
+			return cause
+		}
 		return fmt.Errorf("%w: no broker answered: %w", ErrNotConnected, err)
 	}
 	for {
 		err := m.ping(ctx, s)
 		if err == nil {
 			return nil
+		}
+		if cause := securityCause(ctx); cause != nil {
+			return cause
 		}
 		var be *BrokerError
 		if errors.As(err, &be) && !errors.Is(err, ErrVersionMismatch) {
@@ -278,6 +286,9 @@ func (m *Messenger) firstPing(ctx context.Context, s *session) error {
 		}
 		// The connection dropped while we waited (broker restarting): try again.
 		if err := s.d.WaitConnected(ctx); err != nil {
+			if cause := securityCause(ctx); cause != nil {
+				return cause
+			}
 			return fmt.Errorf("%w: no broker answered: %w", ErrNotConnected, err)
 		}
 	}

@@ -37,6 +37,7 @@ type session struct {
 	lastHeard  atomic.Int64  // proc.Now() of the last message from the broker
 	recovering atomic.Bool   // a re-registration goroutine is running
 	epoch      atomic.Uint64 // counts recoveries
+	abort      connectAbort  // ends Connect's wait on a failed security handshake
 }
 
 func newSession(m *Messenger, d *wire.Dealer) *session {
@@ -130,6 +131,14 @@ func (s *session) onWireEvent(ev wire.Event) {
 	m := s.m
 	m.log.Debug("messenger: connection event", "event", ev.Kind.String(), "err", ev.Err)
 	switch ev.Kind {
+	case wire.DialFailed:
+		if isSecurityFailure(ev.Err) {
+			if m.stateOf(s) == stateConnecting {
+				s.abort.fail(s.d.Endpoint(), ev.Err)
+			} else {
+				m.log.Warn("messenger: broker refused our security handshake (key or mechanism mismatch)", "endpoint", s.d.Endpoint(), "err", ev.Err)
+			}
+		}
 	case wire.Lost:
 		if st := m.stateOf(s); st == stateUp || st == stateRecovering {
 			cause := fmt.Errorf("%w: connection lost", ErrBrokerLost)
