@@ -27,14 +27,17 @@ type ReadTxn struct {
 // timeout (ErrNoSlot). If releasing the held slot fails (shm.ErrChecksum,
 // shm.ErrOverwritten), that error is returned and no slot is acquired.
 func (t *ReadTxn) Next() (*shm.ReadSlot, error) {
-	if now := time.Now().UnixNano(); now-t.c.lastHB.Load() >= heartbeatEvery {
-		t.c.lastHB.Store(now)
-		t.c.reader.Heartbeat()
-	}
+	hb := t.c.lastHB.Load()
+	stepHeartbeat(&hb, t.c.reader.Heartbeat)
 	if err := t.Release(); err != nil {
+		t.c.lastHB.Store(hb)
 		return nil, err
 	}
 	s, err := t.c.reader.AcquireRead(t.ctx, t.timeout)
+	if err == nil {
+		hb = refreshed // the acquisition refreshed the consumer heartbeat
+	}
+	t.c.lastHB.Store(hb)
 	if err != nil {
 		if errors.Is(err, shm.ErrTimeout) {
 			return nil, fmt.Errorf("%w: %w", ErrNoSlot, err)

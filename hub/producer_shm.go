@@ -26,8 +26,28 @@ type WriteTxn struct {
 }
 
 // heartbeatEvery bounds explicit heartbeats of transaction steps: liveness is
-// judged in seconds, and every commit refreshes the heartbeat anyway.
+// judged in seconds, and every commit (writer) or acquisition (reader) refreshes
+// the heartbeat in the segment anyway.
 const heartbeatEvery = int64(time.Millisecond)
+
+// refreshed marks a lastHB clock whose heartbeat the segment itself refreshed at
+// the last step (a commit or a successful read acquisition): the next step then
+// needs neither an explicit heartbeat nor a clock read (time.Now costs as much as
+// the rest of a step on some hosts).
+const refreshed = int64(-1)
+
+// stepHeartbeat refreshes a heartbeat explicitly unless the last step refreshed
+// it, at most every heartbeatEvery (clock: unix ns of the last one, or refreshed).
+func stepHeartbeat(clock *int64, beat func() error) {
+	if *clock == refreshed {
+		*clock = 0
+		return
+	}
+	if now := time.Now().UnixNano(); now-*clock >= heartbeatEvery {
+		*clock = now
+		_ = beat()
+	}
+}
 
 // pooledWriter is a Writer with its heartbeat clock, reused across transactions.
 type pooledWriter struct {
@@ -39,10 +59,7 @@ type pooledWriter struct {
 // Next acquires the next slot, waiting at most the transaction's slot timeout:
 // an error wrapping ErrNoSlot (and shm.ErrTimeout) when none came free, or ctx's.
 func (t *WriteTxn) Next() (*shm.WriteSlot, error) {
-	if now := time.Now().UnixNano(); now-*t.lastHB >= heartbeatEvery {
-		*t.lastHB = now
-		t.w.Heartbeat()
-	}
+	stepHeartbeat(t.lastHB, t.w.Heartbeat)
 	if t.slot != nil {
 		t.slot.Abort()
 		t.slot = nil
@@ -68,7 +85,11 @@ func (t *WriteTxn) Publish() error {
 	}
 	s := t.slot
 	t.slot = nil
-	return s.Publish()
+	err := s.Publish()
+	if err == nil {
+		*t.lastHB = refreshed // the commit refreshed the producer heartbeat
+	}
+	return err
 }
 
 // Abort releases the held slot without publishing it.

@@ -48,6 +48,7 @@ func runBroker(args []string) int {
 	quick := fs.Bool("quick", false, "short run (≤ 60 s)")
 	callers := fs.Int("callers", 8, "concurrent callers of the second throughput run")
 	child := fs.Bool("consumer-child", false, "internal: run as the consumer process (ENDPOINT CHANNEL)")
+	prof := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.BoolVar(&benchNull, "null", false, "NULL security instead of CURVE (the default configuration)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -59,6 +60,12 @@ func runBroker(args []string) int {
 		}
 		return 0
 	}
+	stop, err := startCPUProfile(*prof)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "broker:", err)
+		return 1
+	}
+	defer stop()
 	if err := brokerBench(*quick, *callers); err != nil {
 		fmt.Fprintln(os.Stderr, "broker:", err)
 		return 1

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -28,9 +29,16 @@ func runHub(args []string) int {
 	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "short run (≤ 40 s)")
 	fs.BoolVar(&benchNull, "null", false, "NULL security on the broker and Pipeline links instead of CURVE (the default configuration)")
+	prof := fs.String("cpuprofile", "", "write a CPU profile of the SHM runs to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	stop, err := startCPUProfile(*prof)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hub:", err)
+		return 1
+	}
+	defer stop()
 	if err := hubBench(*quick); err != nil {
 		fmt.Fprintln(os.Stderr, "hub:", err)
 		return 1
@@ -39,9 +47,11 @@ func runHub(args []string) int {
 }
 
 func hubBench(quick bool) error {
-	nShm, nZmq := 400_000, 100_000
+	// Each SHM run lasts ~0.5-2 s (100k messages took 40-150 ms: scheduler noise
+	// dominated); runs alternate ring/hub so load drift hits both alike.
+	nShm, nZmq, runs := 3_000_000, 100_000, 5
 	if quick {
-		nShm, nZmq = 100_000, 30_000
+		nShm, nZmq = 1_000_000, 30_000
 	}
 	cc, err := benchCurve()
 	if err != nil {
@@ -61,11 +71,10 @@ func hubBench(quick bool) error {
 		return err
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Printf("hub benchmark: 4 KiB messages producer → consumer, two goroutines of one process; median of 3 runs\n")
+	fmt.Printf("hub benchmark: 4 KiB messages producer → consumer, two goroutines of one process; SHM: median of %d runs of %d\n", runs, nShm)
 	fmt.Printf("machine load before: %s\n", strings.TrimSpace(string(load)))
-	// Bare ring and hub SHM runs alternate, so load drift hits both alike.
 	var rings, hubs []float64
-	for range 3 {
+	for range runs {
 		r, err := bareRing(nShm)
 		if err != nil {
 			return fmt.Errorf("bare ring: %w", err)
@@ -78,7 +87,7 @@ func hubBench(quick bool) error {
 	}
 	sort.Float64s(rings)
 	sort.Float64s(hubs)
-	ring, hubShm := rings[1], hubs[1]
+	ring, hubShm := rings[runs/2], hubs[runs/2]
 	hubZmq, err := median3Hub(func() (float64, error) { return hubPipeline(m, nZmq) })
 	if err != nil {
 		return fmt.Errorf("hub pipeline: %w", err)
@@ -93,6 +102,22 @@ func hubBench(quick bool) error {
 	fmt.Printf("ratio hub SHM / bare ring: %.2f (target ≥ 0.8)\n", hubShm/ring)
 	fmt.Printf("RESULT hub_shm_4k_msgs=%.0f ring_4k_msgs=%.0f hub_zmq_4k_msgs=%.0f\n", hubShm, ring, hubZmq)
 	return nil
+}
+
+// startCPUProfile writes a CPU profile to path until stop ("" = none).
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func median3Hub(f func() (float64, error)) (float64, error) {

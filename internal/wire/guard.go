@@ -80,12 +80,14 @@ type guard struct {
 	msgFrames int
 	handshook bool
 
+	out coalescer // write side: one network write per message (coalesce.go)
+
 	closeOnce sync.Once
 	onClose   func() // set before the guard is shared; called once by Close
 }
 
 func newGuard(c net.Conn, cfg *Config, st *counters) *guard {
-	return &guard{Conn: c, cfg: cfg, st: st}
+	return &guard{Conn: c, cfg: cfg, st: st, out: newCoalescer()}
 }
 
 func (g *guard) Read(p []byte) (int, error) {
@@ -111,15 +113,7 @@ func (g *guard) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (g *guard) Write(p []byte) (int, error) {
-	_ = g.Conn.SetWriteDeadline(time.Now().Add(g.cfg.SendTimeout))
-	n, err := g.Conn.Write(p)
-	if err != nil {
-		g.st.sendErrors.Add(1)
-		g.Close() // a partial write corrupts the stream: drop the connection
-	}
-	return n, err
-}
+func (g *guard) Write(p []byte) (int, error) { return g.coalescedWrite(p) }
 
 func (g *guard) Close() error {
 	var err error
