@@ -1,8 +1,6 @@
 package admin_test
 
 import (
-	"encoding/json"
-	"os"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -22,18 +20,7 @@ func TestAdmin(t *testing.T) {
 	RunSpecs(t, "Admin Suite")
 }
 
-var _ = SynchronizedBeforeSuite(func() []byte {
-	dir, err := os.MkdirTemp("", "plh-admin-suite-")
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(os.RemoveAll, dir)
-	b, err := support.Build(dir, true, "cmd/plh-hub", "cmd/plh-admin")
-	Expect(err).NotTo(HaveOccurred())
-	raw, err := json.Marshal(b)
-	Expect(err).NotTo(HaveOccurred())
-	return raw
-}, func(raw []byte) {
-	Expect(json.Unmarshal(raw, &bins)).To(Succeed())
-})
+var _ = SynchronizedBeforeSuite(support.BuildForSuite(&bins, "plh-admin-suite-", true, "cmd/plh-hub", "cmd/plh-admin"))
 
 var _ = AfterSuite(func() { support.KillAll() })
 

@@ -14,7 +14,6 @@ import (
 
 	"github.com/pylabhub/plh/broker/proto"
 	"github.com/pylabhub/plh/hub/admin"
-	"github.com/pylabhub/plh/internal/event"
 	"github.com/pylabhub/plh/internal/wire"
 	"github.com/pylabhub/plh/suites/support"
 )
@@ -68,15 +67,7 @@ func launchHub(cfg map[string]any) (*support.Proc, string) {
 // startHub starts plh-hub and waits for its ready event.
 func startHub(cfg map[string]any) *hubProc {
 	p, dir := launchHub(cfg)
-	var ready event.Event
-	Eventually(func() bool {
-		var ok bool
-		ready, ok = p.Find("ready", nil)
-		if done, code := p.Exited(); done && !ok {
-			Fail(fmt.Sprintf("plh-hub exited with %d before ready:\n%s", code, p.Stderr()))
-		}
-		return ok
-	}).WithTimeout(30 * time.Second).Should(BeTrue())
+	ready := support.WaitEvent(p, "ready", 30*time.Second)
 	h := &hubProc{p: p, dir: dir}
 	h.broker, _ = ready.Fields["endpoint"].(string)
 	h.key, _ = ready.Fields["pubkey"].(string)

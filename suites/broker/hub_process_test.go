@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"fmt"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -20,26 +19,10 @@ import (
 // startHub runs plh-hub on an ephemeral broker port (admin shell on an
 // ephemeral port too, no config files) and waits for its ready event.
 func startHub(args ...string) (*support.Proc, event.Event) {
-	p, err := support.Start("hub", GinkgoWriter, []string{"PYLABHUB_CONFIG_FILE=", "PYLABHUB_ADMIN_ENDPOINT=tcp://127.0.0.1:0"}, hubBin,
+	p, ready := support.StartHub(hubBin, []string{"PYLABHUB_CONFIG_FILE=", "PYLABHUB_ADMIN_ENDPOINT=tcp://127.0.0.1:0"},
 		append([]string{"--endpoint", "tcp://127.0.0.1:0"}, args...)...)
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(func() {
-		if done, _ := p.Exited(); !done {
-			p.Kill()
-		}
-	})
-	var ready event.Event
-	Eventually(func() bool {
-		var ok bool
-		ready, ok = p.Find("ready", nil)
-		if done, code := p.Exited(); done && !ok {
-			Fail(fmt.Sprintf("plh-hub exited with %d before ready:\n%s", code, p.Stderr()))
-		}
-		return ok
-	}, 60*time.Second, 20*time.Millisecond).Should(BeTrue(), "no ready event; stderr:\n%s", p.Stderr())
 	n, _ := ready.Num("pid")
 	Expect(int(n)).To(Equal(p.Cmd.Process.Pid))
-	rememberKey(ready.Str("endpoint"), ready.Str("pubkey"))
 	return p, ready
 }
 

@@ -1,8 +1,6 @@
 package messenger_test
 
 import (
-	"encoding/json"
-	"os"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -22,18 +20,7 @@ func TestMessenger(t *testing.T) {
 // consumer and waits to be killed) and plh-hub (the broker process).
 var bins map[string]string
 
-var _ = SynchronizedBeforeSuite(func() []byte {
-	dir, err := os.MkdirTemp("", "plh-messenger-suite-")
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(os.RemoveAll, dir)
-	b, err := support.Build(dir, true, "suites/messenger/cmd/plh-msgconsumer", "cmd/plh-hub")
-	Expect(err).NotTo(HaveOccurred())
-	out, err := json.Marshal(b)
-	Expect(err).NotTo(HaveOccurred())
-	return out
-}, func(data []byte) {
-	Expect(json.Unmarshal(data, &bins)).To(Succeed())
-})
+var _ = SynchronizedBeforeSuite(support.BuildForSuite(&bins, "plh-messenger-suite-", true, "suites/messenger/cmd/plh-msgconsumer", "cmd/plh-hub"))
 
 var _ = AfterSuite(func() { support.KillAll() })
 

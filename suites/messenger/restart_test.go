@@ -16,7 +16,6 @@ import (
 	"github.com/pylabhub/plh/broker"
 	"github.com/pylabhub/plh/broker/proto"
 	"github.com/pylabhub/plh/hub"
-	"github.com/pylabhub/plh/internal/event"
 	"github.com/pylabhub/plh/suites/support"
 )
 
@@ -29,25 +28,9 @@ func startHub(endpoint, keysDir string) (*support.Proc, string) {
 	dir := GinkgoT().TempDir()
 	cfg := filepath.Join(dir, "hub.json")
 	Expect(os.WriteFile(cfg, []byte(`{"hub":{"admin_endpoint":"tcp://127.0.0.1:0"}}`), 0o600)).To(Succeed())
-	p, err := support.Start("hub", GinkgoWriter, []string{"PYLABHUB_CONFIG_FILE=" + cfg}, bins["plh-hub"],
+	p, ready := support.StartHub(bins["plh-hub"], []string{"PYLABHUB_CONFIG_FILE=" + cfg},
 		"--config", cfg, "--endpoint", endpoint, "--channel-timeout", "30s", "--keys-dir", keysDir)
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(func() {
-		if done, _ := p.Exited(); !done {
-			p.Kill()
-		}
-	})
-	var ready event.Event
-	Eventually(func() bool {
-		var ok bool
-		ready, ok = p.Find("ready", nil)
-		if done, code := p.Exited(); done && !ok {
-			Fail(fmt.Sprintf("plh-hub exited with %d before ready:\n%s", code, p.Stderr()))
-		}
-		return ok
-	}).WithTimeout(60*time.Second).WithPolling(20*time.Millisecond).Should(BeTrue(), "no ready event: %s", p.Stderr())
 	Expect(ready.Str("pubkey")).To(HaveLen(40), "plh-hub serves CURVE by default")
-	rememberKey(ready.Str("endpoint"), ready.Str("pubkey"))
 	return p, ready.Str("endpoint")
 }
 

@@ -1,12 +1,16 @@
 package support
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+
+	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo DSL
+	. "github.com/onsi/gomega"    //nolint:revive // Gomega DSL
 )
 
 // Build compiles the given main packages (import paths relative to the module,
@@ -59,4 +63,24 @@ var nameSeq atomic.Int64
 // starting with "plh_test_" so leftovers are easy to find and sweep.
 func UniqueName(label string) string {
 	return fmt.Sprintf("plh_test_%s_%d_%d", label, os.Getpid(), nameSeq.Add(1))
+}
+
+// BuildForSuite returns the two bodies of a suite's SynchronizedBeforeSuite:
+// process 1 builds pkgs (with -race when race is set) into a temporary directory
+// removed after the suite, and every process then sets *bins to name → path.
+//
+//	var _ = SynchronizedBeforeSuite(support.BuildForSuite(&bins, "plh-hub-suite-", false, "cmd/plh-node"))
+func BuildForSuite(bins *map[string]string, dirPrefix string, race bool, pkgs ...string) (func() []byte, func([]byte)) {
+	return func() []byte {
+			dir, err := os.MkdirTemp("", dirPrefix)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(os.RemoveAll, dir)
+			b, err := Build(dir, race, pkgs...)
+			Expect(err).NotTo(HaveOccurred())
+			out, err := json.Marshal(b)
+			Expect(err).NotTo(HaveOccurred())
+			return out
+		}, func(data []byte) {
+			Expect(json.Unmarshal(data, bins)).To(Succeed())
+		}
 }
