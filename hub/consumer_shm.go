@@ -53,14 +53,7 @@ func (t *ReadTxn) Slot() *shm.ReadSlot { return t.slot }
 
 // Release releases the held slot now (marking it consumed) and returns the
 // verdict: nil, shm.ErrChecksum or shm.ErrOverwritten. Nil when none is held.
-func (t *ReadTxn) Release() error {
-	if t.slot == nil {
-		return nil
-	}
-	s := t.slot
-	t.slot = nil
-	return s.Release()
-}
+func (t *ReadTxn) Release() error { return t.release((*shm.ReadSlot).Release) }
 
 // Acknowledge releases the held slot like Release and returns the same verdict,
 // but moves on even when the verdict is shm.ErrChecksum or shm.ErrOverwritten:
@@ -68,13 +61,16 @@ func (t *ReadTxn) Release() error {
 // be offered again forever (datablock.md §7.5), stalling the consumer. Use it when
 // the application accepts losing a damaged slot; report the damage once
 // (ReportChecksumError). Nil when none is held.
-func (t *ReadTxn) Acknowledge() error {
+func (t *ReadTxn) Acknowledge() error { return t.release((*shm.ReadSlot).Acknowledge) }
+
+// release lets go of the held slot with how (nil when none is held).
+func (t *ReadTxn) release(how func(*shm.ReadSlot) error) error {
 	if t.slot == nil {
 		return nil
 	}
 	s := t.slot
 	t.slot = nil
-	return s.Acknowledge()
+	return how(s)
 }
 
 // Drop gives the held slot back without marking it consumed.

@@ -56,11 +56,7 @@ func (c *coalescer) feed(p []byte) {
 			if c.have < c.need {
 				continue
 			}
-			if c.need == 1 {
-				c.left = uint64(c.size[0])
-			} else {
-				c.left = binary.BigEndian.Uint64(c.size[:])
-			}
+			c.left = frameSize(c.need, &c.size)
 			c.stage = 2
 			if c.left == 0 {
 				c.endFrame()
@@ -74,6 +70,14 @@ func (c *coalescer) feed(p []byte) {
 			}
 		}
 	}
+}
+
+// frameSize decodes a ZMTP frame size of need (1 or 8) bytes.
+func frameSize(need int, b *[8]byte) uint64 {
+	if need == 1 {
+		return uint64(b[0])
+	}
+	return binary.BigEndian.Uint64(b[:])
 }
 
 func (c *coalescer) endFrame() {

@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"encoding/binary"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -172,12 +171,7 @@ func (g *guard) feed(b []byte) error {
 			if g.sizeHave < g.sizeNeed {
 				continue
 			}
-			var size uint64
-			if g.sizeNeed == 1 {
-				size = uint64(g.size[0])
-			} else {
-				size = binary.BigEndian.Uint64(g.size[:])
-			}
+			size := frameSize(g.sizeNeed, &g.size)
 			if v := g.checkFrame(size); v != nil {
 				return v
 			}
