@@ -28,8 +28,8 @@ const hubMsg = 4096
 func runHub(args []string) int {
 	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "short run (≤ 40 s)")
-	fs.BoolVar(&benchNull, "null", false, "NULL security on the broker and Pipeline links instead of CURVE (the default configuration)")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the SHM runs to this file")
+	fs.BoolVar(&benchNull, "null", false, "NULL security on the broker and Pipeline links instead of CURVE (the default configuration)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -92,12 +92,20 @@ func hubBench(quick bool) error {
 	if err != nil {
 		return fmt.Errorf("hub pipeline: %w", err)
 	}
-	fmt.Printf("%-34s %12s %10s\n", "path", "msg/s", "GB/s")
-	for _, r := range []struct {
-		name string
-		v    float64
-	}{{"bare DataBlock Writer/Reader", ring}, {"hub over SHM (SyncedWrite/Pull)", hubShm}, {"hub Pipeline socket (Send/Recv)", hubZmq}} {
-		fmt.Printf("%-34s %12.0f %10.2f\n", r.name, r.v, r.v*hubMsg/1e9)
+	rows := []benchRow{{"bare DataBlock Writer/Reader", ring}, {"hub over SHM (SyncedWrite/Pull)", hubShm},
+		{"hub Pipeline socket (Send/Recv), " + securityName(), hubZmq}}
+	if !benchNull { // the same over NULL, for comparison
+		benchNull = true
+		v, err := median3Hub(func() (float64, error) { return hubPipeline(m, nZmq) })
+		benchNull = false
+		if err != nil {
+			return fmt.Errorf("hub pipeline over NULL: %w", err)
+		}
+		rows = append(rows, benchRow{"hub Pipeline socket, NULL", v})
+	}
+	fmt.Printf("%-40s %12s %10s\n", "path", "msg/s", "GB/s")
+	for _, r := range rows {
+		fmt.Printf("%-40s %12.0f %10.2f\n", r.name, r.v, r.v*hubMsg/1e9)
 	}
 	fmt.Printf("ratio hub SHM / bare ring: %.2f (target ≥ 0.8)\n", hubShm/ring)
 	fmt.Printf("RESULT hub_shm_4k_msgs=%.0f ring_4k_msgs=%.0f hub_zmq_4k_msgs=%.0f\n", hubShm, ring, hubZmq)
