@@ -120,7 +120,7 @@ func ringBench(quick bool) error {
 	fmt.Printf("machine load after: %s\n", strings.TrimSpace(string(load)))
 	fmt.Printf("ratios: latency uds/shm %.1fx (target ≥ 8), 4 KiB shm/uds %.1fx (target ≥ 3), 1 MiB zero-copy shm/copy %.2f, copy-out shm/copy %.2f (target ≥ 0.5)\n",
 		float64(udsLat[0])/float64(shmLat[0]), res["4 KiB/shm"]/res["4 KiB/uds"], res["1 MiB/zcgb"]/res["1 MiB/copygb"], res["1 MiB/shmgb"]/res["1 MiB/copygb"])
-	fmt.Printf("RESULT uses: tput4k = copy-out consumer; tput1m = zero-copy consumer\n")
+	fmt.Printf("(in RESULT, tput4k is the copy-out consumer and tput1m the zero-copy consumer)\n")
 	fmt.Printf("RESULT lat64_p50_ns=%d uds_lat64_p50_ns=%d tput4k_msgs=%.0f uds_tput4k_msgs=%.0f tput1m_gbs=%.2f memcpy1m_gbs=%.2f\n",
 		shmLat[0], udsLat[0], res["4 KiB/shm"], res["4 KiB/uds"], res["1 MiB/zcgb"], res["1 MiB/copygb"])
 	return nil
