@@ -10,6 +10,13 @@
 //     locks are held by dead processes (after "writer killed holding the lock").
 //     The layout is computed from the segment header per spec/datablock.md §3–5
 //     through pread/pwrite; nothing is mapped, so a bad segment cannot fault us.
+//   - Lock reclaim (reclaim.go): WatchLock attaches to a real segment with its
+//     secret (through shm, mapped) while a slot's write lock holder is alive and
+//     notes the holder and the recovery counters; after the holder's death
+//     Reclaim acts as the next writer (takes slots and aborts them, publishing
+//     nothing) until the dead holder's lock is gone, and reports who reclaimed
+//     it (its own Block's warnings are tapped), how (lock takeover or skip
+//     marker) and the counter rises.
 //   - Link faults (proxy.go): a TCP proxy placed between a node and the broker.
 //     SetDelay adds latency to every byte in both directions from now on; Reset
 //     aborts every open connection with RST and may refuse new ones for a while.
@@ -17,8 +24,8 @@
 //     stdin (slow consumer, hold the write lock), the contract of
 //     docs/scenarios.md.
 //
-// Goroutines: only the Proxy has any: one accept loop, and per proxied connection
-// two pumps (one per direction) plus, per direction, one delayed writer. Close
-// stops and waits for all of them. Lock order: Proxy.mu only (never held across
-// I/O).
+// Goroutines: only the Proxy has any (LockWatch runs on the caller's): one
+// accept loop, and per proxied connection two pumps (one per direction) plus,
+// per direction, one delayed writer. Close stops and waits for all of them.
+// Lock order: Proxy.mu only (never held across I/O); logTap.mu is a leaf.
 package chaos

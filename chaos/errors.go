@@ -15,6 +15,18 @@ var (
 	// ErrBadSignal is returned by ParseSignal for an unknown signal name.
 	ErrBadSignal = errors.New("chaos: unknown signal")
 
+	// ErrLockNotHeld is returned by WatchLock when the slot's write lock is
+	// free: there is no holder whose death could be observed.
+	ErrLockNotHeld = errors.New("chaos: slot write lock not held")
+
+	// ErrHolderAlive is returned by LockWatch.Reclaim when the lock holder is
+	// still running.
+	ErrHolderAlive = errors.New("chaos: lock holder still alive")
+
+	// ErrNotReclaimed is returned by LockWatch.Reclaim when the dead holder's
+	// lock was not reclaimed in time (or vanished without a recovery action).
+	ErrNotReclaimed = errors.New("chaos: dead writer's lock not reclaimed")
+
 	// ErrClosed is returned by Proxy methods after Close.
 	ErrClosed = errors.New("chaos: proxy closed")
 )

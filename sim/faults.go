@@ -193,7 +193,11 @@ func (r *run) restartBroker(ctx context.Context, f FaultSpec) (string, error) {
 var errAlreadyRecorded = errors.New("already recorded")
 
 // killHoldingLock asks the producer to take a write slot and keep it, waits
-// until it reports lock_held, then kills it and inspects the segment.
+// until it reports lock_held, attaches to the segment (recording the holder),
+// kills the producer, inspects the segment, records the fault, and then acts
+// as the next writer to observe the reclaim of the dead writer's lock
+// (reclaimLock). If the segment cannot be attached the producer is killed
+// anyway and the fault is reported as not fired: nothing can be observed.
 func (r *run) killHoldingLock(ctx context.Context, f FaultSpec) (string, int64, error) {
 	c := r.sup.current(f.Target)
 	if c == nil || !c.running() {
@@ -215,24 +219,40 @@ func (r *run) killHoldingLock(ctx context.Context, f FaultSpec) (string, int64, 
 	if err != nil {
 		return "", 0, fmt.Errorf("no %s event from %s: %v", chaos.LockHeldKind, f.Target, err)
 	}
+	n, _ := r.plan.Node(f.Target)
+	segment := r.channels[n.Channel]
+	slot, slotOK := intField(held.Fields["slot_index"])
+	var lw *chaos.LockWatch
+	var werr error
+	if !slotOK {
+		werr = fmt.Errorf("%s event without a slot_index", chaos.LockHeldKind)
+	} else {
+		lw, werr = chaos.WatchLock(segment, n.Secret, slot)
+	}
+	defer lw.Close()
 	at := proc.Now()
 	if err := chaos.SignalGroup(c.pid, sig); err != nil {
 		return "", 0, err
 	}
 	<-c.done
+	dead := proc.Now()
 	detail := fmt.Sprintf("%s while holding slot %v", unixSignalName(sig), held.Fields["slot_index"])
-	if n, ok := r.plan.Node(f.Target); ok {
-		locks, err := chaos.HeldLocks(chaos.SegmentPath(r.channels[n.Channel]))
-		switch {
-		case err != nil:
-			detail += "; segment: " + err.Error()
-		default:
-			for _, l := range locks {
-				detail += fmt.Sprintf("; slot %d write_lock pid %d alive=%t", l.Slot, l.Pid, l.Alive)
-			}
+	locks, err := chaos.HeldLocks(chaos.SegmentPath(segment))
+	switch {
+	case err != nil:
+		detail += "; segment: " + err.Error()
+	default:
+		for _, l := range locks {
+			detail += fmt.Sprintf("; slot %d write_lock pid %d alive=%t", l.Slot, l.Pid, l.Alive)
 		}
 	}
-	return detail, at, nil
+	if werr != nil {
+		return "", 0, fmt.Errorf("%s; cannot watch segment %s to observe the reclaim: %w", detail, segment, werr)
+	}
+	r.col.add(event.Event{T: at, Node: EngineName, Kind: "fault", Fields: map[string]any{"id": f.ID,
+		"fault": string(f.Kind), "target": f.Target, "detail": detail, "duration_ns": int64(f.Duration)}})
+	r.reclaimLock(ctx, f, lw, segment, dead)
+	return "", 0, errAlreadyRecorded
 }
 
 // withAt threads a firing time through a (detail, error) result.
