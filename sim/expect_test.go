@@ -281,6 +281,7 @@ func TestTimelineRendering(t *testing.T) {
 	tl := synthBase()
 	tl.at(4000, EngineName, "fault", "id", "later", "fault", "pause", "target", "c2", "detail", `<script>x</script>`)
 	tl.at(4100, EngineName, "fault_end", "id", "later")
+	tl.at(4200, EngineName, lockReclaimedKind, "target", "c2", "how", "reclaim-marker-on-c2-lane")
 	rep := synthEval(t, tl)
 	p, _ := loadOne(t, synthPlan)
 	var buf bytes.Buffer
@@ -289,7 +290,7 @@ func TestTimelineRendering(t *testing.T) {
 	}
 	s := buf.String()
 	for _, want := range []string{"<svg", "</svg>", ">c1</text>", ">c2</text>", ">hub</text>", "⚡kill", "⚡later",
-		"CONSUMER_DIED_NOTIFY", "throughput", "stalls (1)", "died"} {
+		"CONSUMER_DIED_NOTIFY", "throughput", "stalls (1)", "died", "reclaim-marker-on-c2-lane"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("timeline lacks %q", want)
 		}

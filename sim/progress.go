@@ -17,7 +17,7 @@ var notable = map[string]bool{
 	"notification": true, "broker_lost": true, "broker_reconnected": true,
 	"checksum_error": true, "reorder": true, "error": true, "exit": true,
 	"fault": true, "fault_failed": true, "fault_end": true, "run_start": true,
-	"interrupted": true, chaosLockHeld: true,
+	"interrupted": true, chaosLockHeld: true, lockReclaimedKind: true, lockReclaimFailedKind: true,
 }
 
 // progress prints a run as it goes: one plain line per notable event, and on a

@@ -25,22 +25,24 @@ const (
 
 // marker styles per event kind: shape and colour.
 var markers = map[string][2]string{
-	"ready":              {"circle", "#2a9d3a"},
-	"registered":         {"circle", "#2a7fd4"},
-	"discovered":         {"circle", "#2a7fd4"},
-	"attached":           {"circle", "#2a7fd4"},
-	"notification":       {"diamond", "#e07b00"},
-	"consumer_joined":    {"circle", "#7b4fc9"},
-	"consumer_left":      {"diamond", "#7b4fc9"},
-	"consumer_died":      {"diamond", "#b0008a"},
-	"broker_lost":        {"cross", "#d1242f"},
-	"broker_reconnected": {"circle", "#2a9d3a"},
-	"checksum_error":     {"square", "#d1242f"},
-	"gap":                {"tick", "#d97706"},
-	"reorder":            {"square", "#d1242f"},
-	"error":              {"cross", "#d1242f"},
-	"exit":               {"bar", "#222"},
-	chaosLockHeld:        {"square", "#b0008a"},
+	"ready":               {"circle", "#2a9d3a"},
+	"registered":          {"circle", "#2a7fd4"},
+	"discovered":          {"circle", "#2a7fd4"},
+	"attached":            {"circle", "#2a7fd4"},
+	"notification":        {"diamond", "#e07b00"},
+	"consumer_joined":     {"circle", "#7b4fc9"},
+	"consumer_left":       {"diamond", "#7b4fc9"},
+	"consumer_died":       {"diamond", "#b0008a"},
+	"broker_lost":         {"cross", "#d1242f"},
+	"broker_reconnected":  {"circle", "#2a9d3a"},
+	"checksum_error":      {"square", "#d1242f"},
+	"gap":                 {"tick", "#d97706"},
+	"reorder":             {"square", "#d1242f"},
+	"error":               {"cross", "#d1242f"},
+	"exit":                {"bar", "#222"},
+	chaosLockHeld:         {"square", "#b0008a"},
+	lockReclaimedKind:     {"circle", "#2a9d3a"},
+	lockReclaimFailedKind: {"cross", "#d1242f"},
 }
 
 const chaosLockHeld = "lock_held"
@@ -154,11 +156,11 @@ pre{margin:0;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere;max-widt
 	drawn := map[[2]string]int{}
 	for _, ev := range evs {
 		st, ok := markers[ev.Kind]
-		y, onLane := laneY[ev.Node]
+		y, onLane := laneY[markerLane(ev)]
 		if !ok || !onLane {
 			continue
 		}
-		k := [2]string{ev.Node, ev.Kind}
+		k := [2]string{markerLane(ev), ev.Kind}
 		if drawn[k]++; drawn[k] > tlMaxMarkers {
 			continue
 		}
@@ -200,6 +202,15 @@ func laneNames(p *Plan, evs []event.Event) []string {
 		}
 	}
 	return out
+}
+
+// markerLane is the lane an event is drawn on: its node's, except the engine's
+// own observations about a process (a reclaimed lock), drawn on that process's lane.
+func markerLane(ev event.Event) string {
+	if t := ev.Str("target"); ev.Node == EngineName && t != "" {
+		return t
+	}
+	return ev.Node
 }
 
 func marker(shape, colour string, x, y float64, title string) string {
