@@ -41,4 +41,54 @@
 // a pending entry is only added under Messenger.mu while the state allows
 // requests, and every state change that ends requests happens under Messenger.mu
 // before the table is failed, so no caller waits for a reply that cannot come.
+//
+// # Producer and Consumer
+//
+// The channel layer beside the Messenger.
+//
+// Peer link. A consumer and its producer share one connection: the consumer's
+// wire.Dealer (routing identity = its ConsumerIdentity.ID) to the producer's
+// wire.Router. Control frames (HELLO, HELLO_ACK, BYE, PEER_HEARTBEAT, CREDIT and
+// user types) and data frames travel on it in order (peer_proto.go). The channel
+// registers DataEndpoint = CtrlEndpoint for PubSub/Pipeline and "" for Bidir.
+// wire owns the zmq4 sockets (one writer goroutine per socket; our sends are
+// queued through channels and never block); we run one receive goroutine per
+// socket.
+//
+// Joining. Connect sends HELLO and returns once HELLO_ACK arrived. The producer
+// counts a consumer joined when it handles HELLO, and only joined consumers get
+// data; since HELLO_ACK and data share the ordered connection, nothing sent after
+// the join is lost to the slow-joiner effect of PUB/SUB.
+//
+// Flow control. Each consumer grants a credit window (HELLO.window); every data
+// message to it costs one credit; it returns credits (CREDIT) as its user consumes
+// messages. PubSub Send waits until every joined consumer has credit; Pipeline
+// Send picks one joined consumer with credit (round robin), so each message goes
+// to exactly one consumer and a slow consumer gets fewer; both wait up to their
+// deadline (backpressure) and then fail with ErrBackpressure / ErrNoConsumers.
+// zmq4's PUSH (copies to every peer) and PUB (drops at its HWM) are not used.
+//
+// Goroutines. Producer: peerLoop (Router.Recv → HELLO/BYE/CREDIT/user types),
+// tickLoop (prunes consumers silent for PeerTimeout, B-4), the callback goroutine
+// while started, and with SHM the write goroutine while started (Push jobs or the
+// real-time handler). Consumer: readLoop (Dealer.Recv → data queue / control),
+// tickLoop (PEER_HEARTBEAT, unsent credits, redial events → HELLO again), the
+// callback and data goroutines while started, and with SHM the read goroutine
+// while started. Close stops all of them; Stop only the started ones.
+//
+// Locks. Producer.mu guards the consumer table, credits and the wake channel;
+// Consumer.mu its credit counters and state. Neither is held while calling user
+// code, the Messenger or blocking; wire sends are non-blocking. runMu (RW) orders
+// Push against Stop so every accepted job runs before Stop returns.
+//
+// Dropped objects. Producer and Consumer are thin handles on an inner object that
+// the goroutines use; a runtime.AddCleanup on the handle closes the inner object
+// when the handle becomes unreachable without Close (so a dropped Consumer still
+// sends BYE and deregisters). That happens after a garbage collection, not at
+// once: call Close for determinism. A callback that captures the handle keeps it
+// reachable.
+//
+// Managed wrappers (ManagedProducer, ManagedConsumer; api.md §6) hold options
+// and create/start the object on Start and stop/close it on Stop, for
+// applications with their own start-up orchestration.
 package hub
