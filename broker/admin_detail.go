@@ -8,13 +8,14 @@ import (
 )
 
 // This file is the admin shell's view of one channel (hub/admin: plh.channel).
-// It only reads the registry under s.mu.
+// It only reads the registry (and the entry's counters) under s.mu.
 
 // ChannelDetail is one channel's full state.
 type ChannelDetail struct {
 	proto.ChannelInfo
 	Producer  ProducerDetail   `json:"producer"`
 	Consumers []ConsumerDetail `json:"consumers"`
+	Counters  ChannelCounters  `json:"counters"`
 }
 
 // ProducerDetail describes a channel's producer as registered.
@@ -54,6 +55,7 @@ func (s *Service) ChannelDetail(name string) (ChannelDetail, error) {
 			DataEndpoint: c.reg.ZmqDataEndpoint, HeartbeatAgeSecs: now.Sub(c.lastHeartbeat).Seconds(),
 		},
 		Consumers: make([]ConsumerDetail, 0, len(c.consumers)),
+		Counters:  c.cnt.snapshot(now),
 	}
 	for _, k := range c.consumers {
 		cd := ConsumerDetail{PID: k.pid, Hostname: k.hostname, Watched: k.watched, Heartbeats: k.heartbeats}

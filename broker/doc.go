@@ -32,5 +32,8 @@
 // Bad input: a bad frame layout, non-JSON body, or a fire-and-forget message
 // that fails to decode is dropped and counted (Stats.Dropped); unknown types,
 // invalid fields and version mismatches get an ERROR reply. Counters per
-// message type, error code and notification type are in Stats (B-13).
+// message type, error code and notification type are in Stats (B-13); each
+// registry entry also keeps its own (channel_counters.go, ChannelDetail.Counters:
+// fixed arrays updated under s.mu, kept across a producer re-registration, gone
+// with the entry).
 package broker

@@ -70,6 +70,7 @@ func (s *Service) handle(m wire.Msg) {
 		reply = proto.NewError(proto.CodeUnknownMsgType, proto.PeekCorrelation(f.Body), "Unknown message type: "+string(typ))
 		s.cfg.Logger.Warn("Unknown message type: " + string(typ))
 	}
+	s.countRequestLocked(typ, msg, reply)
 	if reply != nil {
 		s.send(m.Peer, reply)
 	}
@@ -92,7 +93,7 @@ func (s *Service) handleRegReq(peer []byte, r *proto.RegReq) proto.Message {
 		if old.reg.SchemaHash != r.SchemaHash {
 			s.cfg.Logger.Error(fmt.Sprintf("Cat1 schema mismatch on channel '%s'", r.ChannelName),
 				"existing_schema_hash", old.reg.SchemaHash, "attempted_schema_hash", r.SchemaHash, "attempted_pid", r.ProducerPID)
-			s.notify(old.producer, &proto.ChannelErrorNotify{ChannelName: r.ChannelName, Event: proto.EventSchemaMismatch,
+			s.notify(old, old.producer, &proto.ChannelErrorNotify{ChannelName: r.ChannelName, Event: proto.EventSchemaMismatch,
 				ExistingSchemaHash: old.reg.SchemaHash, AttemptedSchemaHash: r.SchemaHash, AttemptedPID: r.ProducerPID})
 			return proto.NewError(proto.CodeSchemaMismatch, r.CorrelationID,
 				fmt.Sprintf("Schema hash differs for channel '%s'", r.ChannelName))
@@ -100,9 +101,11 @@ func (s *Service) handleRegReq(peer []byte, r *proto.RegReq) proto.Message {
 		// Producer restart: replace the entry, keep the consumers.
 		old.reg, old.producer = *r, append([]byte(nil), peer...)
 		old.status, old.lastHeartbeat = pendingReady, time.Now()
+		old.cnt.registrations++ // the counters are kept across a producer re-registration
 	} else {
+		now := time.Now()
 		s.channels[r.ChannelName] = &channel{name: r.ChannelName, reg: *r, producer: append([]byte(nil), peer...),
-			status: pendingReady, lastHeartbeat: time.Now()}
+			status: pendingReady, lastHeartbeat: now, cnt: chanCounters{registeredAt: now, registrations: 1}}
 	}
 	s.cfg.Logger.Info("producer registered", "channel", r.ChannelName, "pid", r.ProducerPID)
 	return &proto.RegAck{ReplyHeader: proto.Success(r.CorrelationID, "Producer registered successfully"), ChannelID: r.ChannelName}
@@ -160,6 +163,7 @@ func (s *Service) handleConsumerRegReq(peer []byte, r *proto.ConsumerRegReq) pro
 		heartbeats: r.ProtocolVersion != "", lastHeartbeat: time.Now()}
 	s.watchLocked(k, r.ConsumerStartTime)
 	c.consumers = append(c.consumers, k)
+	c.cnt.joined++
 	return &proto.ConsumerRegAck{ReplyHeader: proto.Success(r.CorrelationID, "Consumer registered successfully"), ChannelName: r.ChannelName}
 }
 
@@ -169,6 +173,7 @@ func (s *Service) handleConsumerDeregReq(r *proto.ConsumerDeregReq) proto.Messag
 			if k.pid == r.ConsumerPID {
 				s.unwatchLocked(k)
 				c.consumers = append(c.consumers[:i], c.consumers[i+1:]...)
+				c.cnt.left++
 				return &proto.ConsumerDeregAck{ReplyHeader: proto.Success(r.CorrelationID, "Consumer deregistered successfully")}
 			}
 		}
@@ -182,15 +187,19 @@ func (s *Service) handleChecksumErrorReport(r *proto.ChecksumErrorReport) {
 	s.cfg.Logger.Warn("Cat2 checksum error reported", "channel", r.ChannelName, "slot_index", r.SlotIndex,
 		"error", r.Error, "reporter_pid", r.ReporterPID)
 	c, ok := s.channels[r.ChannelName]
-	if !ok || s.cfg.Checksum != ChecksumNotifyOnly {
+	if !ok {
+		return
+	}
+	c.cnt.checksum++
+	if s.cfg.Checksum != ChecksumNotifyOnly {
 		return
 	}
 	n := &proto.ChannelEventNotify{ChannelName: r.ChannelName, SlotIndex: r.SlotIndex, Error: r.Error,
 		ReporterPID: r.ReporterPID, BrokerAction: proto.ActionNotifyOnly}
 	for _, k := range c.consumers {
-		s.notify(k.identity, n)
+		s.notify(c, k.identity, n)
 	}
-	s.notify(c.producer, n)
+	s.notify(c, c.producer, n)
 }
 
 func (s *Service) handleConsumerHeartbeatReq(r *proto.ConsumerHeartbeatReq) {

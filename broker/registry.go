@@ -33,6 +33,7 @@ type channel struct {
 	consumers     []*consumer  // in registration order, duplicates allowed
 	status        status
 	lastHeartbeat time.Time
+	cnt           chanCounters // per-channel counters (channel_counters.go)
 }
 
 // consumer is one consumer entry. Guarded by Service.mu.

@@ -179,30 +179,36 @@ func (s *Service) sweepLoop() {
 	}
 }
 
-// send encodes m and queues it for peer. Caller may hold s.mu (never blocks).
-func (s *Service) send(peer []byte, m proto.Message) {
+// send encodes m and queues it for peer; false when it was not queued. Caller
+// may hold s.mu (never blocks).
+func (s *Service) send(peer []byte, m proto.Message) bool {
 	frames, err := proto.Encode(m)
 	if err != nil {
 		s.cfg.Logger.Error("broker: encode", "type", m.MsgType(), "err", err)
-		return
+		return false
 	}
 	if err := s.router.Send(peer, frames...); err != nil {
 		s.cnt.inc(&s.cnt.sendFailures)
 		s.cfg.Logger.Warn("broker: send failed", "type", m.MsgType(), "err", err)
-		return
+		return false
 	}
 	if e, ok := m.(*proto.ErrorReply); ok {
 		s.cnt.add(s.cnt.errors, string(e.ErrorCode))
 	} else if proto.IsNotify(m.MsgType()) {
 		s.cnt.add(s.cnt.notifications, string(m.MsgType()))
 	}
+	return true
 }
 
-func (s *Service) notify(peer []byte, m proto.Message) {
+// notify sends notification m about channel c to peer and counts it on c.
+// Caller holds s.mu.
+func (s *Service) notify(c *channel, peer []byte, m proto.Message) {
 	if len(peer) == 0 {
 		return
 	}
-	s.send(peer, m)
+	if s.send(peer, m) {
+		c.cnt.countNotify(m.MsgType())
+	}
 }
 
 // closeChannelLocked notifies consumers (in order) then the producer, and removes c.
@@ -210,9 +216,9 @@ func (s *Service) closeChannelLocked(c *channel, reason string) {
 	c.status = closing
 	n := &proto.ChannelClosingNotify{ChannelName: c.name, Reason: reason}
 	for _, k := range c.consumers {
-		s.notify(k.identity, n)
+		s.notify(c, k.identity, n)
 	}
-	s.notify(c.producer, n)
+	s.notify(c, c.producer, n)
 	for _, k := range c.consumers {
 		s.unwatchLocked(k)
 	}
@@ -269,8 +275,9 @@ func (s *Service) removeConsumersLocked(c *channel, dead func(*consumer) bool, r
 		} else {
 			s.cnt.inc(&s.cnt.dead)
 		}
+		c.cnt.died[reasonIndex(reason)]++
 		s.unwatchLocked(k)
-		s.notify(c.producer, &proto.ConsumerDiedNotify{ChannelName: c.name, ConsumerPID: k.pid, ConsumerHostname: k.hostname, Reason: reason})
+		s.notify(c, c.producer, &proto.ConsumerDiedNotify{ChannelName: c.name, ConsumerPID: k.pid, ConsumerHostname: k.hostname, Reason: reason})
 	}
 	for i := len(kept); i < len(c.consumers); i++ {
 		c.consumers[i] = nil

@@ -104,6 +104,9 @@ func TestBrokerBackendChannelsDetailCloseMetrics(t *testing.T) {
 	if _, ok := cons.request(&proto.DiscReq{ChannelName: "plh_test_nope"}).(*proto.ErrorReply); !ok {
 		t.Fatal("DISC_REQ of an unknown channel did not fail")
 	}
+	if e, ok := cons.request(&proto.DiscReq{ChannelName: name}).(*proto.ErrorReply); !ok || e.ErrorCode != proto.CodeChannelNotReady {
+		t.Fatalf("DISC_REQ before the first heartbeat: %+v", e)
+	}
 
 	if out := ex("[(c['name'], c['consumer_count'], c['schema_hash']) for c in plh.channels()]"); out != fmt.Sprintf("[(%q, 1, \"ab\")]\n", name) {
 		t.Fatalf("channels: %q", out)
@@ -111,13 +114,22 @@ func TestBrokerBackendChannelsDetailCloseMetrics(t *testing.T) {
 	if out := ex(fmt.Sprintf("d = plh.channel(%q)\nprint(d['producer']['pid'] == %d, len(d['consumers']), d['status'])", name, os.Getpid())); !strings.HasPrefix(out, "True 1 ") {
 		t.Fatalf("channel detail: %q", out)
 	}
+	// The channel's own counters: the DISC_REQ of the unknown channel is not in them.
+	if out := ex(fmt.Sprintf("def sum(d):\n    n = 0\n    for v in d:\n        n += v\n    return n\n"+
+		"c = plh.channel(%q)['counters']\n"+
+		"print(c['requests']['REG_REQ'], c['requests']['CONSUMER_REG_REQ'], c['requests']['DISC_REQ'], sum(c['requests'].values()),\n"+
+		"  c['errors']['CHANNEL_NOT_READY'], c['errors']['CHANNEL_NOT_FOUND'], sum(c['errors'].values()), sum(c['notifications'].values()),\n"+
+		"  c['consumers_joined'], c['consumers_left'], c['consumers_died'], c['checksum_error_reports'], c['producer_registrations'],\n"+
+		"  c['registered_age_s'] >= 0)", name)); out != "1 1 1 3 1 0 1 0 1 0 {\"heartbeat_timeout\": 0, \"process_dead\": 0} 0 1 True\n" {
+		t.Fatalf("channel counters: %q", out)
+	}
 	if _, err := e.Exec(context.Background(), "<test>", "plh.channel('plh_test_nope')"); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("unknown channel detail: %v", err)
 	}
 	if out := ex("plh.config()['hub']['name']"); out != "\"unit.hub\"\n" {
 		t.Fatalf("config: %q", out)
 	}
-	if out := ex("m = plh.metrics()\nprint(m['requests']['REG_REQ'], m['requests']['DISC_REQ'], m['errors']['CHANNEL_NOT_FOUND'], m['consumers'])"); out != "1 1 1 1\n" {
+	if out := ex("m = plh.metrics()\nprint(m['requests']['REG_REQ'], m['requests']['DISC_REQ'], m['errors']['CHANNEL_NOT_FOUND'], m['consumers'])"); out != "1 2 1 1\n" {
 		t.Fatalf("metrics: %q", out)
 	}
 
