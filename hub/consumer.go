@@ -53,7 +53,9 @@ type consumer struct {
 	closing    atomic.Bool
 	lastHB     atomic.Int64 // unix ns of the last explicit reader heartbeat
 	closedNote atomic.Bool  // OnChannelClosing fired
-	producerB  atomic.Bool  // the producer said BYE
+	producerB  atomic.Bool  // the producer said BYE; written under peerEndMu
+	producerL  atomic.Bool  // OnProducerLost decided; written under peerEndMu
+	peerEndMu  sync.Mutex   // orders the BYE and lost decisions (consumer_lost.go)
 
 	runMu   sync.Mutex // guards running, stopCh, done
 	running bool

@@ -39,10 +39,12 @@ func (c *consumer) readLoop() {
 		case TypeByeAck:
 			c.byeAckOne.Do(func() { close(c.byeAcked) })
 		case TypeBye:
+			c.peerEndMu.Lock()
 			c.producerB.Store(true)
 			if fn := c.opts.Callbacks.OnProducerBye; fn != nil {
 				c.cbs.submit("OnProducerBye", fn)
 			}
+			c.peerEndMu.Unlock()
 		case TypeHello, TypeCredit, TypePeerHeartbeat:
 			c.dropped.Add(1)
 		default:
@@ -55,7 +57,8 @@ func (c *consumer) readLoop() {
 }
 
 // tickLoop sends peer heartbeats and credits that could not be sent at once,
-// and says HELLO again after the link to the producer was re-established.
+// says HELLO again after the link to the producer was re-established, and
+// reports the producer lost when the link stays down (consumer_lost.go).
 func (c *consumer) tickLoop() {
 	defer c.wg.Done()
 	period := c.opts.PeerHeartbeat
@@ -64,17 +67,29 @@ func (c *consumer) tickLoop() {
 	}
 	t := time.NewTicker(period)
 	defer t.Stop()
+	var lg lostGrace
+	defer lg.disarm()
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
 		case ev := <-c.d.Events():
-			if ev.Kind == wire.Reconnected && !c.closing.Load() {
-				c.log.Info("hub: link to the producer re-established; HELLO again")
-				if err := c.hello(); err != nil {
-					c.log.Warn("hub: HELLO after reconnect failed", "err", err)
+			switch ev.Kind {
+			case wire.Lost:
+				lg.arm(c.opts.ProducerLostAfter)
+				c.log.Debug("hub: link to the producer lost", "err", ev.Err)
+			case wire.Reconnected:
+				lg.disarm()
+				if !c.closing.Load() {
+					c.log.Info("hub: link to the producer re-established; HELLO again")
+					if err := c.hello(); err != nil {
+						c.log.Warn("hub: HELLO after reconnect failed", "err", err)
+					}
 				}
 			}
+		case <-lg.c:
+			lg.disarm()
+			c.producerLost()
 		case <-t.C:
 			if c.opts.PeerHeartbeat > 0 && !c.closing.Load() {
 				_ = c.send(wire.ControlFrames(TypePeerHeartbeat, nil)...)

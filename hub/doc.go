@@ -72,8 +72,9 @@
 // tickLoop (prunes consumers silent for PeerTimeout, B-4), the callback goroutine
 // while started, and with SHM the write goroutine while started (Push jobs or the
 // real-time handler). Consumer: readLoop (Dealer.Recv → data queue / control),
-// tickLoop (PEER_HEARTBEAT, unsent credits, redial events → HELLO again), the
-// callback and data goroutines while started, and with SHM the read goroutine
+// tickLoop (PEER_HEARTBEAT, unsent credits, redial events → HELLO again, a link
+// lost for ProducerLostAfter without BYE → OnProducerLost once, consumer_lost.go),
+// the callback and data goroutines while started, and with SHM the read goroutine
 // while started. Close stops all of them; Stop only the started ones.
 //
 // Locks. Producer.mu guards the consumer table, credits and the wake channel;

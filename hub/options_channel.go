@@ -105,6 +105,12 @@ type ConsumerOptions struct {
 	// (backlog B-4; default 1 s; negative: none, and the producer never prunes
 	// this consumer for silence).
 	PeerHeartbeat time.Duration
+	// ProducerLostAfter: when the peer link to the producer is lost (e.g. the
+	// producer process was killed: the kernel resets its sockets at once) and not
+	// re-established within this grace, OnProducerLost runs and ProducerLost
+	// reports true, without waiting for the broker's channel timeout (default
+	// 1 s; negative disables). A producer that said BYE is never reported lost.
+	ProducerLostAfter time.Duration
 	// SlotTimeout is the default slot timeout of Pull (default 5 s);
 	// HandlerSlotTimeout that of each real-time read handler call (default 50 ms).
 	SlotTimeout, HandlerSlotTimeout time.Duration
@@ -122,15 +128,21 @@ type ConsumerOptions struct {
 
 // ConsumerCallbacks are a Consumer's callbacks. OnData runs on the Consumer's
 // data goroutine while started (without it, data waits for Recv);
-// OnProducerMessage and OnProducerBye on its callback goroutine while started
-// (queued before Start); OnChannelClosing and OnChannelError on the Messenger's
-// callback goroutine, never after Close. Panics are recovered and logged.
+// OnProducerMessage, OnProducerBye and OnProducerLost on its callback goroutine
+// while started (queued before Start); OnChannelClosing and OnChannelError on the
+// Messenger's callback goroutine, never after Close. Panics are recovered and
+// logged.
 type ConsumerCallbacks struct {
 	OnData            func(payload []byte)
 	OnProducerMessage func(typ string, body []byte)
 	OnProducerBye     func() // the producer closed the channel (Go addition)
-	OnChannelClosing  func(reason string)
-	OnChannelError    func(n ChannelNotice)
+	// OnProducerLost: the peer link to the producer was lost and not
+	// re-established within ConsumerOptions.ProducerLostAfter (Go addition). It
+	// runs at most once per Consumer, never after OnProducerBye, and does not
+	// replace OnChannelClosing, which still comes from the broker.
+	OnProducerLost   func()
+	OnChannelClosing func(reason string)
+	OnChannelError   func(n ChannelNotice)
 }
 
 // ConsumerIdentity is what a Producer knows of a joined consumer (from HELLO).
@@ -145,6 +157,7 @@ const (
 	defaultTimeout            = 5 * time.Second
 	defaultPeerTimeout        = 5 * time.Second
 	defaultPeerHeartbeat      = time.Second
+	defaultProducerLostAfter  = time.Second
 	defaultHandlerSlotTimeout = 50 * time.Millisecond
 	defaultWindow             = 256
 	defaultEndpoint           = "tcp://127.0.0.1:0"
@@ -183,6 +196,7 @@ func (o ProducerOptions) withDefaults() ProducerOptions {
 func (o ConsumerOptions) withDefaults() ConsumerOptions {
 	o.Timeout = orDefault(o.Timeout, defaultTimeout)
 	o.PeerHeartbeat = orDefault(o.PeerHeartbeat, defaultPeerHeartbeat)
+	o.ProducerLostAfter = orDefault(o.ProducerLostAfter, defaultProducerLostAfter)
 	o.SlotTimeout = orDefault(o.SlotTimeout, defaultTimeout)
 	o.HandlerSlotTimeout = orDefault(o.HandlerSlotTimeout, defaultHandlerSlotTimeout)
 	if o.Window <= 0 {

@@ -84,6 +84,9 @@ func (n *node) runConsumer(ctx context.Context) (int, string) {
 		},
 		OnChannelError: func(c hub.ChannelNotice) { n.emitNotice(c) },
 		OnProducerBye:  end,
+		// The producer's link broke without BYE (e.g. killed): reported at once,
+		// the run goes on until the broker closes the channel.
+		OnProducerLost: func() { n.emit("producer_lost", map[string]any{"channel": ch}) },
 	}
 	cctx, cancel := context.WithTimeout(ctx, o.connectTimeout)
 	c, err := n.connect(cctx, opts)
