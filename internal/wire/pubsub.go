@@ -107,6 +107,7 @@ func (p *Pub) Close() error {
 	p.once.Do(func() {
 		close(p.quit)
 		p.wg.Wait()
+		closeListeners(p.key) // as Router.Close: accept nothing while zmq4 drops connections
 		err = p.sock.Close()
 		unregister(p.key)
 	})

@@ -211,6 +211,7 @@ func (r *Router) Close() error {
 		r.closed = true
 		close(r.quit)
 		r.mu.Unlock()
+		closeListeners(r.key) // accept nothing more before zmq4 drops the connections
 		r.closeErr = r.sock.Close()
 		r.wg.Wait()
 		r.st.dropped.Add(drainZMQ(r.sock))

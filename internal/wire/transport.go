@@ -37,6 +37,28 @@ func init() {
 type sockOpts struct {
 	cfg *Config
 	st  *counters
+
+	mu        sync.Mutex
+	listeners []*listener // opened by Listen for this socket
+}
+
+// closeListeners closes every listener of the socket registered under key. A
+// Router calls it before zmq4's Close: zmq4 closes the socket's connections
+// first and its listener last (after a lock that may wait), and a peer
+// redialling in between would be accepted by a socket being closed.
+func closeListeners(key string) {
+	v, ok := sockReg.Load(key)
+	if !ok {
+		return
+	}
+	so := v.(*sockOpts)
+	so.mu.Lock()
+	ls := so.listeners
+	so.listeners = nil
+	so.mu.Unlock()
+	for _, l := range ls {
+		_ = l.Close()
+	}
 }
 
 var (
@@ -144,6 +166,9 @@ func (t plhTransport) Listen(ctx context.Context, addr string) (net.Listener, er
 	l := &listener{inner: ln, so: so, ch: make(chan net.Conn), quit: make(chan struct{}), pending: map[net.Conn]struct{}{}, live: map[*guard]struct{}{}}
 	l.wg.Add(1)
 	go l.acceptLoop()
+	so.mu.Lock()
+	so.listeners = append(so.listeners, l)
+	so.mu.Unlock()
 	return l, nil
 }
 
