@@ -219,36 +219,44 @@ func regDiscRate(dur time.Duration, n int) (float64, error) {
 	}
 	defer m.Close()
 	ctx := context.Background()
-	var total atomic.Int64
+	return roundTripRate(dur, n, func(i int) func(k int) error {
+		ch := fmt.Sprintf("plh_bench_%02d", i)
+		info := benchInfo(ch)
+		return func(k int) error {
+			if k%2 == 0 {
+				return m.RegisterProducer(ctx, ch, info)
+			}
+			_, err := m.Discover(ctx, ch)
+			return err
+		}
+	})
+}
+
+// roundTripRate runs n callers for a 200 ms warm-up plus dur; caller i runs
+// newOp(i)(k) for k = 0, 1, … until the time is up. It returns the round trips
+// per second after the warm-up, or the first error of any caller.
+func roundTripRate(dur time.Duration, n int, newOp func(i int) func(k int) error) (float64, error) {
+	var measured atomic.Int64
 	var firstErr error
 	var once sync.Once
 	var wg sync.WaitGroup
 	warm := 200 * time.Millisecond
 	start := time.Now()
 	end := start.Add(warm + dur)
-	var measured atomic.Int64 // round trips after the warm-up
 	for i := range n {
+		op := newOp(i)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ch := fmt.Sprintf("plh_bench_%02d", i)
-			info := benchInfo(ch)
 			for k := 0; ; k++ {
 				now := time.Now()
 				if now.After(end) {
 					return
 				}
-				var err error
-				if k%2 == 0 {
-					err = m.RegisterProducer(ctx, ch, info)
-				} else {
-					_, err = m.Discover(ctx, ch)
-				}
-				if err != nil {
+				if err := op(k); err != nil {
 					once.Do(func() { firstErr = err })
 					return
 				}
-				total.Add(1)
 				if now.Sub(start) >= warm {
 					measured.Add(1)
 				}
@@ -290,13 +298,6 @@ func zmqEchoRate(dur time.Duration, n, size int) (float64, error) {
 	for i := range body {
 		body[i] = 'x'
 	}
-	var measured atomic.Int64
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
-	warm := 200 * time.Millisecond
-	start := time.Now()
-	end := start.Add(warm + dur)
 	dealers := make([]zmq4.Socket, n)
 	for i := range n {
 		d := zmq4.NewDealer(ctx, zmq4.WithTimeout(2*time.Second), zmq4.WithID(zmq4.SocketIdentity(fmt.Sprintf("d%04d", i))))
@@ -310,35 +311,16 @@ func zmqEchoRate(dur time.Duration, n, size int) (float64, error) {
 			d.Close()
 		}
 	}()
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d := dealers[i]
-			for {
-				now := time.Now()
-				if now.After(end) {
-					return
-				}
-				if err := d.Send(zmq4.NewMsgFrom([]byte{'C'}, []byte("DISC_REQ"), body)); err != nil {
-					once.Do(func() { firstErr = err })
-					return
-				}
-				if _, err := d.Recv(); err != nil {
-					once.Do(func() { firstErr = err })
-					return
-				}
-				if now.Sub(start) >= warm {
-					measured.Add(1)
-				}
+	return roundTripRate(dur, n, func(i int) func(int) error {
+		d := dealers[i]
+		return func(int) error {
+			if err := d.Send(zmq4.NewMsgFrom([]byte{'C'}, []byte("DISC_REQ"), body)); err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return 0, firstErr
-	}
-	return float64(measured.Load()) / dur.Seconds(), nil
+			_, err := d.Recv()
+			return err
+		}
+	})
 }
 
 // wireEchoRate is zmqEchoRate through internal/wire (what the broker and the
@@ -370,41 +352,16 @@ func wireEchoRate(dur time.Duration, n, size int) (float64, error) {
 		dealers[i] = d
 	}
 	body := make([]byte, size)
-	var measured atomic.Int64
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
-	warm := 200 * time.Millisecond
-	start := time.Now()
-	end := start.Add(warm + dur)
-	for _, d := range dealers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				now := time.Now()
-				if now.After(end) {
-					return
-				}
-				err := d.Send([]byte{'C'}, []byte("DISC_REQ"), body)
-				if err == nil {
-					_, err = d.Recv(ctx)
-				}
-				if err != nil {
-					once.Do(func() { firstErr = err })
-					return
-				}
-				if now.Sub(start) >= warm {
-					measured.Add(1)
-				}
+	return roundTripRate(dur, n, func(i int) func(int) error {
+		d := dealers[i]
+		return func(int) error {
+			if err := d.Send([]byte{'C'}, []byte("DISC_REQ"), body); err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return 0, firstErr
-	}
-	return float64(measured.Load()) / dur.Seconds(), nil
+			_, err := d.Recv(ctx)
+			return err
+		}
+	})
 }
 
 // consumerDeaths starts a consumer process kills times, SIGKILLs it once it is
