@@ -28,9 +28,8 @@ var _ = Describe("CURVE on the broker and producer-consumer links (protocol.md Â
 		m *hub.Messenger
 	)
 	BeforeEach(func() {
-		s = startBroker(broker.Config{})
+		s, m = brokerAndMessenger()
 		Expect(s.PublicKey()).To(HaveLen(40), "the broker is CURVE by default")
-		m = newMessenger(s, 0, proc.Identity{})
 	})
 
 	for _, pat := range []hub.Pattern{hub.PatternPubSub, hub.PatternPipeline} {

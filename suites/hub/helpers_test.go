@@ -30,6 +30,13 @@ func startBroker(cfg broker.Config) *broker.Service {
 	return s
 }
 
+// brokerAndMessenger starts a default (CURVE) in-process broker and a Messenger
+// of this process connected to it, both closed at the end of the spec.
+func brokerAndMessenger() (*broker.Service, *hub.Messenger) {
+	s := startBroker(broker.Config{})
+	return s, newMessenger(s, 0, proc.Identity{})
+}
+
 // newMessenger connects a Messenger (closed at the end of the spec). id, when
 // non-zero, makes it act as another process.
 func newMessenger(s *broker.Service, hb time.Duration, id proc.Identity) *hub.Messenger {

@@ -9,7 +9,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/pylabhub/plh/broker"
 	"github.com/pylabhub/plh/hub"
 	"github.com/pylabhub/plh/internal/proc"
 	"github.com/pylabhub/plh/shm"
@@ -17,13 +16,9 @@ import (
 )
 
 var _ = Describe("Channels (behaviours §5)", func() {
-	var (
-		s *broker.Service
-		m *hub.Messenger
-	)
+	var m *hub.Messenger
 	BeforeEach(func() {
-		s = startBroker(broker.Config{})
-		m = newMessenger(s, 0, proc.Identity{})
+		_, m = brokerAndMessenger()
 	})
 
 	It("5.1 refuses to create a channel without a broker connection", func() {
@@ -79,13 +74,9 @@ var _ = Describe("Channels (behaviours §5)", func() {
 })
 
 var _ = Describe("hub Producer and Consumer (behaviours §6)", func() {
-	var (
-		s *broker.Service
-		m *hub.Messenger
-	)
+	var m *hub.Messenger
 	BeforeEach(func() {
-		s = startBroker(broker.Config{})
-		m = newMessenger(s, 0, proc.Identity{})
+		_, m = brokerAndMessenger()
 	})
 
 	It("6.1 creates a PubSub producer without SHM, invalid after close", func() {

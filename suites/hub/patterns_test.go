@@ -10,9 +10,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/pylabhub/plh/broker"
 	"github.com/pylabhub/plh/hub"
-	"github.com/pylabhub/plh/internal/proc"
 	"github.com/pylabhub/plh/internal/wire"
 )
 
@@ -45,16 +43,19 @@ func drainAll(p *hub.Producer, cs []*hub.Consumer, send func()) [][]uint64 {
 	return got
 }
 
+// sendSeq sends messages 0..n-1 (seqMsg) from p, each expected to succeed.
+func sendSeq(p *hub.Producer, n int) {
+	for i := range n {
+		Expect(p.Send(context.Background(), seqMsg(i))).To(Succeed())
+	}
+}
+
 func seqMsg(i int) []byte { return binary.LittleEndian.AppendUint64(make([]byte, 0, 64), uint64(i)) }
 
 var _ = Describe("Channel patterns", func() {
-	var (
-		s *broker.Service
-		m *hub.Messenger
-	)
+	var m *hub.Messenger
 	BeforeEach(func() {
-		s = startBroker(broker.Config{})
-		m = newMessenger(s, 0, proc.Identity{})
+		_, m = brokerAndMessenger()
 	})
 
 	It("Pipeline delivers each of N messages to exactly one of 3 consumers, spread over all", func() {
@@ -65,9 +66,7 @@ var _ = Describe("Channel patterns", func() {
 			cs = append(cs, connect(m, hub.ConsumerOptions{Channel: p.Channel(), Window: 16}))
 		}
 		got := drainAll(p, cs, func() {
-			for i := range n {
-				Expect(p.Send(context.Background(), seqMsg(i))).To(Succeed())
-			}
+			sendSeq(p, n)
 		})
 		seen := make([]int, n)
 		for i, g := range got {
@@ -92,9 +91,7 @@ var _ = Describe("Channel patterns", func() {
 			cs = append(cs, connect(m, hub.ConsumerOptions{Channel: p.Channel(), Window: 32}))
 		}
 		got := drainAll(p, cs, func() {
-			for i := range n {
-				Expect(p.Send(context.Background(), seqMsg(i))).To(Succeed())
-			}
+			sendSeq(p, n)
 		})
 		want := make([]uint64, n)
 		for i := range want {
@@ -231,13 +228,9 @@ var _ = Describe("Channel patterns", func() {
 })
 
 var _ = Describe("Peer protocol with untrusted peers", func() {
-	var (
-		s *broker.Service
-		m *hub.Messenger
-	)
+	var m *hub.Messenger
 	BeforeEach(func() {
-		s = startBroker(broker.Config{})
-		m = newMessenger(s, 0, proc.Identity{})
+		_, m = brokerAndMessenger()
 	})
 
 	rawPeer := func(p *hub.Producer) *wire.Dealer {
