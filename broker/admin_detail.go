@@ -7,7 +7,7 @@ import (
 	"github.com/pylabhub/plh/broker/proto"
 )
 
-// This file is the admin shell's view of one channel (hub/admin: plh.channel).
+// This file is the admin shell's view of one channel (hubd/admin: plh.channel).
 // It only reads the registry (and the entry's counters) under s.mu.
 
 // ChannelDetail is one channel's full state.

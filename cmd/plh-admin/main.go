@@ -21,7 +21,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/pylabhub/plh/hub/admin"
+	"github.com/pylabhub/plh/hubd/admin"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }

@@ -1,15 +1,15 @@
 // Command plh-hub runs the plh hub: the broker, configured in layers (defaults,
 // config files, environment, flags), announcing itself with one "ready" event on
 // stdout. The first SIGINT/SIGTERM stops it gracefully (exit 0); a second one
-// exits at once with status 1. See internal/roles/hubrole and docs/config.md.
+// exits at once with status 1. See cmd/internal/hubrole, hubd and docs/config.md.
 package main
 
 import (
 	"context"
 	"os"
 
-	"github.com/pylabhub/plh/internal/roles/hubrole"
-	"github.com/pylabhub/plh/internal/shutdown"
+	"github.com/pylabhub/plh/cmd/internal/hubrole"
+	"github.com/pylabhub/plh/cmd/internal/shutdown"
 )
 
 func main() {

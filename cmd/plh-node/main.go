@@ -1,6 +1,6 @@
 // Command plh-node runs one producer or consumer of a plh channel from flags and
 // reports every event as a JSON line on stdout (docs/events.md). See
-// internal/roles/noderole for the flags, the payload and the control lines it
+// cmd/internal/noderole for the flags, the payload and the control lines it
 // reads on stdin. Exit status: 0 done (or stopped by a signal), 1 error, 2 usage.
 package main
 
@@ -8,8 +8,8 @@ import (
 	"context"
 	"os"
 
-	"github.com/pylabhub/plh/internal/roles/noderole"
-	"github.com/pylabhub/plh/internal/shutdown"
+	"github.com/pylabhub/plh/cmd/internal/noderole"
+	"github.com/pylabhub/plh/cmd/internal/shutdown"
 )
 
 func main() {

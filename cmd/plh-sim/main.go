@@ -22,7 +22,7 @@ import (
 	"os"
 	"sort"
 
-	"github.com/pylabhub/plh/internal/shutdown"
+	"github.com/pylabhub/plh/cmd/internal/shutdown"
 	"github.com/pylabhub/plh/sim"
 )
 

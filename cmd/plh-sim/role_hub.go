@@ -4,7 +4,7 @@ import (
 	"context"
 	"io"
 
-	"github.com/pylabhub/plh/internal/roles/hubrole"
+	"github.com/pylabhub/plh/cmd/internal/hubrole"
 )
 
 // The hub role, so that plh-sim alone can run every scenario: the engine

@@ -4,7 +4,7 @@ import (
 	"context"
 	"io"
 
-	"github.com/pylabhub/plh/internal/roles/noderole"
+	"github.com/pylabhub/plh/cmd/internal/noderole"
 )
 
 // The node role (producer or consumer), so that plh-sim alone can run every

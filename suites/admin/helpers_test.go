@@ -13,7 +13,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/pylabhub/plh/broker/proto"
-	"github.com/pylabhub/plh/hub/admin"
+	"github.com/pylabhub/plh/hubd/admin"
 	"github.com/pylabhub/plh/internal/wire"
 	"github.com/pylabhub/plh/suites/support"
 )

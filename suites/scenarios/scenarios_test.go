@@ -156,7 +156,7 @@ var _ = Describe("every scenario in scenarios/", func() {
 		name := strings.TrimSuffix(filepath.Base(file), ".toml")
 		It(name+" passes", Label("scenario", name), func(ctx SpecContext) {
 			if needsNodes(file) && !nodeRoleBuilt() {
-				Skip("plh-sim has no node role yet (internal/roles/noderole)")
+				Skip("plh-sim has no node role yet (cmd/internal/noderole)")
 			}
 			r := runSim(ctx, "run", file)
 			r.attach()

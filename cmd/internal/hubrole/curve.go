@@ -2,14 +2,14 @@ package hubrole
 
 import (
 	"github.com/pylabhub/plh/broker"
-	"github.com/pylabhub/plh/hub"
+	"github.com/pylabhub/plh/hubd"
 )
 
 // configureCurve sets bc.Curve from broker.use_curve, security.curve_keys_dir
 // and security.allowed_clients, overridden by --curve/--no-curve and --keys-dir.
 // The key pair is loaded or created by broker.Start; the public key reaches the
 // ready event as "pubkey".
-func configureCurve(cfg *hub.HubConfig, o options, bc *broker.Config) error {
+func configureCurve(cfg *hubd.Config, o options, bc *broker.Config) error {
 	on := cfg.Broker.UseCurve
 	switch {
 	case o.curve:

@@ -1,4 +1,4 @@
-package hub
+package hubd
 
 import (
 	"bytes"
@@ -15,17 +15,13 @@ import (
 	"unicode"
 )
 
-// ErrConfig is returned by LoadHubConfig when a configuration source has a key
-// of the wrong type, or the explicit config file is unreadable or not JSON.
-var ErrConfig = errors.New("hub: bad configuration")
-
-// HubConfig is the hub process configuration (spec/api.md §9), loaded in layers:
+// Config is the hub process configuration (spec/api.md §9), loaded in layers:
 // built-in defaults < <config_dir>/hub.default.json < <config_dir>/hub.user.json
 // (deep-merged), or instead of both files one explicit file (--config /
 // PYLABHUB_CONFIG_FILE); then the environment overrides PYLABHUB_HUB_NAME,
 // PYLABHUB_BROKER_ENDPOINT, PYLABHUB_ADMIN_ENDPOINT, PYLABHUB_USE_CURVE,
 // PYLABHUB_CURVE_KEYS_DIR. Keys: docs/config.md.
-type HubConfig struct {
+type Config struct {
 	Hub struct {
 		Name           string `json:"name"`
 		Description    string `json:"description"`
@@ -72,15 +68,15 @@ type HubConfig struct {
 }
 
 // ChannelTimeout returns broker.channel_timeout_s as a duration (≤0 → disabled: -1).
-func (c *HubConfig) ChannelTimeout() time.Duration { return secs(c.Broker.ChannelTimeoutS) }
+func (c *Config) ChannelTimeout() time.Duration { return secs(c.Broker.ChannelTimeoutS) }
 
 // ConsumerLivenessCheck returns broker.consumer_liveness_check_s (0 → disabled: -1).
-func (c *HubConfig) ConsumerLivenessCheck() time.Duration {
+func (c *Config) ConsumerLivenessCheck() time.Duration {
 	return secs(c.Broker.ConsumerLivenessCheckS)
 }
 
 // ConsumerTimeout returns broker.consumer_timeout_s (≤0 → disabled: -1).
-func (c *HubConfig) ConsumerTimeout() time.Duration { return secs(c.Broker.ConsumerTimeoutS) }
+func (c *Config) ConsumerTimeout() time.Duration { return secs(c.Broker.ConsumerTimeoutS) }
 
 func secs(s float64) time.Duration {
 	if s <= 0 {
@@ -89,8 +85,8 @@ func secs(s float64) time.Duration {
 	return time.Duration(s * float64(time.Second))
 }
 
-// DefaultHubConfigJSON is the built-in default layer.
-const DefaultHubConfigJSON = `{
+// DefaultConfigJSON is the built-in default layer.
+const DefaultConfigJSON = `{
   "hub": {"name": "local.hub.default", "description": "pyLabHub instance", "uid": "",
           "broker_endpoint": "tcp://0.0.0.0:5570", "admin_endpoint": "tcp://127.0.0.1:5600"},
   "admin": {"token": ""},
@@ -103,20 +99,20 @@ const DefaultHubConfigJSON = `{
   "security": {"admin_mode": "local", "curve_keys_dir": null, "allowed_clients": null}
 }`
 
-// HubConfigSources says where LoadHubConfig looks. Zero fields: ExplicitFile
+// Sources says where LoadConfig looks. Zero fields: ExplicitFile
 // from PYLABHUB_CONFIG_FILE, ConfigDir from the executable's location, Getenv
 // os.Getenv.
-type HubConfigSources struct {
+type Sources struct {
 	ExplicitFile string              // used instead of the two config_dir files
 	ConfigDir    string              // where hub.default.json and hub.user.json live
 	Getenv       func(string) string // environment lookup
 	Logger       *slog.Logger        // skipped files are logged here (nil → discard)
 }
 
-// LoadHubConfig builds the layered configuration. A key of the wrong JSON type in
+// LoadConfig builds the layered configuration. A key of the wrong JSON type in
 // any layer, or an unreadable/invalid explicit file, is an ErrConfig naming the
 // file and key; invalid files in config_dir are skipped with a warning (original).
-func LoadHubConfig(src HubConfigSources) (*HubConfig, error) {
+func LoadConfig(src Sources) (*Config, error) {
 	getenv := src.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
@@ -126,10 +122,10 @@ func LoadHubConfig(src HubConfigSources) (*HubConfig, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	var merged map[string]any
-	if err := json.Unmarshal([]byte(DefaultHubConfigJSON), &merged); err != nil {
+	if err := json.Unmarshal([]byte(DefaultConfigJSON), &merged); err != nil {
 		return nil, fmt.Errorf("%w: built-in defaults: %v", ErrConfig, err)
 	}
-	cfg := &HubConfig{}
+	cfg := &Config{}
 	explicit := src.ExplicitFile
 	if explicit == "" {
 		explicit = getenv("PYLABHUB_CONFIG_FILE")
@@ -156,7 +152,7 @@ func LoadHubConfig(src HubConfigSources) (*HubConfig, error) {
 			return nil
 		}
 		// Type-check this layer on its own so the error names the file.
-		if err := decodeInto(m, &HubConfig{}); err != nil {
+		if err := decodeInto(m, &Config{}); err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrConfig, path, err)
 		}
 		deepMerge(merged, m)
@@ -200,7 +196,7 @@ func LoadHubConfig(src HubConfigSources) (*HubConfig, error) {
 	}
 	cfg.Raw = merged
 	if cfg.Hub.UID == "" {
-		cfg.Hub.UID = GenerateHubUID(cfg.Hub.Name)
+		cfg.Hub.UID = GenerateUID(cfg.Hub.Name)
 	} else if !strings.HasPrefix(cfg.Hub.UID, "HUB-") {
 		log.Warn("hub.uid does not start with HUB-", "uid", cfg.Hub.UID)
 	}
@@ -212,7 +208,7 @@ func LoadHubConfig(src HubConfigSources) (*HubConfig, error) {
 	return cfg, nil
 }
 
-func decodeInto(m map[string]any, out *HubConfig) error {
+func decodeInto(m map[string]any, out *Config) error {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return err
@@ -254,8 +250,8 @@ func findConfigDir() string {
 	return ""
 }
 
-// GenerateHubUID returns HUB-<NAME>-<8 hex> per spec/api.md §9.2.
-func GenerateHubUID(name string) string {
+// GenerateUID returns HUB-<NAME>-<8 hex> per spec/api.md §9.2.
+func GenerateUID(name string) string {
 	var b strings.Builder
 	dash := false
 	for _, r := range name {

@@ -12,9 +12,9 @@ import (
 
 	"github.com/pylabhub/plh/broker"
 	"github.com/pylabhub/plh/chaos"
+	"github.com/pylabhub/plh/cmd/internal/noderole"
+	"github.com/pylabhub/plh/cmd/internal/shutdown"
 	"github.com/pylabhub/plh/internal/event"
-	"github.com/pylabhub/plh/internal/roles/noderole"
-	"github.com/pylabhub/plh/internal/shutdown"
 	"github.com/pylabhub/plh/internal/wire"
 	"github.com/pylabhub/plh/suites/support"
 )

@@ -1,9 +1,8 @@
-package hubrole
+package hubd
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,44 +11,39 @@ import (
 
 	"github.com/pylabhub/plh/broker"
 	"github.com/pylabhub/plh/broker/proto"
-	"github.com/pylabhub/plh/hub"
-	"github.com/pylabhub/plh/hub/admin"
+	"github.com/pylabhub/plh/hubd/admin"
 )
 
-// This file adds the hub shell (hub/admin) to plh-hub: the admin endpoint, the
+// This file adds the hub shell (hubd/admin) to the hub: the admin endpoint, the
 // startup script and the Prometheus metrics server (docs/operations.md).
 //
-//   - configure: reads admin.startup_script and metrics.listen (wrong types
-//     refuse to start), refuses an admin endpoint beyond loopback without a
-//     token, and, when metrics are on, hooks the broker's request timing.
+//   - configureShell: reads admin.startup_script and metrics.listen (wrong
+//     types refuse to start), refuses an admin endpoint beyond loopback without
+//     a token, and, when metrics are on, hooks the broker's request timing.
 //   - start: builds the engine over the running broker, runs the startup script
 //     (any failure stops the hub: exit 1, nothing half-started), binds the admin
 //     endpoint and the metrics server, and adds admin_endpoint / metrics_addr to
-//     the ready event. Binding the default admin endpoint (tcp://127.0.0.1:5600)
+//     the ready fields. Binding the default admin endpoint (tcp://127.0.0.1:5600)
 //     may fail when another hub on the host holds it: that only warns, so
 //     several hubs can run side by side; any other endpoint must bind.
 
-func init() {
-	registerModule(module{name: "admin", configure: configureAdmin, start: startAdmin})
-}
-
-// adminRun is the admin module's per-run state (Hub.Scratch["admin"]).
-type adminRun struct {
-	settings hub.AdminSettings
+// shell is the admin shell's state between configureShell and start.
+type shell struct {
+	settings AdminSettings
 	metrics  *admin.Metrics
 }
 
-func configureAdmin(cfg *hub.HubConfig, bc *broker.Config, scratch map[string]any) error {
+func configureShell(cfg *Config, bc *broker.Config) (*shell, error) {
 	s, err := cfg.AdminSettings()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if ep := cfg.Hub.AdminEndpoint; ep != "" {
 		if err := admin.CheckBind(ep, cfg.Admin.Token); err != nil {
-			return fmt.Errorf("hub.admin_endpoint: %w (set admin.token or bind to 127.0.0.1)", err)
+			return nil, fmt.Errorf("hub.admin_endpoint: %w (set admin.token or bind to 127.0.0.1)", err)
 		}
 	}
-	r := &adminRun{settings: s}
+	r := &shell{settings: s}
 	if s.MetricsListen != "" {
 		r.metrics = admin.NewMetrics(nil) // stats source added in start, once the broker exists
 		prev := bc.ObserveRequest
@@ -60,17 +54,14 @@ func configureAdmin(cfg *hub.HubConfig, bc *broker.Config, scratch map[string]an
 			}
 		}
 	}
-	scratch["admin"] = r
-	return nil
+	return r, nil
 }
 
-func startAdmin(ctx context.Context, h *Hub) (func(), error) {
-	r, _ := h.Scratch["admin"].(*adminRun)
-	if r == nil {
-		return nil, errors.New("admin module not configured")
-	}
-	backend := admin.NewBrokerBackend(h.Broker, func() any { return effectiveConfig(h.Config, r.settings) }, h.Shutdown)
-	engine := admin.NewEngine(admin.EngineConfig{HubName: h.Config.Hub.Name, Backend: backend, Logger: h.Logger.With("module", "admin")})
+// start runs the shell over svc; the returned func stops what it started.
+func (r *shell) start(ctx context.Context, p Params, svc *broker.Service, ready map[string]any) (func(), error) {
+	cfg, log := p.Config, p.Logger
+	backend := admin.NewBrokerBackend(svc, func() any { return effectiveConfig(cfg, r.settings) }, p.Shutdown)
+	engine := admin.NewEngine(admin.EngineConfig{HubName: cfg.Hub.Name, Backend: backend, Logger: log.With("module", "admin")})
 
 	var stops []func()
 	stopAll := func() {
@@ -79,33 +70,33 @@ func startAdmin(ctx context.Context, h *Hub) (func(), error) {
 		}
 	}
 	if r.metrics != nil {
-		r.metrics.AddStats(func() admin.HubStats { return admin.BrokerStats(h.Broker) })
-		ms, err := admin.ServeMetrics(r.settings.MetricsListen, r.metrics, h.Logger)
+		r.metrics.AddStats(func() admin.HubStats { return admin.BrokerStats(svc) })
+		ms, err := admin.ServeMetrics(r.settings.MetricsListen, r.metrics, log)
 		if err != nil {
 			return nil, fmt.Errorf("metrics.listen: %w", err)
 		}
 		stops = append(stops, func() { _ = ms.Close() })
-		h.ReadyFields["metrics_addr"] = ms.Addr()
-		h.Logger.Info("metrics served", "url", "http://"+ms.Addr()+"/metrics")
+		ready["metrics_addr"] = ms.Addr()
+		log.Info("metrics served", "url", "http://"+ms.Addr()+"/metrics")
 	}
 
 	if path := r.settings.StartupScript; path != "" {
-		if err := runStartupScript(ctx, engine, path, h.Logger); err != nil {
+		if err := runStartupScript(ctx, engine, path, log); err != nil {
 			stopAll()
 			return nil, err
 		}
 	}
 
-	if ep := h.Config.Hub.AdminEndpoint; ep != "" {
-		srv, err := admin.Listen(admin.ServerConfig{Endpoint: ep, Token: h.Config.Admin.Token, Engine: engine,
-			Backend: backend, Metrics: r.metrics, Logger: h.Logger.With("module", "admin")})
+	if ep := cfg.Hub.AdminEndpoint; ep != "" {
+		srv, err := admin.Listen(admin.ServerConfig{Endpoint: ep, Token: cfg.Admin.Token, Engine: engine,
+			Backend: backend, Metrics: r.metrics, Logger: log.With("module", "admin")})
 		switch {
 		case err == nil:
 			stops = append(stops, func() { _ = srv.Close() })
-			h.ReadyFields["admin_endpoint"] = srv.Endpoint()
-			h.Logger.Info("admin shell listening", "endpoint", srv.Endpoint(), "token", h.Config.Admin.Token != "")
+			ready["admin_endpoint"] = srv.Endpoint()
+			log.Info("admin shell listening", "endpoint", srv.Endpoint(), "token", cfg.Admin.Token != "")
 		case ep == admin.DefaultEndpoint:
-			h.Logger.Warn("admin shell disabled: default endpoint unavailable", "endpoint", ep, "err", err)
+			log.Warn("admin shell disabled: default endpoint unavailable", "endpoint", ep, "err", err)
 		default:
 			stopAll()
 			return nil, fmt.Errorf("hub.admin_endpoint: %w", err)
@@ -135,8 +126,8 @@ func runStartupScript(ctx context.Context, engine *admin.Engine, path string, lo
 }
 
 // effectiveConfig is plh.config(): the loaded configuration with the admin
-// token redacted, plus where it came from and the admin module's own keys.
-func effectiveConfig(cfg *hub.HubConfig, s hub.AdminSettings) any {
+// token redacted, plus where it came from and the admin shell's own keys.
+func effectiveConfig(cfg *Config, s AdminSettings) any {
 	var m map[string]any
 	raw, err := json.Marshal(cfg)
 	if err == nil {

@@ -1,4 +1,4 @@
-package hub
+package hubd
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 	"github.com/pylabhub/plh/internal/wire/curve"
 )
 
-func TestHubConfigCurveKeys(t *testing.T) {
+func TestConfigCurveKeys(t *testing.T) {
 	kp, err := curve.GenerateKeyPair()
 	if err != nil {
 		t.Fatal(err)
@@ -17,7 +17,7 @@ func TestHubConfigCurveKeys(t *testing.T) {
 	key := kp.Public.String()
 	dir := t.TempDir()
 
-	c, err := LoadHubConfig(HubConfigSources{ConfigDir: t.TempDir(), Getenv: noEnv})
+	c, err := LoadConfig(Sources{ConfigDir: t.TempDir(), Getenv: noEnv})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestHubConfigCurveKeys(t *testing.T) {
 	}
 
 	f := writeFile(t, dir, "hub.json", `{"broker":{"use_curve":false},"security":{"curve_keys_dir":"keys","allowed_clients":["`+key+`"]}}`)
-	c, err = LoadHubConfig(HubConfigSources{ExplicitFile: f, Getenv: noEnv})
+	c, err = LoadConfig(Sources{ExplicitFile: f, Getenv: noEnv})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestHubConfigCurveKeys(t *testing.T) {
 	writeFile(t, dir, "clients.txt", "# lab clients\n\n"+key+"\n")
 	f = writeFile(t, dir, "hub2.json", `{"broker":{"use_curve":false},"security":{"allowed_clients":"clients.txt"}}`)
 	env := map[string]string{"PYLABHUB_USE_CURVE": "true", "PYLABHUB_CURVE_KEYS_DIR": "/k"}
-	c, err = LoadHubConfig(HubConfigSources{ExplicitFile: f, Getenv: func(k string) string { return env[k] }})
+	c, err = LoadConfig(Sources{ExplicitFile: f, Getenv: func(k string) string { return env[k] }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestHubConfigCurveKeys(t *testing.T) {
 	}
 }
 
-func TestHubConfigCurveRefusals(t *testing.T) {
+func TestConfigCurveRefusals(t *testing.T) {
 	dir := t.TempDir()
 	for name, body := range map[string]string{
 		"allowlist of numbers": `{"security":{"allowed_clients":[1,2]}}`,
@@ -59,12 +59,12 @@ func TestHubConfigCurveRefusals(t *testing.T) {
 		"use_curve string":     `{"broker":{"use_curve":"yes"}}`,
 	} {
 		f := writeFile(t, dir, "bad.json", body)
-		if _, err := LoadHubConfig(HubConfigSources{ExplicitFile: f, Getenv: noEnv}); !errors.Is(err, ErrConfig) {
+		if _, err := LoadConfig(Sources{ExplicitFile: f, Getenv: noEnv}); !errors.Is(err, ErrConfig) {
 			t.Errorf("%s: err %v, want ErrConfig", name, err)
 		}
 	}
 	env := map[string]string{"PYLABHUB_USE_CURVE": "maybe"}
-	if _, err := LoadHubConfig(HubConfigSources{ConfigDir: dir, Getenv: func(k string) string { return env[k] }}); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "PYLABHUB_USE_CURVE") {
+	if _, err := LoadConfig(Sources{ConfigDir: dir, Getenv: func(k string) string { return env[k] }}); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "PYLABHUB_USE_CURVE") {
 		t.Errorf("bad env: %v", err)
 	}
 	for name, body := range map[string]string{
@@ -72,7 +72,7 @@ func TestHubConfigCurveRefusals(t *testing.T) {
 		"missing file": `{"security":{"allowed_clients":"nope.txt"}}`,
 	} {
 		f := writeFile(t, dir, "hub.json", body)
-		c, err := LoadHubConfig(HubConfigSources{ExplicitFile: f, Getenv: noEnv})
+		c, err := LoadConfig(Sources{ExplicitFile: f, Getenv: noEnv})
 		if err != nil {
 			t.Fatal(err)
 		}

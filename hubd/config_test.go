@@ -1,4 +1,4 @@
-package hub
+package hubd
 
 import (
 	"errors"
@@ -20,12 +20,12 @@ func writeFile(t *testing.T, dir, name, body string) string {
 
 func noEnv(string) string { return "" }
 
-func TestHubConfigLayers(t *testing.T) {
+func TestConfigLayers(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "hub.default.json", `{"hub":{"name":"a","description":"d"},"broker":{"channel_timeout_s":3}}`)
 	writeFile(t, dir, "hub.user.json", `{"hub":{"name":"b"},"extra":{"x":1}}`)
 	env := map[string]string{"PYLABHUB_BROKER_ENDPOINT": "tcp://127.0.0.1:7000"}
-	c, err := LoadHubConfig(HubConfigSources{ConfigDir: dir, Getenv: func(k string) string { return env[k] }})
+	c, err := LoadConfig(Sources{ConfigDir: dir, Getenv: func(k string) string { return env[k] }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,41 +38,41 @@ func TestHubConfigLayers(t *testing.T) {
 	}
 }
 
-func TestHubConfigDefaultsAndUID(t *testing.T) {
-	c, err := LoadHubConfig(HubConfigSources{ConfigDir: t.TempDir(), Getenv: noEnv})
+func TestConfigDefaultsAndUID(t *testing.T) {
+	c, err := LoadConfig(Sources{ConfigDir: t.TempDir(), Getenv: noEnv})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Hub.BrokerEndpoint != "tcp://0.0.0.0:5570" || c.ConsumerLivenessCheck() != 5*time.Second {
 		t.Fatalf("%+v", c)
 	}
-	if !regexp.MustCompile(`^HUB-MYLABHUB-[0-9A-F]{8}$`).MatchString(GenerateHubUID("my lab hub")) ||
-		!regexp.MustCompile(`^HUB-NODE-`).MatchString(GenerateHubUID("!!")) {
-		t.Fatal(GenerateHubUID("my lab hub"))
+	if !regexp.MustCompile(`^HUB-MYLABHUB-[0-9A-F]{8}$`).MatchString(GenerateUID("my lab hub")) ||
+		!regexp.MustCompile(`^HUB-NODE-`).MatchString(GenerateUID("!!")) {
+		t.Fatal(GenerateUID("my lab hub"))
 	}
 }
 
-func TestHubConfigErrors(t *testing.T) {
+func TestConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := writeFile(t, dir, "x.json", `{"broker":{"channel_timeout_s":"ten"}}`)
-	if _, err := LoadHubConfig(HubConfigSources{ExplicitFile: bad, Getenv: noEnv}); !errors.Is(err, ErrConfig) {
+	if _, err := LoadConfig(Sources{ExplicitFile: bad, Getenv: noEnv}); !errors.Is(err, ErrConfig) {
 		t.Fatalf("wrong type: %v", err)
 	}
 	notJSON := writeFile(t, dir, "y.json", `nope`)
-	if _, err := LoadHubConfig(HubConfigSources{ExplicitFile: notJSON, Getenv: noEnv}); !errors.Is(err, ErrConfig) {
+	if _, err := LoadConfig(Sources{ExplicitFile: notJSON, Getenv: noEnv}); !errors.Is(err, ErrConfig) {
 		t.Fatalf("not json: %v", err)
 	}
-	if _, err := LoadHubConfig(HubConfigSources{ExplicitFile: filepath.Join(dir, "missing"), Getenv: noEnv}); !errors.Is(err, ErrConfig) {
+	if _, err := LoadConfig(Sources{ExplicitFile: filepath.Join(dir, "missing"), Getenv: noEnv}); !errors.Is(err, ErrConfig) {
 		t.Fatal("missing explicit file accepted")
 	}
 	// Invalid JSON in config_dir is skipped; a wrong type there is still an error.
 	d2 := t.TempDir()
 	writeFile(t, d2, "hub.user.json", `{broken`)
-	if _, err := LoadHubConfig(HubConfigSources{ConfigDir: d2, Getenv: noEnv}); err != nil {
+	if _, err := LoadConfig(Sources{ConfigDir: d2, Getenv: noEnv}); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, d2, "hub.default.json", `{"hub":{"name":7}}`)
-	if _, err := LoadHubConfig(HubConfigSources{ConfigDir: d2, Getenv: noEnv}); !errors.Is(err, ErrConfig) {
+	if _, err := LoadConfig(Sources{ConfigDir: d2, Getenv: noEnv}); !errors.Is(err, ErrConfig) {
 		t.Fatal("wrong type in config_dir accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package hub
+package hubd
 
 import (
 	"bufio"
@@ -55,7 +55,7 @@ func (k ClientKeys) MarshalJSON() ([]byte, error) {
 }
 
 // CurveKeysDir returns security.curve_keys_dir resolved against ConfigDir ("" = none).
-func (c *HubConfig) CurveKeysDir() string {
+func (c *Config) CurveKeysDir() string {
 	if c.Security.CurveKeysDir == nil || *c.Security.CurveKeysDir == "" {
 		return ""
 	}
@@ -68,7 +68,7 @@ func (c *HubConfig) CurveKeysDir() string {
 
 // AllowedClients parses security.allowed_clients (reading the file if it names
 // one). A malformed key or an unreadable file is an ErrConfig naming it.
-func (c *HubConfig) AllowedClients() ([]curve.PublicKey, error) {
+func (c *Config) AllowedClients() ([]curve.PublicKey, error) {
 	ak := c.Security.AllowedClients
 	lines, where := ak.Keys, "security.allowed_clients"
 	if ak.File != "" {

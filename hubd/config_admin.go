@@ -1,4 +1,4 @@
-package hub
+package hubd
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 )
 
 // This file holds the configuration keys of the admin shell and metrics
-// (hub/admin, docs/operations.md) that spec/api.md §9 does not list. They are
+// (hubd/admin, docs/operations.md) that spec/api.md §9 does not list. They are
 // read from Raw, so the layered loading above applies to them unchanged.
 
 // AdminSettings are the admin shell's and metrics' own keys.
@@ -20,7 +20,7 @@ type AdminSettings struct {
 
 // AdminSettings reads the admin keys; a key of the wrong JSON type is an
 // ErrConfig naming it.
-func (c *HubConfig) AdminSettings() (AdminSettings, error) {
+func (c *Config) AdminSettings() (AdminSettings, error) {
 	var s AdminSettings
 	script, err := rawString(c.Raw, "admin", "startup_script")
 	if err != nil {

@@ -10,40 +10,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/pylabhub/plh/broker"
-	"github.com/pylabhub/plh/hub"
+	"github.com/pylabhub/plh/hubd"
 	"github.com/pylabhub/plh/internal/event"
-	"github.com/pylabhub/plh/internal/wire"
 )
-
-// Hub is the running hub process, handed to modules.
-type Hub struct {
-	Config      *hub.HubConfig
-	Broker      *broker.Service
-	Logger      *slog.Logger
-	Events      *event.Writer
-	ReadyFields map[string]any // modules add e.g. admin_endpoint, metrics_addr
-	// Shutdown requests a graceful stop (same path as the first signal).
-	Shutdown func()
-	// Scratch is per-run state a module passes from its configure to its start,
-	// keyed by module name.
-	Scratch map[string]any
-}
-
-// module is an optional part of the hub registered from another file's init.
-type module struct {
-	name  string
-	flags func(fs *flag.FlagSet)
-	// start runs after the broker is up; the returned stop runs at shutdown.
-	start func(ctx context.Context, h *Hub) (stop func(), err error)
-	// configure (optional) adjusts the broker's config before it starts; what it
-	// stores in scratch reaches start as Hub.Scratch.
-	configure func(cfg *hub.HubConfig, bc *broker.Config, scratch map[string]any) error
-}
-
-var modules []module
-
-func registerModule(m module) { modules = append(modules, m) }
 
 // options are the command-line flags of plh-hub.
 type options struct {
@@ -74,11 +43,6 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.noCurve, "no-curve", false, "serve the broker without CURVE, NULL security (overrides broker.use_curve)")
 	fs.StringVar(&o.keysDir, "keys-dir", "", "keep the CURVE server key pair in this directory (overrides security.curve_keys_dir)")
 	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "after the first SIGINT/SIGTERM keep serving this long before stopping (a second signal exits 1 at once)")
-	for _, m := range modules {
-		if m.flags != nil {
-			m.flags(fs)
-		}
-	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -109,23 +73,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func run(ctx context.Context, o options, log *slog.Logger, events *event.Writer) int {
-	cfg, err := hub.LoadHubConfig(hub.HubConfigSources{ExplicitFile: o.config, Logger: log})
+	cfg, err := hubd.LoadConfig(hubd.Sources{ExplicitFile: o.config, Logger: log})
 	if err != nil {
 		log.Error("plh-hub: configuration", "err", err)
 		_ = events.Emit("error", map[string]any{"op": "config", "error": err.Error()})
 		return 1
 	}
-	bc := broker.Config{
-		Endpoint:         cfg.Hub.BrokerEndpoint,
-		ChannelTimeout:   cfg.ChannelTimeout(),
-		ConsumerTimeout:  cfg.ConsumerTimeout(),
-		LivenessInterval: cfg.ConsumerLivenessCheck(),
-		Wire:             wire.Config{MaxFrame: cfg.Broker.MaxFrameBytes, PeerQueue: cfg.Broker.PeerQueue},
-		Logger:           log,
-	}
-	if cfg.Broker.ChecksumRepairPolicy == "NotifyOnly" {
-		bc.Checksum = broker.ChecksumNotifyOnly
-	}
+	bc := cfg.BrokerConfig(log)
 	if o.set["endpoint"] {
 		bc.Endpoint = o.endpoint
 	}
@@ -146,49 +100,23 @@ func run(ctx context.Context, o options, log *slog.Logger, events *event.Writer)
 	log.Info("plh-hub starting", "name", cfg.Hub.Name, "uid", cfg.Hub.UID, "broker_endpoint", bc.Endpoint,
 		"admin_endpoint", cfg.Hub.AdminEndpoint, "config_dir", cfg.ConfigDir, "sources", cfg.Sources)
 
-	scratch := map[string]any{}
-	for _, m := range modules {
-		if m.configure == nil {
-			continue
-		}
-		if err := m.configure(cfg, &bc, scratch); err != nil {
-			log.Error("plh-hub: module "+m.name, "err", err)
-			_ = events.Emit("error", map[string]any{"op": m.name, "error": err.Error()})
-			return 1
-		}
-	}
-
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	svc, err := broker.Start(ctx, bc)
+	h, err := hubd.Start(ctx, hubd.Params{Config: cfg, Broker: bc, Logger: log, Shutdown: cancel})
 	if err != nil {
-		log.Error("plh-hub: broker", "err", err)
-		_ = events.Emit("error", map[string]any{"op": "broker", "error": err.Error()})
+		op := "start"
+		var se *hubd.StartError
+		if errors.As(err, &se) {
+			op = se.Op
+		}
+		log.Error("plh-hub: "+op, "err", err)
+		_ = events.Emit("error", map[string]any{"op": op, "error": err.Error()})
 		return 1
 	}
-	defer svc.Close()
-	h := &Hub{Config: cfg, Broker: svc, Logger: log, Events: events, ReadyFields: map[string]any{}, Shutdown: cancel, Scratch: scratch}
-	var stops []func()
-	defer func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
-		}
-	}()
-	for _, m := range modules {
-		stop, err := m.start(ctx, h)
-		if err != nil {
-			log.Error("plh-hub: module "+m.name, "err", err)
-			_ = events.Emit("error", map[string]any{"op": m.name, "error": err.Error()})
-			return 1
-		}
-		if stop != nil {
-			stops = append(stops, stop)
-		}
-	}
-	fields := map[string]any{"endpoint": svc.Endpoint(), "pubkey": svc.PublicKey(), "pid": os.Getpid()}
-	for k, v := range h.ReadyFields {
-		fields[k] = v
-	}
+	defer h.Close()
+	svc := h.Broker()
+	fields := h.ReadyFields()
+	fields["endpoint"], fields["pubkey"], fields["pid"] = svc.Endpoint(), svc.PublicKey(), os.Getpid()
 	log.Info(fmt.Sprintf("broker ready at %s (pubkey=%s)", svc.Endpoint(), svc.PublicKey()))
 	if err := events.Emit("ready", fields); err != nil {
 		log.Warn("plh-hub: cannot write ready event", "err", err)

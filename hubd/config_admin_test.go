@@ -1,4 +1,4 @@
-package hub
+package hubd
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 func TestAdminSettings(t *testing.T) {
 	dir := t.TempDir()
 	path := writeFile(t, dir, "hub.json", `{"admin": {"token": "t", "startup_script": "start.star"}, "metrics": {"listen": "127.0.0.1:0"}}`)
-	cfg, err := LoadHubConfig(HubConfigSources{ExplicitFile: path, Getenv: noEnv})
+	cfg, err := LoadConfig(Sources{ExplicitFile: path, Getenv: noEnv})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +22,7 @@ func TestAdminSettings(t *testing.T) {
 	}
 
 	path = writeFile(t, dir, "py.json", `{"python": {"startup_script": "/abs/s.star"}}`)
-	cfg, err = LoadHubConfig(HubConfigSources{ExplicitFile: path, Getenv: noEnv})
+	cfg, err = LoadConfig(Sources{ExplicitFile: path, Getenv: noEnv})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestAdminSettings(t *testing.T) {
 
 	for _, body := range []string{`{"metrics": {"listen": 9090}}`, `{"metrics": 1}`, `{"admin": {"startup_script": true}}`} {
 		path = writeFile(t, dir, "bad.json", body)
-		cfg, err = LoadHubConfig(HubConfigSources{ExplicitFile: path, Getenv: noEnv})
+		cfg, err = LoadConfig(Sources{ExplicitFile: path, Getenv: noEnv})
 		if err != nil {
 			continue // refused by the loader already
 		}

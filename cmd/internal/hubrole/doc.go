@@ -1,0 +1,14 @@
+// Package hubrole is the plh-hub program's wiring: Main parses flags, loads the
+// layered configuration (hubd.LoadConfig), applies the flag overrides to the
+// broker configuration, starts the hub process (hubd.Start: broker, admin
+// shell, startup script, metrics), writes one "ready" event on stdout
+// (docs/events.md), logs to stderr, and on ctx cancellation (first
+// SIGINT/SIGTERM, handled by the caller with cmd/internal/shutdown, or
+// plh.shutdown() from the admin shell) waits --shutdown-delay (still serving),
+// stops everything and writes an "exit" event; a second signal meanwhile is the
+// caller's exit(1). A start-up failure is an "error" event whose op names the
+// part (config, admin, broker).
+// CURVE (curve.go): broker.use_curve / --curve / --no-curve, keys dir and
+// allowlist become broker.Config.Curve; the ready event carries "pubkey".
+// cmd/plh-hub and plh-sim (re-executing itself) both call Main.
+package hubrole
