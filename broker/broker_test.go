@@ -7,10 +7,11 @@ import (
 
 	"github.com/pylabhub/plh/broker/proto"
 	"github.com/pylabhub/plh/internal/wire"
+	"github.com/pylabhub/plh/internal/wire/wiretest"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, wire.GoleakIgnores()...) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, wiretest.GoleakIgnores()...) }
 
 type client struct {
 	t *testing.T

@@ -5,7 +5,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/pylabhub/plh/internal/wire"
+	"github.com/pylabhub/plh/internal/wire/wiretest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, wire.GoleakIgnores()...) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, wiretest.GoleakIgnores()...) }

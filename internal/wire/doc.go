@@ -27,7 +27,8 @@
 //   - Drops are counted: Stats.Dropped (messages read from the network but
 //     never delivered to Recv: in flight at Close, or drained from zmq4's queue),
 //     QueueFull, SendErrors, Violations, HandshakeFailures, RecvErrors.
-//   - GoleakIgnores is the one list of zmq4's known goroutine leaks.
+//   - The one list of zmq4's known goroutine leaks is wiretest.GoleakIgnores
+//     (test-only, so binaries do not link goleak).
 //   - Frame layout of spec/protocol.md §2: ControlFrames, DataFrames, Parse.
 //
 // Security seam (CURVE, internal/wire/curve): Config.Security (nil = NULL). The

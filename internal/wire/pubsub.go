@@ -98,7 +98,7 @@ func (p *Pub) Send(frames ...[]byte) error {
 func (p *Pub) Stats() Stats { return p.st.snapshot() }
 
 // Close stops the writer and closes the socket (zmq4 leaks one goroutine per PUB,
-// see GoleakIgnores). Idempotent, nil-safe.
+// see wiretest.GoleakIgnores). Idempotent, nil-safe.
 func (p *Pub) Close() error {
 	if p == nil {
 		return nil

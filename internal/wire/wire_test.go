@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/pylabhub/plh/internal/wire/wiretest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, GoleakIgnores()...) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, wiretest.GoleakIgnores()...) }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)

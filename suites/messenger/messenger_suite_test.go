@@ -7,7 +7,7 @@ import (
 	. "github.com/onsi/gomega"
 	"go.uber.org/goleak"
 
-	"github.com/pylabhub/plh/internal/wire"
+	"github.com/pylabhub/plh/internal/wire/wiretest"
 	"github.com/pylabhub/plh/suites/support"
 )
 
@@ -31,6 +31,6 @@ var ginkgoOutputCopier = goleak.IgnoreAnyFunction("github.com/onsi/ginkgo/v2/int
 var _ = BeforeEach(func() {
 	ignore := goleak.IgnoreCurrent()
 	DeferCleanup(func() {
-		goleak.VerifyNone(GinkgoT(), append(wire.GoleakIgnores(), ignore, ginkgoOutputCopier)...)
+		goleak.VerifyNone(GinkgoT(), append(wiretest.GoleakIgnores(), ignore, ginkgoOutputCopier)...)
 	})
 })

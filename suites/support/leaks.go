@@ -10,7 +10,7 @@ import (
 	. "github.com/onsi/gomega"    //nolint:revive // Gomega DSL
 	"go.uber.org/goleak"
 
-	"github.com/pylabhub/plh/internal/wire"
+	"github.com/pylabhub/plh/internal/wire/wiretest"
 )
 
 // ginkgoOutputCopier is Ginkgo's own output interceptor goroutine in parallel runs:
@@ -24,13 +24,13 @@ var ginkgoOutputCopier = goleak.IgnoreAnyFunction(
 // cleanups have run (DeferCleanup runs newest first, so this runs last), fails the
 // spec if any new goroutine is still alive.
 //
-// Known leaks of zmq4 come from wire.GoleakIgnores, the one named list. zmq4 also
+// Known leaks of zmq4 come from wiretest.GoleakIgnores, the one named list. zmq4 also
 // ends some goroutines of a closed socket asynchronously (accept loop, reaper,
 // readers); goleak alone retries for under half a second, too short with -race on
 // a loaded 2-core machine, so the check polls for up to 10 s: a real leak still
 // fails, it just fails later.
 func CheckLeaks() {
-	ignore := append(wire.GoleakIgnores(), goleak.IgnoreCurrent(), ginkgoOutputCopier)
+	ignore := append(wiretest.GoleakIgnores(), goleak.IgnoreCurrent(), ginkgoOutputCopier)
 	DeferCleanup(func() {
 		Eventually(func() error { return goleak.Find(ignore...) }).
 			WithTimeout(10*time.Second).WithPolling(50*time.Millisecond).

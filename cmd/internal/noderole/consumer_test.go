@@ -15,7 +15,7 @@ import (
 	"github.com/pylabhub/plh/cmd/internal/noderole"
 	"github.com/pylabhub/plh/cmd/internal/shutdown"
 	"github.com/pylabhub/plh/internal/event"
-	"github.com/pylabhub/plh/internal/wire"
+	"github.com/pylabhub/plh/internal/wire/wiretest"
 	"github.com/pylabhub/plh/suites/support"
 )
 
@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 		stop()
 		os.Exit(code)
 	}
-	goleak.VerifyTestMain(m, wire.GoleakIgnores()...)
+	goleak.VerifyTestMain(m, wiretest.GoleakIgnores()...)
 }
 
 func startNode(t *testing.T, name string, args ...string) *support.Proc {
