@@ -92,7 +92,7 @@ func TestStartFailuresNameThePartAndLeaveNothing(t *testing.T) {
 		"script fails": {`{"hub":{"broker_endpoint":"tcp://127.0.0.1:0","admin_endpoint":"tcp://127.0.0.1:0"},
 			"admin":{"startup_script":"start.star"},"metrics":{"listen":"127.0.0.1:0"}}`, "fail(\"no\")\n", "admin", "startup script"},
 		"remote admin without token": {`{"hub":{"broker_endpoint":"tcp://127.0.0.1:0","admin_endpoint":"tcp://0.0.0.0:0"}}`, "", "admin", "hub.admin_endpoint"},
-		"broker cannot bind": {`{"hub":{"broker_endpoint":"bogus://x","admin_endpoint":""}}`, "", "broker", "bogus"},
+		"broker cannot bind":         {`{"hub":{"broker_endpoint":"bogus://x","admin_endpoint":""}}`, "", "broker", "bogus"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg, bc := loadTestConfig(t, tc.body, tc.script)
