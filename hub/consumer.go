@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pylabhub/plh/broker/proto"
 	"github.com/pylabhub/plh/internal/proc"
 	"github.com/pylabhub/plh/internal/wire"
 	"github.com/pylabhub/plh/shm"
@@ -203,7 +204,7 @@ func (c *consumer) hello() error {
 	}
 	body := mustJSON(helloBody{ConsumerPid: c.m.Pid(), ConsumerStartTime: startTimeFor(c.m, self), ConsumerUID: c.opts.UID,
 		ConsumerName: c.opts.Name, Window: c.opts.Window, HeartbeatMs: hb})
-	return c.send(wire.ControlFrames(TypeHello, body)...)
+	return c.send(proto.ControlFrames(TypeHello, body)...)
 }
 
 // startTimeFor is the start time sent in HELLO: ours unless the Messenger acts as
@@ -347,7 +348,7 @@ func (c *consumer) deregister() error {
 
 func (c *consumer) bye() {
 	c.byeOnce.Do(func() {
-		if err := c.send(wire.ControlFrames(TypeBye, nil)...); err != nil {
+		if err := c.send(proto.ControlFrames(TypeBye, nil)...); err != nil {
 			c.log.Debug("hub: BYE not sent", "err", err)
 		}
 	})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pylabhub/plh/broker/proto"
 	"github.com/pylabhub/plh/internal/wire"
 )
 
@@ -25,7 +26,7 @@ func (c *consumer) readLoop() {
 			c.log.Debug("hub: dropped peer message", "err", err)
 			continue
 		}
-		if f.Kind == wire.KindData {
+		if f.Kind == proto.KindData {
 			select {
 			case c.data <- f.Body:
 			case <-c.ctx.Done():
@@ -92,7 +93,7 @@ func (c *consumer) tickLoop() {
 			c.producerLost()
 		case <-t.C:
 			if c.opts.PeerHeartbeat > 0 && !c.closing.Load() {
-				_ = c.send(wire.ControlFrames(TypePeerHeartbeat, nil)...)
+				_ = c.send(proto.ControlFrames(TypePeerHeartbeat, nil)...)
 			}
 			c.returnCredit(true)
 		}
@@ -115,7 +116,7 @@ func (c *consumer) returnCredit(force bool) {
 	if !c.owed.CompareAndSwap(n, 0) {
 		return // another goroutine is returning it
 	}
-	if err := c.send(wire.ControlFrames(TypeCredit, mustJSON(creditBody{N: int(n)}))...); err != nil {
+	if err := c.send(proto.ControlFrames(TypeCredit, mustJSON(creditBody{N: int(n)}))...); err != nil {
 		c.owed.Add(n) // retried at the next tick
 	}
 }
@@ -159,7 +160,7 @@ func (c *consumer) Send(payload []byte) error {
 	if c.closing.Load() {
 		return fmt.Errorf("send %q: %w", c.name, ErrClosed)
 	}
-	if err := c.send(wire.DataFrames(append([]byte(nil), payload...))...); err != nil {
+	if err := c.send(proto.DataFrames(append([]byte(nil), payload...))...); err != nil {
 		return fmt.Errorf("send %q: %w", c.name, err)
 	}
 	return nil
@@ -177,7 +178,7 @@ func (c *consumer) SendCtrl(typ string, body []byte) error {
 	if c.closing.Load() {
 		return fmt.Errorf("send ctrl %q: %w", c.name, ErrClosed)
 	}
-	if err := c.send(wire.ControlFrames(typ, append([]byte(nil), body...))...); err != nil {
+	if err := c.send(proto.ControlFrames(typ, append([]byte(nil), body...))...); err != nil {
 		return fmt.Errorf("send ctrl %q: %w", c.name, err)
 	}
 	return nil

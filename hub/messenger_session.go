@@ -203,8 +203,8 @@ func (m *Messenger) brokerLost(s *session, cause error) {
 
 // handleIncoming routes one message from the broker. It never blocks.
 func (m *Messenger) handleIncoming(s *session, frames [][]byte) {
-	f, err := wire.Parse(frames)
-	if err != nil || f.Kind != wire.KindControl {
+	f, err := proto.Parse(frames)
+	if err != nil || f.Kind != proto.KindControl {
 		m.log.Warn("messenger: dropped malformed message from broker", "err", err)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pylabhub/plh/broker/proto"
 	"github.com/pylabhub/plh/internal/wire"
 	"github.com/pylabhub/plh/shm"
 )
@@ -302,7 +303,7 @@ func (p *producer) close() error {
 		p.wake = make(chan struct{})
 		p.mu.Unlock()
 		for _, ps := range peers {
-			p.send(ps.id.ID, wire.ControlFrames(TypeBye, nil)...)
+			p.send(ps.id.ID, proto.ControlFrames(TypeBye, nil)...)
 		}
 		p.drain()
 		p.stopCore()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pylabhub/plh/broker/proto"
 	"github.com/pylabhub/plh/internal/wire"
 )
 
@@ -31,7 +32,7 @@ func (p *producer) handlePeer(m wire.Msg) {
 	}
 	key := string(m.Peer)
 	now := time.Now()
-	if f.Kind == wire.KindData {
+	if f.Kind == proto.KindData {
 		ps := p.touch(key, now)
 		if ps == nil || p.pat != PatternBidir {
 			p.dropped.Add(1)
@@ -50,7 +51,7 @@ func (p *producer) handlePeer(m wire.Msg) {
 		p.mu.Lock()
 		ps := p.removeLocked(key)
 		p.mu.Unlock()
-		_ = p.send(m.Peer, wire.ControlFrames(TypeByeAck, nil)...)
+		_ = p.send(m.Peer, proto.ControlFrames(TypeByeAck, nil)...)
 		if ps != nil {
 			p.log.Info("hub: consumer left", "identity", hex.EncodeToString(ps.id.ID), "pid", ps.id.Pid)
 			if fn := p.opts.Callbacks.OnConsumerLeft; fn != nil {
@@ -115,7 +116,7 @@ func (p *producer) handleHello(peer []byte, body []byte, now time.Time) {
 	p.wakeLocked()
 	p.mu.Unlock()
 	ack := mustJSON(helloAckBody{Channel: p.name, Pattern: string(p.pat), Window: h.Window})
-	if err := p.send(peer, wire.ControlFrames(TypeHelloAck, ack)...); err != nil {
+	if err := p.send(peer, proto.ControlFrames(TypeHelloAck, ack)...); err != nil {
 		p.log.Warn("hub: HELLO_ACK not sent", "err", err)
 	}
 	p.log.Info("hub: consumer joined", "identity", hex.EncodeToString(peer), "pid", h.ConsumerPid, "window", h.Window)
@@ -233,7 +234,7 @@ func (p *producer) Send(ctx context.Context, payload []byte) error {
 	}
 	ctx, cancel := p.sendCtx(ctx)
 	defer cancel()
-	frames := wire.DataFrames(append([]byte(nil), payload...))
+	frames := proto.DataFrames(append([]byte(nil), payload...))
 	if p.pat == PatternPipeline {
 		return p.sendOne(ctx, nil, frames)
 	}
@@ -256,7 +257,7 @@ func (p *producer) SendTo(ctx context.Context, id []byte, payload []byte) error 
 	}
 	ctx, cancel := p.sendCtx(ctx)
 	defer cancel()
-	return p.sendOne(ctx, id, wire.DataFrames(append([]byte(nil), payload...)))
+	return p.sendOne(ctx, id, proto.DataFrames(append([]byte(nil), payload...)))
 }
 
 // SendCtrl sends a control message of type typ ("" = "CTRL") to one joined
@@ -277,7 +278,7 @@ func (p *producer) SendCtrl(id []byte, typ string, body []byte) error {
 	case ps == nil:
 		return fmt.Errorf("send ctrl %q: %w", p.name, ErrUnknownConsumer)
 	}
-	if err := p.send(id, wire.ControlFrames(typ, append([]byte(nil), body...))...); err != nil {
+	if err := p.send(id, proto.ControlFrames(typ, append([]byte(nil), body...))...); err != nil {
 		return fmt.Errorf("send ctrl %q: %w", p.name, err)
 	}
 	return nil

@@ -28,7 +28,8 @@
 //     never delivered to Recv: in flight at Close, or drained from zmq4's queue),
 //     QueueFull, SendErrors, Violations, HandshakeFailures, RecvErrors.
 //   - GoleakIgnores is the one list of zmq4's known goroutine leaks.
-//   - Frame layout of spec/protocol.md §2: ControlFrames, DataFrames, Parse.
+//   - Messages are opaque [][]byte: the frame envelope of spec/protocol.md §2
+//     (control/data frames) belongs to broker/proto; wire knows no message.
 //
 // Security seam (CURVE, internal/wire/curve): Config.Security (nil = NULL). The
 // transport calls Security.Secure(raw, server) on each raw connection with the
