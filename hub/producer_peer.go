@@ -5,217 +5,337 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pylabhub/plh/broker/proto"
 	"github.com/pylabhub/plh/internal/wire"
 )
 
+// producerLink is the producer's peer link: the peer ROUTER, the table of
+// joined consumers (HELLO, BYE, peer heartbeats, dead pids) and their flow
+// control credit, and the data and control sends that spend it. It knows no
+// DataBlock; the producer composes it with its ring writer.
+type producerLink struct {
+	name    string
+	pat     Pattern
+	opts    *ProducerOptions
+	log     *slog.Logger
+	cbs     *cbQueue     // the producer's peer callbacks
+	closing *atomic.Bool // the producer's: set first thing in Close
+
+	r      *wire.Router
+	ctx    context.Context // cancelled by stop: ends Router.Recv
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	sent    atomic.Uint64 // messages accepted by Router.Send (for the close drain)
+	dropped atomic.Uint64 // malformed peer messages
+	skipped atomic.Uint64 // PubSub deliveries skipped at the deadline
+
+	mu     sync.Mutex // guards peers, order, rr, wake, closed
+	peers  map[string]*peerState
+	order  []*peerState // join order (round robin)
+	rr     int
+	wake   chan struct{} // closed and replaced when credits or membership change
+	closed bool
+}
+
+// peerState is one joined consumer. Guarded by producerLink.mu.
+type peerState struct {
+	id       ConsumerIdentity
+	key      string
+	credit   int
+	window   int
+	hb       time.Duration // announced heartbeat period (0 = none)
+	lastSeen time.Time
+}
+
+// newProducerLink returns the peer link of p on its bound ROUTER r.
+func newProducerLink(p *producer, r *wire.Router) *producerLink {
+	return &producerLink{name: p.name, pat: p.pat, opts: &p.opts, log: p.log, cbs: p.cbs, closing: &p.closing,
+		r: r, peers: map[string]*peerState{}, wake: make(chan struct{})}
+}
+
+// start starts the receive and heartbeat goroutines.
+func (l *producerLink) start() {
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.wg.Add(2)
+	go l.peerLoop()
+	go l.tickLoop()
+}
+
+// isClosed reports whether close ran.
+func (l *producerLink) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
+// close forgets every consumer (waking blocked sends), says BYE to each, waits
+// for the queued messages to be written (CloseDrain) and stops the link.
+func (l *producerLink) close() {
+	l.mu.Lock()
+	l.closed = true
+	peers := append([]*peerState(nil), l.order...)
+	l.order, l.peers = nil, map[string]*peerState{}
+	close(l.wake)
+	l.wake = make(chan struct{})
+	l.mu.Unlock()
+	for _, ps := range peers {
+		l.send(ps.id.ID, proto.ControlFrames(TypeBye, nil)...)
+	}
+	l.drain()
+	l.stop()
+}
+
+// Endpoint returns the bound peer endpoint.
+func (l *producerLink) Endpoint() string { return l.r.Endpoint() }
+
+// Stats returns the channel's counters.
+func (l *producerLink) Stats() ChannelStats {
+	l.mu.Lock()
+	n := len(l.order)
+	l.mu.Unlock()
+	return ChannelStats{Consumers: n, Sent: l.sent.Load(), Dropped: l.dropped.Load(), Skipped: l.skipped.Load()}
+}
+
+// drain waits (up to CloseDrain) until the Router wrote what we queued.
+func (l *producerLink) drain() {
+	deadline := time.Now().Add(l.opts.CloseDrain)
+	for time.Now().Before(deadline) {
+		st := l.r.Stats()
+		if st.Sent+st.SendErrors >= l.sent.Load() {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	l.log.Warn("hub: close: peer messages still queued after the drain time")
+}
+
+// stop ends the peer goroutines and closes the socket.
+func (l *producerLink) stop() {
+	l.cancel()
+	l.r.Close()
+	l.wg.Wait()
+}
+
+// send queues frames for one consumer and counts them.
+func (l *producerLink) send(id []byte, frames ...[]byte) error {
+	if err := l.r.Send(id, frames...); err != nil {
+		return err
+	}
+	l.sent.Add(1)
+	return nil
+}
+
 // peerLoop receives every message on the peer ROUTER.
-func (p *producer) peerLoop() {
-	defer p.wg.Done()
+func (l *producerLink) peerLoop() {
+	defer l.wg.Done()
 	for {
-		m, err := p.r.Recv(p.ctx)
+		m, err := l.r.Recv(l.ctx)
 		if err != nil {
 			return // closed
 		}
-		p.handlePeer(m)
+		l.handlePeer(m)
 	}
 }
 
-func (p *producer) handlePeer(m wire.Msg) {
+func (l *producerLink) handlePeer(m wire.Msg) {
 	f, err := parsePeer(m.Frames)
 	if err != nil {
-		p.dropped.Add(1)
-		p.log.Debug("hub: dropped peer message", "err", err)
+		l.dropped.Add(1)
+		l.log.Debug("hub: dropped peer message", "err", err)
 		return
 	}
 	key := string(m.Peer)
 	now := time.Now()
 	if f.Kind == proto.KindData {
-		ps := p.touch(key, now)
-		if ps == nil || p.pat != PatternBidir {
-			p.dropped.Add(1)
+		ps := l.touch(key, now)
+		if ps == nil || l.pat != PatternBidir {
+			l.dropped.Add(1)
 			return
 		}
-		if fn := p.opts.Callbacks.OnConsumerData; fn != nil {
+		if fn := l.opts.Callbacks.OnConsumerData; fn != nil {
 			id, body := ps.id, append([]byte(nil), f.Body...)
-			p.cbs.submit("OnConsumerData", func() { fn(id, body) })
+			l.cbs.submit("OnConsumerData", func() { fn(id, body) })
 		}
 		return
 	}
 	switch f.Type {
 	case TypeHello:
-		p.handleHello(m.Peer, f.Body, now)
+		l.handleHello(m.Peer, f.Body, now)
 	case TypeBye:
-		p.mu.Lock()
-		ps := p.removeLocked(key)
-		p.mu.Unlock()
-		_ = p.send(m.Peer, proto.ControlFrames(TypeByeAck, nil)...)
+		l.mu.Lock()
+		ps := l.removeLocked(key)
+		l.mu.Unlock()
+		_ = l.send(m.Peer, proto.ControlFrames(TypeByeAck, nil)...)
 		if ps != nil {
-			p.log.Info("hub: consumer left", "identity", hex.EncodeToString(ps.id.ID), "pid", ps.id.Pid)
-			if fn := p.opts.Callbacks.OnConsumerLeft; fn != nil {
+			l.log.Info("hub: consumer left", "identity", hex.EncodeToString(ps.id.ID), "pid", ps.id.Pid)
+			if fn := l.opts.Callbacks.OnConsumerLeft; fn != nil {
 				id := ps.id
-				p.cbs.submit("OnConsumerLeft", func() { fn(id) })
+				l.cbs.submit("OnConsumerLeft", func() { fn(id) })
 			}
 		}
 	case TypePeerHeartbeat:
-		p.touch(key, now)
+		l.touch(key, now)
 	case TypeCredit:
 		n, err := decodeCredit(f.Body)
 		if err != nil {
-			p.dropped.Add(1)
-			p.log.Debug("hub: dropped peer message", "err", err)
+			l.dropped.Add(1)
+			l.log.Debug("hub: dropped peer message", "err", err)
 			return
 		}
-		p.mu.Lock()
-		if ps := p.peers[key]; ps != nil {
+		l.mu.Lock()
+		if ps := l.peers[key]; ps != nil {
 			ps.lastSeen = now
 			ps.credit = min(ps.credit+n, maxWindow)
-			p.wakeLocked()
+			l.wakeLocked()
 		}
-		p.mu.Unlock()
+		l.mu.Unlock()
 	case TypeHelloAck, TypeByeAck:
-		p.dropped.Add(1)
+		l.dropped.Add(1)
 	default:
-		ps := p.touch(key, now)
+		ps := l.touch(key, now)
 		if ps == nil {
-			p.dropped.Add(1)
+			l.dropped.Add(1)
 			return
 		}
-		if fn := p.opts.Callbacks.OnConsumerMessage; fn != nil {
+		if fn := l.opts.Callbacks.OnConsumerMessage; fn != nil {
 			id, typ, body := ps.id, f.Type, append([]byte(nil), f.Body...)
-			p.cbs.submit("OnConsumerMessage", func() { fn(id, typ, body) })
+			l.cbs.submit("OnConsumerMessage", func() { fn(id, typ, body) })
 		}
 	}
 }
 
-func (p *producer) handleHello(peer []byte, body []byte, now time.Time) {
+func (l *producerLink) handleHello(peer []byte, body []byte, now time.Time) {
 	h, err := decodeHello(body)
 	if err != nil {
-		p.dropped.Add(1)
-		p.log.Warn("hub: bad HELLO", "err", err)
+		l.dropped.Add(1)
+		l.log.Warn("hub: bad HELLO", "err", err)
 		return
 	}
 	key := string(peer)
 	id := ConsumerIdentity{ID: append([]byte(nil), peer...), Pid: h.ConsumerPid, StartTime: h.ConsumerStartTime,
 		UID: h.ConsumerUID, Name: h.ConsumerName}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
 		return
 	}
-	ps := p.peers[key]
+	ps := l.peers[key]
 	if ps == nil {
 		ps = &peerState{key: key}
-		p.peers[key] = ps
-		p.order = append(p.order, ps)
+		l.peers[key] = ps
+		l.order = append(l.order, ps)
 	}
 	ps.id, ps.credit, ps.window, ps.lastSeen = id, h.Window, h.Window, now
 	ps.hb = time.Duration(h.HeartbeatMs) * time.Millisecond
-	p.wakeLocked()
-	p.mu.Unlock()
-	ack := mustJSON(helloAckBody{Channel: p.name, Pattern: string(p.pat), Window: h.Window})
-	if err := p.send(peer, proto.ControlFrames(TypeHelloAck, ack)...); err != nil {
-		p.log.Warn("hub: HELLO_ACK not sent", "err", err)
+	l.wakeLocked()
+	l.mu.Unlock()
+	ack := mustJSON(helloAckBody{Channel: l.name, Pattern: string(l.pat), Window: h.Window})
+	if err := l.send(peer, proto.ControlFrames(TypeHelloAck, ack)...); err != nil {
+		l.log.Warn("hub: HELLO_ACK not sent", "err", err)
 	}
-	p.log.Info("hub: consumer joined", "identity", hex.EncodeToString(peer), "pid", h.ConsumerPid, "window", h.Window)
-	if fn := p.opts.Callbacks.OnConsumerJoined; fn != nil {
-		p.cbs.submit("OnConsumerJoined", func() { fn(id) })
+	l.log.Info("hub: consumer joined", "identity", hex.EncodeToString(peer), "pid", h.ConsumerPid, "window", h.Window)
+	if fn := l.opts.Callbacks.OnConsumerJoined; fn != nil {
+		l.cbs.submit("OnConsumerJoined", func() { fn(id) })
 	}
 }
 
 // touch refreshes a joined consumer's liveness and returns it (nil if unknown).
-func (p *producer) touch(key string, now time.Time) *peerState {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ps := p.peers[key]
+func (l *producerLink) touch(key string, now time.Time) *peerState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ps := l.peers[key]
 	if ps != nil {
 		ps.lastSeen = now
 	}
 	return ps
 }
 
-func (p *producer) wakeLocked() {
-	close(p.wake)
-	p.wake = make(chan struct{})
+func (l *producerLink) wakeLocked() {
+	close(l.wake)
+	l.wake = make(chan struct{})
 }
 
-func (p *producer) removeLocked(key string) *peerState {
-	ps := p.peers[key]
+func (l *producerLink) removeLocked(key string) *peerState {
+	ps := l.peers[key]
 	if ps == nil {
 		return nil
 	}
-	delete(p.peers, key)
-	for i, o := range p.order {
+	delete(l.peers, key)
+	for i, o := range l.order {
 		if o == ps {
-			p.order = append(p.order[:i:i], p.order[i+1:]...)
+			l.order = append(l.order[:i:i], l.order[i+1:]...)
 			break
 		}
 	}
-	p.wakeLocked()
+	l.wakeLocked()
 	return ps
 }
 
 // dropPid removes every consumer that said HELLO with pid.
-func (p *producer) dropPid(pid uint64) {
+func (l *producerLink) dropPid(pid uint64) {
 	if pid == 0 {
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, ps := range append([]*peerState(nil), p.order...) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ps := range append([]*peerState(nil), l.order...) {
 		if ps.id.Pid == pid {
-			p.removeLocked(ps.key)
+			l.removeLocked(ps.key)
 		}
 	}
 }
 
 // tickLoop drops consumers that announced peer heartbeats and went silent.
-func (p *producer) tickLoop() {
-	defer p.wg.Done()
-	if p.opts.PeerTimeout < 0 {
-		<-p.ctx.Done()
+func (l *producerLink) tickLoop() {
+	defer l.wg.Done()
+	if l.opts.PeerTimeout < 0 {
+		<-l.ctx.Done()
 		return
 	}
-	t := time.NewTicker(max(p.opts.PeerTimeout/4, time.Millisecond))
+	t := time.NewTicker(max(l.opts.PeerTimeout/4, time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
-		case <-p.ctx.Done():
+		case <-l.ctx.Done():
 			return
 		case now := <-t.C:
-			p.prune(now)
+			l.prune(now)
 		}
 	}
 }
 
-func (p *producer) prune(now time.Time) {
+func (l *producerLink) prune(now time.Time) {
 	var dead []ConsumerIdentity
-	p.mu.Lock()
-	for _, ps := range append([]*peerState(nil), p.order...) {
-		if ps.hb > 0 && now.Sub(ps.lastSeen) > p.opts.PeerTimeout {
-			p.removeLocked(ps.key)
+	l.mu.Lock()
+	for _, ps := range append([]*peerState(nil), l.order...) {
+		if ps.hb > 0 && now.Sub(ps.lastSeen) > l.opts.PeerTimeout {
+			l.removeLocked(ps.key)
 			dead = append(dead, ps.id)
 		}
 	}
-	p.mu.Unlock()
+	l.mu.Unlock()
 	for _, id := range dead {
-		p.log.Warn("hub: consumer missed its peer heartbeats", "identity", hex.EncodeToString(id.ID), "pid", id.Pid)
-		if fn := p.opts.Callbacks.OnConsumerDied; fn != nil && !p.closing.Load() {
+		l.log.Warn("hub: consumer missed its peer heartbeats", "identity", hex.EncodeToString(id.ID), "pid", id.Pid)
+		if fn := l.opts.Callbacks.OnConsumerDied; fn != nil && !l.closing.Load() {
 			pid := id.Pid
-			p.cbs.submit("OnConsumerDied", func() { fn(pid, ReasonPeerTimeout) })
+			l.cbs.submit("OnConsumerDied", func() { fn(pid, ReasonPeerTimeout) })
 		}
 	}
 }
 
 // ConnectedConsumers returns the consumers that joined (HELLO) and have not left,
 // died or been pruned, in join order.
-func (p *producer) ConnectedConsumers() []ConsumerIdentity {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make([]ConsumerIdentity, len(p.order))
-	for i, ps := range p.order {
+func (l *producerLink) ConnectedConsumers() []ConsumerIdentity {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]ConsumerIdentity, len(l.order))
+	for i, ps := range l.order {
 		out[i] = ps.id
 	}
 	return out
@@ -228,67 +348,67 @@ func (p *producer) ConnectedConsumers() []ConsumerIdentity {
 // ErrNoConsumers (Pipeline without any consumer). PubSub without consumers
 // drops the message and returns nil. Send copies payload. ErrWrongPattern on
 // Bidir (use SendTo).
-func (p *producer) Send(ctx context.Context, payload []byte) error {
-	if p.pat == PatternBidir {
-		return fmt.Errorf("send %q: %w: Bidir needs SendTo", p.name, ErrWrongPattern)
+func (l *producerLink) Send(ctx context.Context, payload []byte) error {
+	if l.pat == PatternBidir {
+		return fmt.Errorf("send %q: %w: Bidir needs SendTo", l.name, ErrWrongPattern)
 	}
-	ctx, cancel := p.sendCtx(ctx)
+	ctx, cancel := l.sendCtx(ctx)
 	defer cancel()
 	frames := proto.DataFrames(append([]byte(nil), payload...))
-	if p.pat == PatternPipeline {
-		return p.sendOne(ctx, nil, frames)
+	if l.pat == PatternPipeline {
+		return l.sendOne(ctx, nil, frames)
 	}
-	return p.broadcast(ctx, frames)
+	return l.broadcast(ctx, frames)
 }
 
-func (p *producer) sendCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+func (l *producerLink) sendCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
 		return ctx, func() {}
 	}
-	return context.WithTimeout(ctx, p.opts.SendTimeout)
+	return context.WithTimeout(ctx, l.opts.SendTimeout)
 }
 
 // SendTo sends payload to one consumer (Bidir data), waiting for its credit
 // like Send. ErrUnknownConsumer when it has not joined, ErrWrongPattern when the
 // channel is not Bidir.
-func (p *producer) SendTo(ctx context.Context, id []byte, payload []byte) error {
-	if p.pat != PatternBidir {
-		return fmt.Errorf("send to %q: %w: only Bidir addresses one consumer", p.name, ErrWrongPattern)
+func (l *producerLink) SendTo(ctx context.Context, id []byte, payload []byte) error {
+	if l.pat != PatternBidir {
+		return fmt.Errorf("send to %q: %w: only Bidir addresses one consumer", l.name, ErrWrongPattern)
 	}
-	ctx, cancel := p.sendCtx(ctx)
+	ctx, cancel := l.sendCtx(ctx)
 	defer cancel()
-	return p.sendOne(ctx, id, proto.DataFrames(append([]byte(nil), payload...)))
+	return l.sendOne(ctx, id, proto.DataFrames(append([]byte(nil), payload...)))
 }
 
 // SendCtrl sends a control message of type typ ("" = "CTRL") to one joined
 // consumer; it arrives at the consumer's OnProducerMessage. No flow control.
-func (p *producer) SendCtrl(id []byte, typ string, body []byte) error {
+func (l *producerLink) SendCtrl(id []byte, typ string, body []byte) error {
 	if typ == "" {
 		typ = TypeCtrl
 	}
 	if reservedType(typ) {
-		return fmt.Errorf("send ctrl %q: %w: %s", p.name, ErrReservedType, typ)
+		return fmt.Errorf("send ctrl %q: %w: %s", l.name, ErrReservedType, typ)
 	}
-	p.mu.Lock()
-	ps, closed := p.peers[string(id)], p.closed
-	p.mu.Unlock()
+	l.mu.Lock()
+	ps, closed := l.peers[string(id)], l.closed
+	l.mu.Unlock()
 	switch {
 	case closed:
-		return fmt.Errorf("send ctrl %q: %w", p.name, ErrClosed)
+		return fmt.Errorf("send ctrl %q: %w", l.name, ErrClosed)
 	case ps == nil:
-		return fmt.Errorf("send ctrl %q: %w", p.name, ErrUnknownConsumer)
+		return fmt.Errorf("send ctrl %q: %w", l.name, ErrUnknownConsumer)
 	}
-	if err := p.send(id, proto.ControlFrames(typ, append([]byte(nil), body...))...); err != nil {
-		return fmt.Errorf("send ctrl %q: %w", p.name, err)
+	if err := l.send(id, proto.ControlFrames(typ, append([]byte(nil), body...))...); err != nil {
+		return fmt.Errorf("send ctrl %q: %w", l.name, err)
 	}
 	return nil
 }
 
 // BroadcastCtrl sends a control message to every joined consumer.
-func (p *producer) BroadcastCtrl(typ string, body []byte) error {
+func (l *producerLink) BroadcastCtrl(typ string, body []byte) error {
 	var first error
-	for _, c := range p.ConnectedConsumers() {
-		if err := p.SendCtrl(c.ID, typ, body); err != nil && first == nil && !errors.Is(err, ErrUnknownConsumer) {
+	for _, c := range l.ConnectedConsumers() {
+		if err := l.SendCtrl(c.ID, typ, body); err != nil && first == nil && !errors.Is(err, ErrUnknownConsumer) {
 			first = err
 		}
 	}
@@ -296,29 +416,29 @@ func (p *producer) BroadcastCtrl(typ string, body []byte) error {
 }
 
 // sendOne sends to id (or, with id nil, to the next consumer with credit).
-func (p *producer) sendOne(ctx context.Context, id []byte, frames [][]byte) error {
+func (l *producerLink) sendOne(ctx context.Context, id []byte, frames [][]byte) error {
 	for {
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			return fmt.Errorf("send %q: %w", p.name, ErrClosed)
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return fmt.Errorf("send %q: %w", l.name, ErrClosed)
 		}
 		var ps *peerState
 		if id != nil {
-			ps = p.peers[string(id)]
+			ps = l.peers[string(id)]
 			if ps == nil {
-				p.mu.Unlock()
-				return fmt.Errorf("send %q: %w", p.name, ErrUnknownConsumer)
+				l.mu.Unlock()
+				return fmt.Errorf("send %q: %w", l.name, ErrUnknownConsumer)
 			}
 			if ps.credit <= 0 {
 				ps = nil
 			}
 		} else {
-			for i := range p.order {
-				c := p.order[(p.rr+i)%len(p.order)]
+			for i := range l.order {
+				c := l.order[(l.rr+i)%len(l.order)]
 				if c.credit > 0 {
 					ps = c
-					p.rr = (p.rr + i + 1) % len(p.order)
+					l.rr = (l.rr + i + 1) % len(l.order)
 					break
 				}
 			}
@@ -326,38 +446,38 @@ func (p *producer) sendOne(ctx context.Context, id []byte, frames [][]byte) erro
 		if ps != nil {
 			ps.credit--
 			target := ps.id.ID
-			p.mu.Unlock()
-			if err := p.send(target, frames...); err != nil {
-				return fmt.Errorf("send %q: %w", p.name, err)
+			l.mu.Unlock()
+			if err := l.send(target, frames...); err != nil {
+				return fmt.Errorf("send %q: %w", l.name, err)
 			}
 			return nil
 		}
-		none := len(p.order) == 0
-		wake := p.wake
-		p.mu.Unlock()
+		none := len(l.order) == 0
+		wake := l.wake
+		l.mu.Unlock()
 		select {
 		case <-wake:
 		case <-ctx.Done():
 			if none {
-				return fmt.Errorf("send %q: %w: %w", p.name, ErrNoConsumers, ctx.Err())
+				return fmt.Errorf("send %q: %w: %w", l.name, ErrNoConsumers, ctx.Err())
 			}
-			return fmt.Errorf("send %q: %w: %w", p.name, ErrBackpressure, ctx.Err())
+			return fmt.Errorf("send %q: %w: %w", l.name, ErrBackpressure, ctx.Err())
 		}
 	}
 }
 
 // broadcast sends to every joined consumer once each has credit.
-func (p *producer) broadcast(ctx context.Context, frames [][]byte) error {
+func (l *producerLink) broadcast(ctx context.Context, frames [][]byte) error {
 	done := map[string]bool{}
 	for {
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			return fmt.Errorf("send %q: %w", p.name, ErrClosed)
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return fmt.Errorf("send %q: %w", l.name, ErrClosed)
 		}
 		var ready [][]byte
 		waiting := 0
-		for _, ps := range p.order {
+		for _, ps := range l.order {
 			if done[ps.key] {
 				continue
 			}
@@ -369,11 +489,11 @@ func (p *producer) broadcast(ctx context.Context, frames [][]byte) error {
 				waiting++
 			}
 		}
-		wake := p.wake
-		p.mu.Unlock()
+		wake := l.wake
+		l.mu.Unlock()
 		for _, id := range ready {
-			if err := p.send(id, frames...); err != nil {
-				p.log.Debug("hub: broadcast to one consumer failed", "err", err)
+			if err := l.send(id, frames...); err != nil {
+				l.log.Debug("hub: broadcast to one consumer failed", "err", err)
 			}
 		}
 		if waiting == 0 {
@@ -382,32 +502,32 @@ func (p *producer) broadcast(ctx context.Context, frames [][]byte) error {
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			p.skipped.Add(uint64(waiting))
-			return fmt.Errorf("send %q: %w: %d consumer(s) skipped: %w", p.name, ErrBackpressure, waiting, ctx.Err())
+			l.skipped.Add(uint64(waiting))
+			return fmt.Errorf("send %q: %w: %d consumer(s) skipped: %w", l.name, ErrBackpressure, waiting, ctx.Err())
 		}
 	}
 }
 
 // Flush waits until every joined consumer has consumed everything sent to it
 // (its whole credit window is back) or ctx ends.
-func (p *producer) Flush(ctx context.Context) error {
+func (l *producerLink) Flush(ctx context.Context) error {
 	for {
-		p.mu.Lock()
+		l.mu.Lock()
 		pending := false
-		for _, ps := range p.order {
+		for _, ps := range l.order {
 			if ps.credit < ps.window {
 				pending = true
 			}
 		}
-		wake := p.wake
-		p.mu.Unlock()
+		wake := l.wake
+		l.mu.Unlock()
 		if !pending {
 			return nil
 		}
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			return fmt.Errorf("flush %q: %w", p.name, ctx.Err())
+			return fmt.Errorf("flush %q: %w", l.name, ctx.Err())
 		}
 	}
 }

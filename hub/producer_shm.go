@@ -4,10 +4,125 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pylabhub/plh/shm"
 )
+
+// ringWriter is the producer's ring writer: the DataBlock (nil without SHM),
+// its pooled Writers, and the write transactions that run on them (Push jobs
+// and the real-time handler on the write goroutine of one Start..Stop, or
+// SyncedWrite in the caller's goroutine). Transactions reach the peer link
+// for Broadcast and SendTo.
+type ringWriter struct {
+	name    string
+	opts    *ProducerOptions
+	log     *slog.Logger
+	m       *Messenger
+	closing *atomic.Bool  // the producer's: set first thing in Close
+	link    *producerLink // for WriteTxn.Broadcast, SendTo, ConnectedConsumers
+	block   *shm.Block    // nil without SHM
+
+	runMu   sync.RWMutex // orders Push against Stop; guards running, stopCh
+	running bool
+	stopCh  chan struct{} // closed by Stop
+	drainCh chan struct{} // closed by Stop once no Push can add a job
+	wdone   chan struct{} // closed when the write goroutine exits
+
+	jobs    chan func(*WriteTxn) error
+	handler atomic.Pointer[writeHandler]
+	kick    chan struct{} // handler changed
+	writers chan *pooledWriter
+}
+
+// newRingWriter returns the ring writer of p on block (nil without SHM); p's
+// peer link must be set.
+func newRingWriter(p *producer, block *shm.Block) *ringWriter {
+	return &ringWriter{name: p.name, opts: &p.opts, log: p.log, m: p.m, closing: &p.closing, link: p.producerLink,
+		block: block, kick: make(chan struct{}, 1), jobs: make(chan func(*WriteTxn) error, 1024), writers: make(chan *pooledWriter, 4)}
+}
+
+// HasSHM reports whether the channel has a DataBlock.
+func (rw *ringWriter) HasSHM() bool { return rw.block != nil }
+
+// SHM returns the DataBlock (nil without one). IMPORTANT: it is closed by Close.
+func (rw *ringWriter) SHM() *shm.Block { return rw.block }
+
+// start begins one Start..Stop run under the run lock: ErrClosed unless valid(),
+// ErrRunning when running; started runs before the write goroutine (started
+// only with a DataBlock).
+func (rw *ringWriter) start(valid func() bool, started func()) error {
+	rw.runMu.Lock()
+	defer rw.runMu.Unlock()
+	if !valid() {
+		return fmt.Errorf("start %q: %w", rw.name, ErrClosed)
+	}
+	if rw.running {
+		return fmt.Errorf("start %q: %w", rw.name, ErrRunning)
+	}
+	rw.running = true
+	rw.stopCh, rw.drainCh, rw.wdone = make(chan struct{}), make(chan struct{}), make(chan struct{})
+	started()
+	if rw.block != nil {
+		go rw.writeLoop(rw.stopCh, rw.drainCh, rw.wdone)
+	} else {
+		close(rw.wdone)
+	}
+	return nil
+}
+
+// stop ends the run (see Producer.Stop) and reports whether this call ended it.
+func (rw *ringWriter) stop() bool {
+	rw.runMu.RLock()
+	running, stopCh := rw.running, rw.stopCh
+	rw.runMu.RUnlock()
+	if !running {
+		return false
+	}
+	select {
+	case <-stopCh:
+	default:
+		close(stopCh) // wakes Push callers blocked on a full queue
+	}
+	rw.runMu.Lock()
+	if !rw.running {
+		rw.runMu.Unlock()
+		return false
+	}
+	rw.running = false
+	close(rw.drainCh)
+	wdone := rw.wdone
+	rw.runMu.Unlock()
+	<-wdone
+	return true
+}
+
+// Running reports whether the Producer is started.
+func (rw *ringWriter) Running() bool {
+	rw.runMu.RLock()
+	defer rw.runMu.RUnlock()
+	return rw.running
+}
+
+// close closes the pooled Writers and the DataBlock (after stop).
+func (rw *ringWriter) close() error {
+	for {
+		select {
+		case w := <-rw.writers:
+			w.w.Close()
+			continue
+		default:
+		}
+		break
+	}
+	if rw.block != nil {
+		return rw.block.Close()
+	}
+	return nil
+}
 
 // WriteTxn is one write transaction on the channel's DataBlock (datablock.md
 // §13): Next acquires slots (refreshing the producer heartbeat, aborting a held
@@ -16,7 +131,7 @@ import (
 // returns an error or panics the slot is aborted. A WriteTxn is only valid inside
 // its job.
 type WriteTxn struct {
-	p       *producer
+	rw      *ringWriter
 	w       *shm.Writer
 	ctx     context.Context
 	timeout time.Duration
@@ -112,13 +227,13 @@ func (t *WriteTxn) Heartbeat() error { return t.w.Heartbeat() }
 // Stopping reports whether Stop (or Close) was called: handlers return promptly.
 func (t *WriteTxn) Stopping() bool {
 	if t.stop == nil {
-		return t.p.closing.Load()
+		return t.rw.closing.Load()
 	}
 	select {
 	case <-t.stop:
 		return true
 	default:
-		return t.p.closing.Load()
+		return t.rw.closing.Load()
 	}
 }
 
@@ -126,20 +241,20 @@ func (t *WriteTxn) Stopping() bool {
 func (t *WriteTxn) Context() context.Context { return t.ctx }
 
 // Broadcast sends payload on the channel's data path (Producer.Send).
-func (t *WriteTxn) Broadcast(payload []byte) error { return t.p.Send(t.ctx, payload) }
+func (t *WriteTxn) Broadcast(payload []byte) error { return t.rw.link.Send(t.ctx, payload) }
 
 // SendTo sends Bidir data to one consumer (Producer.SendTo).
-func (t *WriteTxn) SendTo(id, payload []byte) error { return t.p.SendTo(t.ctx, id, payload) }
+func (t *WriteTxn) SendTo(id, payload []byte) error { return t.rw.link.SendTo(t.ctx, id, payload) }
 
 // ConnectedConsumers lists the joined consumers.
-func (t *WriteTxn) ConnectedConsumers() []ConsumerIdentity { return t.p.ConnectedConsumers() }
+func (t *WriteTxn) ConnectedConsumers() []ConsumerIdentity { return t.rw.link.ConnectedConsumers() }
 
 // Messenger returns the channel's Messenger.
-func (t *WriteTxn) Messenger() *Messenger { return t.p.m }
+func (t *WriteTxn) Messenger() *Messenger { return t.rw.m }
 
 // ReportChecksumError reports a slot's checksum failure to the broker.
 func (t *WriteTxn) ReportChecksumError(slot int32, description string) error {
-	return t.p.m.ReportChecksumError(t.p.name, slot, description)
+	return t.rw.m.ReportChecksumError(t.rw.name, slot, description)
 }
 
 // finish publishes or aborts what the job left held.
@@ -155,9 +270,9 @@ func (t *WriteTxn) finish(jobErr error) error {
 }
 
 // runJob runs job in a transaction on w, with panics turned into errors.
-func (p *producer) runJob(ctx context.Context, pw *pooledWriter, timeout time.Duration, stop <-chan struct{}, job func(*WriteTxn) error) (err error) {
+func (rw *ringWriter) runJob(ctx context.Context, pw *pooledWriter, timeout time.Duration, stop <-chan struct{}, job func(*WriteTxn) error) (err error) {
 	t := &pw.t
-	*t = WriteTxn{p: p, w: pw.w, ctx: ctx, timeout: timeout, stop: stop, lastHB: &pw.lastHB}
+	*t = WriteTxn{rw: rw, w: pw.w, ctx: ctx, timeout: timeout, stop: stop, lastHB: &pw.lastHB}
 	defer func() { *t = WriteTxn{} }()
 	defer func() {
 		if r := recover(); r != nil {
@@ -175,20 +290,20 @@ type writeHandler struct{ fn func(*WriteTxn) error }
 // timeout SlotTimeout). It needs SHM and Start: ErrNoSHM, ErrNotRunning. It blocks
 // only while 1024 jobs are already queued. Job errors are logged. While a write
 // handler is installed, jobs wait until it is removed.
-func (p *producer) Push(job func(*WriteTxn) error) error {
-	if p.block == nil {
-		return fmt.Errorf("push %q: %w", p.name, ErrNoSHM)
+func (rw *ringWriter) Push(job func(*WriteTxn) error) error {
+	if rw.block == nil {
+		return fmt.Errorf("push %q: %w", rw.name, ErrNoSHM)
 	}
-	p.runMu.RLock()
-	defer p.runMu.RUnlock()
-	if !p.running {
-		return fmt.Errorf("push %q: %w", p.name, ErrNotRunning)
+	rw.runMu.RLock()
+	defer rw.runMu.RUnlock()
+	if !rw.running {
+		return fmt.Errorf("push %q: %w", rw.name, ErrNotRunning)
 	}
 	select {
-	case p.jobs <- job:
+	case rw.jobs <- job:
 		return nil
-	case <-p.stopCh:
-		return fmt.Errorf("push %q: %w", p.name, ErrNotRunning)
+	case <-rw.stopCh:
+		return fmt.Errorf("push %q: %w", rw.name, ErrNotRunning)
 	}
 }
 
@@ -196,22 +311,22 @@ func (p *producer) Push(job func(*WriteTxn) error) error {
 // slot timeout timeout (0 = SlotTimeout); it needs no Start. It returns ErrNoSHM,
 // ErrClosed, or the job's error (a job that found no slot sees ErrNoSlot from
 // Next and decides).
-func (p *producer) SyncedWrite(ctx context.Context, timeout time.Duration, job func(*WriteTxn) error) error {
-	if p.block == nil {
-		return fmt.Errorf("synced write %q: %w", p.name, ErrNoSHM)
+func (rw *ringWriter) SyncedWrite(ctx context.Context, timeout time.Duration, job func(*WriteTxn) error) error {
+	if rw.block == nil {
+		return fmt.Errorf("synced write %q: %w", rw.name, ErrNoSHM)
 	}
-	if p.closing.Load() {
-		return fmt.Errorf("synced write %q: %w", p.name, ErrClosed)
+	if rw.closing.Load() {
+		return fmt.Errorf("synced write %q: %w", rw.name, ErrClosed)
 	}
 	if timeout == 0 {
-		timeout = p.opts.SlotTimeout
+		timeout = rw.opts.SlotTimeout
 	}
-	w, err := p.getWriter()
+	w, err := rw.getWriter()
 	if err != nil {
-		return fmt.Errorf("synced write %q: %w", p.name, err)
+		return fmt.Errorf("synced write %q: %w", rw.name, err)
 	}
-	defer p.putWriter(w)
-	return p.runJob(ctx, w, timeout, nil, job)
+	defer rw.putWriter(w)
+	return rw.runJob(ctx, w, timeout, nil, job)
 }
 
 // SetWriteHandler installs fn as the real-time write handler (nil removes it and
@@ -219,66 +334,66 @@ func (p *producer) SyncedWrite(ctx context.Context, timeout time.Duration, job f
 // transaction (slot timeout HandlerSlotTimeout) again and again; a swap takes
 // effect at the next iteration. Errors and panics of fn are logged and the loop
 // goes on. ErrNoSHM without a DataBlock.
-func (p *producer) SetWriteHandler(fn func(*WriteTxn) error) error {
-	if p.block == nil {
-		return fmt.Errorf("set write handler %q: %w", p.name, ErrNoSHM)
+func (rw *ringWriter) SetWriteHandler(fn func(*WriteTxn) error) error {
+	if rw.block == nil {
+		return fmt.Errorf("set write handler %q: %w", rw.name, ErrNoSHM)
 	}
 	if fn == nil {
-		p.handler.Store(nil)
-		p.log.Info("hub: write handler removed")
+		rw.handler.Store(nil)
+		rw.log.Info("hub: write handler removed")
 	} else {
-		p.handler.Store(&writeHandler{fn})
-		p.log.Info("hub: write handler installed")
+		rw.handler.Store(&writeHandler{fn})
+		rw.log.Info("hub: write handler installed")
 	}
 	select {
-	case p.kick <- struct{}{}:
+	case rw.kick <- struct{}{}:
 	default:
 	}
 	return nil
 }
 
 // Mode reports the SHM processing mode: "queue" or "realtime".
-func (p *producer) Mode() string {
-	if p.handler.Load() != nil {
+func (rw *ringWriter) Mode() string {
+	if rw.handler.Load() != nil {
 		return "realtime"
 	}
 	return "queue"
 }
 
-func (p *producer) getWriter() (*pooledWriter, error) {
+func (rw *ringWriter) getWriter() (*pooledWriter, error) {
 	select {
-	case w := <-p.writers:
+	case w := <-rw.writers:
 		return w, nil
 	default:
 	}
-	w, err := p.block.NewWriter(p.opts.Wait)
+	w, err := rw.block.NewWriter(rw.opts.Wait)
 	if err != nil {
 		return nil, err
 	}
 	return &pooledWriter{w: w}, nil
 }
 
-func (p *producer) putWriter(w *pooledWriter) {
-	if p.closing.Load() {
+func (rw *ringWriter) putWriter(w *pooledWriter) {
+	if rw.closing.Load() {
 		w.w.Close()
 		return
 	}
 	select {
-	case p.writers <- w:
+	case rw.writers <- w:
 	default:
 		w.w.Close()
 	}
 }
 
 // writeLoop is the write goroutine of one Start..Stop.
-func (p *producer) writeLoop(stop, drained <-chan struct{}, done chan<- struct{}) {
+func (rw *ringWriter) writeLoop(stop, drained <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	w, err := p.getWriter()
+	w, err := rw.getWriter()
 	if err != nil {
-		p.log.Error("hub: write goroutine has no writer", "err", err)
+		rw.log.Error("hub: write goroutine has no writer", "err", err)
 		return
 	}
-	defer p.putWriter(w)
+	defer rw.putWriter(w)
 	// hctx ends a handler's slot wait at Stop; queued jobs keep a real slot
 	// timeout so that each accepted job gets its chance.
 	hctx, hcancel := context.WithCancel(context.Background())
@@ -294,50 +409,50 @@ func (p *producer) writeLoop(stop, drained <-chan struct{}, done chan<- struct{}
 	defer func() { hcancel(); <-watch }()
 	jctx := context.Background()
 	runIn := func(ctx context.Context, job func(*WriteTxn) error, timeout time.Duration) {
-		if err := p.runJob(ctx, w, timeout, stop, job); err != nil && !errors.Is(err, ErrNoSlot) && ctx.Err() == nil {
-			p.log.Warn("hub: write job failed", "err", err)
+		if err := rw.runJob(ctx, w, timeout, stop, job); err != nil && !errors.Is(err, ErrNoSlot) && ctx.Err() == nil {
+			rw.log.Warn("hub: write job failed", "err", err)
 		}
 	}
 	run := func(job func(*WriteTxn) error, timeout time.Duration) { runIn(jctx, job, timeout) }
 	for {
-		if h := p.handler.Load(); h != nil {
+		if h := rw.handler.Load(); h != nil {
 			select {
 			case <-stop:
-				p.finishJobs(drained, run)
+				rw.finishJobs(drained, run)
 				return
 			default:
 			}
-			runIn(hctx, h.fn, p.opts.HandlerSlotTimeout)
+			runIn(hctx, h.fn, rw.opts.HandlerSlotTimeout)
 			continue
 		}
 		select {
-		case job := <-p.jobs:
-			run(job, p.opts.SlotTimeout)
-		case <-p.kick:
+		case job := <-rw.jobs:
+			run(job, rw.opts.SlotTimeout)
+		case <-rw.kick:
 		case <-stop:
-			p.finishJobs(drained, run)
+			rw.finishJobs(drained, run)
 			return
 		}
 	}
 }
 
 // finishJobs runs every job accepted before Stop.
-func (p *producer) finishJobs(drained <-chan struct{}, run func(func(*WriteTxn) error, time.Duration)) {
+func (rw *ringWriter) finishJobs(drained <-chan struct{}, run func(func(*WriteTxn) error, time.Duration)) {
 	for {
 		select {
-		case job := <-p.jobs:
-			run(job, p.opts.SlotTimeout)
+		case job := <-rw.jobs:
+			run(job, rw.opts.SlotTimeout)
 			continue
 		default:
 		}
 		select {
-		case job := <-p.jobs:
-			run(job, p.opts.SlotTimeout)
+		case job := <-rw.jobs:
+			run(job, rw.opts.SlotTimeout)
 		case <-drained:
 			for {
 				select {
-				case job := <-p.jobs:
-					run(job, p.opts.SlotTimeout)
+				case job := <-rw.jobs:
+					run(job, rw.opts.SlotTimeout)
 				default:
 					return
 				}
