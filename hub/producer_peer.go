@@ -60,282 +60,282 @@ func newProducerLink(p *producer, r *wire.Router) *producerLink {
 }
 
 // start starts the receive and heartbeat goroutines.
-func (l *producerLink) start() {
-	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.wg.Add(2)
-	go l.peerLoop()
-	go l.tickLoop()
+func (p *producerLink) start() {
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.wg.Add(2)
+	go p.peerLoop()
+	go p.tickLoop()
 }
 
 // isClosed reports whether close ran.
-func (l *producerLink) isClosed() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.closed
+func (p *producerLink) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }
 
 // close forgets every consumer (waking blocked sends), says BYE to each, waits
 // for the queued messages to be written (CloseDrain) and stops the link.
-func (l *producerLink) close() {
-	l.mu.Lock()
-	l.closed = true
-	peers := append([]*peerState(nil), l.order...)
-	l.order, l.peers = nil, map[string]*peerState{}
-	close(l.wake)
-	l.wake = make(chan struct{})
-	l.mu.Unlock()
+func (p *producerLink) close() {
+	p.mu.Lock()
+	p.closed = true
+	peers := append([]*peerState(nil), p.order...)
+	p.order, p.peers = nil, map[string]*peerState{}
+	close(p.wake)
+	p.wake = make(chan struct{})
+	p.mu.Unlock()
 	for _, ps := range peers {
-		l.send(ps.id.ID, proto.ControlFrames(TypeBye, nil)...)
+		p.send(ps.id.ID, proto.ControlFrames(TypeBye, nil)...)
 	}
-	l.drain()
-	l.stop()
+	p.drain()
+	p.stop()
 }
 
 // Endpoint returns the bound peer endpoint.
-func (l *producerLink) Endpoint() string { return l.r.Endpoint() }
+func (p *producerLink) Endpoint() string { return p.r.Endpoint() }
 
 // Stats returns the channel's counters.
-func (l *producerLink) Stats() ChannelStats {
-	l.mu.Lock()
-	n := len(l.order)
-	l.mu.Unlock()
-	return ChannelStats{Consumers: n, Sent: l.sent.Load(), Dropped: l.dropped.Load(), Skipped: l.skipped.Load()}
+func (p *producerLink) Stats() ChannelStats {
+	p.mu.Lock()
+	n := len(p.order)
+	p.mu.Unlock()
+	return ChannelStats{Consumers: n, Sent: p.sent.Load(), Dropped: p.dropped.Load(), Skipped: p.skipped.Load()}
 }
 
 // drain waits (up to CloseDrain) until the Router wrote what we queued.
-func (l *producerLink) drain() {
-	deadline := time.Now().Add(l.opts.CloseDrain)
+func (p *producerLink) drain() {
+	deadline := time.Now().Add(p.opts.CloseDrain)
 	for time.Now().Before(deadline) {
-		st := l.r.Stats()
-		if st.Sent+st.SendErrors >= l.sent.Load() {
+		st := p.r.Stats()
+		if st.Sent+st.SendErrors >= p.sent.Load() {
 			return
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	l.log.Warn("hub: close: peer messages still queued after the drain time")
+	p.log.Warn("hub: close: peer messages still queued after the drain time")
 }
 
 // stop ends the peer goroutines and closes the socket.
-func (l *producerLink) stop() {
-	l.cancel()
-	l.r.Close()
-	l.wg.Wait()
+func (p *producerLink) stop() {
+	p.cancel()
+	p.r.Close()
+	p.wg.Wait()
 }
 
 // send queues frames for one consumer and counts them.
-func (l *producerLink) send(id []byte, frames ...[]byte) error {
-	if err := l.r.Send(id, frames...); err != nil {
+func (p *producerLink) send(id []byte, frames ...[]byte) error {
+	if err := p.r.Send(id, frames...); err != nil {
 		return err
 	}
-	l.sent.Add(1)
+	p.sent.Add(1)
 	return nil
 }
 
 // peerLoop receives every message on the peer ROUTER.
-func (l *producerLink) peerLoop() {
-	defer l.wg.Done()
+func (p *producerLink) peerLoop() {
+	defer p.wg.Done()
 	for {
-		m, err := l.r.Recv(l.ctx)
+		m, err := p.r.Recv(p.ctx)
 		if err != nil {
 			return // closed
 		}
-		l.handlePeer(m)
+		p.handlePeer(m)
 	}
 }
 
-func (l *producerLink) handlePeer(m wire.Msg) {
+func (p *producerLink) handlePeer(m wire.Msg) {
 	f, err := parsePeer(m.Frames)
 	if err != nil {
-		l.dropped.Add(1)
-		l.log.Debug("hub: dropped peer message", "err", err)
+		p.dropped.Add(1)
+		p.log.Debug("hub: dropped peer message", "err", err)
 		return
 	}
 	key := string(m.Peer)
 	now := time.Now()
 	if f.Kind == proto.KindData {
-		ps := l.touch(key, now)
-		if ps == nil || l.pat != PatternBidir {
-			l.dropped.Add(1)
+		ps := p.touch(key, now)
+		if ps == nil || p.pat != PatternBidir {
+			p.dropped.Add(1)
 			return
 		}
-		if fn := l.opts.Callbacks.OnConsumerData; fn != nil {
+		if fn := p.opts.Callbacks.OnConsumerData; fn != nil {
 			id, body := ps.id, append([]byte(nil), f.Body...)
-			l.cbs.submit("OnConsumerData", func() { fn(id, body) })
+			p.cbs.submit("OnConsumerData", func() { fn(id, body) })
 		}
 		return
 	}
 	switch f.Type {
 	case TypeHello:
-		l.handleHello(m.Peer, f.Body, now)
+		p.handleHello(m.Peer, f.Body, now)
 	case TypeBye:
-		l.mu.Lock()
-		ps := l.removeLocked(key)
-		l.mu.Unlock()
-		_ = l.send(m.Peer, proto.ControlFrames(TypeByeAck, nil)...)
+		p.mu.Lock()
+		ps := p.removeLocked(key)
+		p.mu.Unlock()
+		_ = p.send(m.Peer, proto.ControlFrames(TypeByeAck, nil)...)
 		if ps != nil {
-			l.log.Info("hub: consumer left", "identity", hex.EncodeToString(ps.id.ID), "pid", ps.id.Pid)
-			if fn := l.opts.Callbacks.OnConsumerLeft; fn != nil {
+			p.log.Info("hub: consumer left", "identity", hex.EncodeToString(ps.id.ID), "pid", ps.id.Pid)
+			if fn := p.opts.Callbacks.OnConsumerLeft; fn != nil {
 				id := ps.id
-				l.cbs.submit("OnConsumerLeft", func() { fn(id) })
+				p.cbs.submit("OnConsumerLeft", func() { fn(id) })
 			}
 		}
 	case TypePeerHeartbeat:
-		l.touch(key, now)
+		p.touch(key, now)
 	case TypeCredit:
 		n, err := decodeCredit(f.Body)
 		if err != nil {
-			l.dropped.Add(1)
-			l.log.Debug("hub: dropped peer message", "err", err)
+			p.dropped.Add(1)
+			p.log.Debug("hub: dropped peer message", "err", err)
 			return
 		}
-		l.mu.Lock()
-		if ps := l.peers[key]; ps != nil {
+		p.mu.Lock()
+		if ps := p.peers[key]; ps != nil {
 			ps.lastSeen = now
 			ps.credit = min(ps.credit+n, maxWindow)
-			l.wakeLocked()
+			p.wakeLocked()
 		}
-		l.mu.Unlock()
+		p.mu.Unlock()
 	case TypeHelloAck, TypeByeAck:
-		l.dropped.Add(1)
+		p.dropped.Add(1)
 	default:
-		ps := l.touch(key, now)
+		ps := p.touch(key, now)
 		if ps == nil {
-			l.dropped.Add(1)
+			p.dropped.Add(1)
 			return
 		}
-		if fn := l.opts.Callbacks.OnConsumerMessage; fn != nil {
+		if fn := p.opts.Callbacks.OnConsumerMessage; fn != nil {
 			id, typ, body := ps.id, f.Type, append([]byte(nil), f.Body...)
-			l.cbs.submit("OnConsumerMessage", func() { fn(id, typ, body) })
+			p.cbs.submit("OnConsumerMessage", func() { fn(id, typ, body) })
 		}
 	}
 }
 
-func (l *producerLink) handleHello(peer []byte, body []byte, now time.Time) {
+func (p *producerLink) handleHello(peer []byte, body []byte, now time.Time) {
 	h, err := decodeHello(body)
 	if err != nil {
-		l.dropped.Add(1)
-		l.log.Warn("hub: bad HELLO", "err", err)
+		p.dropped.Add(1)
+		p.log.Warn("hub: bad HELLO", "err", err)
 		return
 	}
 	key := string(peer)
 	id := ConsumerIdentity{ID: append([]byte(nil), peer...), Pid: h.ConsumerPid, StartTime: h.ConsumerStartTime,
 		UID: h.ConsumerUID, Name: h.ConsumerName}
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
 		return
 	}
-	ps := l.peers[key]
+	ps := p.peers[key]
 	if ps == nil {
 		ps = &peerState{key: key}
-		l.peers[key] = ps
-		l.order = append(l.order, ps)
+		p.peers[key] = ps
+		p.order = append(p.order, ps)
 	}
 	ps.id, ps.credit, ps.window, ps.lastSeen = id, h.Window, h.Window, now
 	ps.hb = time.Duration(h.HeartbeatMs) * time.Millisecond
-	l.wakeLocked()
-	l.mu.Unlock()
-	ack := mustJSON(helloAckBody{Channel: l.name, Pattern: string(l.pat), Window: h.Window})
-	if err := l.send(peer, proto.ControlFrames(TypeHelloAck, ack)...); err != nil {
-		l.log.Warn("hub: HELLO_ACK not sent", "err", err)
+	p.wakeLocked()
+	p.mu.Unlock()
+	ack := mustJSON(helloAckBody{Channel: p.name, Pattern: string(p.pat), Window: h.Window})
+	if err := p.send(peer, proto.ControlFrames(TypeHelloAck, ack)...); err != nil {
+		p.log.Warn("hub: HELLO_ACK not sent", "err", err)
 	}
-	l.log.Info("hub: consumer joined", "identity", hex.EncodeToString(peer), "pid", h.ConsumerPid, "window", h.Window)
-	if fn := l.opts.Callbacks.OnConsumerJoined; fn != nil {
-		l.cbs.submit("OnConsumerJoined", func() { fn(id) })
+	p.log.Info("hub: consumer joined", "identity", hex.EncodeToString(peer), "pid", h.ConsumerPid, "window", h.Window)
+	if fn := p.opts.Callbacks.OnConsumerJoined; fn != nil {
+		p.cbs.submit("OnConsumerJoined", func() { fn(id) })
 	}
 }
 
 // touch refreshes a joined consumer's liveness and returns it (nil if unknown).
-func (l *producerLink) touch(key string, now time.Time) *peerState {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	ps := l.peers[key]
+func (p *producerLink) touch(key string, now time.Time) *peerState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ps := p.peers[key]
 	if ps != nil {
 		ps.lastSeen = now
 	}
 	return ps
 }
 
-func (l *producerLink) wakeLocked() {
-	close(l.wake)
-	l.wake = make(chan struct{})
+func (p *producerLink) wakeLocked() {
+	close(p.wake)
+	p.wake = make(chan struct{})
 }
 
-func (l *producerLink) removeLocked(key string) *peerState {
-	ps := l.peers[key]
+func (p *producerLink) removeLocked(key string) *peerState {
+	ps := p.peers[key]
 	if ps == nil {
 		return nil
 	}
-	delete(l.peers, key)
-	for i, o := range l.order {
+	delete(p.peers, key)
+	for i, o := range p.order {
 		if o == ps {
-			l.order = append(l.order[:i:i], l.order[i+1:]...)
+			p.order = append(p.order[:i:i], p.order[i+1:]...)
 			break
 		}
 	}
-	l.wakeLocked()
+	p.wakeLocked()
 	return ps
 }
 
 // dropPid removes every consumer that said HELLO with pid.
-func (l *producerLink) dropPid(pid uint64) {
+func (p *producerLink) dropPid(pid uint64) {
 	if pid == 0 {
 		return
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, ps := range append([]*peerState(nil), l.order...) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, ps := range append([]*peerState(nil), p.order...) {
 		if ps.id.Pid == pid {
-			l.removeLocked(ps.key)
+			p.removeLocked(ps.key)
 		}
 	}
 }
 
 // tickLoop drops consumers that announced peer heartbeats and went silent.
-func (l *producerLink) tickLoop() {
-	defer l.wg.Done()
-	if l.opts.PeerTimeout < 0 {
-		<-l.ctx.Done()
+func (p *producerLink) tickLoop() {
+	defer p.wg.Done()
+	if p.opts.PeerTimeout < 0 {
+		<-p.ctx.Done()
 		return
 	}
-	t := time.NewTicker(max(l.opts.PeerTimeout/4, time.Millisecond))
+	t := time.NewTicker(max(p.opts.PeerTimeout/4, time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
-		case <-l.ctx.Done():
+		case <-p.ctx.Done():
 			return
 		case now := <-t.C:
-			l.prune(now)
+			p.prune(now)
 		}
 	}
 }
 
-func (l *producerLink) prune(now time.Time) {
+func (p *producerLink) prune(now time.Time) {
 	var dead []ConsumerIdentity
-	l.mu.Lock()
-	for _, ps := range append([]*peerState(nil), l.order...) {
-		if ps.hb > 0 && now.Sub(ps.lastSeen) > l.opts.PeerTimeout {
-			l.removeLocked(ps.key)
+	p.mu.Lock()
+	for _, ps := range append([]*peerState(nil), p.order...) {
+		if ps.hb > 0 && now.Sub(ps.lastSeen) > p.opts.PeerTimeout {
+			p.removeLocked(ps.key)
 			dead = append(dead, ps.id)
 		}
 	}
-	l.mu.Unlock()
+	p.mu.Unlock()
 	for _, id := range dead {
-		l.log.Warn("hub: consumer missed its peer heartbeats", "identity", hex.EncodeToString(id.ID), "pid", id.Pid)
-		if fn := l.opts.Callbacks.OnConsumerDied; fn != nil && !l.closing.Load() {
+		p.log.Warn("hub: consumer missed its peer heartbeats", "identity", hex.EncodeToString(id.ID), "pid", id.Pid)
+		if fn := p.opts.Callbacks.OnConsumerDied; fn != nil && !p.closing.Load() {
 			pid := id.Pid
-			l.cbs.submit("OnConsumerDied", func() { fn(pid, ReasonPeerTimeout) })
+			p.cbs.submit("OnConsumerDied", func() { fn(pid, ReasonPeerTimeout) })
 		}
 	}
 }
 
 // ConnectedConsumers returns the consumers that joined (HELLO) and have not left,
 // died or been pruned, in join order.
-func (l *producerLink) ConnectedConsumers() []ConsumerIdentity {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make([]ConsumerIdentity, len(l.order))
-	for i, ps := range l.order {
+func (p *producerLink) ConnectedConsumers() []ConsumerIdentity {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]ConsumerIdentity, len(p.order))
+	for i, ps := range p.order {
 		out[i] = ps.id
 	}
 	return out
@@ -348,67 +348,67 @@ func (l *producerLink) ConnectedConsumers() []ConsumerIdentity {
 // ErrNoConsumers (Pipeline without any consumer). PubSub without consumers
 // drops the message and returns nil. Send copies payload. ErrWrongPattern on
 // Bidir (use SendTo).
-func (l *producerLink) Send(ctx context.Context, payload []byte) error {
-	if l.pat == PatternBidir {
-		return fmt.Errorf("send %q: %w: Bidir needs SendTo", l.name, ErrWrongPattern)
+func (p *producerLink) Send(ctx context.Context, payload []byte) error {
+	if p.pat == PatternBidir {
+		return fmt.Errorf("send %q: %w: Bidir needs SendTo", p.name, ErrWrongPattern)
 	}
-	ctx, cancel := l.sendCtx(ctx)
+	ctx, cancel := p.sendCtx(ctx)
 	defer cancel()
 	frames := proto.DataFrames(append([]byte(nil), payload...))
-	if l.pat == PatternPipeline {
-		return l.sendOne(ctx, nil, frames)
+	if p.pat == PatternPipeline {
+		return p.sendOne(ctx, nil, frames)
 	}
-	return l.broadcast(ctx, frames)
+	return p.broadcast(ctx, frames)
 }
 
-func (l *producerLink) sendCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+func (p *producerLink) sendCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
 		return ctx, func() {}
 	}
-	return context.WithTimeout(ctx, l.opts.SendTimeout)
+	return context.WithTimeout(ctx, p.opts.SendTimeout)
 }
 
 // SendTo sends payload to one consumer (Bidir data), waiting for its credit
 // like Send. ErrUnknownConsumer when it has not joined, ErrWrongPattern when the
 // channel is not Bidir.
-func (l *producerLink) SendTo(ctx context.Context, id []byte, payload []byte) error {
-	if l.pat != PatternBidir {
-		return fmt.Errorf("send to %q: %w: only Bidir addresses one consumer", l.name, ErrWrongPattern)
+func (p *producerLink) SendTo(ctx context.Context, id []byte, payload []byte) error {
+	if p.pat != PatternBidir {
+		return fmt.Errorf("send to %q: %w: only Bidir addresses one consumer", p.name, ErrWrongPattern)
 	}
-	ctx, cancel := l.sendCtx(ctx)
+	ctx, cancel := p.sendCtx(ctx)
 	defer cancel()
-	return l.sendOne(ctx, id, proto.DataFrames(append([]byte(nil), payload...)))
+	return p.sendOne(ctx, id, proto.DataFrames(append([]byte(nil), payload...)))
 }
 
 // SendCtrl sends a control message of type typ ("" = "CTRL") to one joined
 // consumer; it arrives at the consumer's OnProducerMessage. No flow control.
-func (l *producerLink) SendCtrl(id []byte, typ string, body []byte) error {
+func (p *producerLink) SendCtrl(id []byte, typ string, body []byte) error {
 	if typ == "" {
 		typ = TypeCtrl
 	}
 	if reservedType(typ) {
-		return fmt.Errorf("send ctrl %q: %w: %s", l.name, ErrReservedType, typ)
+		return fmt.Errorf("send ctrl %q: %w: %s", p.name, ErrReservedType, typ)
 	}
-	l.mu.Lock()
-	ps, closed := l.peers[string(id)], l.closed
-	l.mu.Unlock()
+	p.mu.Lock()
+	ps, closed := p.peers[string(id)], p.closed
+	p.mu.Unlock()
 	switch {
 	case closed:
-		return fmt.Errorf("send ctrl %q: %w", l.name, ErrClosed)
+		return fmt.Errorf("send ctrl %q: %w", p.name, ErrClosed)
 	case ps == nil:
-		return fmt.Errorf("send ctrl %q: %w", l.name, ErrUnknownConsumer)
+		return fmt.Errorf("send ctrl %q: %w", p.name, ErrUnknownConsumer)
 	}
-	if err := l.send(id, proto.ControlFrames(typ, append([]byte(nil), body...))...); err != nil {
-		return fmt.Errorf("send ctrl %q: %w", l.name, err)
+	if err := p.send(id, proto.ControlFrames(typ, append([]byte(nil), body...))...); err != nil {
+		return fmt.Errorf("send ctrl %q: %w", p.name, err)
 	}
 	return nil
 }
 
 // BroadcastCtrl sends a control message to every joined consumer.
-func (l *producerLink) BroadcastCtrl(typ string, body []byte) error {
+func (p *producerLink) BroadcastCtrl(typ string, body []byte) error {
 	var first error
-	for _, c := range l.ConnectedConsumers() {
-		if err := l.SendCtrl(c.ID, typ, body); err != nil && first == nil && !errors.Is(err, ErrUnknownConsumer) {
+	for _, c := range p.ConnectedConsumers() {
+		if err := p.SendCtrl(c.ID, typ, body); err != nil && first == nil && !errors.Is(err, ErrUnknownConsumer) {
 			first = err
 		}
 	}
@@ -416,29 +416,29 @@ func (l *producerLink) BroadcastCtrl(typ string, body []byte) error {
 }
 
 // sendOne sends to id (or, with id nil, to the next consumer with credit).
-func (l *producerLink) sendOne(ctx context.Context, id []byte, frames [][]byte) error {
+func (p *producerLink) sendOne(ctx context.Context, id []byte, frames [][]byte) error {
 	for {
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			return fmt.Errorf("send %q: %w", l.name, ErrClosed)
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return fmt.Errorf("send %q: %w", p.name, ErrClosed)
 		}
 		var ps *peerState
 		if id != nil {
-			ps = l.peers[string(id)]
+			ps = p.peers[string(id)]
 			if ps == nil {
-				l.mu.Unlock()
-				return fmt.Errorf("send %q: %w", l.name, ErrUnknownConsumer)
+				p.mu.Unlock()
+				return fmt.Errorf("send %q: %w", p.name, ErrUnknownConsumer)
 			}
 			if ps.credit <= 0 {
 				ps = nil
 			}
 		} else {
-			for i := range l.order {
-				c := l.order[(l.rr+i)%len(l.order)]
+			for i := range p.order {
+				c := p.order[(p.rr+i)%len(p.order)]
 				if c.credit > 0 {
 					ps = c
-					l.rr = (l.rr + i + 1) % len(l.order)
+					p.rr = (p.rr + i + 1) % len(p.order)
 					break
 				}
 			}
@@ -446,38 +446,38 @@ func (l *producerLink) sendOne(ctx context.Context, id []byte, frames [][]byte) 
 		if ps != nil {
 			ps.credit--
 			target := ps.id.ID
-			l.mu.Unlock()
-			if err := l.send(target, frames...); err != nil {
-				return fmt.Errorf("send %q: %w", l.name, err)
+			p.mu.Unlock()
+			if err := p.send(target, frames...); err != nil {
+				return fmt.Errorf("send %q: %w", p.name, err)
 			}
 			return nil
 		}
-		none := len(l.order) == 0
-		wake := l.wake
-		l.mu.Unlock()
+		none := len(p.order) == 0
+		wake := p.wake
+		p.mu.Unlock()
 		select {
 		case <-wake:
 		case <-ctx.Done():
 			if none {
-				return fmt.Errorf("send %q: %w: %w", l.name, ErrNoConsumers, ctx.Err())
+				return fmt.Errorf("send %q: %w: %w", p.name, ErrNoConsumers, ctx.Err())
 			}
-			return fmt.Errorf("send %q: %w: %w", l.name, ErrBackpressure, ctx.Err())
+			return fmt.Errorf("send %q: %w: %w", p.name, ErrBackpressure, ctx.Err())
 		}
 	}
 }
 
 // broadcast sends to every joined consumer once each has credit.
-func (l *producerLink) broadcast(ctx context.Context, frames [][]byte) error {
+func (p *producerLink) broadcast(ctx context.Context, frames [][]byte) error {
 	done := map[string]bool{}
 	for {
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			return fmt.Errorf("send %q: %w", l.name, ErrClosed)
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return fmt.Errorf("send %q: %w", p.name, ErrClosed)
 		}
 		var ready [][]byte
 		waiting := 0
-		for _, ps := range l.order {
+		for _, ps := range p.order {
 			if done[ps.key] {
 				continue
 			}
@@ -489,11 +489,11 @@ func (l *producerLink) broadcast(ctx context.Context, frames [][]byte) error {
 				waiting++
 			}
 		}
-		wake := l.wake
-		l.mu.Unlock()
+		wake := p.wake
+		p.mu.Unlock()
 		for _, id := range ready {
-			if err := l.send(id, frames...); err != nil {
-				l.log.Debug("hub: broadcast to one consumer failed", "err", err)
+			if err := p.send(id, frames...); err != nil {
+				p.log.Debug("hub: broadcast to one consumer failed", "err", err)
 			}
 		}
 		if waiting == 0 {
@@ -502,32 +502,32 @@ func (l *producerLink) broadcast(ctx context.Context, frames [][]byte) error {
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			l.skipped.Add(uint64(waiting))
-			return fmt.Errorf("send %q: %w: %d consumer(s) skipped: %w", l.name, ErrBackpressure, waiting, ctx.Err())
+			p.skipped.Add(uint64(waiting))
+			return fmt.Errorf("send %q: %w: %d consumer(s) skipped: %w", p.name, ErrBackpressure, waiting, ctx.Err())
 		}
 	}
 }
 
 // Flush waits until every joined consumer has consumed everything sent to it
 // (its whole credit window is back) or ctx ends.
-func (l *producerLink) Flush(ctx context.Context) error {
+func (p *producerLink) Flush(ctx context.Context) error {
 	for {
-		l.mu.Lock()
+		p.mu.Lock()
 		pending := false
-		for _, ps := range l.order {
+		for _, ps := range p.order {
 			if ps.credit < ps.window {
 				pending = true
 			}
 		}
-		wake := l.wake
-		l.mu.Unlock()
+		wake := p.wake
+		p.mu.Unlock()
 		if !pending {
 			return nil
 		}
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			return fmt.Errorf("flush %q: %w", l.name, ctx.Err())
+			return fmt.Errorf("flush %q: %w", p.name, ctx.Err())
 		}
 	}
 }

@@ -46,39 +46,39 @@ func newRingWriter(p *producer, block *shm.Block) *ringWriter {
 }
 
 // HasSHM reports whether the channel has a DataBlock.
-func (rw *ringWriter) HasSHM() bool { return rw.block != nil }
+func (p *ringWriter) HasSHM() bool { return p.block != nil }
 
 // SHM returns the DataBlock (nil without one). IMPORTANT: it is closed by Close.
-func (rw *ringWriter) SHM() *shm.Block { return rw.block }
+func (p *ringWriter) SHM() *shm.Block { return p.block }
 
 // start begins one Start..Stop run under the run lock: ErrClosed unless valid(),
 // ErrRunning when running; started runs before the write goroutine (started
 // only with a DataBlock).
-func (rw *ringWriter) start(valid func() bool, started func()) error {
-	rw.runMu.Lock()
-	defer rw.runMu.Unlock()
+func (p *ringWriter) start(valid func() bool, started func()) error {
+	p.runMu.Lock()
+	defer p.runMu.Unlock()
 	if !valid() {
-		return fmt.Errorf("start %q: %w", rw.name, ErrClosed)
+		return fmt.Errorf("start %q: %w", p.name, ErrClosed)
 	}
-	if rw.running {
-		return fmt.Errorf("start %q: %w", rw.name, ErrRunning)
+	if p.running {
+		return fmt.Errorf("start %q: %w", p.name, ErrRunning)
 	}
-	rw.running = true
-	rw.stopCh, rw.drainCh, rw.wdone = make(chan struct{}), make(chan struct{}), make(chan struct{})
+	p.running = true
+	p.stopCh, p.drainCh, p.wdone = make(chan struct{}), make(chan struct{}), make(chan struct{})
 	started()
-	if rw.block != nil {
-		go rw.writeLoop(rw.stopCh, rw.drainCh, rw.wdone)
+	if p.block != nil {
+		go p.writeLoop(p.stopCh, p.drainCh, p.wdone)
 	} else {
-		close(rw.wdone)
+		close(p.wdone)
 	}
 	return nil
 }
 
 // stop ends the run (see Producer.Stop) and reports whether this call ended it.
-func (rw *ringWriter) stop() bool {
-	rw.runMu.RLock()
-	running, stopCh := rw.running, rw.stopCh
-	rw.runMu.RUnlock()
+func (p *ringWriter) stop() bool {
+	p.runMu.RLock()
+	running, stopCh := p.running, p.stopCh
+	p.runMu.RUnlock()
 	if !running {
 		return false
 	}
@@ -87,39 +87,39 @@ func (rw *ringWriter) stop() bool {
 	default:
 		close(stopCh) // wakes Push callers blocked on a full queue
 	}
-	rw.runMu.Lock()
-	if !rw.running {
-		rw.runMu.Unlock()
+	p.runMu.Lock()
+	if !p.running {
+		p.runMu.Unlock()
 		return false
 	}
-	rw.running = false
-	close(rw.drainCh)
-	wdone := rw.wdone
-	rw.runMu.Unlock()
+	p.running = false
+	close(p.drainCh)
+	wdone := p.wdone
+	p.runMu.Unlock()
 	<-wdone
 	return true
 }
 
 // Running reports whether the Producer is started.
-func (rw *ringWriter) Running() bool {
-	rw.runMu.RLock()
-	defer rw.runMu.RUnlock()
-	return rw.running
+func (p *ringWriter) Running() bool {
+	p.runMu.RLock()
+	defer p.runMu.RUnlock()
+	return p.running
 }
 
 // close closes the pooled Writers and the DataBlock (after stop).
-func (rw *ringWriter) close() error {
+func (p *ringWriter) close() error {
 	for {
 		select {
-		case w := <-rw.writers:
+		case w := <-p.writers:
 			w.w.Close()
 			continue
 		default:
 		}
 		break
 	}
-	if rw.block != nil {
-		return rw.block.Close()
+	if p.block != nil {
+		return p.block.Close()
 	}
 	return nil
 }
@@ -131,7 +131,7 @@ func (rw *ringWriter) close() error {
 // returns an error or panics the slot is aborted. A WriteTxn is only valid inside
 // its job.
 type WriteTxn struct {
-	rw      *ringWriter
+	p       *ringWriter
 	w       *shm.Writer
 	ctx     context.Context
 	timeout time.Duration
@@ -227,13 +227,13 @@ func (t *WriteTxn) Heartbeat() error { return t.w.Heartbeat() }
 // Stopping reports whether Stop (or Close) was called: handlers return promptly.
 func (t *WriteTxn) Stopping() bool {
 	if t.stop == nil {
-		return t.rw.closing.Load()
+		return t.p.closing.Load()
 	}
 	select {
 	case <-t.stop:
 		return true
 	default:
-		return t.rw.closing.Load()
+		return t.p.closing.Load()
 	}
 }
 
@@ -241,20 +241,20 @@ func (t *WriteTxn) Stopping() bool {
 func (t *WriteTxn) Context() context.Context { return t.ctx }
 
 // Broadcast sends payload on the channel's data path (Producer.Send).
-func (t *WriteTxn) Broadcast(payload []byte) error { return t.rw.link.Send(t.ctx, payload) }
+func (t *WriteTxn) Broadcast(payload []byte) error { return t.p.link.Send(t.ctx, payload) }
 
 // SendTo sends Bidir data to one consumer (Producer.SendTo).
-func (t *WriteTxn) SendTo(id, payload []byte) error { return t.rw.link.SendTo(t.ctx, id, payload) }
+func (t *WriteTxn) SendTo(id, payload []byte) error { return t.p.link.SendTo(t.ctx, id, payload) }
 
 // ConnectedConsumers lists the joined consumers.
-func (t *WriteTxn) ConnectedConsumers() []ConsumerIdentity { return t.rw.link.ConnectedConsumers() }
+func (t *WriteTxn) ConnectedConsumers() []ConsumerIdentity { return t.p.link.ConnectedConsumers() }
 
 // Messenger returns the channel's Messenger.
-func (t *WriteTxn) Messenger() *Messenger { return t.rw.m }
+func (t *WriteTxn) Messenger() *Messenger { return t.p.m }
 
 // ReportChecksumError reports a slot's checksum failure to the broker.
 func (t *WriteTxn) ReportChecksumError(slot int32, description string) error {
-	return t.rw.m.ReportChecksumError(t.rw.name, slot, description)
+	return t.p.m.ReportChecksumError(t.p.name, slot, description)
 }
 
 // finish publishes or aborts what the job left held.
@@ -270,9 +270,9 @@ func (t *WriteTxn) finish(jobErr error) error {
 }
 
 // runJob runs job in a transaction on w, with panics turned into errors.
-func (rw *ringWriter) runJob(ctx context.Context, pw *pooledWriter, timeout time.Duration, stop <-chan struct{}, job func(*WriteTxn) error) (err error) {
+func (p *ringWriter) runJob(ctx context.Context, pw *pooledWriter, timeout time.Duration, stop <-chan struct{}, job func(*WriteTxn) error) (err error) {
 	t := &pw.t
-	*t = WriteTxn{rw: rw, w: pw.w, ctx: ctx, timeout: timeout, stop: stop, lastHB: &pw.lastHB}
+	*t = WriteTxn{p: p, w: pw.w, ctx: ctx, timeout: timeout, stop: stop, lastHB: &pw.lastHB}
 	defer func() { *t = WriteTxn{} }()
 	defer func() {
 		if r := recover(); r != nil {
@@ -290,20 +290,20 @@ type writeHandler struct{ fn func(*WriteTxn) error }
 // timeout SlotTimeout). It needs SHM and Start: ErrNoSHM, ErrNotRunning. It blocks
 // only while 1024 jobs are already queued. Job errors are logged. While a write
 // handler is installed, jobs wait until it is removed.
-func (rw *ringWriter) Push(job func(*WriteTxn) error) error {
-	if rw.block == nil {
-		return fmt.Errorf("push %q: %w", rw.name, ErrNoSHM)
+func (p *ringWriter) Push(job func(*WriteTxn) error) error {
+	if p.block == nil {
+		return fmt.Errorf("push %q: %w", p.name, ErrNoSHM)
 	}
-	rw.runMu.RLock()
-	defer rw.runMu.RUnlock()
-	if !rw.running {
-		return fmt.Errorf("push %q: %w", rw.name, ErrNotRunning)
+	p.runMu.RLock()
+	defer p.runMu.RUnlock()
+	if !p.running {
+		return fmt.Errorf("push %q: %w", p.name, ErrNotRunning)
 	}
 	select {
-	case rw.jobs <- job:
+	case p.jobs <- job:
 		return nil
-	case <-rw.stopCh:
-		return fmt.Errorf("push %q: %w", rw.name, ErrNotRunning)
+	case <-p.stopCh:
+		return fmt.Errorf("push %q: %w", p.name, ErrNotRunning)
 	}
 }
 
@@ -311,22 +311,22 @@ func (rw *ringWriter) Push(job func(*WriteTxn) error) error {
 // slot timeout timeout (0 = SlotTimeout); it needs no Start. It returns ErrNoSHM,
 // ErrClosed, or the job's error (a job that found no slot sees ErrNoSlot from
 // Next and decides).
-func (rw *ringWriter) SyncedWrite(ctx context.Context, timeout time.Duration, job func(*WriteTxn) error) error {
-	if rw.block == nil {
-		return fmt.Errorf("synced write %q: %w", rw.name, ErrNoSHM)
+func (p *ringWriter) SyncedWrite(ctx context.Context, timeout time.Duration, job func(*WriteTxn) error) error {
+	if p.block == nil {
+		return fmt.Errorf("synced write %q: %w", p.name, ErrNoSHM)
 	}
-	if rw.closing.Load() {
-		return fmt.Errorf("synced write %q: %w", rw.name, ErrClosed)
+	if p.closing.Load() {
+		return fmt.Errorf("synced write %q: %w", p.name, ErrClosed)
 	}
 	if timeout == 0 {
-		timeout = rw.opts.SlotTimeout
+		timeout = p.opts.SlotTimeout
 	}
-	w, err := rw.getWriter()
+	w, err := p.getWriter()
 	if err != nil {
-		return fmt.Errorf("synced write %q: %w", rw.name, err)
+		return fmt.Errorf("synced write %q: %w", p.name, err)
 	}
-	defer rw.putWriter(w)
-	return rw.runJob(ctx, w, timeout, nil, job)
+	defer p.putWriter(w)
+	return p.runJob(ctx, w, timeout, nil, job)
 }
 
 // SetWriteHandler installs fn as the real-time write handler (nil removes it and
@@ -334,66 +334,66 @@ func (rw *ringWriter) SyncedWrite(ctx context.Context, timeout time.Duration, jo
 // transaction (slot timeout HandlerSlotTimeout) again and again; a swap takes
 // effect at the next iteration. Errors and panics of fn are logged and the loop
 // goes on. ErrNoSHM without a DataBlock.
-func (rw *ringWriter) SetWriteHandler(fn func(*WriteTxn) error) error {
-	if rw.block == nil {
-		return fmt.Errorf("set write handler %q: %w", rw.name, ErrNoSHM)
+func (p *ringWriter) SetWriteHandler(fn func(*WriteTxn) error) error {
+	if p.block == nil {
+		return fmt.Errorf("set write handler %q: %w", p.name, ErrNoSHM)
 	}
 	if fn == nil {
-		rw.handler.Store(nil)
-		rw.log.Info("hub: write handler removed")
+		p.handler.Store(nil)
+		p.log.Info("hub: write handler removed")
 	} else {
-		rw.handler.Store(&writeHandler{fn})
-		rw.log.Info("hub: write handler installed")
+		p.handler.Store(&writeHandler{fn})
+		p.log.Info("hub: write handler installed")
 	}
 	select {
-	case rw.kick <- struct{}{}:
+	case p.kick <- struct{}{}:
 	default:
 	}
 	return nil
 }
 
 // Mode reports the SHM processing mode: "queue" or "realtime".
-func (rw *ringWriter) Mode() string {
-	if rw.handler.Load() != nil {
+func (p *ringWriter) Mode() string {
+	if p.handler.Load() != nil {
 		return "realtime"
 	}
 	return "queue"
 }
 
-func (rw *ringWriter) getWriter() (*pooledWriter, error) {
+func (p *ringWriter) getWriter() (*pooledWriter, error) {
 	select {
-	case w := <-rw.writers:
+	case w := <-p.writers:
 		return w, nil
 	default:
 	}
-	w, err := rw.block.NewWriter(rw.opts.Wait)
+	w, err := p.block.NewWriter(p.opts.Wait)
 	if err != nil {
 		return nil, err
 	}
 	return &pooledWriter{w: w}, nil
 }
 
-func (rw *ringWriter) putWriter(w *pooledWriter) {
-	if rw.closing.Load() {
+func (p *ringWriter) putWriter(w *pooledWriter) {
+	if p.closing.Load() {
 		w.w.Close()
 		return
 	}
 	select {
-	case rw.writers <- w:
+	case p.writers <- w:
 	default:
 		w.w.Close()
 	}
 }
 
 // writeLoop is the write goroutine of one Start..Stop.
-func (rw *ringWriter) writeLoop(stop, drained <-chan struct{}, done chan<- struct{}) {
+func (p *ringWriter) writeLoop(stop, drained <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	w, err := rw.getWriter()
+	w, err := p.getWriter()
 	if err != nil {
-		rw.log.Error("hub: write goroutine has no writer", "err", err)
+		p.log.Error("hub: write goroutine has no writer", "err", err)
 		return
 	}
-	defer rw.putWriter(w)
+	defer p.putWriter(w)
 	// hctx ends a handler's slot wait at Stop; queued jobs keep a real slot
 	// timeout so that each accepted job gets its chance.
 	hctx, hcancel := context.WithCancel(context.Background())
@@ -409,50 +409,50 @@ func (rw *ringWriter) writeLoop(stop, drained <-chan struct{}, done chan<- struc
 	defer func() { hcancel(); <-watch }()
 	jctx := context.Background()
 	runIn := func(ctx context.Context, job func(*WriteTxn) error, timeout time.Duration) {
-		if err := rw.runJob(ctx, w, timeout, stop, job); err != nil && !errors.Is(err, ErrNoSlot) && ctx.Err() == nil {
-			rw.log.Warn("hub: write job failed", "err", err)
+		if err := p.runJob(ctx, w, timeout, stop, job); err != nil && !errors.Is(err, ErrNoSlot) && ctx.Err() == nil {
+			p.log.Warn("hub: write job failed", "err", err)
 		}
 	}
 	run := func(job func(*WriteTxn) error, timeout time.Duration) { runIn(jctx, job, timeout) }
 	for {
-		if h := rw.handler.Load(); h != nil {
+		if h := p.handler.Load(); h != nil {
 			select {
 			case <-stop:
-				rw.finishJobs(drained, run)
+				p.finishJobs(drained, run)
 				return
 			default:
 			}
-			runIn(hctx, h.fn, rw.opts.HandlerSlotTimeout)
+			runIn(hctx, h.fn, p.opts.HandlerSlotTimeout)
 			continue
 		}
 		select {
-		case job := <-rw.jobs:
-			run(job, rw.opts.SlotTimeout)
-		case <-rw.kick:
+		case job := <-p.jobs:
+			run(job, p.opts.SlotTimeout)
+		case <-p.kick:
 		case <-stop:
-			rw.finishJobs(drained, run)
+			p.finishJobs(drained, run)
 			return
 		}
 	}
 }
 
 // finishJobs runs every job accepted before Stop.
-func (rw *ringWriter) finishJobs(drained <-chan struct{}, run func(func(*WriteTxn) error, time.Duration)) {
+func (p *ringWriter) finishJobs(drained <-chan struct{}, run func(func(*WriteTxn) error, time.Duration)) {
 	for {
 		select {
-		case job := <-rw.jobs:
-			run(job, rw.opts.SlotTimeout)
+		case job := <-p.jobs:
+			run(job, p.opts.SlotTimeout)
 			continue
 		default:
 		}
 		select {
-		case job := <-rw.jobs:
-			run(job, rw.opts.SlotTimeout)
+		case job := <-p.jobs:
+			run(job, p.opts.SlotTimeout)
 		case <-drained:
 			for {
 				select {
-				case job := <-rw.jobs:
-					run(job, rw.opts.SlotTimeout)
+				case job := <-p.jobs:
+					run(job, p.opts.SlotTimeout)
 				default:
 					return
 				}
