@@ -12,8 +12,8 @@ import (
 // ERROR reply when the protocol allows one, else it is dropped and counted.
 func (s *Service) handle(m wire.Msg) {
 	start := time.Now()
-	f, err := wire.Parse(m.Frames)
-	if err != nil || f.Kind != wire.KindControl {
+	f, err := proto.Parse(m.Frames)
+	if err != nil || f.Kind != proto.KindControl {
 		s.cnt.inc(&s.cnt.dropped)
 		s.cfg.Logger.Warn("broker: dropped message with bad frame layout", "frames", len(m.Frames), "err", err)
 		return

@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/pylabhub/plh/internal/wire"
@@ -14,11 +13,6 @@ import (
 // (ProducerOptions.CurveKeys, or a fresh pair); its public key travels in REG_REQ
 // zmq_pubkey and DISC_ACK. A consumer whose DISC_ACK carries a key dials as a
 // CURVE client with a fresh key pair per connection; without a key it dials NULL.
-
-// ErrPeerSecurity is returned by Connect when the security handshake with the
-// producer failed: the key from discovery is not the producer's, or the two
-// sides disagree on CURVE vs NULL. It is not retried.
-var ErrPeerSecurity = errors.New("hub: security handshake with the producer failed")
 
 // curveOverhead is what a CURVE MESSAGE adds to a frame (flags, nonce, MAC).
 const curveOverhead = 64

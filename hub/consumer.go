@@ -9,11 +9,8 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/pylabhub/plh/internal/proc"
 	"github.com/pylabhub/plh/internal/wire"
-	"github.com/pylabhub/plh/shm"
 )
 
 // Consumer is connected to a channel: its peer link to the producer, its broker
@@ -23,46 +20,28 @@ type Consumer struct {
 	*consumer
 }
 
+// consumer is the object the goroutines hold. It composes the channel's two
+// halves and owns what joins them: the broker registration and its callbacks,
+// Start/Stop and Close.
 type consumer struct {
-	m      *Messenger
-	opts   ConsumerOptions
-	log    *slog.Logger
-	name   string
-	info   ChannelInfo
-	d      *wire.Dealer
-	block  *shm.Block  // nil when not attached
-	reader *shm.Reader // nil when not attached
-	shmErr error       // why not attached (nil when attached or not tried)
-	cbs    *cbQueue
-	unsub  []func()
+	*consumerLink // Dealer to the producer, HELLO/BYE, credit, data messages (consumer_peer.go)
+	*ringReader   // attached DataBlock and read transactions (consumer_shm.go)
 
-	data      chan []byte   // data messages for Recv / OnData
-	acked     chan struct{} // closed at the first HELLO_ACK
-	ackOne    sync.Once
-	byeAcked  chan struct{} // closed at BYE_ACK
-	byeAckOne sync.Once
+	m     *Messenger
+	opts  ConsumerOptions
+	log   *slog.Logger
+	name  string
+	info  ChannelInfo
+	cbs   *cbQueue
+	unsub []func()
 
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	sent       atomic.Uint64 // messages accepted by Dealer.Send
-	dropped    atomic.Uint64
-	owed       atomic.Int64 // consumed messages whose credit is not returned yet
-	byeOnce    sync.Once
 	closing    atomic.Bool
-	lastHB     atomic.Int64 // unix ns of the last explicit reader heartbeat
-	closedNote atomic.Bool  // OnChannelClosing fired
-	producerB  atomic.Bool  // the producer said BYE; written under peerEndMu
-	producerL  atomic.Bool  // OnProducerLost decided; written under peerEndMu
-	peerEndMu  sync.Mutex   // orders the BYE and lost decisions (consumer_lost.go)
+	closedNote atomic.Bool // OnChannelClosing fired
 
 	runMu   sync.Mutex // guards running, stopCh, done
 	running bool
 	stopCh  chan struct{}
 	done    sync.WaitGroup // data and read goroutines of one Start
-	handler atomic.Pointer[readHandler]
-	kick    chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -96,9 +75,10 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 	if info.CtrlEndpoint == "" {
 		return nil, fmt.Errorf("%s %q: %w: channel has no peer endpoint", op, name, ErrBadReply)
 	}
-	c := &consumer{m: m, opts: opts, log: opts.Logger.With("channel", name), name: name, info: info,
-		data: make(chan []byte, opts.Window+16), acked: make(chan struct{}), byeAcked: make(chan struct{}), kick: make(chan struct{}, 1)}
+	c := &consumer{m: m, opts: opts, log: opts.Logger.With("channel", name), name: name, info: info}
 	c.cbs = newCBQueue(c.log)
+	c.consumerLink = newConsumerLink(c)
+	c.ringReader = newRingReader(c)
 	c.attach()
 	wcfg := opts.Wire
 	if len(wcfg.Identity) == 0 {
@@ -117,9 +97,7 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 	c.wg.Add(1)
 	go c.readLoop()
 	fail := func(err error) (*Consumer, error) {
-		c.cancel()
-		c.d.Close()
-		c.wg.Wait()
+		c.consumerLink.stop()
 		c.detach()
 		return nil, fmt.Errorf("%s %q: %w", op, name, err)
 	}
@@ -154,75 +132,6 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 	return h, nil
 }
 
-func newIdentity() []byte {
-	id := make([]byte, 16)
-	if _, err := randRead(id); err != nil {
-		panic(err) // crypto/rand never fails on Linux
-	}
-	return id
-}
-
-// attach maps the DataBlock when the channel has one and a secret is given.
-func (c *consumer) attach() {
-	if !c.info.HasSharedMemory || c.opts.Secret == 0 || c.info.ShmName == "" {
-		if c.info.HasSharedMemory {
-			c.shmErr = errors.New("no secret given")
-		}
-		return
-	}
-	b, err := shm.Attach(c.info.ShmName, c.opts.Secret, &shm.AttachOptions{Expect: c.opts.ExpectSHM, Logger: c.opts.Logger})
-	if err != nil {
-		c.shmErr = err
-		c.log.Warn("hub: shared memory not attached; continuing without it", "err", err)
-		return
-	}
-	r, err := b.NewReader(shm.ReaderOptions{UID: c.opts.UID, Name: c.opts.Name, Wait: c.opts.Wait})
-	if err != nil {
-		b.Close()
-		c.shmErr = err
-		c.log.Warn("hub: shared memory reader failed; continuing without it", "err", err)
-		return
-	}
-	c.block, c.reader = b, r
-}
-
-func (c *consumer) detach() {
-	if c.reader != nil {
-		c.reader.Close()
-	}
-	if c.block != nil {
-		c.block.Close()
-	}
-}
-
-func (c *consumer) hello() error {
-	self := proc.Self()
-	hb := int64(0)
-	if c.opts.PeerHeartbeat > 0 {
-		hb = max(c.opts.PeerHeartbeat.Milliseconds(), 1)
-	}
-	body := mustJSON(helloBody{ConsumerPid: c.m.Pid(), ConsumerStartTime: startTimeFor(c.m, self), ConsumerUID: c.opts.UID,
-		ConsumerName: c.opts.Name, Window: c.opts.Window, HeartbeatMs: hb})
-	return c.send(wire.ControlFrames(TypeHello, body)...)
-}
-
-// startTimeFor is the start time sent in HELLO: ours unless the Messenger acts as
-// another process.
-func startTimeFor(m *Messenger, self proc.Identity) uint64 {
-	if id := m.cfg.Identity; id.Pid != self.Pid {
-		return id.StartTime
-	}
-	return self.StartTime
-}
-
-func (c *consumer) send(frames ...[]byte) error {
-	if err := c.d.Send(frames...); err != nil {
-		return err
-	}
-	c.sent.Add(1)
-	return nil
-}
-
 // Channel returns the channel name.
 func (c *consumer) Channel() string { return c.name }
 
@@ -232,27 +141,11 @@ func (c *consumer) Info() ChannelInfo { return c.info }
 // Pattern returns the channel's pattern.
 func (c *consumer) Pattern() Pattern { return c.info.Pattern }
 
-// HasSHM reports whether the DataBlock is attached.
-func (c *consumer) HasSHM() bool { return c.block != nil }
-
-// SHM returns the attached DataBlock (nil when not attached).
-func (c *consumer) SHM() *shm.Block { return c.block }
-
-// SHMError says why the channel's DataBlock is not attached (nil when it is, or
-// when the channel has none).
-func (c *consumer) SHMError() error { return c.shmErr }
-
-// Identity returns the routing identity the producer knows this consumer by.
-func (c *consumer) Identity() []byte { return c.d.Identity() }
-
 // Messenger returns the Consumer's Messenger.
 func (c *consumer) Messenger() *Messenger { return c.m }
 
 // Valid reports whether the Consumer is usable (false for nil or closed).
 func (c *Consumer) Valid() bool { return c != nil && c.consumer != nil && !c.closing.Load() }
-
-// ProducerGone reports whether the producer said BYE (closed its channel).
-func (c *consumer) ProducerGone() bool { return c.producerB.Load() }
 
 // Start starts the callback goroutine (queued producer messages first), the data
 // goroutine when OnData is set, and with SHM the read goroutine (read handler).
@@ -270,11 +163,11 @@ func (c *consumer) Start() error {
 	c.cbs.start()
 	if fn := c.opts.Callbacks.OnData; fn != nil {
 		c.done.Add(1)
-		go c.dataLoop(fn, c.stopCh)
+		go c.dataLoop(fn, c.stopCh, &c.done)
 	}
 	if c.reader != nil {
 		c.done.Add(1)
-		go c.readShmLoop(c.stopCh)
+		go c.readShmLoop(c.stopCh, &c.done)
 	}
 	return nil
 }
@@ -320,9 +213,7 @@ func (c *consumer) close() error {
 		}
 		c.bye()
 		c.drain()
-		c.cancel()
-		c.d.Close()
-		c.wg.Wait()
+		c.consumerLink.stop()
 		c.detach()
 		c.log.Info("hub: consumer closed")
 	})
@@ -343,38 +234,6 @@ func (c *consumer) deregister() error {
 		return nil
 	}
 	return err
-}
-
-func (c *consumer) bye() {
-	c.byeOnce.Do(func() {
-		if err := c.send(wire.ControlFrames(TypeBye, nil)...); err != nil {
-			c.log.Debug("hub: BYE not sent", "err", err)
-		}
-	})
-}
-
-// drain waits up to 500 ms for the producer's BYE_ACK (the read goroutine keeps
-// reading meanwhile, so nothing is left unread when the connection closes), or,
-// when the link is down, until the Dealer wrote what we queued.
-func (c *consumer) drain() {
-	t := time.NewTimer(500 * time.Millisecond)
-	defer t.Stop()
-	if c.d.Connected() {
-		select {
-		case <-c.byeAcked:
-			return
-		case <-t.C:
-			return
-		}
-	}
-	deadline := time.Now().Add(100 * time.Millisecond)
-	for time.Now().Before(deadline) {
-		st := c.d.Stats()
-		if st.Sent+st.SendErrors >= c.sent.Load() || !c.d.Connected() {
-			return
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // Broker callbacks (Messenger goroutine).

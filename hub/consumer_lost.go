@@ -40,7 +40,7 @@ func (g *lostGrace) disarm() {
 
 // producerLost reports the producer lost once, unless the Consumer is closing,
 // the producer said BYE, or the link is up again (an event missed).
-func (c *consumer) producerLost() {
+func (c *consumerLink) producerLost() {
 	if c.closing.Load() || c.d.Connected() {
 		return
 	}
@@ -59,4 +59,4 @@ func (c *consumer) producerLost() {
 // ProducerLost reports whether the producer was declared lost: its peer link
 // went down without a BYE and stayed down for ConsumerOptions.ProducerLostAfter.
 // It stays true once set, even if the link comes back later.
-func (c *consumer) ProducerLost() bool { return c.producerL.Load() }
+func (c *consumerLink) ProducerLost() bool { return c.producerL.Load() }

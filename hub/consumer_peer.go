@@ -4,15 +4,139 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/pylabhub/plh/broker/proto"
+	"github.com/pylabhub/plh/internal/proc"
 	"github.com/pylabhub/plh/internal/wire"
 )
 
 var randRead = rand.Read
 
+// consumerLink is the consumer's peer link: the Dealer to the producer, HELLO
+// and BYE, peer heartbeats, flow control credit, the data messages for Recv and
+// OnData, and producer-loss detection (consumer_lost.go). It knows no DataBlock.
+type consumerLink struct {
+	name    string
+	info    ChannelInfo
+	opts    *ConsumerOptions
+	log     *slog.Logger
+	m       *Messenger
+	cbs     *cbQueue     // the consumer's peer callbacks
+	closing *atomic.Bool // the consumer's: set first thing in Close
+
+	d         *wire.Dealer
+	data      chan []byte   // data messages for Recv / OnData
+	acked     chan struct{} // closed at the first HELLO_ACK
+	ackOne    sync.Once
+	byeAcked  chan struct{} // closed at BYE_ACK
+	byeAckOne sync.Once
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	sent      atomic.Uint64 // messages accepted by Dealer.Send
+	dropped   atomic.Uint64
+	owed      atomic.Int64 // consumed messages whose credit is not returned yet
+	byeOnce   sync.Once
+	producerB atomic.Bool // the producer said BYE; written under peerEndMu
+	producerL atomic.Bool // OnProducerLost decided; written under peerEndMu
+	peerEndMu sync.Mutex  // orders the BYE and lost decisions (consumer_lost.go)
+}
+
+// newConsumerLink returns the peer link of c; Connect sets its Dealer.
+func newConsumerLink(c *consumer) *consumerLink {
+	return &consumerLink{name: c.name, info: c.info, opts: &c.opts, log: c.log, m: c.m, cbs: c.cbs, closing: &c.closing,
+		data: make(chan []byte, c.opts.Window+16), acked: make(chan struct{}), byeAcked: make(chan struct{})}
+}
+
+func (c *consumerLink) hello() error {
+	self := proc.Self()
+	hb := int64(0)
+	if c.opts.PeerHeartbeat > 0 {
+		hb = max(c.opts.PeerHeartbeat.Milliseconds(), 1)
+	}
+	body := mustJSON(helloBody{ConsumerPid: c.m.Pid(), ConsumerStartTime: startTimeFor(c.m, self), ConsumerUID: c.opts.UID,
+		ConsumerName: c.opts.Name, Window: c.opts.Window, HeartbeatMs: hb})
+	return c.send(proto.ControlFrames(TypeHello, body)...)
+}
+
+// startTimeFor is the start time sent in HELLO: ours unless the Messenger acts as
+// another process.
+func startTimeFor(m *Messenger, self proc.Identity) uint64 {
+	if id := m.cfg.Identity; id.Pid != self.Pid {
+		return id.StartTime
+	}
+	return self.StartTime
+}
+
+func (c *consumerLink) send(frames ...[]byte) error {
+	if err := c.d.Send(frames...); err != nil {
+		return err
+	}
+	c.sent.Add(1)
+	return nil
+}
+
+// Identity returns the routing identity the producer knows this consumer by.
+func (c *consumerLink) Identity() []byte { return c.d.Identity() }
+
+// ProducerGone reports whether the producer said BYE (closed its channel).
+func (c *consumerLink) ProducerGone() bool { return c.producerB.Load() }
+
+func (c *consumerLink) bye() {
+	c.byeOnce.Do(func() {
+		if err := c.send(proto.ControlFrames(TypeBye, nil)...); err != nil {
+			c.log.Debug("hub: BYE not sent", "err", err)
+		}
+	})
+}
+
+// drain waits up to 500 ms for the producer's BYE_ACK (the read goroutine keeps
+// reading meanwhile, so nothing is left unread when the connection closes), or,
+// when the link is down, until the Dealer wrote what we queued.
+func (c *consumerLink) drain() {
+	t := time.NewTimer(500 * time.Millisecond)
+	defer t.Stop()
+	if c.d.Connected() {
+		select {
+		case <-c.byeAcked:
+			return
+		case <-t.C:
+			return
+		}
+	}
+	deadline := time.Now().Add(100 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		st := c.d.Stats()
+		if st.Sent+st.SendErrors >= c.sent.Load() || !c.d.Connected() {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func newIdentity() []byte {
+	id := make([]byte, 16)
+	if _, err := randRead(id); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return id
+}
+
+// stop ends the link's goroutines and closes the Dealer.
+func (c *consumerLink) stop() {
+	c.cancel()
+	c.d.Close()
+	c.wg.Wait()
+}
+
 // readLoop receives every message from the producer.
-func (c *consumer) readLoop() {
+func (c *consumerLink) readLoop() {
 	defer c.wg.Done()
 	for {
 		frames, err := c.d.Recv(c.ctx)
@@ -25,7 +149,7 @@ func (c *consumer) readLoop() {
 			c.log.Debug("hub: dropped peer message", "err", err)
 			continue
 		}
-		if f.Kind == wire.KindData {
+		if f.Kind == proto.KindData {
 			select {
 			case c.data <- f.Body:
 			case <-c.ctx.Done():
@@ -59,7 +183,7 @@ func (c *consumer) readLoop() {
 // tickLoop sends peer heartbeats and credits that could not be sent at once,
 // says HELLO again after the link to the producer was re-established, and
 // reports the producer lost when the link stays down (consumer_lost.go).
-func (c *consumer) tickLoop() {
+func (c *consumerLink) tickLoop() {
 	defer c.wg.Done()
 	period := c.opts.PeerHeartbeat
 	if period <= 0 {
@@ -92,7 +216,7 @@ func (c *consumer) tickLoop() {
 			c.producerLost()
 		case <-t.C:
 			if c.opts.PeerHeartbeat > 0 && !c.closing.Load() {
-				_ = c.send(wire.ControlFrames(TypePeerHeartbeat, nil)...)
+				_ = c.send(proto.ControlFrames(TypePeerHeartbeat, nil)...)
 			}
 			c.returnCredit(true)
 		}
@@ -100,14 +224,14 @@ func (c *consumer) tickLoop() {
 }
 
 // consumed records one consumed data message and returns credit in batches.
-func (c *consumer) consumed() {
+func (c *consumerLink) consumed() {
 	c.owed.Add(1)
 	c.returnCredit(false)
 }
 
 // returnCredit sends CREDIT for the consumed messages once a quarter window has
 // accumulated (or any amount when force is set).
-func (c *consumer) returnCredit(force bool) {
+func (c *consumerLink) returnCredit(force bool) {
 	n := c.owed.Load()
 	if n == 0 || (!force && n < int64(max(c.opts.Window/4, 1))) {
 		return
@@ -115,7 +239,7 @@ func (c *consumer) returnCredit(force bool) {
 	if !c.owed.CompareAndSwap(n, 0) {
 		return // another goroutine is returning it
 	}
-	if err := c.send(wire.ControlFrames(TypeCredit, mustJSON(creditBody{N: int(n)}))...); err != nil {
+	if err := c.send(proto.ControlFrames(TypeCredit, mustJSON(creditBody{N: int(n)}))...); err != nil {
 		c.owed.Add(n) // retried at the next tick
 	}
 }
@@ -123,7 +247,7 @@ func (c *consumer) returnCredit(force bool) {
 // Recv returns the next data message (PubSub/Pipeline data, or Bidir data from
 // the producer), waiting until ctx ends. Do not use it while started with an
 // OnData callback (which takes the messages).
-func (c *consumer) Recv(ctx context.Context) ([]byte, error) {
+func (c *consumerLink) Recv(ctx context.Context) ([]byte, error) {
 	select {
 	case b := <-c.data:
 		c.consumed()
@@ -136,8 +260,8 @@ func (c *consumer) Recv(ctx context.Context) ([]byte, error) {
 }
 
 // dataLoop hands data messages to OnData while started.
-func (c *consumer) dataLoop(fn func([]byte), stop <-chan struct{}) {
-	defer c.done.Done()
+func (c *consumerLink) dataLoop(fn func([]byte), stop <-chan struct{}, done *sync.WaitGroup) {
+	defer done.Done()
 	for {
 		select {
 		case <-stop:
@@ -152,14 +276,14 @@ func (c *consumer) dataLoop(fn func([]byte), stop <-chan struct{}) {
 // Send sends Bidir data to the producer (its OnConsumerData). ErrWrongPattern on
 // other patterns. No flow control: ErrQueueFull-wrapped errors when the link is
 // saturated.
-func (c *consumer) Send(payload []byte) error {
+func (c *consumerLink) Send(payload []byte) error {
 	if c.info.Pattern != PatternBidir {
 		return fmt.Errorf("send %q: %w: only Bidir consumers send data", c.name, ErrWrongPattern)
 	}
 	if c.closing.Load() {
 		return fmt.Errorf("send %q: %w", c.name, ErrClosed)
 	}
-	if err := c.send(wire.DataFrames(append([]byte(nil), payload...))...); err != nil {
+	if err := c.send(proto.DataFrames(append([]byte(nil), payload...))...); err != nil {
 		return fmt.Errorf("send %q: %w", c.name, err)
 	}
 	return nil
@@ -167,7 +291,7 @@ func (c *consumer) Send(payload []byte) error {
 
 // SendCtrl sends a control message of type typ ("" = "CTRL") to the producer
 // (its OnConsumerMessage).
-func (c *consumer) SendCtrl(typ string, body []byte) error {
+func (c *consumerLink) SendCtrl(typ string, body []byte) error {
 	if typ == "" {
 		typ = TypeCtrl
 	}
@@ -177,13 +301,13 @@ func (c *consumer) SendCtrl(typ string, body []byte) error {
 	if c.closing.Load() {
 		return fmt.Errorf("send ctrl %q: %w", c.name, ErrClosed)
 	}
-	if err := c.send(wire.ControlFrames(typ, append([]byte(nil), body...))...); err != nil {
+	if err := c.send(proto.ControlFrames(typ, append([]byte(nil), body...))...); err != nil {
 		return fmt.Errorf("send ctrl %q: %w", c.name, err)
 	}
 	return nil
 }
 
 // Stats returns the consumer's peer counters (Consumers is 0).
-func (c *consumer) Stats() ChannelStats {
+func (c *consumerLink) Stats() ChannelStats {
 	return ChannelStats{Sent: c.sent.Load(), Dropped: c.dropped.Load()}
 }

@@ -4,11 +4,85 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pylabhub/plh/shm"
 )
+
+// ringReader is the consumer's ring reader: the attached DataBlock and its
+// Reader (both nil when not attached), and the read transactions that run on
+// them (Pull in the caller's goroutine, the real-time handler on the read
+// goroutine of one Start..Stop). Transactions reach the peer link for SendCtrl.
+type ringReader struct {
+	name    string
+	info    ChannelInfo
+	opts    *ConsumerOptions
+	log     *slog.Logger
+	m       *Messenger
+	closing *atomic.Bool  // the consumer's: set first thing in Close
+	link    *consumerLink // for ReadTxn.SendCtrl
+
+	block  *shm.Block   // nil when not attached
+	reader *shm.Reader  // nil when not attached
+	shmErr error        // why not attached (nil when attached or not tried)
+	lastHB atomic.Int64 // unix ns of the last explicit reader heartbeat
+
+	handler atomic.Pointer[readHandler]
+	kick    chan struct{}
+}
+
+// newRingReader returns the (not yet attached) ring reader of c; c's peer link
+// must be set.
+func newRingReader(c *consumer) *ringReader {
+	return &ringReader{name: c.name, info: c.info, opts: &c.opts, log: c.log, m: c.m, closing: &c.closing,
+		link: c.consumerLink, kick: make(chan struct{}, 1)}
+}
+
+// attach maps the DataBlock when the channel has one and a secret is given.
+func (c *ringReader) attach() {
+	if !c.info.HasSharedMemory || c.opts.Secret == 0 || c.info.ShmName == "" {
+		if c.info.HasSharedMemory {
+			c.shmErr = errors.New("no secret given")
+		}
+		return
+	}
+	b, err := shm.Attach(c.info.ShmName, c.opts.Secret, &shm.AttachOptions{Expect: c.opts.ExpectSHM, Logger: c.opts.Logger})
+	if err != nil {
+		c.shmErr = err
+		c.log.Warn("hub: shared memory not attached; continuing without it", "err", err)
+		return
+	}
+	r, err := b.NewReader(shm.ReaderOptions{UID: c.opts.UID, Name: c.opts.Name, Wait: c.opts.Wait})
+	if err != nil {
+		b.Close()
+		c.shmErr = err
+		c.log.Warn("hub: shared memory reader failed; continuing without it", "err", err)
+		return
+	}
+	c.block, c.reader = b, r
+}
+
+func (c *ringReader) detach() {
+	if c.reader != nil {
+		c.reader.Close()
+	}
+	if c.block != nil {
+		c.block.Close()
+	}
+}
+
+// HasSHM reports whether the DataBlock is attached.
+func (c *ringReader) HasSHM() bool { return c.block != nil }
+
+// SHM returns the attached DataBlock (nil when not attached).
+func (c *ringReader) SHM() *shm.Block { return c.block }
+
+// SHMError says why the channel's DataBlock is not attached (nil when it is, or
+// when the channel has none).
+func (c *ringReader) SHMError() error { return c.shmErr }
 
 // ReadTxn is one read transaction on the attached DataBlock (datablock.md §13):
 // Next refreshes the consumer heartbeat, releases the previous slot and acquires
@@ -16,7 +90,7 @@ import (
 // is released (marked consumed); when it returns an error it is dropped. A
 // ReadTxn is only valid inside its job.
 type ReadTxn struct {
-	c       *consumer
+	c       *ringReader
 	ctx     context.Context
 	timeout time.Duration
 	slot    *shm.ReadSlot
@@ -100,7 +174,7 @@ func (t *ReadTxn) Stopping() bool {
 func (t *ReadTxn) Context() context.Context { return t.ctx }
 
 // SendCtrl sends a control message to the producer (Consumer.SendCtrl).
-func (t *ReadTxn) SendCtrl(typ string, body []byte) error { return t.c.SendCtrl(typ, body) }
+func (t *ReadTxn) SendCtrl(typ string, body []byte) error { return t.c.link.SendCtrl(typ, body) }
 
 // Messenger returns the Consumer's Messenger.
 func (t *ReadTxn) Messenger() *Messenger { return t.c.m }
@@ -112,7 +186,7 @@ func (t *ReadTxn) ReportChecksumError(slot int32, description string) error {
 
 var readTxnPool = sync.Pool{New: func() any { return new(ReadTxn) }}
 
-func (c *consumer) runRead(ctx context.Context, timeout time.Duration, stop <-chan struct{}, job func(*ReadTxn) error) (err error) {
+func (c *ringReader) runRead(ctx context.Context, timeout time.Duration, stop <-chan struct{}, job func(*ReadTxn) error) (err error) {
 	t := readTxnPool.Get().(*ReadTxn)
 	*t = ReadTxn{c: c, ctx: ctx, timeout: timeout, stop: stop}
 	defer func() {
@@ -138,7 +212,7 @@ type readHandler struct{ fn func(*ReadTxn) error }
 // timeout timeout (0 = SlotTimeout); it needs no Start. ErrNoSHM when not
 // attached, ErrClosed after Close; otherwise the job's error or the release
 // verdict of the slot it left held.
-func (c *consumer) Pull(ctx context.Context, timeout time.Duration, job func(*ReadTxn) error) error {
+func (c *ringReader) Pull(ctx context.Context, timeout time.Duration, job func(*ReadTxn) error) error {
 	if c.reader == nil {
 		return fmt.Errorf("pull %q: %w", c.name, ErrNoSHM)
 	}
@@ -158,7 +232,7 @@ func (c *consumer) Pull(ctx context.Context, timeout time.Duration, job func(*Re
 // read goroutine then sleeps). While started, the read goroutine calls fn in a
 // new transaction (slot timeout HandlerSlotTimeout) again and again; a swap takes
 // effect at the next call. Errors other than ErrNoSlot are logged.
-func (c *consumer) SetReadHandler(fn func(*ReadTxn) error) error {
+func (c *ringReader) SetReadHandler(fn func(*ReadTxn) error) error {
 	if c.reader == nil {
 		return fmt.Errorf("set read handler %q: %w", c.name, ErrNoSHM)
 	}
@@ -175,8 +249,8 @@ func (c *consumer) SetReadHandler(fn func(*ReadTxn) error) error {
 }
 
 // readShmLoop is the read goroutine of one Start..Stop.
-func (c *consumer) readShmLoop(stop <-chan struct{}) {
-	defer c.done.Done()
+func (c *ringReader) readShmLoop(stop <-chan struct{}, done *sync.WaitGroup) {
+	defer done.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	watch := make(chan struct{})
 	go func() {

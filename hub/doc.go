@@ -1,5 +1,41 @@
-// Package hub is the client side of plh: the Messenger (broker client), and the
-// Producer, Consumer, configuration and admin shell built on it.
+// Package hub is the client library of plh: the Messenger (broker client) and
+// the Producer and Consumer built on it. It is only the library: the hub
+// process (its configuration and the admin shell) lives in hubd, which does
+// not use this package. Messages and their frames come from broker/proto,
+// sockets from internal/wire, the ring from shm.
+//
+// # Files
+//
+// One job per file; one request reads in messenger_request.go (with the
+// session it travels on in messenger_session.go):
+//
+//   - messenger.go: MessengerConfig, the Messenger type, NewMessenger,
+//     Disconnect, Close; clientSecurity (CURVE to the broker).
+//   - messenger_request.go: the calls (RegisterProducer, Discover, ...), sending
+//     a request and matching its reply (call, the pending table,
+//     handleIncoming), and the request/reply types (ProducerInfo, ChannelInfo).
+//   - messenger_session.go: Connect, the session (readLoop, tickLoop, wire
+//     events, heartbeats, loss) and recovery after a broker restart (the owned
+//     channels registered again).
+//   - messenger_notify.go: notifications (On… subscriptions, ChannelNotice) and
+//     the callback dispatcher.
+//   - security_mismatch.go: a failed security handshake ends Connect at once.
+//   - producer.go: the Producer, composing its peer link and its ring writer
+//     with the broker registration, Start/Stop and Close.
+//   - producer_peer.go: producerLink, the peer link (ROUTER, consumer table,
+//     HELLO/BYE, peer heartbeats, credit, Send/SendTo/SendCtrl, Flush).
+//   - producer_shm.go: ringWriter, the ring writer (DataBlock, pooled Writers,
+//     WriteTxn, Push, SyncedWrite, the write goroutine).
+//   - consumer.go: the Consumer, composing its peer link and its ring reader
+//     with the broker registration, Start/Stop and Close.
+//   - consumer_peer.go, consumer_lost.go: consumerLink, the peer link (Dealer,
+//     HELLO/BYE, heartbeats, credit, Recv, Send; producer-loss detection).
+//   - consumer_shm.go: ringReader, the ring reader (attached DataBlock, ReadTxn,
+//     Pull, the read goroutine).
+//   - peer_proto.go: the peer message bodies; channel_curve.go: producer-consumer
+//     CURVE; channel.go: the peer callback queue; options_channel.go: the
+//     Producer and Consumer options; managed.go: the managed wrappers;
+//     errors.go: every sentinel error of the package.
 //
 // # Messenger
 //
@@ -77,10 +113,11 @@
 // the callback and data goroutines while started, and with SHM the read goroutine
 // while started. Close stops all of them; Stop only the started ones.
 //
-// Locks. Producer.mu guards the consumer table, credits and the wake channel;
-// Consumer.mu its credit counters and state. Neither is held while calling user
-// code, the Messenger or blocking; wire sends are non-blocking. runMu (RW) orders
-// Push against Stop so every accepted job runs before Stop returns.
+// Locks. producerLink.mu guards the consumer table, credits and the wake
+// channel; the consumer's credit counters are atomic. No lock is held while
+// calling user code, the Messenger or blocking; wire sends are non-blocking.
+// ringWriter.runMu (RW) orders Push against Stop so every accepted job runs
+// before Stop returns.
 //
 // Dropped objects. Producer and Consumer are thin handles on an inner object that
 // the goroutines use; a runtime.AddCleanup on the handle closes the inner object

@@ -2,14 +2,9 @@ package hub
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 )
-
-// ErrNotInitialized is returned by a managed wrapper's Get before its Start
-// succeeded or after its Stop.
-var ErrNotInitialized = errors.New("hub: managed object not initialised")
 
 // ManagedProducer ties a Producer to an application's own start/stop orchestration
 // (api.md §6): it holds the options, creates and starts the Producer on Start, and

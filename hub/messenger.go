@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/pylabhub/plh/internal/proc"
 	"github.com/pylabhub/plh/internal/wire"
+	"github.com/pylabhub/plh/internal/wire/curve"
 )
 
 // MessengerConfig configures a Messenger. The zero value is usable: every zero
@@ -178,122 +178,6 @@ func NewMessenger(cfg MessengerConfig) (*Messenger, error) {
 	return m, nil
 }
 
-// Connect dials the broker at endpoint and returns once the broker answered a
-// PING_REQ, or with an error wrapping ErrNotConnected when ctx ends first (no
-// broker there, or a CURVE handshake that failed) or ErrVersionMismatch.
-// serverKey is the broker's Z85 CURVE public key (40 characters): the connection
-// is then CURVE with a fresh client key pair per connection; "" means NULL
-// security. Connect on a connected Messenger is a no-op when the endpoint is the
-// same.
-func (m *Messenger) Connect(ctx context.Context, endpoint, serverKey string) error {
-	if m == nil {
-		return ErrClosed
-	}
-	if endpoint == "" {
-		return fmt.Errorf("connect: %w: empty endpoint", ErrInvalidArgument)
-	}
-	if serverKey != "" && len(serverKey) != 40 {
-		return fmt.Errorf("connect: %w: server key of %d characters, want 40 (Z85)", ErrInvalidArgument, len(serverKey))
-	}
-	m.connMu.Lock()
-	defer m.connMu.Unlock()
-	m.mu.Lock()
-	switch {
-	case m.closed:
-		m.mu.Unlock()
-		return fmt.Errorf("connect: %w", ErrClosed)
-	case m.sess != nil && m.endpoint == endpoint:
-		m.mu.Unlock()
-		return nil
-	case m.sess != nil:
-		ep := m.endpoint
-		m.mu.Unlock()
-		return fmt.Errorf("connect %s: %w: already connected to %s", endpoint, ErrInvalidArgument, ep)
-	}
-	m.mu.Unlock()
-
-	wcfg := m.cfg.Wire
-	if serverKey != "" {
-		sec, err := clientSecurity(serverKey, m.cfg)
-		if err != nil {
-			return fmt.Errorf("connect %s: %w", endpoint, err)
-		}
-		wcfg.Security = sec
-	}
-	d, err := wire.NewDealer(wcfg, endpoint)
-	if err != nil {
-		return fmt.Errorf("connect %s: %w: %w", endpoint, ErrInvalidArgument, err)
-	}
-	s := newSession(m, d)
-	m.mu.Lock()
-	m.sess, m.endpoint, m.state = s, endpoint, stateConnecting
-	m.mu.Unlock()
-	s.start()
-
-	if err := m.firstPing(ctx, s); err != nil {
-		m.stopSession(fmt.Errorf("%w: connect failed", ErrNotConnected))
-		m.mu.Lock()
-		closed := m.closed
-		m.mu.Unlock()
-		if closed {
-			return fmt.Errorf("connect %s: %w", endpoint, ErrClosed)
-		}
-		return fmt.Errorf("connect %s: %w", endpoint, err)
-	}
-	m.mu.Lock()
-	if m.sess == s && m.state == stateConnecting {
-		m.state = stateUp
-	}
-	m.mu.Unlock()
-	m.log.Info("messenger: connected", "endpoint", endpoint)
-	return nil
-}
-
-// firstPing waits for the DEALER's connection and one PING_ACK within ctx (or
-// RequestTimeout when ctx has no deadline).
-func (m *Messenger) firstPing(ctx context.Context, s *session) error {
-	ctx, cancel := m.withTimeout(ctx)
-	defer cancel()
-	defer context.AfterFunc(s.ctx, cancel)() // Close interrupts the wait
-	ctx, release := s.abort.wait(ctx)        // a failed security handshake too
-	defer release()
-	if err := s.d.WaitConnected(ctx); err != nil {
-		if cause := securityCause(ctx); cause != nil {
-			return cause
-		}
-		return fmt.Errorf("%w: no broker answered: %w", ErrNotConnected, err)
-	}
-	for {
-		err := m.ping(ctx, s)
-		if err == nil {
-			return nil
-		}
-		if cause := securityCause(ctx); cause != nil {
-			return cause
-		}
-		var be *BrokerError
-		if errors.As(err, &be) && !errors.Is(err, ErrVersionMismatch) {
-			// A broker that does not know PING_REQ (UNKNOWN_MSG_TYPE: an original
-			// broker) still answered: it is there.
-			m.log.Info("messenger: broker refused PING_REQ; liveness from its other replies", "err", err)
-			return nil
-		}
-		if errors.Is(err, ErrVersionMismatch) || ctx.Err() != nil {
-			if errors.Is(err, ErrTimeout) {
-				err = fmt.Errorf("%w: %w", ErrNotConnected, err)
-			}
-			return err
-		}
-		// The connection dropped while we waited (broker restarting): try again.
-		if err := s.d.WaitConnected(ctx); err != nil {
-			if cause := securityCause(ctx); cause != nil {
-				return cause
-			}
-			return fmt.Errorf("%w: no broker answered: %w", ErrNotConnected, err)
-		}
-	}
-}
-
 // Disconnect closes the broker connection and forgets every channel and
 // consumer this Messenger registered (their heartbeats stop; the broker is not
 // told). Pending calls fail with ErrNotConnected. Idempotent.
@@ -368,4 +252,30 @@ func (m *Messenger) withTimeout(ctx context.Context) (context.Context, context.C
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, m.cfg.RequestTimeout)
+}
+
+func (m *Messenger) id() procID {
+	return procID{pid: uint64(m.cfg.Identity.Pid), start: m.cfg.Identity.StartTime}
+}
+
+// procID is the identity sent on the wire.
+type procID struct{ pid, start uint64 }
+
+// clientSecurity returns the CURVE client security for a broker's Z85 public key
+// (protocol.md §3): a fresh client key pair per connection, as the original.
+func clientSecurity(serverKey string, cfg MessengerConfig) (wire.Security, error) {
+	key, err := curve.ParsePublicKey(serverKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: server key: %w", ErrInvalidArgument, err)
+	}
+	maxFrame := cfg.Wire.MaxFrame
+	if maxFrame <= 0 {
+		maxFrame = wire.DefaultConfig().MaxFrame
+	}
+	// MaxMessage bounds ciphertext buffering: a frame plus the MESSAGE overhead.
+	sec, err := curve.NewClientSecurity(curve.ClientConfig{ServerKey: key, MaxMessage: maxFrame + 64, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	return sec, nil
 }

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/pylabhub/plh/internal/wire"
+	"github.com/pylabhub/plh/broker/proto"
 )
 
 // FuzzIncoming feeds arbitrary broker messages to the Messenger's receive path:
@@ -40,7 +40,7 @@ func FuzzIncoming(f *testing.F) {
 		if i := bytes.Index(withID, []byte("ID")); i >= 0 {
 			withID = append(append(append([]byte{}, withID[:i]...), id...), withID[i+2:]...)
 		}
-		m.handleIncoming(s, wire.ControlFrames(typ, withID))
+		m.handleIncoming(s, proto.ControlFrames(typ, withID))
 		m.handleIncoming(s, [][]byte{{'C'}, []byte(typ)}) // too few frames
 		select {
 		case r := <-ch:

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +13,122 @@ import (
 	"github.com/pylabhub/plh/internal/proc"
 	"github.com/pylabhub/plh/internal/wire"
 )
+
+// Connect dials the broker at endpoint and returns once the broker answered a
+// PING_REQ, or with an error wrapping ErrNotConnected when ctx ends first (no
+// broker there, or a CURVE handshake that failed) or ErrVersionMismatch.
+// serverKey is the broker's Z85 CURVE public key (40 characters): the connection
+// is then CURVE with a fresh client key pair per connection; "" means NULL
+// security. Connect on a connected Messenger is a no-op when the endpoint is the
+// same.
+func (m *Messenger) Connect(ctx context.Context, endpoint, serverKey string) error {
+	if m == nil {
+		return ErrClosed
+	}
+	if endpoint == "" {
+		return fmt.Errorf("connect: %w: empty endpoint", ErrInvalidArgument)
+	}
+	if serverKey != "" && len(serverKey) != 40 {
+		return fmt.Errorf("connect: %w: server key of %d characters, want 40 (Z85)", ErrInvalidArgument, len(serverKey))
+	}
+	m.connMu.Lock()
+	defer m.connMu.Unlock()
+	m.mu.Lock()
+	switch {
+	case m.closed:
+		m.mu.Unlock()
+		return fmt.Errorf("connect: %w", ErrClosed)
+	case m.sess != nil && m.endpoint == endpoint:
+		m.mu.Unlock()
+		return nil
+	case m.sess != nil:
+		ep := m.endpoint
+		m.mu.Unlock()
+		return fmt.Errorf("connect %s: %w: already connected to %s", endpoint, ErrInvalidArgument, ep)
+	}
+	m.mu.Unlock()
+
+	wcfg := m.cfg.Wire
+	if serverKey != "" {
+		sec, err := clientSecurity(serverKey, m.cfg)
+		if err != nil {
+			return fmt.Errorf("connect %s: %w", endpoint, err)
+		}
+		wcfg.Security = sec
+	}
+	d, err := wire.NewDealer(wcfg, endpoint)
+	if err != nil {
+		return fmt.Errorf("connect %s: %w: %w", endpoint, ErrInvalidArgument, err)
+	}
+	s := newSession(m, d)
+	m.mu.Lock()
+	m.sess, m.endpoint, m.state = s, endpoint, stateConnecting
+	m.mu.Unlock()
+	s.start()
+
+	if err := m.firstPing(ctx, s); err != nil {
+		m.stopSession(fmt.Errorf("%w: connect failed", ErrNotConnected))
+		m.mu.Lock()
+		closed := m.closed
+		m.mu.Unlock()
+		if closed {
+			return fmt.Errorf("connect %s: %w", endpoint, ErrClosed)
+		}
+		return fmt.Errorf("connect %s: %w", endpoint, err)
+	}
+	m.mu.Lock()
+	if m.sess == s && m.state == stateConnecting {
+		m.state = stateUp
+	}
+	m.mu.Unlock()
+	m.log.Info("messenger: connected", "endpoint", endpoint)
+	return nil
+}
+
+// firstPing waits for the DEALER's connection and one PING_ACK within ctx (or
+// RequestTimeout when ctx has no deadline).
+func (m *Messenger) firstPing(ctx context.Context, s *session) error {
+	ctx, cancel := m.withTimeout(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.ctx, cancel)() // Close interrupts the wait
+	ctx, release := s.abort.wait(ctx)        // a failed security handshake too
+	defer release()
+	if err := s.d.WaitConnected(ctx); err != nil {
+		if cause := securityCause(ctx); cause != nil {
+			return cause
+		}
+		return fmt.Errorf("%w: no broker answered: %w", ErrNotConnected, err)
+	}
+	for {
+		err := m.ping(ctx, s)
+		if err == nil {
+			return nil
+		}
+		if cause := securityCause(ctx); cause != nil {
+			return cause
+		}
+		var be *BrokerError
+		if errors.As(err, &be) && !errors.Is(err, ErrVersionMismatch) {
+			// A broker that does not know PING_REQ (UNKNOWN_MSG_TYPE: an original
+			// broker) still answered: it is there.
+			m.log.Info("messenger: broker refused PING_REQ; liveness from its other replies", "err", err)
+			return nil
+		}
+		if errors.Is(err, ErrVersionMismatch) || ctx.Err() != nil {
+			if errors.Is(err, ErrTimeout) {
+				err = fmt.Errorf("%w: %w", ErrNotConnected, err)
+			}
+			return err
+		}
+		// The connection dropped while we waited (broker restarting): try again.
+		if err := s.d.WaitConnected(ctx); err != nil {
+			if cause := securityCause(ctx); cause != nil {
+				return cause
+			}
+			return fmt.Errorf("%w: no broker answered: %w", ErrNotConnected, err)
+		}
+	}
+}
 
 // session is one Connect..Disconnect lifetime: the DEALER and the two goroutines
 // around it.
@@ -201,40 +317,299 @@ func (m *Messenger) brokerLost(s *session, cause error) {
 	}
 }
 
-// handleIncoming routes one message from the broker. It never blocks.
-func (m *Messenger) handleIncoming(s *session, frames [][]byte) {
-	f, err := wire.Parse(frames)
-	if err != nil || f.Kind != wire.KindControl {
-		m.log.Warn("messenger: dropped malformed message from broker", "err", err)
+// sendHeartbeats sends HEARTBEAT_REQ for every channel we produce and
+// CONSUMER_HEARTBEAT_REQ for every channel we consume. Skipped while the broker
+// is lost or being recovered (recovery sends its own first heartbeats).
+func (m *Messenger) sendHeartbeats(s *session) {
+	if m.stateOf(s) != stateUp {
 		return
 	}
-	typ := proto.Type(f.Type)
-	if proto.IsNotify(typ) {
-		s.lastHeard.Store(proc.Now())
-		m.notify(f.Type, f.Body)
-		return
+	prods, cons := m.owned.snapshot()
+	pid := m.id().pid
+	for _, p := range prods {
+		if err := m.oneWay(s, &proto.HeartbeatReq{ChannelName: p.name, ProducerPID: pid}); err != nil {
+			m.log.Debug("messenger: heartbeat not sent", "channel", p.name, "err", err)
+			return
+		}
 	}
-	if !isReplyType(typ) {
-		// Only a broker's replies and notifications prove it is there (a
-		// self-connected socket echoes our own requests).
-		m.log.Debug("messenger: dropped non-reply message", "type", f.Type)
-		return
-	}
-	s.lastHeard.Store(proc.Now())
-	id := proto.PeekCorrelation(f.Body)
-	if id == "" || !m.pend.resolve(id, reply{typ: f.Type, body: f.Body}) {
-		// A reply nobody waits for: a ping, or a caller that gave up.
-		m.log.Debug("messenger: dropped stale reply", "type", f.Type, "correlation_id", id)
-	}
-	if m.stateOf(s) == stateLost && proto.Type(f.Type) == proto.TypePingAck {
-		m.startRecovery(s) // the broker answers again without a new connection
+	for ch := range cons {
+		if err := m.oneWay(s, &proto.ConsumerHeartbeatReq{ChannelName: ch, ConsumerPID: pid}); err != nil {
+			m.log.Debug("messenger: consumer heartbeat not sent", "channel", ch, "err", err)
+			return
+		}
 	}
 }
 
-// isReplyType reports whether t is a reply type: ERROR or any *_ACK / *_RESP
-// (a test fake broker answers REG_RESP; clients judge replies by their body,
-// protocol.md §5).
-func isReplyType(t proto.Type) bool {
-	s := string(t)
-	return t == proto.TypeError || strings.HasSuffix(s, "_ACK") || strings.HasSuffix(s, "_RESP")
+// startRecovery moves a lost session to recovering and starts the goroutine that
+// registers everything again (at most one at a time per session).
+func (m *Messenger) startRecovery(s *session) {
+	m.mu.Lock()
+	if m.sess != s || m.state != stateLost || !s.recovering.CompareAndSwap(false, true) {
+		m.mu.Unlock()
+		return
+	}
+	m.state = stateRecovering
+	epoch := s.epoch.Add(1)
+	m.mu.Unlock()
+	s.spawn(func() { m.recover(s, epoch) })
+}
+
+// recover registers every channel we produce again (same info, so the broker
+// treats it as a producer restart), heartbeats it at once, registers our
+// consumers again, and then reports the broker back. All registrations are in
+// flight together. A refused channel is forgotten and reported as
+// EventReregisterFailed; a consumer whose channel is not (yet) known is retried
+// until its producer re-registers or ReregisterWindow ends.
+func (m *Messenger) recover(s *session, epoch uint64) {
+	done := false
+	defer func() {
+		if !done {
+			s.recovering.Store(false)
+		}
+	}()
+	start := time.Now()
+	prods, cons := m.owned.snapshot()
+	pid := m.id().pid
+	ctx, cancel := context.WithTimeout(s.ctx, m.cfg.RequestTimeout)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var lost error
+	ok := 0
+	for _, p := range prods {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rep, err := m.call(ctx, p.info.regReq(p.name, m.id()), false)
+			if err == nil {
+				_, err = expect[*proto.RegAck]("register producer", p.name, rep)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+				_ = m.oneWay(s, &proto.HeartbeatReq{ChannelName: p.name, ProducerPID: pid})
+			case isBrokerRefusal(err):
+				if m.owned.removeProducer(p.name) {
+					m.reregisterFailed(p.name, err)
+				}
+			default:
+				lost = err // broker gone again, or too slow: the next recovery retries
+			}
+		}()
+	}
+	wg.Wait()
+	if lost != nil || s.ctx.Err() != nil {
+		m.log.Warn("messenger: re-registration interrupted", "err", lost)
+		m.recoveryFailed(s, lost)
+		return
+	}
+	pending := m.reregisterConsumers(ctx, s, cons)
+
+	m.mu.Lock()
+	if m.sess != s || m.state != stateRecovering {
+		m.mu.Unlock()
+		return
+	}
+	m.state = stateUp
+	ep := m.endpoint
+	m.mu.Unlock()
+	m.log.Info("messenger: broker reconnected", "endpoint", ep, "channels", ok,
+		"consumers", len(cons), "took", time.Since(start).Round(time.Microsecond))
+	for _, fn := range m.onBack.get("") {
+		m.disp.submit("broker reconnected", func() { fn(ok) })
+	}
+	done = true
+	s.recovering.Store(false) // a later loss may start the next recovery now
+	if len(pending) > 0 {
+		m.retryConsumers(s, epoch, pending)
+	}
+}
+
+// reregisterConsumers sends CONSUMER_REG_REQ once per registration we hold and
+// returns the channels the broker does not know (yet), with their counts.
+func (m *Messenger) reregisterConsumers(ctx context.Context, s *session, cons map[string]int) map[string]int {
+	id := m.id()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	pending := map[string]int{}
+	for ch, n := range cons {
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := m.call(ctx, &proto.ConsumerRegReq{ChannelName: ch, ConsumerPID: id.pid, ConsumerStartTime: id.start}, false)
+				if err != nil {
+					mu.Lock()
+					pending[ch]++
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	return pending
+}
+
+// retryConsumers keeps registering consumers whose channel was not known yet,
+// with backoff, until done, the window ends, the consumer was deregistered, or
+// the session ends, or a later recovery (epoch) took over, which registers every
+// consumer itself. It runs on the recovery goroutine after the broker was
+// reported back.
+func (m *Messenger) retryConsumers(s *session, epoch uint64, pending map[string]int) {
+	deadline := time.Now().Add(m.cfg.ReregisterWindow)
+	wait := 50 * time.Millisecond
+	for len(pending) > 0 && time.Now().Before(deadline) {
+		t := time.NewTimer(wait)
+		select {
+		case <-s.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, time.Second)
+		_, cons := m.owned.snapshot()
+		for ch := range pending {
+			pending[ch] = min(pending[ch], cons[ch]) // deregistered meanwhile
+			if pending[ch] == 0 {
+				delete(pending, ch)
+			}
+		}
+		if s.epoch.Load() != epoch {
+			return // lost again: the next recovery starts over from the owned set
+		}
+		if m.stateOf(s) != stateUp {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, m.cfg.RequestTimeout)
+		pending = m.reregisterConsumers(ctx, s, pending)
+		cancel()
+	}
+	for ch := range pending {
+		m.log.Warn("messenger: consumer not registered again after broker restart", "channel", ch)
+	}
+}
+
+// recoveryFailed returns a recovering session to lost so the next reconnection
+// (or PING_ACK) starts again.
+func (m *Messenger) recoveryFailed(s *session, cause error) {
+	m.mu.Lock()
+	if m.sess == s && m.state == stateRecovering {
+		m.state = stateLost
+	}
+	m.mu.Unlock()
+}
+
+// isBrokerRefusal reports whether err is an ERROR reply of the broker (as opposed
+// to a lost connection or a timeout).
+func isBrokerRefusal(err error) bool {
+	var be *BrokerError
+	return errors.As(err, &be)
+}
+
+func (m *Messenger) reregisterFailed(channel string, err error) {
+	m.log.Error("messenger: channel could not be registered again after broker restart", "channel", channel, "err", err)
+	cn := ChannelNotice{Channel: channel, Type: "", Event: EventReregisterFailed}
+	var be *BrokerError
+	if errors.As(err, &be) {
+		cn.Error = be.Code + ": " + be.Message
+	}
+	for _, fn := range m.onError.get(channel) {
+		m.disp.submit(EventReregisterFailed, func() { fn(cn) })
+	}
+}
+
+// ownedSet is what a Messenger registered with the broker and must keep alive:
+// the channels it produces (with the registration to repeat after a broker
+// restart) and the channels it consumes (a count per channel, because the broker
+// keeps one entry per CONSUMER_REG_REQ, protocol.md §5.6). Heartbeats and
+// re-registration read snapshots; calls update it under mu.
+type ownedSet struct {
+	mu        sync.Mutex
+	producers map[string]ProducerInfo // guarded by mu
+	consumers map[string]int          // guarded by mu
+}
+
+func newOwnedSet() *ownedSet {
+	return &ownedSet{producers: map[string]ProducerInfo{}, consumers: map[string]int{}}
+}
+
+func (o *ownedSet) addProducer(ch string, info ProducerInfo) {
+	o.mu.Lock()
+	o.producers[ch] = info
+	o.mu.Unlock()
+}
+
+// removeProducer forgets ch and reports whether it was owned.
+func (o *ownedSet) removeProducer(ch string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, ok := o.producers[ch]
+	delete(o.producers, ch)
+	return ok
+}
+
+func (o *ownedSet) hasProducer(ch string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, ok := o.producers[ch]
+	return ok
+}
+
+func (o *ownedSet) addConsumer(ch string) {
+	o.mu.Lock()
+	o.consumers[ch]++
+	o.mu.Unlock()
+}
+
+// removeConsumer drops one registration of ch.
+func (o *ownedSet) removeConsumer(ch string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.consumers[ch] <= 1 {
+		delete(o.consumers, ch)
+		return
+	}
+	o.consumers[ch]--
+}
+
+// forget drops every producer and consumer registration of ch (the broker
+// closed the channel).
+func (o *ownedSet) forget(ch string) {
+	o.mu.Lock()
+	delete(o.producers, ch)
+	delete(o.consumers, ch)
+	o.mu.Unlock()
+}
+
+func (o *ownedSet) clear() {
+	o.mu.Lock()
+	o.producers = map[string]ProducerInfo{}
+	o.consumers = map[string]int{}
+	o.mu.Unlock()
+}
+
+// ownedChannel is one producer registration in a snapshot.
+type ownedChannel struct {
+	name string
+	info ProducerInfo
+}
+
+// snapshot returns the producer registrations and consumer counts, sorted by
+// channel name.
+func (o *ownedSet) snapshot() ([]ownedChannel, map[string]int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	ps := make([]ownedChannel, 0, len(o.producers))
+	for n, info := range o.producers {
+		ps = append(ps, ownedChannel{name: n, info: info})
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].name < ps[j].name })
+	cs := make(map[string]int, len(o.consumers))
+	for n, c := range o.consumers {
+		cs[n] = c
+	}
+	return ps, cs
 }

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/pylabhub/plh/internal/wire"
+	"github.com/pylabhub/plh/broker/proto"
 )
 
 // Peer (P2C) control message types. A consumer and its producer share one
@@ -114,8 +114,8 @@ func decodeCredit(b []byte) (int, error) {
 }
 
 // parsePeer parses the frames of one peer message (never panics).
-func parsePeer(frames [][]byte) (wire.Frame, error) {
-	f, err := wire.Parse(frames)
+func parsePeer(frames [][]byte) (proto.Frame, error) {
+	f, err := proto.Parse(frames)
 	if err != nil {
 		return f, fmt.Errorf("%w: %w", ErrPeerProtocol, err)
 	}

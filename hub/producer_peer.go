@@ -5,13 +5,134 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/pylabhub/plh/broker/proto"
 	"github.com/pylabhub/plh/internal/wire"
 )
 
+// producerLink is the producer's peer link: the peer ROUTER, the table of
+// joined consumers (HELLO, BYE, peer heartbeats, dead pids) and their flow
+// control credit, and the data and control sends that spend it. It knows no
+// DataBlock; the producer composes it with its ring writer.
+type producerLink struct {
+	name    string
+	pat     Pattern
+	opts    *ProducerOptions
+	log     *slog.Logger
+	cbs     *cbQueue     // the producer's peer callbacks
+	closing *atomic.Bool // the producer's: set first thing in Close
+
+	r      *wire.Router
+	ctx    context.Context // cancelled by stop: ends Router.Recv
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	sent    atomic.Uint64 // messages accepted by Router.Send (for the close drain)
+	dropped atomic.Uint64 // malformed peer messages
+	skipped atomic.Uint64 // PubSub deliveries skipped at the deadline
+
+	mu     sync.Mutex // guards peers, order, rr, wake, closed
+	peers  map[string]*peerState
+	order  []*peerState // join order (round robin)
+	rr     int
+	wake   chan struct{} // closed and replaced when credits or membership change
+	closed bool
+}
+
+// peerState is one joined consumer. Guarded by producerLink.mu.
+type peerState struct {
+	id       ConsumerIdentity
+	key      string
+	credit   int
+	window   int
+	hb       time.Duration // announced heartbeat period (0 = none)
+	lastSeen time.Time
+}
+
+// newProducerLink returns the peer link of p on its bound ROUTER r.
+func newProducerLink(p *producer, r *wire.Router) *producerLink {
+	return &producerLink{name: p.name, pat: p.pat, opts: &p.opts, log: p.log, cbs: p.cbs, closing: &p.closing,
+		r: r, peers: map[string]*peerState{}, wake: make(chan struct{})}
+}
+
+// start starts the receive and heartbeat goroutines.
+func (p *producerLink) start() {
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.wg.Add(2)
+	go p.peerLoop()
+	go p.tickLoop()
+}
+
+// isClosed reports whether close ran.
+func (p *producerLink) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// close forgets every consumer (waking blocked sends), says BYE to each, waits
+// for the queued messages to be written (CloseDrain) and stops the link.
+func (p *producerLink) close() {
+	p.mu.Lock()
+	p.closed = true
+	peers := append([]*peerState(nil), p.order...)
+	p.order, p.peers = nil, map[string]*peerState{}
+	close(p.wake)
+	p.wake = make(chan struct{})
+	p.mu.Unlock()
+	for _, ps := range peers {
+		p.send(ps.id.ID, proto.ControlFrames(TypeBye, nil)...)
+	}
+	p.drain()
+	p.stop()
+}
+
+// Endpoint returns the bound peer endpoint.
+func (p *producerLink) Endpoint() string { return p.r.Endpoint() }
+
+// Stats returns the channel's counters.
+func (p *producerLink) Stats() ChannelStats {
+	p.mu.Lock()
+	n := len(p.order)
+	p.mu.Unlock()
+	return ChannelStats{Consumers: n, Sent: p.sent.Load(), Dropped: p.dropped.Load(), Skipped: p.skipped.Load()}
+}
+
+// drain waits (up to CloseDrain) until the Router wrote what we queued.
+func (p *producerLink) drain() {
+	deadline := time.Now().Add(p.opts.CloseDrain)
+	for time.Now().Before(deadline) {
+		st := p.r.Stats()
+		if st.Sent+st.SendErrors >= p.sent.Load() {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	p.log.Warn("hub: close: peer messages still queued after the drain time")
+}
+
+// stop ends the peer goroutines and closes the socket.
+func (p *producerLink) stop() {
+	p.cancel()
+	p.r.Close()
+	p.wg.Wait()
+}
+
+// send queues frames for one consumer and counts them.
+func (p *producerLink) send(id []byte, frames ...[]byte) error {
+	if err := p.r.Send(id, frames...); err != nil {
+		return err
+	}
+	p.sent.Add(1)
+	return nil
+}
+
 // peerLoop receives every message on the peer ROUTER.
-func (p *producer) peerLoop() {
+func (p *producerLink) peerLoop() {
 	defer p.wg.Done()
 	for {
 		m, err := p.r.Recv(p.ctx)
@@ -22,7 +143,7 @@ func (p *producer) peerLoop() {
 	}
 }
 
-func (p *producer) handlePeer(m wire.Msg) {
+func (p *producerLink) handlePeer(m wire.Msg) {
 	f, err := parsePeer(m.Frames)
 	if err != nil {
 		p.dropped.Add(1)
@@ -31,7 +152,7 @@ func (p *producer) handlePeer(m wire.Msg) {
 	}
 	key := string(m.Peer)
 	now := time.Now()
-	if f.Kind == wire.KindData {
+	if f.Kind == proto.KindData {
 		ps := p.touch(key, now)
 		if ps == nil || p.pat != PatternBidir {
 			p.dropped.Add(1)
@@ -50,7 +171,7 @@ func (p *producer) handlePeer(m wire.Msg) {
 		p.mu.Lock()
 		ps := p.removeLocked(key)
 		p.mu.Unlock()
-		_ = p.send(m.Peer, wire.ControlFrames(TypeByeAck, nil)...)
+		_ = p.send(m.Peer, proto.ControlFrames(TypeByeAck, nil)...)
 		if ps != nil {
 			p.log.Info("hub: consumer left", "identity", hex.EncodeToString(ps.id.ID), "pid", ps.id.Pid)
 			if fn := p.opts.Callbacks.OnConsumerLeft; fn != nil {
@@ -89,7 +210,7 @@ func (p *producer) handlePeer(m wire.Msg) {
 	}
 }
 
-func (p *producer) handleHello(peer []byte, body []byte, now time.Time) {
+func (p *producerLink) handleHello(peer []byte, body []byte, now time.Time) {
 	h, err := decodeHello(body)
 	if err != nil {
 		p.dropped.Add(1)
@@ -115,7 +236,7 @@ func (p *producer) handleHello(peer []byte, body []byte, now time.Time) {
 	p.wakeLocked()
 	p.mu.Unlock()
 	ack := mustJSON(helloAckBody{Channel: p.name, Pattern: string(p.pat), Window: h.Window})
-	if err := p.send(peer, wire.ControlFrames(TypeHelloAck, ack)...); err != nil {
+	if err := p.send(peer, proto.ControlFrames(TypeHelloAck, ack)...); err != nil {
 		p.log.Warn("hub: HELLO_ACK not sent", "err", err)
 	}
 	p.log.Info("hub: consumer joined", "identity", hex.EncodeToString(peer), "pid", h.ConsumerPid, "window", h.Window)
@@ -125,7 +246,7 @@ func (p *producer) handleHello(peer []byte, body []byte, now time.Time) {
 }
 
 // touch refreshes a joined consumer's liveness and returns it (nil if unknown).
-func (p *producer) touch(key string, now time.Time) *peerState {
+func (p *producerLink) touch(key string, now time.Time) *peerState {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	ps := p.peers[key]
@@ -135,12 +256,12 @@ func (p *producer) touch(key string, now time.Time) *peerState {
 	return ps
 }
 
-func (p *producer) wakeLocked() {
+func (p *producerLink) wakeLocked() {
 	close(p.wake)
 	p.wake = make(chan struct{})
 }
 
-func (p *producer) removeLocked(key string) *peerState {
+func (p *producerLink) removeLocked(key string) *peerState {
 	ps := p.peers[key]
 	if ps == nil {
 		return nil
@@ -157,7 +278,7 @@ func (p *producer) removeLocked(key string) *peerState {
 }
 
 // dropPid removes every consumer that said HELLO with pid.
-func (p *producer) dropPid(pid uint64) {
+func (p *producerLink) dropPid(pid uint64) {
 	if pid == 0 {
 		return
 	}
@@ -171,7 +292,7 @@ func (p *producer) dropPid(pid uint64) {
 }
 
 // tickLoop drops consumers that announced peer heartbeats and went silent.
-func (p *producer) tickLoop() {
+func (p *producerLink) tickLoop() {
 	defer p.wg.Done()
 	if p.opts.PeerTimeout < 0 {
 		<-p.ctx.Done()
@@ -189,7 +310,7 @@ func (p *producer) tickLoop() {
 	}
 }
 
-func (p *producer) prune(now time.Time) {
+func (p *producerLink) prune(now time.Time) {
 	var dead []ConsumerIdentity
 	p.mu.Lock()
 	for _, ps := range append([]*peerState(nil), p.order...) {
@@ -210,7 +331,7 @@ func (p *producer) prune(now time.Time) {
 
 // ConnectedConsumers returns the consumers that joined (HELLO) and have not left,
 // died or been pruned, in join order.
-func (p *producer) ConnectedConsumers() []ConsumerIdentity {
+func (p *producerLink) ConnectedConsumers() []ConsumerIdentity {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make([]ConsumerIdentity, len(p.order))
@@ -227,20 +348,20 @@ func (p *producer) ConnectedConsumers() []ConsumerIdentity {
 // ErrNoConsumers (Pipeline without any consumer). PubSub without consumers
 // drops the message and returns nil. Send copies payload. ErrWrongPattern on
 // Bidir (use SendTo).
-func (p *producer) Send(ctx context.Context, payload []byte) error {
+func (p *producerLink) Send(ctx context.Context, payload []byte) error {
 	if p.pat == PatternBidir {
 		return fmt.Errorf("send %q: %w: Bidir needs SendTo", p.name, ErrWrongPattern)
 	}
 	ctx, cancel := p.sendCtx(ctx)
 	defer cancel()
-	frames := wire.DataFrames(append([]byte(nil), payload...))
+	frames := proto.DataFrames(append([]byte(nil), payload...))
 	if p.pat == PatternPipeline {
 		return p.sendOne(ctx, nil, frames)
 	}
 	return p.broadcast(ctx, frames)
 }
 
-func (p *producer) sendCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+func (p *producerLink) sendCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
 		return ctx, func() {}
 	}
@@ -250,18 +371,18 @@ func (p *producer) sendCtx(ctx context.Context) (context.Context, context.Cancel
 // SendTo sends payload to one consumer (Bidir data), waiting for its credit
 // like Send. ErrUnknownConsumer when it has not joined, ErrWrongPattern when the
 // channel is not Bidir.
-func (p *producer) SendTo(ctx context.Context, id []byte, payload []byte) error {
+func (p *producerLink) SendTo(ctx context.Context, id []byte, payload []byte) error {
 	if p.pat != PatternBidir {
 		return fmt.Errorf("send to %q: %w: only Bidir addresses one consumer", p.name, ErrWrongPattern)
 	}
 	ctx, cancel := p.sendCtx(ctx)
 	defer cancel()
-	return p.sendOne(ctx, id, wire.DataFrames(append([]byte(nil), payload...)))
+	return p.sendOne(ctx, id, proto.DataFrames(append([]byte(nil), payload...)))
 }
 
 // SendCtrl sends a control message of type typ ("" = "CTRL") to one joined
 // consumer; it arrives at the consumer's OnProducerMessage. No flow control.
-func (p *producer) SendCtrl(id []byte, typ string, body []byte) error {
+func (p *producerLink) SendCtrl(id []byte, typ string, body []byte) error {
 	if typ == "" {
 		typ = TypeCtrl
 	}
@@ -277,14 +398,14 @@ func (p *producer) SendCtrl(id []byte, typ string, body []byte) error {
 	case ps == nil:
 		return fmt.Errorf("send ctrl %q: %w", p.name, ErrUnknownConsumer)
 	}
-	if err := p.send(id, wire.ControlFrames(typ, append([]byte(nil), body...))...); err != nil {
+	if err := p.send(id, proto.ControlFrames(typ, append([]byte(nil), body...))...); err != nil {
 		return fmt.Errorf("send ctrl %q: %w", p.name, err)
 	}
 	return nil
 }
 
 // BroadcastCtrl sends a control message to every joined consumer.
-func (p *producer) BroadcastCtrl(typ string, body []byte) error {
+func (p *producerLink) BroadcastCtrl(typ string, body []byte) error {
 	var first error
 	for _, c := range p.ConnectedConsumers() {
 		if err := p.SendCtrl(c.ID, typ, body); err != nil && first == nil && !errors.Is(err, ErrUnknownConsumer) {
@@ -295,7 +416,7 @@ func (p *producer) BroadcastCtrl(typ string, body []byte) error {
 }
 
 // sendOne sends to id (or, with id nil, to the next consumer with credit).
-func (p *producer) sendOne(ctx context.Context, id []byte, frames [][]byte) error {
+func (p *producerLink) sendOne(ctx context.Context, id []byte, frames [][]byte) error {
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -346,7 +467,7 @@ func (p *producer) sendOne(ctx context.Context, id []byte, frames [][]byte) erro
 }
 
 // broadcast sends to every joined consumer once each has credit.
-func (p *producer) broadcast(ctx context.Context, frames [][]byte) error {
+func (p *producerLink) broadcast(ctx context.Context, frames [][]byte) error {
 	done := map[string]bool{}
 	for {
 		p.mu.Lock()
@@ -389,7 +510,7 @@ func (p *producer) broadcast(ctx context.Context, frames [][]byte) error {
 
 // Flush waits until every joined consumer has consumed everything sent to it
 // (its whole credit window is back) or ctx ends.
-func (p *producer) Flush(ctx context.Context) error {
+func (p *producerLink) Flush(ctx context.Context) error {
 	for {
 		p.mu.Lock()
 		pending := false

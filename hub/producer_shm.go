@@ -4,10 +4,125 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pylabhub/plh/shm"
 )
+
+// ringWriter is the producer's ring writer: the DataBlock (nil without SHM),
+// its pooled Writers, and the write transactions that run on them (Push jobs
+// and the real-time handler on the write goroutine of one Start..Stop, or
+// SyncedWrite in the caller's goroutine). Transactions reach the peer link
+// for Broadcast and SendTo.
+type ringWriter struct {
+	name    string
+	opts    *ProducerOptions
+	log     *slog.Logger
+	m       *Messenger
+	closing *atomic.Bool  // the producer's: set first thing in Close
+	link    *producerLink // for WriteTxn.Broadcast, SendTo, ConnectedConsumers
+	block   *shm.Block    // nil without SHM
+
+	runMu   sync.RWMutex // orders Push against Stop; guards running, stopCh
+	running bool
+	stopCh  chan struct{} // closed by Stop
+	drainCh chan struct{} // closed by Stop once no Push can add a job
+	wdone   chan struct{} // closed when the write goroutine exits
+
+	jobs    chan func(*WriteTxn) error
+	handler atomic.Pointer[writeHandler]
+	kick    chan struct{} // handler changed
+	writers chan *pooledWriter
+}
+
+// newRingWriter returns the ring writer of p on block (nil without SHM); p's
+// peer link must be set.
+func newRingWriter(p *producer, block *shm.Block) *ringWriter {
+	return &ringWriter{name: p.name, opts: &p.opts, log: p.log, m: p.m, closing: &p.closing, link: p.producerLink,
+		block: block, kick: make(chan struct{}, 1), jobs: make(chan func(*WriteTxn) error, 1024), writers: make(chan *pooledWriter, 4)}
+}
+
+// HasSHM reports whether the channel has a DataBlock.
+func (p *ringWriter) HasSHM() bool { return p.block != nil }
+
+// SHM returns the DataBlock (nil without one). IMPORTANT: it is closed by Close.
+func (p *ringWriter) SHM() *shm.Block { return p.block }
+
+// start begins one Start..Stop run under the run lock: ErrClosed unless valid(),
+// ErrRunning when running; started runs before the write goroutine (started
+// only with a DataBlock).
+func (p *ringWriter) start(valid func() bool, started func()) error {
+	p.runMu.Lock()
+	defer p.runMu.Unlock()
+	if !valid() {
+		return fmt.Errorf("start %q: %w", p.name, ErrClosed)
+	}
+	if p.running {
+		return fmt.Errorf("start %q: %w", p.name, ErrRunning)
+	}
+	p.running = true
+	p.stopCh, p.drainCh, p.wdone = make(chan struct{}), make(chan struct{}), make(chan struct{})
+	started()
+	if p.block != nil {
+		go p.writeLoop(p.stopCh, p.drainCh, p.wdone)
+	} else {
+		close(p.wdone)
+	}
+	return nil
+}
+
+// stop ends the run (see Producer.Stop) and reports whether this call ended it.
+func (p *ringWriter) stop() bool {
+	p.runMu.RLock()
+	running, stopCh := p.running, p.stopCh
+	p.runMu.RUnlock()
+	if !running {
+		return false
+	}
+	select {
+	case <-stopCh:
+	default:
+		close(stopCh) // wakes Push callers blocked on a full queue
+	}
+	p.runMu.Lock()
+	if !p.running {
+		p.runMu.Unlock()
+		return false
+	}
+	p.running = false
+	close(p.drainCh)
+	wdone := p.wdone
+	p.runMu.Unlock()
+	<-wdone
+	return true
+}
+
+// Running reports whether the Producer is started.
+func (p *ringWriter) Running() bool {
+	p.runMu.RLock()
+	defer p.runMu.RUnlock()
+	return p.running
+}
+
+// close closes the pooled Writers and the DataBlock (after stop).
+func (p *ringWriter) close() error {
+	for {
+		select {
+		case w := <-p.writers:
+			w.w.Close()
+			continue
+		default:
+		}
+		break
+	}
+	if p.block != nil {
+		return p.block.Close()
+	}
+	return nil
+}
 
 // WriteTxn is one write transaction on the channel's DataBlock (datablock.md
 // §13): Next acquires slots (refreshing the producer heartbeat, aborting a held
@@ -16,7 +131,7 @@ import (
 // returns an error or panics the slot is aborted. A WriteTxn is only valid inside
 // its job.
 type WriteTxn struct {
-	p       *producer
+	p       *ringWriter
 	w       *shm.Writer
 	ctx     context.Context
 	timeout time.Duration
@@ -126,13 +241,13 @@ func (t *WriteTxn) Stopping() bool {
 func (t *WriteTxn) Context() context.Context { return t.ctx }
 
 // Broadcast sends payload on the channel's data path (Producer.Send).
-func (t *WriteTxn) Broadcast(payload []byte) error { return t.p.Send(t.ctx, payload) }
+func (t *WriteTxn) Broadcast(payload []byte) error { return t.p.link.Send(t.ctx, payload) }
 
 // SendTo sends Bidir data to one consumer (Producer.SendTo).
-func (t *WriteTxn) SendTo(id, payload []byte) error { return t.p.SendTo(t.ctx, id, payload) }
+func (t *WriteTxn) SendTo(id, payload []byte) error { return t.p.link.SendTo(t.ctx, id, payload) }
 
 // ConnectedConsumers lists the joined consumers.
-func (t *WriteTxn) ConnectedConsumers() []ConsumerIdentity { return t.p.ConnectedConsumers() }
+func (t *WriteTxn) ConnectedConsumers() []ConsumerIdentity { return t.p.link.ConnectedConsumers() }
 
 // Messenger returns the channel's Messenger.
 func (t *WriteTxn) Messenger() *Messenger { return t.p.m }
@@ -155,7 +270,7 @@ func (t *WriteTxn) finish(jobErr error) error {
 }
 
 // runJob runs job in a transaction on w, with panics turned into errors.
-func (p *producer) runJob(ctx context.Context, pw *pooledWriter, timeout time.Duration, stop <-chan struct{}, job func(*WriteTxn) error) (err error) {
+func (p *ringWriter) runJob(ctx context.Context, pw *pooledWriter, timeout time.Duration, stop <-chan struct{}, job func(*WriteTxn) error) (err error) {
 	t := &pw.t
 	*t = WriteTxn{p: p, w: pw.w, ctx: ctx, timeout: timeout, stop: stop, lastHB: &pw.lastHB}
 	defer func() { *t = WriteTxn{} }()
@@ -175,7 +290,7 @@ type writeHandler struct{ fn func(*WriteTxn) error }
 // timeout SlotTimeout). It needs SHM and Start: ErrNoSHM, ErrNotRunning. It blocks
 // only while 1024 jobs are already queued. Job errors are logged. While a write
 // handler is installed, jobs wait until it is removed.
-func (p *producer) Push(job func(*WriteTxn) error) error {
+func (p *ringWriter) Push(job func(*WriteTxn) error) error {
 	if p.block == nil {
 		return fmt.Errorf("push %q: %w", p.name, ErrNoSHM)
 	}
@@ -196,7 +311,7 @@ func (p *producer) Push(job func(*WriteTxn) error) error {
 // slot timeout timeout (0 = SlotTimeout); it needs no Start. It returns ErrNoSHM,
 // ErrClosed, or the job's error (a job that found no slot sees ErrNoSlot from
 // Next and decides).
-func (p *producer) SyncedWrite(ctx context.Context, timeout time.Duration, job func(*WriteTxn) error) error {
+func (p *ringWriter) SyncedWrite(ctx context.Context, timeout time.Duration, job func(*WriteTxn) error) error {
 	if p.block == nil {
 		return fmt.Errorf("synced write %q: %w", p.name, ErrNoSHM)
 	}
@@ -219,7 +334,7 @@ func (p *producer) SyncedWrite(ctx context.Context, timeout time.Duration, job f
 // transaction (slot timeout HandlerSlotTimeout) again and again; a swap takes
 // effect at the next iteration. Errors and panics of fn are logged and the loop
 // goes on. ErrNoSHM without a DataBlock.
-func (p *producer) SetWriteHandler(fn func(*WriteTxn) error) error {
+func (p *ringWriter) SetWriteHandler(fn func(*WriteTxn) error) error {
 	if p.block == nil {
 		return fmt.Errorf("set write handler %q: %w", p.name, ErrNoSHM)
 	}
@@ -238,14 +353,14 @@ func (p *producer) SetWriteHandler(fn func(*WriteTxn) error) error {
 }
 
 // Mode reports the SHM processing mode: "queue" or "realtime".
-func (p *producer) Mode() string {
+func (p *ringWriter) Mode() string {
 	if p.handler.Load() != nil {
 		return "realtime"
 	}
 	return "queue"
 }
 
-func (p *producer) getWriter() (*pooledWriter, error) {
+func (p *ringWriter) getWriter() (*pooledWriter, error) {
 	select {
 	case w := <-p.writers:
 		return w, nil
@@ -258,7 +373,7 @@ func (p *producer) getWriter() (*pooledWriter, error) {
 	return &pooledWriter{w: w}, nil
 }
 
-func (p *producer) putWriter(w *pooledWriter) {
+func (p *ringWriter) putWriter(w *pooledWriter) {
 	if p.closing.Load() {
 		w.w.Close()
 		return
@@ -271,7 +386,7 @@ func (p *producer) putWriter(w *pooledWriter) {
 }
 
 // writeLoop is the write goroutine of one Start..Stop.
-func (p *producer) writeLoop(stop, drained <-chan struct{}, done chan<- struct{}) {
+func (p *ringWriter) writeLoop(stop, drained <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	w, err := p.getWriter()
 	if err != nil {
@@ -322,7 +437,7 @@ func (p *producer) writeLoop(stop, drained <-chan struct{}, done chan<- struct{}
 }
 
 // finishJobs runs every job accepted before Stop.
-func (p *producer) finishJobs(drained <-chan struct{}, run func(func(*WriteTxn) error, time.Duration)) {
+func (p *ringWriter) finishJobs(drained <-chan struct{}, run func(func(*WriteTxn) error, time.Duration)) {
 	for {
 		select {
 		case job := <-p.jobs:

@@ -10,12 +10,6 @@ import (
 	"github.com/pylabhub/plh/internal/wire/curve"
 )
 
-// ErrBrokerSecurity is returned by Messenger.Connect (wrapped with
-// ErrNotConnected) when the security handshake with the broker failed: a wrong
-// server key, or one side CURVE and the other NULL. Connect fails at once,
-// without waiting for its deadline: redialling with the same key cannot help.
-var ErrBrokerSecurity = errors.New("hub: security handshake with the broker failed")
-
 // isSecurityFailure reports a dial that failed on security, not reachability: a
 // failed CURVE handshake (wrong key, refused, a NULL server) or a NULL socket of
 // ours facing a CURVE peer.

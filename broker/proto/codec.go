@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/pylabhub/plh/internal/wire"
 )
 
 // MaxBody is the largest JSON body Decode accepts.
@@ -127,11 +125,11 @@ func CheckVersion(v string) error {
 
 // DecodeFrames parses a full message ['C'][TYPE][json] (without ROUTER identity).
 func DecodeFrames(frames [][]byte) (Message, error) {
-	f, err := wire.Parse(frames)
+	f, err := Parse(frames)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if f.Kind != wire.KindControl {
+	if f.Kind != KindControl {
 		return nil, fmt.Errorf("%w: data frame where a control message was expected", ErrMalformed)
 	}
 	return Decode(Type(f.Type), f.Body)
@@ -143,7 +141,7 @@ func Encode(m Message) ([][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proto: encode %s: %w", m.MsgType(), err)
 	}
-	return wire.ControlFrames(string(m.MsgType()), body), nil
+	return ControlFrames(string(m.MsgType()), body), nil
 }
 
 // ChannelOf returns the channel_name of a message ("" when it has none).

@@ -1,7 +1,9 @@
 // Package proto defines every control message of the broker protocol
 // (spec/protocol.md §5–§7 plus plh's additions: CONSUMER_HEARTBEAT_REQ, PING_REQ,
 // CHANNEL_LIST_REQ, CHANNEL_CLOSE_REQ) as Go types, their JSON bodies, the frame
-// layout ['C'][TYPE][json] (via internal/wire), protocol versions and error codes.
+// envelope of spec/protocol.md §2 (Frame, ControlFrames, DataFrames, Parse:
+// ['C'][TYPE][json] for control, ['A'][payload] for data), protocol versions and
+// error codes. It imports no plh package: internal/wire moves the frames as bytes.
 // The wire contract in prose is docs/protocol.md.
 //
 // Decoding is strict about what matters and tolerant about the rest: a body must

@@ -19,6 +19,9 @@ var (
 	ErrVersion = errors.New("proto: protocol version mismatch")
 	// ErrTooLarge is returned when a body exceeds MaxBody.
 	ErrTooLarge = errors.New("proto: body too large")
+	// ErrBadFrames is returned by Parse when a message does not follow the frame
+	// layout (too few frames, unknown frame-type byte, empty type).
+	ErrBadFrames = errors.New("proto: bad frame layout")
 )
 
 // CodeOf returns the ERROR code to reply with for a decoding error, and false when

@@ -59,20 +59,8 @@ var rules = []rule{
 		never: append([]string{p("suites/..."), p("internal/wire/wiretest")}, testLibs...)},
 }
 
-// pendingEdges are direct imports that break a rule today and are being removed
-// on another branch of the same restructuring; the walk skips them. Delete an
-// entry when its import is gone (the test then says so).
-var pendingEdges = map[[2]string]string{
-	{p("broker/proto"), p("internal/wire")}: "removed when frames move to broker/proto",
-}
-
 func TestImportRules(t *testing.T) {
 	graph := loadGraph(t)
-	for edge, why := range pendingEdges {
-		if !slices.Contains(graph[edge[0]], edge[1]) {
-			t.Errorf("pending edge %s -> %s (%s) no longer exists: delete it from pendingEdges", edge[0], edge[1], why)
-		}
-	}
 	for _, r := range rules {
 		for _, v := range violations(graph, r) {
 			t.Errorf("%s: %s", r.name, v)
@@ -135,9 +123,6 @@ func reach(graph map[string][]string, from string) map[string][]string {
 	var walk func(pkg string, chain []string)
 	walk = func(pkg string, chain []string) {
 		for _, dep := range graph[pkg] {
-			if _, pending := pendingEdges[[2]string{pkg, dep}]; pending {
-				continue
-			}
 			if _, ok := seen[dep]; ok {
 				continue
 			}

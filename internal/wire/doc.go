@@ -29,7 +29,8 @@
 //     QueueFull, SendErrors, Violations, HandshakeFailures, RecvErrors.
 //   - The one list of zmq4's known goroutine leaks is wiretest.GoleakIgnores
 //     (test-only, so binaries do not link goleak).
-//   - Frame layout of spec/protocol.md §2: ControlFrames, DataFrames, Parse.
+//   - Messages are opaque [][]byte: the frame envelope of spec/protocol.md §2
+//     (control/data frames) belongs to broker/proto; wire knows no message.
 //
 // Security seam (CURVE, internal/wire/curve): Config.Security (nil = NULL). The
 // transport calls Security.Secure(raw, server) on each raw connection with the

@@ -18,9 +18,6 @@ var (
 	ErrNotConnected = errors.New("wire: not connected")
 	// ErrBadEndpoint is returned when an endpoint is not tcp://host:port or ipc://path.
 	ErrBadEndpoint = errors.New("wire: bad endpoint")
-	// ErrBadFrames is returned by Parse when a message does not follow the frame
-	// layout (too few frames, unknown frame-type byte, empty type).
-	ErrBadFrames = errors.New("wire: bad frame layout")
 	// ErrTooLarge is returned by Send when a message exceeds the socket's limits.
 	ErrTooLarge = errors.New("wire: message too large")
 )

@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/pylabhub/plh/broker/proto"
 	"github.com/pylabhub/plh/hub"
 	"github.com/pylabhub/plh/internal/wire"
 )
@@ -244,13 +245,13 @@ var _ = Describe("Peer protocol with untrusted peers", func() {
 		p := newProducer(m, hub.ProducerOptions{Pattern: hub.PatternPipeline})
 		d := rawPeer(p)
 		for _, frames := range [][][]byte{
-			{[]byte("xx")},                           // not a frame layout
-			{{'Z'}, []byte("?")},                     // unknown frame type
-			wire.ControlFrames("HELLO", []byte("{")), // bad JSON
-			wire.ControlFrames("HELLO", []byte(`{"window":-3}`)),
-			wire.ControlFrames("CREDIT", []byte(`{"n":0}`)),    // credit from a stranger, and invalid
-			wire.ControlFrames("CUSTOM", []byte("not joined")), // user message before HELLO
-			wire.DataFrames([]byte("data before HELLO")),
+			{[]byte("xx")},                            // not a frame layout
+			{{'Z'}, []byte("?")},                      // unknown frame type
+			proto.ControlFrames("HELLO", []byte("{")), // bad JSON
+			proto.ControlFrames("HELLO", []byte(`{"window":-3}`)),
+			proto.ControlFrames("CREDIT", []byte(`{"n":0}`)),    // credit from a stranger, and invalid
+			proto.ControlFrames("CUSTOM", []byte("not joined")), // user message before HELLO
+			proto.DataFrames([]byte("data before HELLO")),
 		} {
 			Expect(d.Send(frames...)).To(Succeed())
 		}
@@ -270,7 +271,7 @@ var _ = Describe("Peer protocol with untrusted peers", func() {
 		live := connect(m, hub.ConsumerOptions{Channel: p.Channel(), PeerHeartbeat: 50 * time.Millisecond})
 		d := rawPeer(p)
 		hello, _ := json.Marshal(map[string]any{"consumer_pid": 424242, "heartbeat_ms": 50})
-		Expect(d.Send(wire.ControlFrames("HELLO", hello)...)).To(Succeed())
+		Expect(d.Send(proto.ControlFrames("HELLO", hello)...)).To(Succeed())
 		Eventually(p.ConnectedConsumers).Should(HaveLen(2))
 		Eventually(died.list).WithTimeout(3 * time.Second).Should(ConsistOf(hub.ReasonPeerTimeout))
 		Expect(diedPid).To(BeEquivalentTo(424242))

@@ -44,8 +44,8 @@ func startScripted(handle func(s *scripted, q req)) *scripted {
 			if err != nil {
 				return
 			}
-			f, err := wire.Parse(m.Frames)
-			if err != nil || f.Kind != wire.KindControl {
+			f, err := proto.Parse(m.Frames)
+			if err != nil || f.Kind != proto.KindControl {
 				continue
 			}
 			q := req{peer: m.Peer, typ: f.Type}
@@ -67,7 +67,7 @@ func (s *scripted) send(peer []byte, typ string, body any) {
 		raw, err = json.Marshal(body)
 		Expect(err).NotTo(HaveOccurred())
 	}
-	Expect(s.r.Send(peer, wire.ControlFrames(typ, raw)...)).To(Succeed())
+	Expect(s.r.Send(peer, proto.ControlFrames(typ, raw)...)).To(Succeed())
 }
 
 // pong answers PING_REQ like our broker.
@@ -167,7 +167,7 @@ var _ = Describe("Messenger against brokers that are not ours", func() {
 			case s.pong(q):
 			case q.typ == "DISC_REQ" && q.body["channel_name"] == "plh_bad":
 				_ = s.r.Send(q.peer, []byte("only one frame"))
-				_ = s.r.Send(q.peer, wire.DataFrames([]byte("data"))...)
+				_ = s.r.Send(q.peer, proto.DataFrames([]byte("data"))...)
 				s.send(q.peer, "DISC_ACK", []byte("not json"))
 				s.send(q.peer, "NO_SUCH_NOTIFY", map[string]any{"channel_name": "plh_bad"})
 				s.send(q.peer, "CHANNEL_CLOSING_NOTIFY", []byte(`{"channel_name": 5}`))
