@@ -10,6 +10,7 @@ import (
 	"github.com/pylabhub/plh/chaos"
 	"github.com/pylabhub/plh/internal/event"
 	"github.com/pylabhub/plh/internal/proc"
+	"github.com/pylabhub/plh/sim/scenario"
 )
 
 // lockHeldTimeout bounds the wait for a producer's lock_held event.
@@ -18,7 +19,7 @@ const lockHeldTimeout = 10 * time.Second
 // fire injects one fault and records it: a `fault` event when it really fired,
 // a `fault_failed` event when it could not (the run is then inconclusive for
 // whatever depends on it), and `fault_end` when a fault with a duration ends.
-func (r *run) fire(ctx context.Context, f FaultSpec) {
+func (r *run) fire(ctx context.Context, f scenario.FaultSpec) {
 	detail, at, err := r.inject(ctx, f)
 	if errors.Is(err, errAlreadyRecorded) {
 		return
@@ -29,20 +30,20 @@ func (r *run) fire(ctx context.Context, f FaultSpec) {
 	}
 	// Stamped with the moment just before the injection: the target may react
 	// (and write its own events) before the injecting call returns.
-	r.col.add(event.Event{T: at, Node: EngineName, Kind: "fault", Fields: map[string]any{"id": f.ID,
+	r.col.add(event.Event{T: at, Node: scenario.EngineName, Kind: "fault", Fields: map[string]any{"id": f.ID,
 		"fault": string(f.Kind), "target": f.Target, "detail": detail, "duration_ns": int64(f.Duration)}})
 	if f.Duration <= 0 {
 		return
 	}
 	var undo func() (string, error)
 	switch f.Kind {
-	case FaultPause:
+	case scenario.FaultPause:
 		undo = func() (string, error) { return "SIGCONT", r.signal(f.Target, syscall.SIGCONT) }
-	case FaultLinkDelay:
+	case scenario.FaultLinkDelay:
 		undo = func() (string, error) { r.proxy(f.Target).SetDelay(0); return "delay removed", nil }
-	case FaultLinkReset:
+	case scenario.FaultLinkReset:
 		undo = func() (string, error) { return "connections accepted again", nil }
-	case FaultBrokerRestart:
+	case scenario.FaultBrokerRestart:
 		return // inject already waited for the broker to come back
 	default:
 		return
@@ -63,23 +64,23 @@ func (r *run) fire(ctx context.Context, f FaultSpec) {
 
 // inject performs the fault, describes what it did and returns the
 // CLOCK_MONOTONIC time taken just before the injecting action.
-func (r *run) inject(ctx context.Context, f FaultSpec) (string, int64, error) {
+func (r *run) inject(ctx context.Context, f scenario.FaultSpec) (string, int64, error) {
 	at := proc.Now()
 	switch f.Kind {
-	case FaultKill:
+	case scenario.FaultKill:
 		sig, err := chaos.ParseSignal(string(f.Signal))
 		if err != nil {
 			return "", at, err
 		}
 		return unixSignalName(sig), at, r.signal(f.Target, sig)
-	case FaultPause:
+	case scenario.FaultPause:
 		return "SIGSTOP", at, r.signal(f.Target, syscall.SIGSTOP)
-	case FaultResume:
+	case scenario.FaultResume:
 		return "SIGCONT", at, r.signal(f.Target, syscall.SIGCONT)
-	case FaultBrokerRestart:
+	case scenario.FaultBrokerRestart:
 		return withAt(at)(r.restartBroker(ctx, f))
-	case FaultSchemaConflict:
-		n := PlanNode{Role: "producer", NodeSpec: NodeSpec{Name: f.Name, Channel: f.Channel, Schema: f.Schema, Exit: ExitAny}}
+	case scenario.FaultSchemaConflict:
+		n := scenario.PlanNode{Role: "producer", NodeSpec: scenario.NodeSpec{Name: f.Name, Channel: f.Channel, Schema: f.Schema, Exit: scenario.ExitAny}}
 		if owner, ok := r.plan.Node(f.Target); ok {
 			n.Pattern, n.Shm, n.Policy, n.SlotSize, n.Slots, n.Secret = owner.Pattern, owner.Shm, owner.Policy, owner.SlotSize, owner.Slots, owner.Secret
 		}
@@ -88,7 +89,7 @@ func (r *run) inject(ctx context.Context, f FaultSpec) (string, int64, error) {
 			return "", at, err
 		}
 		return fmt.Sprintf("spawned %s (pid %d) on channel %s with schema %q", n.Name, c.pid, f.Channel, f.Schema), at, nil
-	case FaultSlowConsumer:
+	case scenario.FaultSlowConsumer:
 		c := r.sup.current(f.Target)
 		if c == nil {
 			return "", at, fmt.Errorf("%s was never started", f.Target)
@@ -97,18 +98,18 @@ func (r *run) inject(ctx context.Context, f FaultSpec) (string, int64, error) {
 			return "", at, err
 		}
 		return "delay_per_read " + f.Delay.D().String(), at, nil
-	case FaultKillHoldingLock:
+	case scenario.FaultKillHoldingLock:
 		return r.killHoldingLock(ctx, f)
-	case FaultCorruptSlot:
+	case scenario.FaultCorruptSlot:
 		return withAt(at)(chaos.CorruptSlot(chaos.SegmentPath(r.channels[f.Channel]), string(f.Slot)))
-	case FaultLinkDelay:
+	case scenario.FaultLinkDelay:
 		px := r.proxy(f.Target)
 		if px == nil {
 			return "", at, fmt.Errorf("%s has no link proxy", f.Target)
 		}
 		px.SetDelay(f.Delay.D())
 		return "added latency " + f.Delay.D().String(), at, nil
-	case FaultLinkReset:
+	case scenario.FaultLinkReset:
 		px := r.proxy(f.Target)
 		if px == nil {
 			return "", at, fmt.Errorf("%s has no link proxy", f.Target)
@@ -149,12 +150,12 @@ func (r *run) signal(name string, sig syscall.Signal) error {
 // starts it again on the same endpoint. The fault event is recorded by fire
 // after the broker is back; the down time is in its detail and the hub's own
 // events (process_end, spawned, ready) mark the gap on the timeline.
-func (r *run) restartBroker(ctx context.Context, f FaultSpec) (string, error) {
+func (r *run) restartBroker(ctx context.Context, f scenario.FaultSpec) (string, error) {
 	sig, err := chaos.ParseSignal(string(f.Signal))
 	if err != nil {
 		return "", err
 	}
-	c := r.sup.current(HubName)
+	c := r.sup.current(scenario.HubName)
 	if c == nil || !c.running() {
 		return "", fmt.Errorf("the hub is not running")
 	}
@@ -165,8 +166,8 @@ func (r *run) restartBroker(ctx context.Context, f FaultSpec) (string, error) {
 	if err := chaos.SignalGroup(c.pid, sig); err != nil {
 		return "", err
 	}
-	r.col.add(event.Event{T: at, Node: EngineName, Kind: "fault", Fields: map[string]any{"id": f.ID,
-		"fault": string(f.Kind), "target": HubName, "detail": "broker down (" + unixSignalName(sig) + ")",
+	r.col.add(event.Event{T: at, Node: scenario.EngineName, Kind: "fault", Fields: map[string]any{"id": f.ID,
+		"fault": string(f.Kind), "target": scenario.HubName, "detail": "broker down (" + unixSignalName(sig) + ")",
 		"duration_ns": int64(f.Duration)}})
 	select {
 	case <-c.done:
@@ -184,7 +185,7 @@ func (r *run) restartBroker(ctx context.Context, f FaultSpec) (string, error) {
 	if err := r.startHub(startCtx, ep); err != nil {
 		return "", fmt.Errorf("restart on %s: %w", ep, err)
 	}
-	r.col.engine("fault_end", map[string]any{"id": f.ID, "fault": string(f.Kind), "target": HubName,
+	r.col.engine("fault_end", map[string]any{"id": f.ID, "fault": string(f.Kind), "target": scenario.HubName,
 		"detail": "broker back on " + ep})
 	return "", errAlreadyRecorded
 }
@@ -198,7 +199,7 @@ var errAlreadyRecorded = errors.New("already recorded")
 // as the next writer to observe the reclaim of the dead writer's lock
 // (reclaimLock). If the segment cannot be attached the producer is killed
 // anyway and the fault is reported as not fired: nothing can be observed.
-func (r *run) killHoldingLock(ctx context.Context, f FaultSpec) (string, int64, error) {
+func (r *run) killHoldingLock(ctx context.Context, f scenario.FaultSpec) (string, int64, error) {
 	c := r.sup.current(f.Target)
 	if c == nil || !c.running() {
 		return "", 0, fmt.Errorf("%s is not running", f.Target)
@@ -249,7 +250,7 @@ func (r *run) killHoldingLock(ctx context.Context, f FaultSpec) (string, int64, 
 	if werr != nil {
 		return "", 0, fmt.Errorf("%s; cannot watch segment %s to observe the reclaim: %w", detail, segment, werr)
 	}
-	r.col.add(event.Event{T: at, Node: EngineName, Kind: "fault", Fields: map[string]any{"id": f.ID,
+	r.col.add(event.Event{T: at, Node: scenario.EngineName, Kind: "fault", Fields: map[string]any{"id": f.ID,
 		"fault": string(f.Kind), "target": f.Target, "detail": detail, "duration_ns": int64(f.Duration)}})
 	r.reclaimLock(ctx, f, lw, segment, dead)
 	return "", 0, errAlreadyRecorded

@@ -1,4 +1,4 @@
-package sim
+package scenario
 
 import (
 	"bytes"
@@ -153,7 +153,7 @@ func TestResolveDeterministic(t *testing.T) {
 	if !differs {
 		t.Fatal("five other seeds all gave the schedule of seed 42")
 	}
-	f := filepath.Join(t.TempDir(), ResolvedFile)
+	f := filepath.Join(t.TempDir(), "resolved.toml")
 	if err := os.WriteFile(f, a, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package sim
+package verdict
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pylabhub/plh/internal/event"
+	"github.com/pylabhub/plh/sim/scenario"
 )
 
 // Status of an expectation or a run.
@@ -34,7 +35,7 @@ type Report struct {
 	Name         string            `json:"name"`
 	Source       string            `json:"source"`
 	Seed         uint64            `json:"seed"`
-	Vars         []Var             `json:"vars,omitempty"`
+	Vars         []scenario.Var    `json:"vars,omitempty"`
 	Status       string            `json:"status"`
 	ExitCode     int               `json:"exit_code"`
 	Error        string            `json:"error,omitempty"`
@@ -67,7 +68,8 @@ type Verdict struct {
 	Evidence []event.Event `json:"evidence,omitempty"`
 }
 
-func (r *Report) setError(err error) {
+// SetError marks the report as a harness error (exit 3) with err's message.
+func (r *Report) SetError(err error) {
 	r.Status, r.ExitCode, r.Error = StatusError, ExitError, err.Error()
 }
 
@@ -78,7 +80,7 @@ func (w window) has(t int64) bool { return t >= w.from && t <= w.to }
 
 // evaluator holds what the expectations are checked against.
 type evaluator struct {
-	plan     *Plan
+	plan     *scenario.Plan
 	evs      []event.Event // sorted by t
 	channels map[string]string
 	t0, end  int64
@@ -89,12 +91,12 @@ type evaluator struct {
 // checks, against a run's merged timeline (sorted by t). channels maps logical
 // channel names to the names used in the run (match values naming a logical
 // channel are compared with the actual name). It is a pure function.
-func Evaluate(p *Plan, evs []event.Event, channels map[string]string) *Report {
+func Evaluate(p *scenario.Plan, evs []event.Event, channels map[string]string) *Report {
 	e := &evaluator{plan: p, evs: evs, channels: channels, faultT: map[string]int64{}}
 	rep := &Report{Name: p.Name, Source: p.Source, Seed: p.Seed, Vars: p.Vars, Channels: channels}
 	started := false
 	for _, ev := range evs {
-		if ev.Node != EngineName {
+		if ev.Node != scenario.EngineName {
 			continue
 		}
 		switch ev.Kind {
@@ -140,7 +142,7 @@ func Evaluate(p *Plan, evs []event.Event, channels map[string]string) *Report {
 		}
 		rep.Expectations = append(rep.Expectations, e.endState()...)
 	}
-	if ev, ok := e.first(func(ev event.Event) bool { return ev.Node == EngineName && ev.Kind == "interrupted" }); ok {
+	if ev, ok := e.first(func(ev event.Event) bool { return ev.Node == scenario.EngineName && ev.Kind == "interrupted" }); ok {
 		rep.Expectations = append(rep.Expectations, Verdict{Name: "run completed", Type: "run",
 			Status: StatusInconclusive, Message: "interrupted by a signal before the scenario's end", Evidence: []event.Event{ev}})
 	}
@@ -169,7 +171,7 @@ func (e *evaluator) first(match func(event.Event) bool) (event.Event, bool) {
 }
 
 // anchor returns the t an expectation counts from: run start or a fault.
-func (e *evaluator) anchor(x ExpectSpec) (int64, *event.Event, error) {
+func (e *evaluator) anchor(x scenario.ExpectSpec) (int64, *event.Event, error) {
 	if x.After == "" || x.After == "start" {
 		return e.t0, nil, nil
 	}
@@ -178,14 +180,14 @@ func (e *evaluator) anchor(x ExpectSpec) (int64, *event.Event, error) {
 		return 0, nil, fmt.Errorf("fault %q never fired", x.After)
 	}
 	ev, _ := e.first(func(ev event.Event) bool {
-		return ev.Node == EngineName && ev.Kind == "fault" && ev.Str("id") == x.After
+		return ev.Node == scenario.EngineName && ev.Kind == "fault" && ev.Str("id") == x.After
 	})
 	return t, &ev, nil
 }
 
 // matches reports whether ev is of the expectation's kind, at its node, with
 // every match field equal.
-func (e *evaluator) matches(x ExpectSpec, ev event.Event) bool {
+func (e *evaluator) matches(x scenario.ExpectSpec, ev event.Event) bool {
 	if x.Kind != "" && ev.Kind != x.Kind {
 		return false
 	}
@@ -249,7 +251,7 @@ func toFloat(v any) (float64, bool) {
 }
 
 // inWindow returns the matching events in w.
-func (e *evaluator) inWindow(x ExpectSpec, w window) []event.Event {
+func (e *evaluator) inWindow(x scenario.ExpectSpec, w window) []event.Event {
 	var out []event.Event
 	for _, ev := range e.evs {
 		if w.has(ev.T) && e.matches(x, ev) {
@@ -259,9 +261,9 @@ func (e *evaluator) inWindow(x ExpectSpec, w window) []event.Event {
 	return out
 }
 
-func (e *evaluator) check(x ExpectSpec) Verdict {
+func (e *evaluator) check(x scenario.ExpectSpec) Verdict {
 	v := Verdict{Name: x.Name, Type: string(x.Type)}
-	if x.Type == ExpectExit {
+	if x.Type == scenario.ExpectExit {
 		return e.checkExit(x, v)
 	}
 	at, faultEv, err := e.anchor(x)
@@ -273,7 +275,7 @@ func (e *evaluator) check(x ExpectSpec) Verdict {
 	if (x.After == "" || x.After == "start") && x.From == 0 {
 		w.from = 0 // no anchor, no offset: the whole run, startup included
 	}
-	if x.Type == ExpectMetric && x.To > 0 {
+	if x.Type == scenario.ExpectMetric && x.To > 0 {
 		w.to = at + int64(x.To)
 	} else if x.Within > 0 {
 		w.to = at + int64(x.Within)
@@ -289,7 +291,7 @@ func (e *evaluator) check(x ExpectSpec) Verdict {
 		return fmtDur(t - at)
 	}
 	switch x.Type {
-	case ExpectEvent:
+	case scenario.ExpectEvent:
 		got := e.inWindow(x, w)
 		if len(got) > 0 {
 			v.Status = StatusPass
@@ -303,7 +305,7 @@ func (e *evaluator) check(x ExpectSpec) Verdict {
 			v.Message += fmt.Sprintf(" (the run ended %s after it)", fmtDur(e.end-at))
 		}
 		v.Evidence = append(lead, e.nearMisses(x, w)...)
-	case ExpectNever:
+	case scenario.ExpectNever:
 		got := e.inWindow(x, w)
 		if len(got) == 0 {
 			v.Status, v.Message = StatusPass, fmt.Sprintf("no %s%s from %s to %s after %s", x.Kind, matchText(x), rel(w.from), rel(w.to), anchorName(x))
@@ -312,11 +314,11 @@ func (e *evaluator) check(x ExpectSpec) Verdict {
 		v.Status = StatusFail
 		v.Message = fmt.Sprintf("%d %s event(s)%s, first %s after %s", len(got), x.Kind, matchText(x), rel(got[0].T), anchorName(x))
 		v.Evidence = append(lead, capEvents(got)...)
-	case ExpectCount:
+	case scenario.ExpectCount:
 		got := e.inWindow(x, w)
 		v.Status, v.Message = bounds(float64(len(got)), x, fmt.Sprintf("%d %s event(s)%s", len(got), x.Kind, matchText(x)))
 		v.Evidence = append(lead, capEvents(got)...)
-	case ExpectMetric:
+	case scenario.ExpectMetric:
 		val, evs := e.metric(x, w)
 		v.Status, v.Message = bounds(val, x, fmt.Sprintf("%s = %v (from %s to %s after %s)", x.Metric, val, rel(w.from), rel(w.to), anchorName(x)))
 		v.Evidence = append(lead, capEvents(evs)...)
@@ -324,14 +326,14 @@ func (e *evaluator) check(x ExpectSpec) Verdict {
 	return v
 }
 
-func anchorName(x ExpectSpec) string {
+func anchorName(x scenario.ExpectSpec) string {
 	if x.After == "" || x.After == "start" {
 		return "run start"
 	}
 	return "fault " + x.After
 }
 
-func matchText(x ExpectSpec) string {
+func matchText(x scenario.ExpectSpec) string {
 	if len(x.Match) == 0 && x.Node == "" {
 		return ""
 	}
@@ -355,7 +357,7 @@ func matchText(x ExpectSpec) string {
 }
 
 // bounds compares val with min/max.
-func bounds(val float64, x ExpectSpec, what string) (string, string) {
+func bounds(val float64, x scenario.ExpectSpec, what string) (string, string) {
 	if x.Min != nil && val < float64(*x.Min) {
 		return StatusFail, fmt.Sprintf("%s, want ≥ %v", what, float64(*x.Min))
 	}
@@ -368,8 +370,8 @@ func bounds(val float64, x ExpectSpec, what string) (string, string) {
 // nearMisses are events of the same kind at the same node in the window (the
 // match fields did not fit), or failing that the node's last events: what the
 // reader needs to see why nothing matched.
-func (e *evaluator) nearMisses(x ExpectSpec, w window) []event.Event {
-	loose := ExpectSpec{Kind: x.Kind, Node: x.Node}
+func (e *evaluator) nearMisses(x scenario.ExpectSpec, w window) []event.Event {
+	loose := scenario.ExpectSpec{Kind: x.Kind, Node: x.Node}
 	if got := e.inWindow(loose, w); len(got) > 0 {
 		return capEvents(got)
 	}
@@ -397,12 +399,12 @@ func capEvents(evs []event.Event) []event.Event {
 
 // metric computes x.Metric over the matching events of w; an "exit.FIELD"
 // metric sums that total of the nodes' own exit events, whatever the window.
-func (e *evaluator) metric(x ExpectSpec, w window) (float64, []event.Event) {
+func (e *evaluator) metric(x scenario.ExpectSpec, w window) (float64, []event.Event) {
 	if field, ok := strings.CutPrefix(string(x.Metric), "exit."); ok {
 		var val float64
 		var used []event.Event
 		for _, ev := range e.evs {
-			if ev.Kind == "exit" && ev.Str("recorded_by") == "" && e.matches(ExpectSpec{Node: x.Node, Match: x.Match}, ev) {
+			if ev.Kind == "exit" && ev.Str("recorded_by") == "" && e.matches(scenario.ExpectSpec{Node: x.Node, Match: x.Match}, ev) {
 				n, _ := ev.Num(field)
 				val += n
 				used = append(used, ev)
@@ -431,7 +433,7 @@ func (e *evaluator) metric(x ExpectSpec, w window) (float64, []event.Event) {
 }
 
 // metricSource says which events a metric reads: kind, field, aggregation.
-func metricSource(m Metric) (kind, field, agg string) {
+func metricSource(m scenario.Metric) (kind, field, agg string) {
 	switch m {
 	case "stalls":
 		return "backpressure_stall", "", "count"
