@@ -166,11 +166,11 @@ const (
 	FaultCorruptSlot     FaultKind = "corrupt_slot"
 	FaultLinkDelay       FaultKind = "link_delay"
 	FaultLinkReset       FaultKind = "link_reset"
-	faultSpawn           FaultKind = "spawn" // internal: a node with start > 0
-	faultAutoResume      FaultKind = "resume"
 )
 
-var faultKinds = []string{"kill", "pause", "resume", "broker_restart", "schema_conflict",
+// FaultKinds lists every fault kind a scenario may name; the engine has one
+// row per kind in its fault table.
+var FaultKinds = []string{"kill", "pause", "resume", "broker_restart", "schema_conflict",
 	"slow_consumer", "kill_holding_lock", "corrupt_slot", "link_delay", "link_reset"}
 
 // Pattern is a channel pattern.

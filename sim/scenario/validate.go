@@ -108,7 +108,7 @@ func validate(v *Variant) error {
 	for ri := range s.RandomFaults {
 		r := &s.RandomFaults[ri]
 		for i := range r.Kinds {
-			if err := checkEnum(c, "random_faults.kinds", &r.Kinds[i], "fault kind", faultKinds); err != nil {
+			if err := checkEnum(c, "random_faults.kinds", &r.Kinds[i], "fault kind", FaultKinds); err != nil {
 				return err
 			}
 		}
@@ -179,7 +179,7 @@ func validate(v *Variant) error {
 
 func (c checker) checkFault(f FaultSpec, roles map[string]string, key string) error {
 	if f.Kind == "" {
-		return c.errf(key+".kind", "", "every fault needs a kind (%s)", strings.Join(faultKinds, ", "))
+		return c.errf(key+".kind", "", "every fault needs a kind (%s)", strings.Join(FaultKinds, ", "))
 	}
 	role, known := roles[f.Target]
 	if f.Target == HubName {
@@ -347,7 +347,7 @@ func (c checker) checkNodeEnums(key string, n *NodeSpec) error {
 }
 
 func (c checker) checkFaultEnums(f *FaultSpec) error {
-	if err := checkEnum(c, "faults.kind", &f.Kind, "fault kind", faultKinds); err != nil {
+	if err := checkEnum(c, "faults.kind", &f.Kind, "fault kind", FaultKinds); err != nil {
 		return err
 	}
 	if err := checkEnum(c, "faults.slot", &f.Slot, "slot choice", slotPicks); err != nil {
