@@ -22,9 +22,12 @@ func TestFaultTableCoversEveryKind(t *testing.T) {
 	if !slices.Equal(rows, want) {
 		t.Fatalf("fault table rows %v, scenario kinds %v", rows, want)
 	}
-	for _, k := range []scenario.FaultKind{scenario.FaultPause, scenario.FaultLinkDelay, scenario.FaultLinkReset} {
-		if fk, _ := faultKindOf(k); fk.undo == nil {
-			t.Errorf("%s has a duration but no undo", k)
+	// A fault with a duration ends (fault_end, the anchor "ID:end") exactly
+	// when its row has an undo, or it records its own end (broker_restart).
+	for _, fk := range faultTable {
+		ends := fk.undo != nil || fk.kind == scenario.FaultBrokerRestart
+		if got := (scenario.FaultSpec{Kind: fk.kind, Duration: 1}).Ends(); got != ends {
+			t.Errorf("%s: scenario says Ends() = %t, the engine's row %t", fk.kind, got, ends)
 		}
 	}
 }

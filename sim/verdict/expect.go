@@ -1,6 +1,7 @@
 package verdict
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"sort"
@@ -83,7 +84,8 @@ type evaluator struct {
 	plan     *scenario.Plan
 	evs      []event.Event // sorted by t
 	channels map[string]string
-	t0, end  int64
+	t0, end  int64            // run_start, run_end
+	stopEnd  int64            // end of the stop phase: end_state, else the last event
 	faultT   map[string]int64 // fault id → t it fired
 }
 
@@ -112,8 +114,14 @@ func Evaluate(p *scenario.Plan, evs []event.Event, channels map[string]string) *
 			}
 		}
 	}
-	if e.end == 0 && len(evs) > 0 {
-		e.end = evs[len(evs)-1].T
+	if len(evs) > 0 {
+		e.stopEnd = evs[len(evs)-1].T
+		if e.end == 0 {
+			e.end = e.stopEnd
+		}
+	}
+	if st, ok := e.first(func(ev event.Event) bool { return ev.Node == scenario.EngineName && ev.Kind == "end_state" }); ok {
+		e.stopEnd = st.T
 	}
 	rep.T0, rep.End = e.t0, e.end
 	unfired := false
@@ -170,19 +178,48 @@ func (e *evaluator) first(match func(event.Event) bool) (event.Event, bool) {
 	return event.Event{}, false
 }
 
-// anchor returns the t an expectation counts from: run start or a fault.
+// anchor returns the t an expectation counts from, and the event that marks
+// it: run start, run_end (stop), a fault, a fault's end, or a node's first
+// ready event.
 func (e *evaluator) anchor(x scenario.ExpectSpec) (int64, *event.Event, error) {
-	if x.After == "" || x.After == "start" {
+	engine := func(kind, id string) func(event.Event) bool {
+		return func(ev event.Event) bool {
+			return ev.Node == scenario.EngineName && ev.Kind == kind && ev.Str("id") == id
+		}
+	}
+	var match func(event.Event) bool
+	var missing string
+	switch a := x.After; {
+	case a == "" || a == scenario.AfterStart:
 		return e.t0, nil, nil
+	case a == scenario.AfterStop:
+		match, missing = func(ev event.Event) bool { return ev.Node == scenario.EngineName && ev.Kind == "run_end" }, "the run never reached run_end"
+	case strings.HasSuffix(a, scenario.EndSuffix):
+		id := strings.TrimSuffix(a, scenario.EndSuffix)
+		match, missing = engine("fault_end", id), fmt.Sprintf("fault %q never ended", id)
+		if _, fired := e.faultT[id]; !fired {
+			missing = fmt.Sprintf("fault %q never fired", id)
+		}
+	case strings.HasSuffix(a, scenario.ReadySuffix):
+		node := strings.TrimSuffix(a, scenario.ReadySuffix)
+		match, missing = func(ev event.Event) bool { return ev.Node == node && ev.Kind == "ready" }, node+" was never ready"
+	default:
+		if _, ok := e.faultT[a]; !ok {
+			return 0, nil, fmt.Errorf("fault %q never fired", a)
+		}
+		match = engine("fault", a)
 	}
-	t, ok := e.faultT[x.After]
+	ev, ok := e.first(match)
 	if !ok {
-		return 0, nil, fmt.Errorf("fault %q never fired", x.After)
+		return 0, nil, errors.New(missing)
 	}
-	ev, _ := e.first(func(ev event.Event) bool {
-		return ev.Node == scenario.EngineName && ev.Kind == "fault" && ev.Str("id") == x.After
-	})
-	return t, &ev, nil
+	if x.After == scenario.AfterStop {
+		return ev.T, &ev, nil
+	}
+	if t, ok := e.faultT[x.After]; ok {
+		return t, &ev, nil // the first fault event of a fault that records two (broker_restart)
+	}
+	return ev.T, &ev, nil
 }
 
 // matches reports whether ev is of the expectation's kind, at its node, with
@@ -266,12 +303,18 @@ func (e *evaluator) check(x scenario.ExpectSpec) Verdict {
 	if x.Type == scenario.ExpectExit {
 		return e.checkExit(x, v)
 	}
+	if x.Each {
+		return e.checkEach(x, v)
+	}
 	at, faultEv, err := e.anchor(x)
 	if err != nil {
 		v.Status, v.Message = StatusInconclusive, err.Error()
 		return v
 	}
 	w := window{from: at + int64(x.From), to: e.end}
+	if x.Until == scenario.UntilStop || (x.After == scenario.AfterStop && x.Until == "") {
+		w.to = e.stopEnd // through the stop phase
+	}
 	if (x.After == "" || x.After == "start") && x.From == 0 {
 		w.from = 0 // no anchor, no offset: the whole run, startup included
 	}
@@ -301,8 +344,8 @@ func (e *evaluator) check(x scenario.ExpectSpec) Verdict {
 		}
 		v.Status = StatusFail
 		v.Message = fmt.Sprintf("no %s%s within %s after %s", x.Kind, matchText(x), fmtDur(w.to-at), anchorName(x))
-		if w.to > e.end {
-			v.Message += fmt.Sprintf(" (the run ended %s after it)", fmtDur(e.end-at))
+		if w.to > e.stopEnd {
+			v.Message += fmt.Sprintf(" (the run ended %s after it)", fmtDur(e.stopEnd-at))
 		}
 		v.Evidence = append(lead, e.nearMisses(x, w)...)
 	case scenario.ExpectNever:
@@ -326,9 +369,52 @@ func (e *evaluator) check(x scenario.ExpectSpec) Verdict {
 	return v
 }
 
+// checkEach checks x for every node matching x.Node on its own: it holds when
+// it holds for each of them.
+func (e *evaluator) checkEach(x scenario.ExpectSpec, v Verdict) Verdict {
+	v.Status = StatusPass
+	var fails, passes []string
+	n := 0
+	for _, name := range e.nodeNames() {
+		if ok, _ := path.Match(x.Node, name); !ok {
+			continue
+		}
+		n++
+		one := x
+		one.Node, one.Each = name, false
+		r := e.check(one)
+		if r.Status == StatusPass {
+			passes = append(passes, name+": "+r.Message)
+			continue
+		}
+		if r.Status == StatusFail || v.Status == StatusPass {
+			v.Status = r.Status
+		}
+		fails = append(fails, name+": "+r.Message)
+		v.Evidence = append(v.Evidence, r.Evidence...)
+	}
+	switch {
+	case n == 0:
+		v.Status, v.Message = StatusFail, "no node matches "+x.Node
+	case len(fails) > 0:
+		v.Message = fmt.Sprintf("%d of %d nodes: %s", len(fails), n, strings.Join(fails, "; "))
+	default:
+		v.Message = fmt.Sprintf("each of %d nodes: %s", n, strings.Join(passes, "; "))
+	}
+	v.Evidence = capEvents(v.Evidence)
+	return v
+}
+
 func anchorName(x scenario.ExpectSpec) string {
-	if x.After == "" || x.After == "start" {
+	switch a := x.After; {
+	case a == "" || a == scenario.AfterStart:
 		return "run start"
+	case a == scenario.AfterStop:
+		return "run end (stop phase)"
+	case strings.HasSuffix(a, scenario.EndSuffix):
+		return "the end of fault " + strings.TrimSuffix(a, scenario.EndSuffix)
+	case strings.HasSuffix(a, scenario.ReadySuffix):
+		return strings.TrimSuffix(a, scenario.ReadySuffix) + " ready"
 	}
 	return "fault " + x.After
 }
@@ -412,7 +498,7 @@ func (e *evaluator) metric(x scenario.ExpectSpec, w window) (float64, []event.Ev
 		}
 		return val, used
 	}
-	kind, field, agg := metricSource(x.Metric)
+	kind, field, agg := scenario.MetricSource(x.Metric)
 	q := x
 	q.Kind = kind
 	var val float64
@@ -430,35 +516,6 @@ func (e *evaluator) metric(x scenario.ExpectSpec, w window) (float64, []event.Ev
 		}
 	}
 	return val, used
-}
-
-// metricSource says which events a metric reads: kind, field, aggregation.
-func metricSource(m scenario.Metric) (kind, field, agg string) {
-	switch m {
-	case "stalls":
-		return "backpressure_stall", "", "count"
-	case "stall_ns":
-		return "backpressure_stall", "duration_ns", "sum"
-	case "lost":
-		return "gap", "lost", "sum"
-	case "gaps":
-		return "gap", "", "count"
-	case "reorders":
-		return "reorder", "", "count"
-	case "checksum_errors":
-		return "checksum_error", "", "count"
-	case "written":
-		return "written", "count", "sum"
-	case "read":
-		return "read", "count", "sum"
-	case "latency_max_ns":
-		return "read", "lat_max_ns", "max"
-	case "latency_p50_ns":
-		return "read", "lat_p50_ns", "max"
-	case "broker_lost", "broker_reconnected":
-		return string(m), "", "count"
-	}
-	return string(m), "", "count"
 }
 
 func fmtDur(ns int64) string {

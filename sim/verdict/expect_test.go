@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -55,7 +56,7 @@ duration = "100ms"
 name = "died"
 kind = "notification"
 node = "p"
-match = { type = "CONSUMER_DIED_NOTIFY", channel_name = "cam" }
+match = { type = "CONSUMER_DIED_NOTIFY", channel = "cam" }
 after = "kill"
 within = "1s"
 
@@ -78,6 +79,13 @@ type = "metric"
 metric = "lost"
 node = "c*"
 max = 0
+
+[[expect]]
+name = "c read"
+type = "metric"
+metric = "read"
+node = "c*"
+min = 1
 
 [[expect]]
 name = "latency"
@@ -129,7 +137,7 @@ func synthBase() *timeline {
 	tl.at(1000, scenario.EngineName, "fault", "id", "kill", "fault", "kill", "target", "c1")
 	tl.at(1001, scenario.EngineName, "process_end", "target", "c1", "code", -1.0, "signal", "SIGKILL", "forced", false, "stopped", false)
 	tl.at(1001, "c1", "exit", "code", -1.0, "reason", "signal", "recorded_by", scenario.EngineName)
-	tl.at(1200, "p", "notification", "type", "CONSUMER_DIED_NOTIFY", "channel_name", "plh_cam_x")
+	tl.at(1200, "p", "notification", "type", "CONSUMER_DIED_NOTIFY", "channel", "plh_cam_x")
 	tl.at(5000, scenario.EngineName, "run_end")
 	for _, n := range []string{"c2", "p", scenario.HubName} {
 		tl.at(5100, n, "exit", "code", 0.0, "reason", "signal")
@@ -283,5 +291,139 @@ func TestExitOKForcedIsNotClean(t *testing.T) {
 	}
 	if ok, _ := exitOK(end, scenario.ExitKilled); ok {
 		t.Fatal("a process stopped by the engine counted as killed by a fault")
+	}
+}
+
+// anchorPlan has the nodes and faults of synthPlan and expectations on the
+// stop phase, on a fault's end, on a node's ready event and per node.
+const anchorPlan = `name = "anchors"
+duration = "5s"
+
+[[producers]]
+name = "p"
+channel = "cam"
+
+[[consumers]]
+name = "c"
+instances = 2
+channel = "cam"
+
+[[faults]]
+id = "kill"
+at = "1s"
+kind = "kill"
+target = "c1"
+
+[[faults]]
+id = "later"
+at = "4s"
+kind = "pause"
+target = "c2"
+duration = "100ms"
+
+[[expect]]
+name = "left, run window"
+kind = "consumer_left"
+node = "p"
+
+[[expect]]
+name = "left, until stop"
+kind = "consumer_left"
+node = "p"
+until = "stop"
+
+[[expect]]
+name = "left, after stop"
+kind = "consumer_left"
+node = "p"
+after = "stop"
+
+[[expect]]
+name = "no death in the stop phase"
+type = "never"
+kind = "consumer_died"
+after = "stop"
+
+[[expect]]
+name = "read soon after the pause ended"
+kind = "read"
+node = "c2"
+after = "later:end"
+within = "100ms"
+
+[[expect]]
+name = "read soon after c2 was ready"
+kind = "read"
+node = "c2"
+after = "c2:ready"
+within = "800ms"
+
+[[expect]]
+name = "reads, summed"
+type = "metric"
+metric = "read"
+node = "c*"
+min = 1
+
+[[expect]]
+name = "reads, each"
+type = "metric"
+metric = "read"
+node = "c*"
+each = true
+min = 1
+
+[[expect]]
+name = "ready, each"
+type = "count"
+kind = "ready"
+node = "c*"
+each = true
+min = 1
+`
+
+// TestEvaluateStopPhaseAnchorsEach: windows reach the stop phase only when
+// asked (until = "stop", after = "stop"); after = "FAULT:end" and
+// "NODE:ready" anchor at those events; each = true checks node by node, so a
+// consumer that read nothing fails a minimum the sum meets.
+func TestEvaluateStopPhaseAnchorsEach(t *testing.T) {
+	tl := synthBase()
+	tl.at(4100, scenario.EngineName, "fault", "id", "later", "fault", "pause", "target", "c2") // fired late: at 4.1 s
+	tl.at(4200, scenario.EngineName, "fault_end", "id", "later", "fault", "pause", "target", "c2")
+	tl.at(4250, "c2", "read", "count", 5.0)
+	tl.at(5050, "p", "consumer_left", "channel", "plh_cam_x", "identity", "ab")
+	tl.at(5060, "p", "consumer_died", "channel", "plh_cam_x", "consumer_pid", 10.0, "reason", "process_dead")
+	p, err := loadOne(t, anchorPlan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.SliceStable(tl.evs, func(i, j int) bool { return tl.evs[i].T < tl.evs[j].T })
+	v := verdicts(Evaluate(p, tl.evs, map[string]string{"cam": "plh_cam_x"}))
+	for name, want := range map[string]string{
+		"left, run window":                StatusFail,
+		"left, until stop":                StatusPass,
+		"left, after stop":                StatusPass,
+		"no death in the stop phase":      StatusFail,
+		"read soon after the pause ended": StatusPass,
+		"read soon after c2 was ready":    StatusPass,
+		"reads, summed":                   StatusPass,
+		"reads, each":                     StatusFail,
+		"ready, each":                     StatusPass,
+	} {
+		if v[name].Status != want {
+			t.Errorf("%s: %s %q, want %s", name, v[name].Status, v[name].Message, want)
+		}
+	}
+	if m := v["reads, each"].Message; !strings.Contains(m, "1 of 2 nodes") || !strings.Contains(m, "c1: read = 0") {
+		t.Errorf("each: %q", m)
+	}
+	if ev := v["read soon after the pause ended"].Evidence; len(ev) == 0 || ev[0].Kind != "fault_end" {
+		t.Errorf("the fault_end anchor is not the evidence: %+v", ev)
+	}
+	// An anchor whose event never came is inconclusive.
+	tl.evs = slices.DeleteFunc(tl.evs, func(ev event.Event) bool { return ev.Kind == "fault_end" })
+	v = verdicts(Evaluate(p, tl.evs, map[string]string{"cam": "plh_cam_x"}))
+	if r := v["read soon after the pause ended"]; r.Status != StatusInconclusive || !strings.Contains(r.Message, "never ended") {
+		t.Errorf("missing fault_end: %s %q", r.Status, r.Message)
 	}
 }
