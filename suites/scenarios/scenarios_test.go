@@ -17,7 +17,6 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/pylabhub/plh/sim/report"
-	"github.com/pylabhub/plh/sim/scenario"
 	"github.com/pylabhub/plh/sim/verdict"
 	"github.com/pylabhub/plh/suites/support"
 )
@@ -112,22 +111,6 @@ func tail(s string, n int) string {
 	return s
 }
 
-// nodeRoleBuilt reports whether plh-sim carries the node role yet.
-func nodeRoleBuilt() bool {
-	r := exec.Command(simBin, "node", "--help")
-	b, _ := r.CombinedOutput()
-	return !strings.Contains(string(b), "unknown command")
-}
-
-// needsNodes reports whether a scenario file spawns producers or consumers.
-func needsNodes(file string) bool {
-	vs, err := scenario.Load(file)
-	Expect(err).NotTo(HaveOccurred())
-	p, err := scenario.Resolve(vs[0], 1)
-	Expect(err).NotTo(HaveOccurred())
-	return len(p.Nodes) > 0
-}
-
 // expectCleanHost checks that no segment of the run's channels is left.
 func expectCleanHost(r simRun) {
 	dir := r.runFolder()
@@ -157,9 +140,6 @@ var _ = Describe("every scenario in scenarios/", func() {
 	for _, file := range scenarioFiles {
 		name := strings.TrimSuffix(filepath.Base(file), ".toml")
 		It(name+" passes", Label("scenario", name), func(ctx SpecContext) {
-			if needsNodes(file) && !nodeRoleBuilt() {
-				Skip("plh-sim has no node role yet (internal/roles/noderole)")
-			}
 			r := runSim(ctx, "run", file)
 			r.attach()
 			Expect(r.code).To(Equal(verdict.ExitPass), "plh-sim run %s exited %d:\n%s%s", name, r.code, r.stdout, r.stderr)
@@ -194,15 +174,23 @@ var _ = Describe("the harness itself", func() {
 		}
 	}, SpecTimeout(time.Minute))
 
-	It("rejects a broken file with exit 3, naming file, line and key", func(ctx SpecContext) {
-		r := runSim(ctx, "run", testdata("broken.toml"))
-		Expect(r.code).To(Equal(verdict.ExitError))
-		Expect(r.stderr).To(ContainSubstring("broken.toml:3"))
-		Expect(r.stderr).To(ContainSubstring(`"duration"`))
-		Expect(r.runFolder()).To(BeEmpty(), "a bad file must not start a run")
-		v := runSim(ctx, "validate", testdata("broken.toml"))
-		Expect(v.code).To(Equal(verdict.ExitError))
-	})
+	DescribeTable("rejects a bad file with exit 3, naming file, line and key",
+		func(ctx SpecContext, file, where, key, why string) {
+			r := runSim(ctx, "run", testdata(file))
+			Expect(r.code).To(Equal(verdict.ExitError), r.stdout+r.stderr)
+			Expect(r.stderr).To(ContainSubstring(where))
+			Expect(r.stderr).To(ContainSubstring(key))
+			Expect(r.stderr).To(ContainSubstring(why))
+			Expect(r.runFolder()).To(BeEmpty(), "a bad file must not start a run")
+			v := runSim(ctx, "validate", testdata(file))
+			Expect(v.code).To(Equal(verdict.ExitError))
+		},
+		Entry("a bad duration", "broken.toml", "broken.toml:3", `"duration"`, "soon"),
+		Entry("an unquoted duration", "unquoted_duration.toml", "unquoted_duration.toml:11", `"faults.at"`, "unquoted"),
+		Entry("a misspelt match field", "misspelt_match.toml", "misspelt_match.toml:13", `"expect.match.typ"`, "no field"),
+		Entry("a bound that holds when nothing is read", "bound_without_read.toml", "bound_without_read.toml:16",
+			`"expect.metric"`, "reads nothing"),
+	)
 
 	It("restarts the broker on the same endpoint and replays the exact schedule", func(ctx SpecContext) {
 		r := runSim(ctx, "run", "--seed", "99", testdata("hub_restart.toml"))
@@ -236,9 +224,6 @@ var _ = Describe("the harness itself", func() {
 	})
 
 	It("leaves nothing behind when plh-sim itself is killed", func(ctx SpecContext) {
-		if !nodeRoleBuilt() {
-			Skip("plh-sim has no node role yet")
-		}
 		root, _ := support.ModuleRoot()
 		out := GinkgoT().TempDir()
 		cmd := exec.Command(simBin, "run", "--out", out, filepath.Join(root, "scenarios", "quickstart.toml"))
