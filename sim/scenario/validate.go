@@ -200,8 +200,7 @@ func (c checker) checkReadMinimum(exps []ExpectSpec, roles map[string]string) er
 		return false
 	}
 	for _, e := range exps {
-		if e.Type != ExpectMetric && e.Type != "" || !contains(quietBounds, string(e.Metric)) || e.Max == nil ||
-			(e.Min != nil && *e.Min > 0) {
+		if e.Type != ExpectMetric || !contains(quietBounds, string(e.Metric)) || e.Max == nil || (e.Min != nil && *e.Min > 0) {
 			continue
 		}
 		names := make([]string, 0, len(roles))
