@@ -7,9 +7,10 @@
 //
 // Goroutines: recvLoop (decode + handle, one message at a time), sweepLoop
 // (channel heartbeat timeout, consumer heartbeat timeout (B-3), /proc liveness of
-// unwatched consumers; every SweepInterval), and the proc.Watch goroutines that
-// report the exit of local consumers through a pidfd (onProcessExit, well under
-// 100 ms). Close stops all of them.
+// unwatched consumers; every SweepInterval), and the one proc.Watch goroutine that
+// reports the exit of local consumers through their pidfds (onProcessExit, well
+// under 100 ms); a consumer's pidfd is closed as soon as its last entry goes.
+// Close stops all of them.
 //
 // Lock: Service.mu guards the registry. Every handler, sweep and exit callback
 // runs under it, and none of them blocks while holding it: replies and
