@@ -30,21 +30,31 @@ type channel struct {
 	name          string
 	reg           proto.RegReq // the producer's registration (defaults applied)
 	producer      []byte       // ROUTER identity of the registering socket
-	consumers     []*consumer  // in registration order, duplicates allowed
+	consumers     []*consumer  // in registration order, one entry per consumer process
 	status        status
 	lastHeartbeat time.Time
 	cnt           chanCounters // per-channel counters (channel_counters.go)
 }
 
-// consumer is one consumer entry. Guarded by Service.mu.
+// consumer is one consumer entry. Guarded by Service.mu. An entry is replaced,
+// never changed in place, when its consumer registers again, so a pointer taken
+// under the lock names one registration.
 type consumer struct {
 	pid           uint64
 	hostname      string
+	startTime     uint64 // consumer_start_time as registered (0 = not given)
 	identity      []byte
 	proc          proc.Identity // watched with a pidfd when Pid != 0
 	watched       bool
-	heartbeats    bool // subject to ConsumerTimeout (plh client or has heartbeated)
-	lastHeartbeat time.Time
+	heartbeats    bool      // subject to ConsumerTimeout (plh client or has heartbeated)
+	lastHeartbeat time.Time // registration, then each CONSUMER_HEARTBEAT_REQ
+}
+
+// sameConsumer reports whether a registration (pid, host, start) names the
+// process of entry k: same pid and hostname, and the same start time when both
+// sides gave one.
+func (k *consumer) sameConsumer(pid uint64, host string, start uint64) bool {
+	return k.pid == pid && k.hostname == host && (k.startTime == 0 || start == 0 || k.startTime == start)
 }
 
 func (c *channel) info() proto.ChannelInfo {
