@@ -6,8 +6,9 @@
 // process.
 //
 // Goroutines: recvLoop (decode + handle, one message at a time), sweepLoop
-// (channel heartbeat timeout, consumer heartbeat timeout (B-3), /proc liveness of
-// unwatched consumers; every SweepInterval), and the one proc.Watch goroutine that
+// (channel heartbeat timeout, consumer heartbeat timeout (B-3), stale entries;
+// every SweepInterval), livenessLoop (/proc liveness of unwatched consumers,
+// every LivenessInterval), and the one proc.Watch goroutine that
 // reports the exit of local consumers through their pidfds (onProcessExit, well
 // under 100 ms); a consumer's pidfd is closed as soon as its last entry goes.
 // Close stops all of them.

@@ -63,6 +63,10 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	s.wg.Add(2)
 	go s.recvLoop()
 	go s.sweepLoop()
+	if cfg.LivenessInterval > 0 {
+		s.wg.Add(1)
+		go s.livenessLoop()
+	}
 	return s, nil
 }
 
@@ -156,14 +160,13 @@ func (s *Service) recvLoop() {
 	}
 }
 
-// sweepLoop runs the timeout and liveness sweeps on their own goroutine, so a
-// burst of requests never delays them (B-18); handlers never block while
-// holding s.mu (sends are non-blocking queue appends).
+// sweepLoop runs the timeout sweeps on their own goroutine, so a burst of
+// requests never delays them (B-18); handlers never block while holding s.mu
+// (sends are non-blocking queue appends).
 func (s *Service) sweepLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.SweepInterval)
 	defer t.Stop()
-	lastLiveness := time.Time{}
 	for {
 		select {
 		case <-s.quit:
@@ -173,10 +176,23 @@ func (s *Service) sweepLoop() {
 			s.sweepChannels(now)
 			s.sweepConsumerHeartbeats(now)
 			s.mu.Unlock()
-			if s.cfg.LivenessInterval > 0 && now.Sub(lastLiveness) >= s.cfg.LivenessInterval {
-				lastLiveness = now
-				s.sweepLiveness()
-			}
+		}
+	}
+}
+
+// livenessLoop runs the /proc liveness sweep every LivenessInterval on its own
+// goroutine: a sweep of many consumers takes long (a /proc read each) and must
+// delay neither requests nor the timeout sweeps.
+func (s *Service) livenessLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.LivenessInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+			s.sweepLiveness()
 		}
 	}
 }
@@ -284,7 +300,7 @@ func (s *Service) sweepLiveness() {
 	s.mu.Lock()
 	for c := range chans {
 		if s.channels[c.name] == c {
-			s.removeConsumersLocked(c, func(k *consumer) bool { return dead[k] && !k.watched }, proto.ReasonProcessDead)
+			s.removeConsumersLocked(c, func(k *consumer) bool { return dead[k] && !k.watched && s.procJudged(k) }, proto.ReasonProcessDead)
 		}
 	}
 	s.mu.Unlock()
