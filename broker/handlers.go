@@ -92,7 +92,6 @@ func (s *Service) dispatchLocked(peer []byte, msg proto.Message, body []byte) pr
 		return s.handleChannelCloseReq(r)
 	default:
 		// A reply or notification type sent to the broker.
-		s.cnt.add(s.cnt.received, "UNKNOWN")
 		s.log.warn("Unknown message type", "type", msg.MsgType())
 		return proto.NewError(proto.CodeUnknownMsgType, proto.PeekCorrelation(body), "Unknown message type: "+string(msg.MsgType()))
 	}
@@ -173,7 +172,7 @@ func (s *Service) handleRegReq(peer []byte, r *proto.RegReq) proto.Message {
 	}
 	if old, ok := s.channels[r.ChannelName]; ok {
 		if old.reg.SchemaHash != r.SchemaHash {
-			s.log.error("Cat1 schema mismatch", "channel", r.ChannelName,
+			s.log.errorLine("Cat1 schema mismatch", "channel", r.ChannelName,
 				"existing_schema_hash", old.reg.SchemaHash, "attempted_schema_hash", r.SchemaHash, "attempted_pid", r.ProducerPID)
 			s.notify(old, old.producer, &proto.ChannelErrorNotify{ChannelName: r.ChannelName, Event: proto.EventSchemaMismatch,
 				ExistingSchemaHash: old.reg.SchemaHash, AttemptedSchemaHash: r.SchemaHash, AttemptedPID: r.ProducerPID})

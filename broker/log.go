@@ -41,8 +41,8 @@ func newLimitedLog(l *slog.Logger) *limitedLog {
 // warn logs msg at WARN unless this kind of line is over its burst.
 func (g *limitedLog) warn(msg string, args ...any) { g.log(slog.LevelWarn, msg, args...) }
 
-// error logs msg at ERROR unless this kind of line is over its burst.
-func (g *limitedLog) error(msg string, args ...any) { g.log(slog.LevelError, msg, args...) }
+// errorLine logs msg at ERROR unless this kind of line is over its burst.
+func (g *limitedLog) errorLine(msg string, args ...any) { g.log(slog.LevelError, msg, args...) }
 
 func (g *limitedLog) log(level slog.Level, msg string, args ...any) {
 	now := time.Now()

@@ -324,4 +324,28 @@ var _ = Describe("log volume under a flood", Label("hostile"), func() {
 		Expect(s.Close()).To(Succeed())
 		Expect(logs.String()).To(MatchRegexp(`suppressed=9[0-9][0-9]`))
 	})
+
+	It("logs a bounded number of lines when one consumer of 500 channels dies", func() {
+		logs := &logBuf{}
+		s := nullBroker(broker.Config{ChannelTimeout: -1, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		c := dialRaw(s.Endpoint())
+		victim := exec.Command("sleep", "600")
+		victim.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		Expect(victim.Start()).To(Succeed())
+		DeferCleanup(func() { _ = victim.Process.Kill(); _ = victim.Wait() })
+		id, err := proc.Lookup(victim.Process.Pid)
+		Expect(err).NotTo(HaveOccurred())
+		const n = 500
+		prefix := support.UniqueName("many")
+		for i := range n {
+			ch := fmt.Sprintf("%s-%03d", prefix, i)
+			Expect(errCode(c.call(&proto.RegReq{ChannelName: ch, ProducerPID: uint64(os.Getpid())}))).To(BeEmpty())
+			Expect(errCode(c.call(&proto.ConsumerRegReq{ChannelName: ch, ConsumerPID: uint64(id.Pid), ConsumerStartTime: id.StartTime}))).To(BeEmpty())
+		}
+		Expect(victim.Process.Kill()).To(Succeed())
+		Eventually(func() uint64 { return s.Stats().DeadConsumers }).WithTimeout(30 * time.Second).Should(BeEquivalentTo(n))
+		Expect(strings.Count(logs.String(), "Cat2 dead consumer")).To(BeNumerically("<=", 20))
+		Expect(s.Close()).To(Succeed())
+		Expect(logs.String()).To(MatchRegexp(`line="Cat2 dead consumer" suppressed=4[0-9][0-9]`))
+	})
 })
