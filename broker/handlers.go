@@ -238,20 +238,20 @@ func (s *Service) handleDeregReq(r *proto.DeregReq) proto.Message {
 }
 
 // handleConsumerRegReq adds a consumer entry, or replaces the entry of the same
-// consumer process (sameConsumer) when it registers again: one entry per
-// consumer, whatever its client retries.
+// consumer (sameConsumer: process, socket, consumer_id) when it registers
+// again: one entry per consumer, whatever its client retries.
 func (s *Service) handleConsumerRegReq(peer []byte, r *proto.ConsumerRegReq) proto.Message {
 	c, ok := s.channels[r.ChannelName]
 	if !ok {
 		s.log.warn("consumer register: channel not found", "channel", r.ChannelName)
 		return proto.NewError(proto.CodeChannelNotFound, r.CorrelationID, fmt.Sprintf("Channel '%s' not found", r.ChannelName))
 	}
-	if !within(len(r.ConsumerHostname), s.cfg.Limits.MaxFieldBytes) {
-		return s.limitError("field_bytes", r.CorrelationID, "consumer_hostname of %d bytes, limit %d", len(r.ConsumerHostname), s.cfg.Limits.MaxFieldBytes)
+	if n := max(len(r.ConsumerHostname), len(r.ConsumerID)); !within(n, s.cfg.Limits.MaxFieldBytes) {
+		return s.limitError("field_bytes", r.CorrelationID, "consumer_hostname or consumer_id of %d bytes, limit %d", n, s.cfg.Limits.MaxFieldBytes)
 	}
-	k := &consumer{pid: r.ConsumerPID, hostname: r.ConsumerHostname, startTime: r.ConsumerStartTime,
+	k := &consumer{pid: r.ConsumerPID, hostname: r.ConsumerHostname, startTime: r.ConsumerStartTime, id: r.ConsumerID,
 		identity: append([]byte(nil), peer...), heartbeats: r.ProtocolVersion != "", lastHeartbeat: time.Now()}
-	i := slices.IndexFunc(c.consumers, func(o *consumer) bool { return o.sameConsumer(k.pid, k.hostname, k.startTime) })
+	i := slices.IndexFunc(c.consumers, func(o *consumer) bool { return o.sameConsumer(k) })
 	if i < 0 && !within(len(c.consumers)+1, s.cfg.Limits.MaxConsumersPerChannel) {
 		return s.limitError("consumers_per_channel", r.CorrelationID, "channel '%s' has %d consumers, limit %d",
 			r.ChannelName, len(c.consumers), s.cfg.Limits.MaxConsumersPerChannel)
@@ -270,7 +270,7 @@ func (s *Service) handleConsumerRegReq(peer []byte, r *proto.ConsumerRegReq) pro
 func (s *Service) handleConsumerDeregReq(r *proto.ConsumerDeregReq) proto.Message {
 	if c, ok := s.channels[r.ChannelName]; ok {
 		for i, k := range c.consumers {
-			if k.pid == r.ConsumerPID {
+			if k.pid == r.ConsumerPID && (r.ConsumerID == "" || k.id == r.ConsumerID) {
 				s.unwatchLocked(k)
 				c.consumers = append(c.consumers[:i], c.consumers[i+1:]...)
 				c.cnt.left++

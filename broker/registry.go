@@ -43,6 +43,7 @@ type consumer struct {
 	pid           uint64
 	hostname      string
 	startTime     uint64 // consumer_start_time as registered (0 = not given)
+	id            string // consumer_id as registered ("" = not given)
 	identity      []byte
 	proc          proc.Identity // watched with a pidfd when Pid != 0
 	watched       bool
@@ -50,11 +51,14 @@ type consumer struct {
 	lastHeartbeat time.Time // registration, then each CONSUMER_HEARTBEAT_REQ
 }
 
-// sameConsumer reports whether a registration (pid, host, start) names the
-// process of entry k: same pid and hostname, and the same start time when both
-// sides gave one.
-func (k *consumer) sameConsumer(pid uint64, host string, start uint64) bool {
-	return k.pid == pid && k.hostname == host && (k.startTime == 0 || start == 0 || k.startTime == start)
+// sameConsumer reports whether registration n names the consumer of entry k:
+// the same process (pid and hostname, and start time when both sides gave
+// one), registering over the same socket (ROUTER identity) with the same
+// consumer_id.
+func (k *consumer) sameConsumer(n *consumer) bool {
+	return k.pid == n.pid && k.hostname == n.hostname &&
+		(k.startTime == 0 || n.startTime == 0 || k.startTime == n.startTime) &&
+		k.id == n.id && string(k.identity) == string(n.identity)
 }
 
 func (c *channel) info() proto.ChannelInfo {

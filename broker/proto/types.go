@@ -192,19 +192,25 @@ type DeregReq struct {
 
 // ConsumerRegReq registers a consumer of a channel (§5.6). ConsumerStartTime
 // (plh addition) lets the broker watch the exact process with a pidfd.
+// ConsumerID (plh addition) tells apart several consumers of one channel that a
+// process registers over one socket; a registration repeating an existing
+// entry's process, socket and ConsumerID replaces that entry.
 type ConsumerRegReq struct {
 	ReqHeader
 	ChannelName       string `json:"channel_name"`
 	ConsumerPID       uint64 `json:"consumer_pid"`
 	ConsumerHostname  string `json:"consumer_hostname,omitempty"`
 	ConsumerStartTime uint64 `json:"consumer_start_time,omitempty"`
+	ConsumerID        string `json:"consumer_id,omitempty"`
 }
 
-// ConsumerDeregReq removes the first consumer entry with the pid (§5.7).
+// ConsumerDeregReq removes the first consumer entry with the pid (§5.7), and
+// with the ConsumerID when one is given.
 type ConsumerDeregReq struct {
 	ReqHeader
 	ChannelName string `json:"channel_name"`
 	ConsumerPID uint64 `json:"consumer_pid"`
+	ConsumerID  string `json:"consumer_id,omitempty"`
 }
 
 // ChecksumErrorReport reports a slot checksum failure (fire-and-forget, §5.8).

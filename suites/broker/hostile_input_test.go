@@ -246,6 +246,30 @@ var _ = Describe("a consumer that registers again", Label("hostile"), func() {
 	})
 })
 
+var _ = Describe("several consumers of one channel in one process", Label("hostile"), func() {
+	It("keeps one entry per socket and per consumer_id, each replaced when it registers again", func() {
+		s := nullBroker(broker.Config{})
+		p, c1, c2 := dialRaw(s.Endpoint()), dialRaw(s.Endpoint()), dialRaw(s.Endpoint())
+		ch := support.UniqueName("multi")
+		register(p, ch, "", uint64(os.Getpid()))
+		self := proc.Self()
+		reg := func(c *rawClient, id string) {
+			Expect(errCode(c.call(&proto.ConsumerRegReq{ChannelName: ch, ConsumerPID: uint64(self.Pid),
+				ConsumerStartTime: self.StartTime, ConsumerID: id}))).To(BeEmpty())
+		}
+		count := func() uint64 { return p.call(&proto.DiscReq{ChannelName: ch}).(*proto.DiscAck).ConsumerCount }
+		for range 2 {
+			reg(c1, "a")
+			reg(c1, "b")
+			reg(c2, "")
+		}
+		Expect(count()).To(BeEquivalentTo(3))
+		Expect(errCode(c1.call(&proto.ConsumerDeregReq{ChannelName: ch, ConsumerPID: uint64(self.Pid), ConsumerID: "b"}))).To(BeEmpty())
+		Expect(errCode(c1.call(&proto.ConsumerDeregReq{ChannelName: ch, ConsumerPID: uint64(self.Pid), ConsumerID: "b"}))).To(Equal(proto.CodeNotRegistered))
+		Expect(count()).To(BeEquivalentTo(2))
+	})
+})
+
 var _ = Describe("consumers on another host (empty consumer_hostname)", Label("hostile"), func() {
 	It("judges a heartbeating consumer by its heartbeats, never by /proc on the broker's host", func() {
 		s := nullBroker(broker.Config{LivenessInterval: 50 * time.Millisecond, ConsumerTimeout: time.Minute})
