@@ -2,14 +2,15 @@ package proto
 
 import (
 	"fmt"
+	"math"
 	"unicode"
 	"unicode/utf8"
 )
 
 // Limits of the protocol itself (the broker adds configurable ones).
 const (
-	// PidMax is the largest pid Linux can hand out (PID_MAX_LIMIT, 2^22). A pid
-	// field of a registration must be in 1..PidMax.
+	// PidMax is the largest pid Linux can hand out (PID_MAX_LIMIT, 2^22). A
+	// consumer_pid must be in 1..PidMax.
 	PidMax = 1 << 22
 	// MaxDepth bounds the nesting of objects and arrays in a body.
 	MaxDepth = 32
@@ -33,10 +34,10 @@ func ValidName(name string) error {
 	return nil
 }
 
-// validPid checks a pid field of a registration.
-func validPid(field string, pid uint64) error {
-	if pid == 0 || pid > PidMax {
-		return fmt.Errorf("%w: %s %d is not a pid (1..%d)", ErrInvalid, field, pid, PidMax)
+// validPid checks a pid field of a registration against 1..limit.
+func validPid(field string, pid, limit uint64) error {
+	if pid == 0 || pid > limit {
+		return fmt.Errorf("%w: %s %d is not a pid (1..%d)", ErrInvalid, field, pid, limit)
 	}
 	return nil
 }
@@ -50,9 +51,12 @@ func validate(m Message) error {
 	}
 	switch r := m.(type) {
 	case *RegReq:
-		return validPid("producer_pid", r.ProducerPID)
+		// Required, but only an id for DEREG_REQ: the broker never looks a
+		// producer up in /proc (its heartbeats decide), so any non-zero value.
+		return validPid("producer_pid", r.ProducerPID, math.MaxUint64)
 	case *ConsumerRegReq:
-		return validPid("consumer_pid", r.ConsumerPID)
+		// Judged by /proc on this host when local: a real pid or nothing.
+		return validPid("consumer_pid", r.ConsumerPID, PidMax)
 	}
 	return nil
 }

@@ -112,16 +112,18 @@ var _ = Describe("channel names and pids from the wire", Label("hostile"), func(
 		Expect(s.Channels()).To(BeEmpty())
 	})
 
-	It("rejects pid 0, pids beyond the kernel's limit and 2^64-1 with INVALID_REQUEST", func() {
+	It("rejects consumer pids 0, beyond the kernel's limit and 2^64-1, and producer pid 0, with INVALID_REQUEST", func() {
 		s := nullBroker(broker.Config{})
 		c := dialRaw(s.Endpoint())
 		ch := support.UniqueName("pids")
 		register(c, ch, "", uint64(os.Getpid()))
 		for _, pid := range []string{"0", "4194305", "18446744073709551615"} {
-			typ, rep := c.rawCall("REG_REQ", []byte(`{"channel_name":"`+ch+`x","producer_pid":`+pid+`,"correlation_id":"p"}`))
-			expectRawError(typ, rep, "INVALID_REQUEST", "p")
-			typ, rep = c.rawCall("CONSUMER_REG_REQ", []byte(`{"channel_name":"`+ch+`","consumer_pid":`+pid+`,"correlation_id":"q"}`))
+			typ, rep := c.rawCall("CONSUMER_REG_REQ", []byte(`{"channel_name":"`+ch+`","consumer_pid":`+pid+`,"correlation_id":"q"}`))
 			expectRawError(typ, rep, "INVALID_REQUEST", "q")
+		}
+		for _, body := range []string{`"producer_pid":0`, `"schema_hash":"00"`} {
+			typ, rep := c.rawCall("REG_REQ", []byte(`{"channel_name":"`+ch+`x",`+body+`,"correlation_id":"p"}`))
+			expectRawError(typ, rep, "INVALID_REQUEST", "p")
 		}
 		typ, rep := c.rawCall("CONSUMER_REG_REQ", []byte(`{"channel_name":"`+ch+`","correlation_id":"r"}`))
 		expectRawError(typ, rep, "INVALID_REQUEST", "r")

@@ -95,7 +95,7 @@ def main():
         emit("name_control", *cons.call("DISC_REQ", {"channel_name": "a\x01b"}))
         emit("name_too_long", *cons.call("DISC_REQ", {"channel_name": "n" * 100000}))
         emit("pid_zero", *cons.call("CONSUMER_REG_REQ", {"channel_name": channel, "consumer_pid": 0}))
-        emit("pid_huge", *cons.call("REG_REQ", {"channel_name": channel + ".p", "producer_pid": 2**64 - 1}))
+        emit("pid_huge", *cons.call("CONSUMER_REG_REQ", {"channel_name": channel, "consumer_pid": 2**64 - 1}))
         emit("body_too_large", *cons.call("REG_REQ", {"channel_name": channel + ".b", "producer_pid": pid,
                                                       "metadata": {"k": "x" * (300 << 10)}}))
         emit("body_too_deep", *cons.call("REG_REQ", None,
