@@ -32,9 +32,9 @@ type watchEntry struct {
 	token uint32
 }
 
-// wakeToken marks the eventfd in epoll events; pidfds get tokens from 1 up, never
-// reused while the Watch lives, so an event for a removed pidfd whose number the
-// kernel has handed out again is never taken for the new process.
+// wakeToken marks the eventfd in epoll events; pidfds get tokens from 1 up (not
+// reused before the counter wraps at 2^32), so an event for a removed pidfd whose
+// number the kernel has handed out again is never taken for the new process.
 const wakeToken = 0
 
 // NewWatch returns a Watch that calls onExit (from its goroutine) once for each
@@ -80,7 +80,7 @@ func (w *Watch) Add(id Identity) error {
 		err = ErrNoProcess
 	}
 	if err == nil {
-		w.next++
+		w.nextToken()
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(w.next)}
 		if err = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 			unix.Close(fd)
@@ -96,6 +96,17 @@ func (w *Watch) Add(id Identity) error {
 	w.watched[id] = watchEntry{fd: fd, token: w.next}
 	w.tokens[w.next] = id
 	return nil
+}
+
+// nextToken advances w.next to a token neither the eventfd's nor in use (after
+// 2^32 Adds the counter wraps). Caller holds w.mu.
+func (w *Watch) nextToken() {
+	for {
+		w.next++
+		if _, used := w.tokens[w.next]; !used && w.next != wakeToken {
+			return
+		}
+	}
 }
 
 // Remove stops watching id and closes its pidfd; onExit is not called for it.

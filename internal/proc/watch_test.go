@@ -67,6 +67,9 @@ func TestWatchAddRemoveCyclesLeaveNothing(t *testing.T) {
 		w.Remove(self)
 	}
 	fds2, gs2, threads2 := openFDs(t), runtime.NumGoroutine(), osThreads(t)
+	if n := w.Len(); n != 0 {
+		t.Fatalf("Len after the cycles = %d", n)
+	}
 	t.Logf("after %d Add/Remove cycles: fds %d -> %d, goroutines %d -> %d, threads %d -> %d",
 		cycles, fds, fds2, gs, gs2, threads, threads2)
 	if fds2 > fds+2 || gs2 > gs+2 || threads2 > threads+8 {
