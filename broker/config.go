@@ -72,7 +72,8 @@ type Limits struct {
 	// default 64 KiB).
 	MaxMetadataBytes int
 	// MaxFieldBytes bounds every other string of a registration: shm_name,
-	// schema_hash, hostnames, endpoints, zmq_pubkey ("field_bytes"; default 1 KiB).
+	// schema_hash, hostnames, consumer_id, endpoints, zmq_pubkey ("field_bytes";
+	// default 1 KiB).
 	MaxFieldBytes int
 	// MaxBodyBytes bounds a request's JSON body ("body_bytes"; default and
 	// maximum proto.MaxBody, 256 KiB).
@@ -81,10 +82,11 @@ type Limits struct {
 	// also stops before ListPageBytes of JSON (default 512 KiB), so a reply stays
 	// far below the 1 MiB frame limit of plh clients.
 	ListPage, ListPageBytes int
-	// StaleConsumerAge: a consumer entry that never sent CONSUMER_HEARTBEAT_REQ
-	// (an original client) is removed this long after it registered, alive or
-	// not, with CONSUMER_DIED_NOTIFY "heartbeat_timeout" (default 1 h). Its
-	// client can register again to renew it.
+	// StaleConsumerAge: a consumer entry not judged by heartbeats (registered
+	// without protocol_version, never sent CONSUMER_HEARTBEAT_REQ: an original
+	// client) is removed this long after it registered, alive or not, with
+	// CONSUMER_DIED_NOTIFY "heartbeat_timeout" (default 1 h). Its client can
+	// register again to renew it.
 	StaleConsumerAge time.Duration
 }
 
