@@ -119,6 +119,24 @@
 // ringWriter.runMu (RW) orders Push against Stop so every accepted job runs
 // before Stop returns.
 //
+// Ring readers. The DataBlock ring is one stream every attached reader sees
+// (by the ring's policy); it cannot split items among consumers. Until consumer
+// groups do that, a Consumer attaching the ring takes its place only where the
+// ring can honour the channel's pattern:
+//
+//	policy          PubSub, Bidir                        Pipeline
+//	Latest_only     any number (each sees the newest)    one reader
+//	Single_reader   one reader (one read cursor)         one reader
+//	Sync_reader     up to 8 (each reads every item)      one reader
+//
+// Where one reader is allowed, the ring reader holds the segment's sole-reader
+// lock (shm.Block.LockSoleReader, an OFD lock the kernel drops when the reader
+// closes or dies) before it registers in the ring; a second Consumer's Connect
+// fails with ErrRingReaderTaken and touches nothing. Several Single_reader
+// readers would race for one cursor (items lost and duplicated), several
+// Pipeline readers would each read every item. Sync_reader's 8 is its heartbeat
+// pool (shm.ErrNoConsumerEntry beyond).
+//
 // Dropped objects. Producer and Consumer are thin handles on an inner object that
 // the goroutines use; a runtime.AddCleanup on the handle closes the inner object
 // when the handle becomes unreachable without Close (so a dropped Consumer still
