@@ -26,12 +26,16 @@
 //     HELLO/BYE, peer heartbeats, credit, Send/SendTo/SendCtrl, Flush).
 //   - producer_shm.go: ringWriter, the ring writer (DataBlock, pooled Writers,
 //     WriteTxn, Push, SyncedWrite, the write goroutine).
+//   - producer_conflict.go: a producer whose segment name a live process owns
+//     is refused without touching it (through the broker's SCHEMA_MISMATCH when
+//     the owner registered another schema, so the owner is told).
 //   - consumer.go: the Consumer, composing its peer link and its ring reader
 //     with the broker registration, Start/Stop and Close.
 //   - consumer_peer.go, consumer_lost.go: consumerLink, the peer link (Dealer,
 //     HELLO/BYE, heartbeats, credit, Recv, Send; producer-loss detection).
-//   - consumer_shm.go: ringReader, the ring reader (attached DataBlock, ReadTxn,
-//     Pull, the read goroutine).
+//   - consumer_shm.go: ringReader, the ring reader (attached DataBlock, the
+//     sole-reader lock where the ring allows one reader, ReadTxn, Pull, the read
+//     goroutine).
 //   - peer_proto.go: the peer message bodies; channel_curve.go: producer-consumer
 //     CURVE; channel.go: the peer callback queue; options_channel.go: the
 //     Producer and Consumer options; managed.go: the managed wrappers;
