@@ -25,10 +25,11 @@ type ringReader struct {
 	closing *atomic.Bool  // the consumer's: set first thing in Close
 	link    *consumerLink // for ReadTxn.SendCtrl
 
-	block  *shm.Block   // nil when not attached
-	reader *shm.Reader  // nil when not attached
-	shmErr error        // why not attached (nil when attached or not tried)
-	lastHB atomic.Int64 // unix ns of the last explicit reader heartbeat
+	block   *shm.Block   // nil when not attached
+	reader  *shm.Reader  // nil when not attached
+	shmErr  error        // why not attached (nil when attached or not tried)
+	refused error        // the ring already has the one reader it allows (Connect fails)
+	lastHB  atomic.Int64 // unix ns of the last explicit reader heartbeat
 
 	handler atomic.Pointer[readHandler]
 	kick    chan struct{}
@@ -55,6 +56,13 @@ func (c *ringReader) attach() {
 		c.log.Warn("hub: shared memory not attached; continuing without it", "err", err)
 		return
 	}
+	if soleReader(c.info.Pattern, b.Sync()) {
+		if err := b.LockSoleReader(); err != nil {
+			b.Close()
+			c.refused = fmt.Errorf("%w (%s ring of a %s channel): %w", ErrRingReaderTaken, b.Sync(), c.info.Pattern, err)
+			return
+		}
+	}
 	r, err := b.NewReader(shm.ReaderOptions{UID: c.opts.UID, Name: c.opts.Name, Wait: c.opts.Wait})
 	if err != nil {
 		b.Close()
@@ -63,6 +71,14 @@ func (c *ringReader) attach() {
 		return
 	}
 	c.block, c.reader = b, r
+}
+
+// soleReader reports whether a ring of policy sync on a channel of pattern pat
+// allows one reader only (doc.go, "Ring readers"): a Single_reader ring has one
+// read cursor, and no ring can split its items among the consumers of a
+// Pipeline channel (each would read every item).
+func soleReader(pat Pattern, sync shm.SyncPolicy) bool {
+	return pat == PatternPipeline || sync == shm.SingleReader
 }
 
 func (c *ringReader) detach() {

@@ -62,9 +62,11 @@ func SegmentPath(name string) string {
 	return filepath.Join(shmDir, n)
 }
 
-// Create creates the segment name for cfg, replacing a stale segment of that name.
-// Everything is validated before shared memory is touched; the file is created with
-// mode 0600, preallocated and size-checked; the magic number is stored last.
+// Create creates the segment name for cfg. Everything is validated before shared
+// memory is touched; the file is created unnamed with mode 0600, preallocated,
+// size-checked and formatted (magic number last), then linked under the name. A
+// segment of that name is replaced only when it is stale (its owners are dead);
+// ErrSegmentInUse, naming the live owner, otherwise (claim.go).
 func Create(name string, cfg Config) (*Block, error) {
 	n, err := validName(name)
 	if err != nil {
@@ -83,18 +85,12 @@ func Create(name string, cfg Config) (*Block, error) {
 		log.Warn("buffer policy disagrees with capacity (informational only)", "name", n, "policy", cfg.Policy, "capacity", cfg.Capacity)
 	}
 	path := filepath.Join(shmDir, n)
-	if err := os.Remove(path); err == nil {
-		log.Warn("replaced stale segment", "name", n)
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("create %s: unlink stale: %w", n, err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := createUnnamed(shmDir)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", n, err)
 	}
 	fail := func(err error) (*Block, error) {
-		f.Close()
-		os.Remove(path)
+		f.Close() // never linked under the name: nothing to unlink
 		return nil, fmt.Errorf("create %s: %w", n, err)
 	}
 	if err := preallocate(f, int64(lay.totalSize)); err != nil {
@@ -108,6 +104,10 @@ func Create(name string, cfg Config) (*Block, error) {
 		return fail(fmt.Errorf("mmap: %w", err))
 	}
 	if err := format(mem, &cfg, lay); err != nil {
+		unmap(mem)
+		return fail(err)
+	}
+	if err := publish(f, path, n, log); err != nil {
 		unmap(mem)
 		return fail(err)
 	}
@@ -487,6 +487,8 @@ func (b *Block) Close() error {
 		return b.closeErr
 	}
 	var errs []error
+	// Unlink only our own file: the name may have been removed and taken since.
+	unlink := b.owner && b.file != nil && sameFile(b.file, b.path)
 	if !b.heap {
 		errs = append(errs, unmap(b.mem))
 	}
@@ -494,7 +496,7 @@ func (b *Block) Close() error {
 	if b.file != nil {
 		errs = append(errs, b.file.Close())
 	}
-	if b.owner {
+	if unlink {
 		if err := os.Remove(b.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -53,8 +53,16 @@
 //
 // # Invariants and Go choices (spec §6–§10)
 //
-//   - Create validates everything first, unlinks a stale segment, creates the file
-//     0600, preallocates (fallocate), checks its size, and stores the magic last.
+//   - Create validates everything first, creates an unnamed file (O_TMPFILE)
+//     0600, preallocates (fallocate), checks its size, stores the magic last, and
+//     only then links it under the name (claim.go). Spec §1 says "unlink any
+//     existing segment first"; Go choice: an existing segment is replaced only
+//     when it is stale (creator and producer dead, or not a valid segment), else
+//     ErrSegmentInUse names the live owner; of racing creators exactly one wins;
+//     Close unlinks the name only while it names the creator's own file.
+//   - LockSoleReader: an OFD lock on the segment file for a reader that must be
+//     alone (the hub takes it for Single_reader rings and Pipeline channels); the
+//     kernel drops it when the Block closes or the process dies.
 //   - Attach checks magic (waiting up to 5 s only while it is 0), version, size
 //     against fstat, sane geometry, layout hash, layout checksum, secret (constant
 //     time), then expectations; the header is checked from a pread copy first.

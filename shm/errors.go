@@ -79,3 +79,14 @@ var (
 	// ErrTooSmall is returned when a typed struct does not fit the slot or flex zone.
 	ErrTooSmall = errors.New("shm: type larger than the slot or flex zone")
 )
+
+// Errors of segment ownership (claim.go).
+var (
+	// ErrSegmentInUse is returned by Create when a segment of that name exists and
+	// a live process owns it (its creator or last producer, pid plus start time);
+	// the message names that process. The segment is left alone.
+	ErrSegmentInUse = errors.New("shm: segment in use by a live process")
+	// ErrReaderLocked is returned by LockSoleReader when another attachment is
+	// the segment's sole reader.
+	ErrReaderLocked = errors.New("shm: the segment already has its sole reader")
+)
