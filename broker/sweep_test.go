@@ -42,7 +42,8 @@ func TestLivenessSweepDoesNotHoldRequests(t *testing.T) {
 		return alive(k)
 	}
 	t.Cleanup(func() { livenessCheck = alive })
-	s := start(t, Config{LivenessInterval: 100 * time.Millisecond, Curve: CurveConfig{Disabled: true}})
+	s := start(t, Config{LivenessInterval: 100 * time.Millisecond, Curve: CurveConfig{Disabled: true},
+		ChannelTimeout: time.Hour, ConsumerTimeout: time.Hour})
 	c := dial(t, s)
 	c.send(&proto.RegReq{ChannelName: "plh_sweep", ProducerPID: uint64(os.Getpid())})
 	c.recv()
@@ -65,6 +66,7 @@ func TestLivenessSweepLatency(t *testing.T) {
 		t.Skip("20,000 entries")
 	}
 	s := start(t, Config{LivenessInterval: 100 * time.Millisecond, Curve: CurveConfig{Disabled: true},
+		ChannelTimeout: time.Hour, ConsumerTimeout: time.Hour,
 		Limits: Limits{MaxConsumersPerChannel: -1}})
 	c := dial(t, s)
 	c.send(&proto.RegReq{ChannelName: "plh_sweep", ProducerPID: uint64(os.Getpid())})
