@@ -6,10 +6,13 @@
 //     (SIGCONT). They act on a whole process group: every role process runs in
 //     its own group, so helpers it may have spawned are hit too.
 //   - Segment damage (segment.go): flip bytes in the payload of a committed slot
-//     of a DataBlock in /dev/shm (the checksum path), and inspect which slot write
-//     locks are held by dead processes (after "writer killed holding the lock").
-//     The layout is computed from the segment header per spec/datablock.md §3–5
-//     through pread/pwrite; nothing is mapped, so a bad segment cannot fault us.
+//     of a DataBlock in /dev/shm (the checksum path), inspect which slot write
+//     locks are held by dead processes (after "writer killed holding the lock"),
+//     and run shm's integrity check on a segment (CheckSegment, for a killed
+//     producer's segment). The layout has one definition, in shm: the injectors
+//     read it with shm.InspectFile (pread, no mapping, no secret, no party
+//     registered) and change bytes at the offsets it gives with pwrite, so a bad
+//     segment cannot fault us and a layout change in shm cannot silently miss.
 //   - Lock reclaim (reclaim.go): WatchLock attaches to a real segment with its
 //     secret (through shm, mapped) while a slot's write lock holder is alive and
 //     notes the holder and the recovery counters; after the holder's death

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,4 +95,27 @@ func TestHeldLocksRealSegment(t *testing.T) {
 		t.Fatalf("locks %+v, want slot %d held by us", locks, s.Index())
 	}
 	_ = s.Abort()
+}
+
+// TestCheckSegment runs the integrity check the engine runs on a killed
+// producer's segment: clean, then after CorruptSlot, then on a missing segment.
+func TestCheckSegment(t *testing.T) {
+	_, name := realBlock(t, shm.SingleReader, 3)
+	rep, err := CheckSegment(name)
+	if err != nil || !rep.OK() || rep.SlotsVerified != 3 {
+		t.Fatalf("clean segment: %v, %v", rep, err)
+	}
+	if _, err := CorruptSlot(shm.SegmentPath(name), "next"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = CheckSegment(name)
+	if err != nil || rep.OK() || len(rep.BadSlots) != 1 || rep.BadSlots[0] != 0 {
+		t.Fatalf("corrupted slot 0: %v, %v", rep, err)
+	}
+	if !strings.Contains(rep.String(), "slot 0: checksum mismatch") {
+		t.Fatalf("summary %q", rep.String())
+	}
+	if _, err := CheckSegment(name + "_missing"); !errors.Is(err, shm.ErrNotFound) {
+		t.Fatalf("missing segment: %v", err)
+	}
 }

@@ -3,6 +3,7 @@ package shm
 import (
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 )
 
@@ -19,6 +20,24 @@ type CheckReport struct {
 
 // OK reports whether no problem was found.
 func (r *CheckReport) OK() bool { return len(r.Problems) == 0 }
+
+// String summarises the report: "NAME: ok (...)" or "NAME: N problem(s): ...".
+func (r CheckReport) String() string {
+	var sb strings.Builder
+	if r.OK() {
+		fmt.Fprintf(&sb, "%s: ok (%d committed slot checksums verified", r.Name, r.SlotsVerified)
+		if r.FlexChecked {
+			sb.WriteString(", flex zone verified")
+		}
+		if r.Repaired > 0 {
+			fmt.Fprintf(&sb, ", %d hashes repaired", r.Repaired)
+		}
+		sb.WriteString(")")
+		return sb.String()
+	}
+	fmt.Fprintf(&sb, "%s: %d problem(s): %s", r.Name, len(r.Problems), strings.Join(r.Problems, "; "))
+	return sb.String()
+}
 
 func (r *CheckReport) addf(format string, a ...any) {
 	r.Problems = append(r.Problems, fmt.Sprintf(format, a...))

@@ -61,6 +61,18 @@ const (
 	ChecksumEnforced
 )
 
+func (p ChecksumPolicy) String() string {
+	switch p {
+	case ChecksumNone:
+		return "None"
+	case ChecksumManual:
+		return "Manual"
+	case ChecksumEnforced:
+		return "Enforced"
+	}
+	return "Default"
+}
+
 // ChecksumType is the checksum algorithm. Only BLAKE2b-256 exists; zero is BLAKE2b.
 type ChecksumType uint8
 

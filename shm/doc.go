@@ -91,6 +91,10 @@
 // an atomic access can still kill the process. Normal builds are not affected.
 //
 // Recovery and tools: Diagnose, ForceReset, ReleaseZombieReaders/Writer,
-// CleanupDeadConsumers, Reap, Check (integrity, with in-place repair of hashes) and
-// Sweep (removes leftover segments whose creator, producer and consumers are dead).
+// CleanupDeadConsumers, Reap, Check (integrity, with in-place repair of hashes;
+// reachable as "plh-admin check SEGMENT") and Sweep (removes leftover segments
+// whose creator, producer and consumers are dead). Inspect/InspectFile read a
+// snapshot of the header, slot entries and heartbeat entries with pread, without
+// mapping, secret or registration: the one definition of the layout that tools
+// and fault injectors (chaos) use instead of copying offsets.
 package shm
