@@ -54,10 +54,11 @@ func (b *Block) NewWriter(opts WaitOptions) (*Writer, error) {
 func (w *Writer) Block() *Block { return w.b }
 
 // AcquireWrite takes the next slot for writing. timeout 0 makes a single attempt,
-// a negative timeout waits until ctx is done. On ordered policies it first waits for
-// room in the ring (backpressure); then it takes the slot's write lock (reclaiming it
-// from a dead writer), and waits for readers still holding the slot (Latest_only:
-// the slot is DRAINING meanwhile). It returns ErrTimeout (unwrapped) or ctx's error.
+// a negative timeout waits until ctx is done. It runs three steps on one deadline:
+// claim an id (ordered policies: only when the ring has room, i.e. backpressure),
+// lock the slot (reclaiming the lock of a dead writer), and drain readers still
+// holding the slot (Latest_only: the slot is DRAINING meanwhile). It returns
+// ErrTimeout (unwrapped) or ctx's error.
 func (w *Writer) AcquireWrite(ctx context.Context, timeout time.Duration) (s *WriteSlot, err error) {
 	defer guard(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
@@ -69,41 +70,69 @@ func (w *Writer) AcquireWrite(ctx context.Context, timeout time.Duration) (s *Wr
 	if w.slot.held {
 		return nil, ErrSlotHeld
 	}
-	b, h := w.b, w.b.h
-	n := b.lay.capacity
+	b := w.b
 	wt := newWaiter(ctx, timeout, w.opts)
+	id, err := b.claim(&wt)
+	if err != nil {
+		return nil, err
+	}
+	idx := id % b.lay.capacity
+	e := &b.slots[idx]
+	if err := b.lockSlot(&wt, e, idx); err != nil {
+		return nil, err // id is a hole; see doc.go
+	}
+	if err := b.drain(&wt, e, id); err != nil {
+		return nil, err
+	}
+	storeState(e, stateWriting, 0, 0)
+	w.slot = WriteSlot{w: w, e: e, buf: b.slotBuf(idx), id: id, idx: idx, held: true}
+	return &w.slot, nil
+}
 
-	// 1. Take an id; ordered policies only when the ring has room.
-	var id uint64
+// awaitRelease is the one wait of the writer's steps: it pauses until a reader
+// release (or the deadline) and, when reap is set, looks for dead parties every
+// reap period and once more before giving up. nil means "check again"; otherwise
+// it returns the waiter's ErrTimeout or ctx error.
+func (b *Block) awaitRelease(wt *waiter, seq uint32, reap bool) error {
+	if reap && wt.reapDue() {
+		b.reap()
+		return nil
+	}
+	err := wt.wait(&b.h.releaseSeq, seq, &b.h.releaseWaiters)
+	if err != nil && reap && wt.lastChance() && b.reap() > 0 {
+		return nil
+	}
+	return err
+}
+
+// claim takes the next slot id (write_index++); under the ordered policies only
+// while write_index − read_index < N, so the writer never reaches a slot a reader
+// still needs. On timeout no id is consumed.
+func (b *Block) claim(wt *waiter) (uint64, error) {
+	h := b.h
 	for {
 		seq := atomic.LoadUint32(&h.releaseSeq)
 		wi := atomic.LoadUint64(&h.writeIndex)
-		if !b.sync.ordered() || wi-atomic.LoadUint64(&h.readIndex) < n {
+		if !b.sync.ordered() || wi-atomic.LoadUint64(&h.readIndex) < b.lay.capacity {
 			if atomic.CompareAndSwapUint64(&h.writeIndex, wi, wi+1) {
-				id = wi
-				break
+				return wi, nil
 			}
 			continue
 		}
-		if wt.reapDue() {
-			b.reap()
-			continue
-		}
-		if err := wt.wait(&h.releaseSeq, seq, &h.releaseWaiters); err != nil {
-			if wt.lastChance() && b.reap() > 0 {
-				continue
-			}
+		if err := b.awaitRelease(wt, seq, true); err != nil {
 			atomic.AddUint64(&h.writerTimeoutCount, 1)
-			return nil, err
+			return 0, err
 		}
 	}
-	idx := id % n
-	e := &b.slots[idx]
+}
 
-	// 2. Lock the slot (reclaim a dead writer's lock).
+// lockSlot takes slot idx's write lock, reclaiming it from a dead writer.
+func (b *Block) lockSlot(wt *waiter, e *slotEntry, idx uint64) error {
+	h := b.h
 	for {
+		seq := atomic.LoadUint32(&h.releaseSeq)
 		if atomic.CompareAndSwapUint64(&e.writeLock, 0, b.self) {
-			break
+			return nil
 		}
 		holder := atomic.LoadUint64(&e.writeLock)
 		if holder != 0 && !b.alive(holder) {
@@ -111,58 +140,53 @@ func (w *Writer) AcquireWrite(ctx context.Context, timeout time.Duration) (s *Wr
 				atomic.AddUint64(&h.writeLockContention, 1)
 				b.recoveryAction()
 				b.log.Warn("reclaimed write lock of dead writer", "name", b.name, "slot", idx, "holder", unpackString(holder))
-				break
+				return nil
 			}
 			continue
 		}
-		seq := atomic.LoadUint32(&h.releaseSeq)
-		if err := wt.wait(&h.releaseSeq, seq, &h.releaseWaiters); err != nil {
+		if err := b.awaitRelease(wt, seq, false); err != nil {
 			atomic.AddUint64(&h.writerTimeoutCount, 1)
 			atomic.AddUint64(&h.writerLockTimeoutCount, 1)
-			return nil, err // id is a hole; see doc.go
+			return err
 		}
 	}
+}
 
-	// 3. Drain readers of the slot's previous content.
+// drain waits (lock held) until no reader holds the slot's previous content; a
+// COMMITTED slot is DRAINING meanwhile so new readers keep off. On timeout the
+// slot is given back: ordered policies publish id as a skip marker, Latest_only
+// restores the previous state (old data stays valid) and unlocks.
+func (b *Block) drain(wt *waiter, e *slotEntry, id uint64) error {
+	h := b.h
 	state, _, _ := loadState(e)
 	drained := state == stateCommitted
 	if drained {
 		storeState(e, stateDraining, 0, 0)
 	}
-	if atomic.LoadUint32(&e.readerCount) != 0 {
-		storeState(e, stateOf(drained, state), 1, 0)
-		for {
-			seq := atomic.LoadUint32(&h.releaseSeq)
-			if atomic.LoadUint32(&e.readerCount) == 0 {
-				break
-			}
-			if wt.reapDue() {
-				b.reap()
-				continue
-			}
-			if err := wt.wait(&h.releaseSeq, seq, &h.releaseWaiters); err != nil {
-				if wt.lastChance() && b.reap() > 0 {
-					continue
+	if atomic.LoadUint32(&e.readerCount) == 0 {
+		return nil
+	}
+	storeState(e, stateOf(drained, state), 1, 0)
+	for {
+		seq := atomic.LoadUint32(&h.releaseSeq)
+		if atomic.LoadUint32(&e.readerCount) == 0 {
+			return nil
+		}
+		if err := b.awaitRelease(wt, seq, true); err != nil {
+			atomic.AddUint64(&h.writerTimeoutCount, 1)
+			atomic.AddUint64(&h.writerReaderTimeoutCount, 1)
+			if b.sync.ordered() {
+				b.markSkipped(e, id)
+			} else {
+				if drained {
+					state = stateCommitted
 				}
-				atomic.AddUint64(&h.writerTimeoutCount, 1)
-				atomic.AddUint64(&h.writerReaderTimeoutCount, 1)
-				if b.sync.ordered() {
-					b.markSkipped(e, id)
-				} else {
-					if drained {
-						storeState(e, stateCommitted, 0, 0)
-					} else {
-						storeState(e, state, 0, 0)
-					}
-					atomic.StoreUint64(&e.writeLock, 0)
-				}
-				return nil, err
+				storeState(e, state, 0, 0)
+				atomic.StoreUint64(&e.writeLock, 0)
 			}
+			return err
 		}
 	}
-	storeState(e, stateWriting, 0, 0)
-	w.slot = WriteSlot{w: w, e: e, buf: b.slotBuf(idx), id: id, idx: idx, held: true}
-	return &w.slot, nil
 }
 
 func stateOf(drained bool, state uint8) uint8 {
