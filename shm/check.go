@@ -95,8 +95,18 @@ func (b *Block) Check(repair bool) (r CheckReport, err error) {
 		r.addf("read_index %d > write_index %d", ri, wi)
 	}
 	for i := range h.consumers {
-		if id := atomic.LoadUint64(&h.consumers[i].id); id != 0 && id != reclaiming && !b.alive(id) {
+		c := &h.consumers[i]
+		switch id := atomic.LoadUint64(&c.id); {
+		case id == reclaiming:
+			if since := atomic.LoadUint64(&c.lastHB); uint64(monoNow())-since >= stuckReclaim {
+				r.addf("consumer entry %d stuck at the reclaiming sentinel", i)
+			}
+		case id != 0 && !b.alive(id):
 			r.addf("consumer entry %d held by dead process %s", i, unpackString(id))
+		case id != 0 && b.sync == SyncReader:
+			if p := atomic.LoadUint64(&h.syncPositions[i]); p > wi {
+				r.addf("consumer entry %d: position %d > write_index %d", i, p, wi)
+			}
 		}
 	}
 	for i := range b.slots {
@@ -109,8 +119,10 @@ func (b *Block) Check(repair bool) (r CheckReport, err error) {
 		if lock := atomic.LoadUint64(&e.writeLock); lock != 0 && !b.alive(lock) {
 			r.addf("slot %d: write lock held by dead writer %s", i, unpackString(lock))
 		}
-		if rc := atomic.LoadUint32(&e.readerCount); rc > 64 {
+		if rc := atomic.LoadUint32(&e.readerCount); rc > maxPlausibleReaders {
 			r.addf("slot %d: implausible reader count %d", i, rc)
+		} else if rc, held, bad := b.unownedReaders(e, uint64(i)); bad {
+			r.addf("slot %d: reader count %d, but registered consumers hold it %d times", i, rc, held)
 		}
 		if b.csum == ChecksumNone || state != stateCommitted || skipped == 1 {
 			continue

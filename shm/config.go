@@ -188,6 +188,11 @@ type AttachOptions struct {
 	// FlexSchema / SlotSchema, when set, must match the stored hashes (and for the
 	// slot schema the major version).
 	FlexSchema, SlotSchema *Schema
+	// RequireChecksum, when set, must equal the segment's checksum policy
+	// (ErrConfigMismatch otherwise). The policy word is not covered by the layout
+	// checksum (spec §12.5), so a consumer that relies on verification says so
+	// here. ChecksumDefault accepts any policy.
+	RequireChecksum ChecksumPolicy
 	// InitWait bounds the wait for the creator's magic number; 0 = 5 s.
 	InitWait time.Duration
 	Logger   *slog.Logger // nil = discard

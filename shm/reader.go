@@ -2,6 +2,7 @@ package shm
 
 import (
 	"context"
+	"fmt"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,9 @@ func (b *Block) NewReader(opts ReaderOptions) (r *Reader, err error) {
 	}
 	if !b.diag {
 		r.entry = b.registerConsumer(opts.UID, opts.Name)
+		if r.entry < 0 && b.reapConsumers() > 0 { // entries of dead consumers (Latest_only never blocks to reap)
+			r.entry = b.registerConsumer(opts.UID, opts.Name)
+		}
 		if r.entry < 0 {
 			b.log.Warn("consumer heartbeat pool full", "name", b.name)
 		}
@@ -97,19 +101,28 @@ func (b *Block) registerConsumer(uid, name string) int {
 	return -1
 }
 
-// unregisterConsumer frees entry i (ours) and recomputes the Sync_reader tail.
+// unregisterConsumer frees entry i if it is still ours (marked reclaiming while
+// cleared, so nobody takes it half-cleared), and recomputes the Sync_reader tail.
+// An entry taken over by another consumer is left alone.
 func (b *Block) unregisterConsumer(i int) {
 	if i < 0 {
 		return
 	}
 	h := b.h
 	c := &h.consumers[i]
+	atomic.StoreUint64(&c.lastHB, uint64(monoNow())) // no reaper takes it for stuck meanwhile
+	if !atomic.CompareAndSwapUint64(&c.id, b.self, reclaiming) {
+		b.log.Warn("consumer heartbeat entry no longer ours at close; left alone", "name", b.name, "entry", i)
+		return
+	}
 	clear(c.uid[:])
 	clear(c.name[:])
-	atomic.StoreUint64(&h.syncPositions[i], 0)
-	if atomic.CompareAndSwapUint64(&c.id, b.self, 0) {
-		decSat(&h.activeConsumer)
+	for k := range c.held {
+		atomic.StoreUint64(&c.held[k], 0)
 	}
+	atomic.StoreUint64(&h.syncPositions[i], 0)
+	atomic.StoreUint64(&c.id, 0)
+	decSat(&h.activeConsumer)
 	if b.sync == SyncReader {
 		b.recomputeReadIndex()
 	}
@@ -188,6 +201,9 @@ func (r *Reader) attempt() (s *ReadSlot, retry bool, err error) {
 		atomic.AddUint64(&r.b.h.slotAcquireErrors, 1)
 		return nil, false, ErrNoConsumerEntry
 	}
+	if err := r.checkEntry(); err != nil {
+		return nil, false, err
+	}
 	slot := -1
 	for i := range r.held {
 		if !r.held[i].active {
@@ -198,31 +214,51 @@ func (r *Reader) attempt() (s *ReadSlot, retry bool, err error) {
 	if slot < 0 {
 		return nil, false, ErrSlotHeld
 	}
-	next, ok := r.next()
-	if !ok {
-		return nil, false, nil
+	next, ok, err := r.next()
+	if !ok || err != nil {
+		return nil, false, err
 	}
 	s, retry = r.tryAcquire(next, slot)
 	return s, retry, nil
 }
 
-// next chooses the id to read by policy (§8); false when there is none.
-func (r *Reader) next() (uint64, bool) {
+// next chooses the id to read by policy (§8); false when there is none. Indices
+// no party produces (commit_index at or beyond write_index, read_index or the
+// cursor beyond it) are ErrCorrupt: waiting for them would never end. write_index
+// is loaded last, so legitimate values always pass.
+func (r *Reader) next() (uint64, bool, error) {
 	h := r.b.h
 	c := atomic.LoadUint64(&h.commitIndex)
 	if c == invalidID {
-		return 0, false
+		return 0, false, nil
 	}
+	id, field := c, "commit_index"
 	switch r.b.sync {
-	case LatestOnly:
-		return c, c != r.lastConsumed
 	case SingleReader:
-		ri := atomic.LoadUint64(&h.readIndex)
-		return ri, c >= ri
-	default:
-		p := atomic.LoadUint64(&h.syncPositions[r.entry])
-		return p, c >= p
+		id, field = atomic.LoadUint64(&h.readIndex), "read_index"
+	case SyncReader:
+		id, field = atomic.LoadUint64(&h.syncPositions[r.entry]), "position"
 	}
+	if wi := atomic.LoadUint64(&h.writeIndex); c >= wi || id > wi {
+		if c >= wi {
+			return 0, false, r.b.corrupt("commit_index %d ≥ write_index %d", c, wi)
+		}
+		return 0, false, r.b.corrupt("%s %d > write_index %d (consumer entry %d)", field, id, wi, r.entry)
+	}
+	if r.b.sync == LatestOnly {
+		return c, c != r.lastConsumed, nil
+	}
+	return id, c >= id, nil
+}
+
+// checkEntry reports ErrEntryLost when this Reader's heartbeat entry no longer
+// holds our identity (it was reclaimed and may belong to another consumer now).
+func (r *Reader) checkEntry() error {
+	if r.entry < 0 || atomic.LoadUint64(&r.b.h.consumers[r.entry].id) == r.b.self {
+		return nil
+	}
+	return fmt.Errorf("%s: %w: entry %d now holds %s", r.b.name, ErrEntryLost, r.entry,
+		unpackString(atomic.LoadUint64(&r.b.h.consumers[r.entry].id)))
 }
 
 // tryAcquire makes one attempt at slot id next. retry reports that the caller should
@@ -272,8 +308,10 @@ func (r *Reader) advance(id uint64) {
 	case SingleReader:
 		maxStore(&h.readIndex, id+1)
 	case SyncReader:
-		maxStore(&h.syncPositions[r.entry], id+1)
-		b.recomputeReadIndex()
+		if r.checkEntry() == nil {
+			maxStore(&h.syncPositions[r.entry], id+1)
+			b.recomputeReadIndex()
+		}
 	}
 	b.wakeWriters()
 }
@@ -293,7 +331,7 @@ func (r *Reader) recordHold(idx uint64) int {
 }
 
 func (r *Reader) clearHold(k int) {
-	if k >= 0 && r.entry >= 0 {
+	if k >= 0 && r.checkEntry() == nil {
 		atomic.StoreUint64(&r.b.h.consumers[r.entry].held[k], 0)
 	}
 }
@@ -379,6 +417,9 @@ func (s *ReadSlot) release(explicit, anyway bool) (err error) {
 		}
 	}
 	r.clearHold(s.hold)
+	if err == nil {
+		err = r.checkEntry()
+	}
 	if explicit {
 		if err == nil {
 			atomic.AddUint64(&h.totalSlotsRead, 1)
@@ -401,6 +442,9 @@ func (r *Reader) Heartbeat() (err error) {
 	defer r.mu.Unlock()
 	if r.closed || r.b.closed.Load() {
 		return ErrClosed
+	}
+	if err := r.checkEntry(); err != nil {
+		return err
 	}
 	if r.entry >= 0 {
 		atomic.StoreUint64(&r.b.h.consumers[r.entry].lastHB, uint64(monoNow()))

@@ -2,6 +2,8 @@ package shm
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -81,7 +83,7 @@ func (w *Writer) AcquireWrite(ctx context.Context, timeout time.Duration) (s *Wr
 	if err := b.lockSlot(&wt, e, idx); err != nil {
 		return nil, err // id is a hole; see doc.go
 	}
-	if err := b.drain(&wt, e, id); err != nil {
+	if err := b.drain(&wt, e, id, idx); err != nil {
 		return nil, err
 	}
 	storeState(e, stateWriting, 0, 0)
@@ -107,17 +109,25 @@ func (b *Block) awaitRelease(wt *waiter, seq uint32, reap bool) error {
 
 // claim takes the next slot id (write_index++); under the ordered policies only
 // while write_index − read_index < N, so the writer never reaches a slot a reader
-// still needs. On timeout no id is consumed.
+// still needs. On timeout no id is consumed. Indices no writer or reader
+// produces (read_index beyond write_index, more than N in flight) are ErrCorrupt.
 func (b *Block) claim(wt *waiter) (uint64, error) {
 	h := b.h
 	for {
 		seq := atomic.LoadUint32(&h.releaseSeq)
 		wi := atomic.LoadUint64(&h.writeIndex)
-		if !b.sync.ordered() || wi-atomic.LoadUint64(&h.readIndex) < b.lay.capacity {
+		ri := wi
+		if b.sync.ordered() {
+			ri = atomic.LoadUint64(&h.readIndex)
+		}
+		if wi-ri < b.lay.capacity {
 			if atomic.CompareAndSwapUint64(&h.writeIndex, wi, wi+1) {
 				return wi, nil
 			}
 			continue
+		}
+		if err := b.checkRing(wi, ri); err != nil {
+			return 0, err
 		}
 		if err := b.awaitRelease(wt, seq, true); err != nil {
 			atomic.AddUint64(&h.writerTimeoutCount, 1)
@@ -155,8 +165,10 @@ func (b *Block) lockSlot(wt *waiter, e *slotEntry, idx uint64) error {
 // drain waits (lock held) until no reader holds the slot's previous content; a
 // COMMITTED slot is DRAINING meanwhile so new readers keep off. On timeout the
 // slot is given back: ordered policies publish id as a skip marker, Latest_only
-// restores the previous state (old data stays valid) and unlocks.
-func (b *Block) drain(wt *waiter, e *slotEntry, id uint64) error {
+// restores the previous state (old data stays valid) and unlocks. A reader count
+// no set of readers can reach, or one that no registered consumer accounts for
+// when the wait gives up, is ErrCorrupt (the slot is given back the same way).
+func (b *Block) drain(wt *waiter, e *slotEntry, id, idx uint64) error {
 	h := b.h
 	state, _, _ := loadState(e)
 	drained := state == stateCommitted
@@ -169,24 +181,94 @@ func (b *Block) drain(wt *waiter, e *slotEntry, id uint64) error {
 	storeState(e, stateOf(drained, state), 1, 0)
 	for {
 		seq := atomic.LoadUint32(&h.releaseSeq)
-		if atomic.LoadUint32(&e.readerCount) == 0 {
+		rc := atomic.LoadUint32(&e.readerCount)
+		if rc == 0 {
 			return nil
+		}
+		if rc > maxPlausibleReaders {
+			b.undrain(e, id, drained, state)
+			return b.corrupt("reader_count %d on slot %d exceeds %d, the most readers can hold", rc, idx, maxPlausibleReaders)
 		}
 		if err := b.awaitRelease(wt, seq, true); err != nil {
 			atomic.AddUint64(&h.writerTimeoutCount, 1)
 			atomic.AddUint64(&h.writerReaderTimeoutCount, 1)
-			if b.sync.ordered() {
-				b.markSkipped(e, id)
-			} else {
-				if drained {
-					state = stateCommitted
-				}
-				storeState(e, state, 0, 0)
-				atomic.StoreUint64(&e.writeLock, 0)
+			b.undrain(e, id, drained, state)
+			if rc, held, bad := b.unownedReaders(e, idx); bad {
+				return b.corrupt("reader_count %d on slot %d, but registered consumers hold it %d times", rc, idx, held)
 			}
 			return err
 		}
 	}
+}
+
+// undrain gives slot e back after a failed drain (lock held by us): ordered
+// policies publish id as a skip marker; Latest_only restores the state the slot
+// had (a drained slot is COMMITTED again, its old data still valid) and unlocks.
+func (b *Block) undrain(e *slotEntry, id uint64, drained bool, state uint8) {
+	if b.sync.ordered() {
+		b.markSkipped(e, id)
+		return
+	}
+	if drained {
+		state = stateCommitted
+	}
+	storeState(e, state, 0, 0)
+	atomic.StoreUint64(&e.writeLock, 0)
+}
+
+// checkRing reports ordered indices that no party produces; wi was loaded before
+// ri. A read_index beyond a write_index loaded after it, or more than N ids in
+// flight, never clears by waiting.
+func (b *Block) checkRing(wi, ri uint64) error {
+	if wi2 := atomic.LoadUint64(&b.h.writeIndex); ri > wi2 {
+		return b.corrupt("read_index %d > write_index %d", ri, wi2)
+	}
+	if ri <= wi && wi-ri > b.lay.capacity {
+		return b.corrupt("write_index %d − read_index %d > capacity %d", wi, ri, b.lay.capacity)
+	}
+	return nil
+}
+
+// unownedReaders reports a reader count of slot idx above the holds registered
+// consumers record on it, seen twice (a reader between recording its hold and
+// counting itself, or the reverse at release, is not mistaken for one).
+func (b *Block) unownedReaders(e *slotEntry, idx uint64) (rc, held uint32, bad bool) {
+	for range 2 {
+		held = b.holdsOn(idx)
+		rc = atomic.LoadUint32(&e.readerCount)
+		if rc <= held {
+			return rc, held, false
+		}
+		runtime.Gosched()
+	}
+	return rc, held, true
+}
+
+// holdsOn counts the holds registered consumers record on slot idx.
+func (b *Block) holdsOn(idx uint64) uint32 {
+	n := uint32(0)
+	for i := range b.h.consumers {
+		c := &b.h.consumers[i]
+		if atomic.LoadUint64(&c.id) == 0 {
+			continue
+		}
+		for k := range c.held {
+			if atomic.LoadUint64(&c.held[k]) == idx+1 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// corrupt counts and logs a control-zone corruption found by a wait and returns
+// ErrCorrupt wrapped with what was found.
+func (b *Block) corrupt(format string, a ...any) error {
+	err := fmt.Errorf("%s: %w: "+format, append([]any{b.name, ErrCorrupt}, a...)...)
+	atomic.AddUint64(&b.h.slotAcquireErrors, 1)
+	atomic.StoreUint64(&b.h.lastErrorTimestampNs, uint64(monoNow()))
+	b.log.Error("control zone corrupt", "name", b.name, "err", err)
+	return err
 }
 
 func stateOf(drained bool, state uint8) uint8 {
@@ -198,24 +280,35 @@ func stateOf(drained bool, state uint8) uint8 {
 
 // markSkipped publishes id as a skip marker in e (lock held by us): ordered readers
 // step over it instead of waiting for a commit that never comes. Releases the lock.
+// (A corrupt commit_index found on the way is repaired and logged.)
 func (b *Block) markSkipped(e *slotEntry, id uint64) {
 	atomic.StoreUint64(&e.id, id)
 	atomic.AddUint64(&e.generation, 1)
 	storeState(e, stateCommitted, 0, 1)
-	b.publishCommit(id)
+	_ = b.publishCommit(id)
 	atomic.StoreUint64(&e.writeLock, 0)
 	b.wakeReaders()
 }
 
-// publishCommit stores commit_index = id (never moving it backwards past a skip).
-func (b *Block) publishCommit(id uint64) {
+// publishCommit stores commit_index = id, never moving it back past a newer commit
+// of another writer. A commit_index at or beyond write_index was never published
+// by a writer (a scribble, e.g. near 2^64, would otherwise hold every later commit
+// back for good): it is set to id and reported as ErrCorrupt.
+func (b *Block) publishCommit(id uint64) error {
 	for {
 		c := atomic.LoadUint64(&b.h.commitIndex)
-		if c != invalidID && c >= id {
-			return
+		if c == invalidID || c < id {
+			if atomic.CompareAndSwapUint64(&b.h.commitIndex, c, id) {
+				return nil
+			}
+			continue
+		}
+		if wi := atomic.LoadUint64(&b.h.writeIndex); c < wi {
+			return nil // a newer commit by another writer
 		}
 		if atomic.CompareAndSwapUint64(&b.h.commitIndex, c, id) {
-			return
+			b.recoveryAction()
+			return b.corrupt("commit_index %d ≥ write_index %d; set back to %d", c, atomic.LoadUint64(&b.h.writeIndex), id)
 		}
 	}
 }
@@ -271,7 +364,9 @@ func (s *WriteSlot) UpdateChecksum() (err error) {
 // Release publishes a committed slot (checksums under Enforced, generation++,
 // COMMITTED, commit_index, producer heartbeat, unlock), or aborts an uncommitted one
 // (Latest_only: FREE; ordered policies: a skip marker, so readers do not stall).
-// Idempotent: releasing a released handle returns nil.
+// Idempotent: releasing a released handle returns nil. ErrCorrupt means the slot
+// was published but commit_index had been scribbled beyond write_index and was
+// set back.
 func (s *WriteSlot) Release() (err error) {
 	defer guard(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
@@ -305,12 +400,12 @@ func (s *WriteSlot) Release() (err error) {
 	atomic.StoreUint64(&e.id, s.id)
 	atomic.AddUint64(&e.generation, 1)
 	storeState(e, stateCommitted, 0, 0)
-	b.publishCommit(s.id) // several writers may commit out of order: never move back
+	cerr := b.publishCommit(s.id) // several writers may commit out of order: never move back
 	atomic.AddUint64(&h.totalSlotsWritten, 1)
 	b.producerHeartbeat()
 	atomic.StoreUint64(&e.writeLock, 0)
 	b.wakeReaders()
-	return nil
+	return cerr // the slot is published even when commit_index had to be repaired
 }
 
 // Abort releases the slot without publishing it (as Release without Commit).
