@@ -13,6 +13,10 @@
 //     read it with shm.InspectFile (pread, no mapping, no secret, no party
 //     registered) and change bytes at the offsets it gives with pwrite, so a bad
 //     segment cannot fault us and a layout change in shm cannot silently miss.
+//   - Control-zone scribbles (control_zone.go): CorruptControl changes one word
+//     of a live segment's control zone as a process of the same user could
+//     (targets: indices, reader_counts, locks, heartbeats, random), at the
+//     offset shm.Inspection.Offset gives; the corrupt_control fault kind.
 //   - Lock reclaim (reclaim.go): WatchLock attaches to a real segment with its
 //     secret (through shm, mapped) while a slot's write lock holder is alive and
 //     notes the holder and the recovery counters; after the holder's death

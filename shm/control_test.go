@@ -370,3 +370,21 @@ func TestCheckReportsScribbles(t *testing.T) {
 	}
 	atomic.StoreUint64(&b.h.consumers[5].id, 0)
 }
+
+// A write lock scribbled with the identity of a live process that never wrote
+// here is reported when the lock wait gives up, instead of ErrTimeout every lap.
+func TestForeignLiveLockHolder(t *testing.T) {
+	forBackings(t, func(t *testing.T, mk func(*testing.T, Config) *Block) {
+		b := mk(t, testConfig(2, LatestOnly))
+		w := mustWriter(t, b)
+		writeSeq(t, w, 0, time.Second)
+		atomic.StoreUint64(&b.slots[1].writeLock, foreignID(t))
+		start := time.Now()
+		err := writeSeq(t, w, 1, 100*time.Millisecond)
+		fastCorrupt(t, "writer", start, err, "write_lock of slot 1")
+		if err := writeSeq(t, w, 2, time.Second); err != nil { // slot 0: the channel goes on
+			t.Fatalf("next write: %v", err)
+		}
+		atomic.StoreUint64(&b.slots[1].writeLock, 0)
+	})
+}

@@ -183,3 +183,64 @@ func consumerAt(h *header, i int, withReclaiming bool) (ConsumerInfo, bool) {
 	info.Pid, info.StartTime = pi.Pid, pi.StartTime
 	return info, true
 }
+
+// ControlWord names one word of the control zone, for tools that must point at
+// it (fault injectors, forensics) without copying the layout.
+type ControlWord int
+
+// Control words. The per-slot words take a slot index, the per-consumer words a
+// heartbeat entry index; the header words ignore the index.
+const (
+	WordWriteIndex      ControlWord = iota // header write_index, 8 bytes
+	WordCommitIndex                        // header commit_index, 8 bytes
+	WordReadIndex                          // header read_index, 8 bytes
+	WordSlotWriteLock                      // slot entry write_lock (packed identity), 8 bytes
+	WordSlotReaderCount                    // slot entry reader_count, 4 bytes
+	WordConsumerID                         // heartbeat entry id (packed identity, 0 free), 8 bytes
+	WordSyncPosition                       // Sync_reader cursor of a heartbeat entry, 8 bytes
+)
+
+func (w ControlWord) String() string {
+	names := [...]string{"write_index", "commit_index", "read_index", "write_lock", "reader_count", "consumer_id", "position"}
+	if w < 0 || int(w) >= len(names) {
+		return fmt.Sprintf("ControlWord(%d)", int(w))
+	}
+	return names[w]
+}
+
+// Offset returns the file offset and size in bytes of word w (of slot or
+// heartbeat entry i where it has one). ErrRange for an index outside the
+// segment's slots or entries, or an unknown word.
+func (in *Inspection) Offset(w ControlWord, i int) (int64, int, error) {
+	offs := headerOffsets()
+	at := func(key string) int64 { return int64(offs[key][0]) }
+	slot := func(key string) (int64, int, error) {
+		if i < 0 || uint64(i) >= in.Capacity {
+			return 0, 0, fmt.Errorf("%w: slot %d of %d", ErrRange, i, in.Capacity)
+		}
+		return headerSize + int64(i)*slotEntrySize + at(key), int(offs[key][1]), nil
+	}
+	entry := func(base int64, stride int64, size int) (int64, int, error) {
+		if i < 0 || i >= maxConsumers {
+			return 0, 0, fmt.Errorf("%w: heartbeat entry %d of %d", ErrRange, i, maxConsumers)
+		}
+		return base + int64(i)*stride, size, nil
+	}
+	switch w {
+	case WordWriteIndex:
+		return at("write_index"), 8, nil
+	case WordCommitIndex:
+		return at("commit_index"), 8, nil
+	case WordReadIndex:
+		return at("read_index"), 8, nil
+	case WordSlotWriteLock:
+		return slot("slot.write_lock")
+	case WordSlotReaderCount:
+		return slot("slot.reader_count")
+	case WordConsumerID:
+		return entry(at("consumer_heartbeats")+at("consumer.id"), int64(offs["sizeof.consumer_entry"][1]), 8)
+	case WordSyncPosition:
+		return entry(at("reserved.sync_positions"), 8, 8)
+	}
+	return 0, 0, fmt.Errorf("%w: control word %v", ErrRange, w)
+}

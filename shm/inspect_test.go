@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -106,6 +107,56 @@ func TestInspectRejects(t *testing.T) {
 		binary.LittleEndian.PutUint32(hdr[164:], c.capacity)
 		if _, err := InspectFile(write(c.name, hdr)); !errors.Is(err, ErrCorruptHeader) {
 			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+}
+
+// Offset points at the words the mapped Block uses: a value written at the
+// offset through the file is what the mapping reads.
+func TestInspectOffsets(t *testing.T) {
+	b := createT(t, testConfig(4, SyncReader))
+	in, err := Inspect(b.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(b.path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for k, c := range []struct {
+		w    ControlWord
+		i    int
+		read func() uint64
+	}{
+		{WordWriteIndex, 0, func() uint64 { return atomic.LoadUint64(&b.h.writeIndex) }},
+		{WordCommitIndex, 0, func() uint64 { return atomic.LoadUint64(&b.h.commitIndex) }},
+		{WordReadIndex, 0, func() uint64 { return atomic.LoadUint64(&b.h.readIndex) }},
+		{WordSlotWriteLock, 3, func() uint64 { return atomic.LoadUint64(&b.slots[3].writeLock) }},
+		{WordSlotReaderCount, 2, func() uint64 { return uint64(atomic.LoadUint32(&b.slots[2].readerCount)) }},
+		{WordConsumerID, 5, func() uint64 { return atomic.LoadUint64(&b.h.consumers[5].id) }},
+		{WordSyncPosition, 7, func() uint64 { return atomic.LoadUint64(&b.h.syncPositions[7]) }},
+	} {
+		off, size, err := in.Offset(c.w, c.i)
+		if err != nil {
+			t.Fatalf("%v[%d]: %v", c.w, c.i, err)
+		}
+		want := uint64(0x1000 + k)
+		buf := binary.LittleEndian.AppendUint64(nil, want)[:size]
+		if _, err := f.WriteAt(buf, off); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.read(); got != want {
+			t.Errorf("%v[%d] at offset %d: mapping reads %#x, want %#x", c.w, c.i, off, got, want)
+		}
+	}
+	atomic.StoreUint64(&b.h.consumers[5].id, 0)
+	for _, c := range []struct {
+		w ControlWord
+		i int
+	}{{WordSlotWriteLock, 4}, {WordSlotReaderCount, -1}, {WordConsumerID, 8}, {ControlWord(99), 0}} {
+		if _, _, err := in.Offset(c.w, c.i); !errors.Is(err, ErrRange) {
+			t.Errorf("%v[%d]: %v, want ErrRange", c.w, c.i, err)
 		}
 	}
 }

@@ -157,6 +157,9 @@ func (b *Block) lockSlot(wt *waiter, e *slotEntry, idx uint64) error {
 		if err := b.awaitRelease(wt, seq, false); err != nil {
 			atomic.AddUint64(&h.writerTimeoutCount, 1)
 			atomic.AddUint64(&h.writerLockTimeoutCount, 1)
+			if holder := atomic.LoadUint64(&e.writeLock); b.foreignHolder(holder) {
+				return b.corrupt("write_lock of slot %d held by live %s, neither this segment's creator, its producer nor us", idx, unpackString(holder))
+			}
 			return err
 		}
 	}
@@ -214,6 +217,14 @@ func (b *Block) undrain(e *slotEntry, id uint64, drained bool, state uint8) {
 	}
 	storeState(e, state, 0, 0)
 	atomic.StoreUint64(&e.writeLock, 0)
+}
+
+// foreignHolder reports a write lock held, through a whole lock wait, by a live
+// process that never wrote here: not us, not the creator, not the process of the
+// producer heartbeat (the last one to commit).
+func (b *Block) foreignHolder(holder uint64) bool {
+	return holder != 0 && holder != b.self && holder != atomic.LoadUint64(&b.h.creatorID) &&
+		holder != atomic.LoadUint64(&b.h.producerID) && b.alive(holder)
 }
 
 // checkRing reports ordered indices that no party produces; wi was loaded before
