@@ -178,12 +178,20 @@ func (r *Reader) AcquireRead(ctx context.Context, timeout time.Duration) (s *Rea
 			continue
 		}
 		retries = 0
-		if b.sync.ordered() && wt.reapDue() {
-			b.reap()
+		if wt.reapDue() { // blocked a while: look for corruption and the dead
+			if err := r.checkIndices(); err != nil {
+				return nil, err
+			}
+			if b.sync.ordered() {
+				b.reap()
+			}
 			continue
 		}
 		// r.mu is not held while waiting: another goroutine may release a slot.
 		if err := wt.wait(word, seen, &h.commitWaiters); err != nil {
+			if cerr := r.checkIndices(); cerr != nil {
+				return nil, cerr
+			}
 			atomic.AddUint64(&h.readerTimeoutCount, 1)
 			return nil, err
 		}
@@ -214,47 +222,73 @@ func (r *Reader) attempt() (s *ReadSlot, retry bool, err error) {
 	if slot < 0 {
 		return nil, false, ErrSlotHeld
 	}
-	next, ok, err := r.next()
-	if !ok || err != nil {
-		return nil, false, err
+	next, ok := r.next()
+	if !ok {
+		return nil, false, nil
 	}
 	s, retry = r.tryAcquire(next, slot)
 	return s, retry, nil
 }
 
-// next chooses the id to read by policy (§8); false when there is none. Indices
-// no party produces (commit_index at or beyond write_index, read_index or the
-// cursor beyond it) are ErrCorrupt: waiting for them would never end. write_index
-// is loaded last, so legitimate values always pass.
-func (r *Reader) next() (uint64, bool, error) {
+// next chooses the id to read by policy (§8); false when there is none.
+func (r *Reader) next() (uint64, bool) {
 	h := r.b.h
 	c := atomic.LoadUint64(&h.commitIndex)
 	if c == invalidID {
-		return 0, false, nil
+		return 0, false
 	}
-	id, field := c, "commit_index"
 	switch r.b.sync {
+	case LatestOnly:
+		return c, c != r.lastConsumed
 	case SingleReader:
-		id, field = atomic.LoadUint64(&h.readIndex), "read_index"
-	case SyncReader:
+		ri := atomic.LoadUint64(&h.readIndex)
+		return ri, c >= ri
+	default:
+		p := atomic.LoadUint64(&h.syncPositions[r.entry])
+		return p, c >= p
+	}
+}
+
+// checkIndices reports indices no party produces (commit_index at or beyond
+// write_index; read_index or this Reader's cursor beyond it) as ErrCorrupt:
+// waiting for them would never end. write_index is loaded last, so legitimate
+// values always pass. It runs only while the Reader waits (write_index lives on
+// the writer's cache line; the read path does not touch it).
+func (r *Reader) checkIndices() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.b.closed.Load() {
+		return nil
+	}
+	h := r.b.h
+	c := atomic.LoadUint64(&h.commitIndex)
+	id, field := uint64(0), "read_index"
+	switch {
+	case r.b.sync == SingleReader:
+		id = atomic.LoadUint64(&h.readIndex)
+	case r.b.sync == SyncReader && r.entry >= 0:
 		id, field = atomic.LoadUint64(&h.syncPositions[r.entry]), "position"
 	}
-	if wi := atomic.LoadUint64(&h.writeIndex); c >= wi || id > wi {
-		if c >= wi {
-			return 0, false, r.b.corrupt("commit_index %d ≥ write_index %d", c, wi)
-		}
-		return 0, false, r.b.corrupt("%s %d > write_index %d (consumer entry %d)", field, id, wi, r.entry)
+	wi := atomic.LoadUint64(&h.writeIndex)
+	if c != invalidID && c >= wi {
+		return r.b.corrupt("commit_index %d ≥ write_index %d", c, wi)
 	}
-	if r.b.sync == LatestOnly {
-		return c, c != r.lastConsumed, nil
+	if id > wi {
+		return r.b.corrupt("%s %d > write_index %d (consumer entry %d)", field, id, wi, r.entry)
 	}
-	return id, c >= id, nil
+	return nil
+}
+
+// ownsEntry reports whether the Reader has no entry or its entry still holds our
+// identity.
+func (r *Reader) ownsEntry() bool {
+	return r.entry < 0 || atomic.LoadUint64(&r.b.h.consumers[r.entry].id) == r.b.self
 }
 
 // checkEntry reports ErrEntryLost when this Reader's heartbeat entry no longer
 // holds our identity (it was reclaimed and may belong to another consumer now).
 func (r *Reader) checkEntry() error {
-	if r.entry < 0 || atomic.LoadUint64(&r.b.h.consumers[r.entry].id) == r.b.self {
+	if r.ownsEntry() {
 		return nil
 	}
 	return fmt.Errorf("%s: %w: entry %d now holds %s", r.b.name, ErrEntryLost, r.entry,
@@ -308,7 +342,7 @@ func (r *Reader) advance(id uint64) {
 	case SingleReader:
 		maxStore(&h.readIndex, id+1)
 	case SyncReader:
-		if r.checkEntry() == nil {
+		if r.ownsEntry() {
 			maxStore(&h.syncPositions[r.entry], id+1)
 			b.recomputeReadIndex()
 		}
@@ -331,7 +365,7 @@ func (r *Reader) recordHold(idx uint64) int {
 }
 
 func (r *Reader) clearHold(k int) {
-	if k >= 0 && r.checkEntry() == nil {
+	if k >= 0 && r.entry >= 0 {
 		atomic.StoreUint64(&r.b.h.consumers[r.entry].held[k], 0)
 	}
 }
@@ -416,8 +450,9 @@ func (s *ReadSlot) release(explicit, anyway bool) (err error) {
 			break
 		}
 	}
-	r.clearHold(s.hold)
-	if err == nil {
+	if r.ownsEntry() {
+		r.clearHold(s.hold)
+	} else if err == nil {
 		err = r.checkEntry()
 	}
 	if explicit {

@@ -140,7 +140,6 @@ func (b *Block) claim(wt *waiter) (uint64, error) {
 func (b *Block) lockSlot(wt *waiter, e *slotEntry, idx uint64) error {
 	h := b.h
 	for {
-		seq := atomic.LoadUint32(&h.releaseSeq)
 		if atomic.CompareAndSwapUint64(&e.writeLock, 0, b.self) {
 			return nil
 		}
@@ -154,6 +153,7 @@ func (b *Block) lockSlot(wt *waiter, e *slotEntry, idx uint64) error {
 			}
 			continue
 		}
+		seq := atomic.LoadUint32(&h.releaseSeq)
 		if err := b.awaitRelease(wt, seq, false); err != nil {
 			atomic.AddUint64(&h.writerTimeoutCount, 1)
 			atomic.AddUint64(&h.writerLockTimeoutCount, 1)
