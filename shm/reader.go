@@ -110,7 +110,9 @@ func (b *Block) unregisterConsumer(i int) {
 	}
 	h := b.h
 	c := &h.consumers[i]
-	atomic.StoreUint64(&c.lastHB, uint64(monoNow())) // no reaper takes it for stuck meanwhile
+	if atomic.LoadUint64(&c.id) == b.self {
+		atomic.StoreUint64(&c.lastHB, uint64(monoNow())) // no reaper takes it for stuck meanwhile
+	}
 	if !atomic.CompareAndSwapUint64(&c.id, b.self, reclaiming) {
 		b.log.Warn("consumer heartbeat entry no longer ours at close; left alone", "name", b.name, "entry", i)
 		return
