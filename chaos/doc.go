@@ -6,15 +6,21 @@
 //
 // What it offers:
 //
-//   - Signals (signal.go): ParseSignal, SignalGroup: kill with any signal, pause
-//     (SIGSTOP) and resume (SIGCONT). They act on a whole process group: every
-//     role process runs in its own group, so helpers it may have spawned are
-//     hit too.
-//   - Segment damage (segment.go): CorruptSlot flips bytes in the payload of
-//     committed slot(s) of a DataBlock in /dev/shm (the checksum path), and
-//     HeldLocks lists the slot write locks and whether their holders live
-//     (after "writer killed holding the lock"). They read the segment without
-//     attaching to it as a party, so a damaged segment cannot fault the engine.
+//   - Signals (signal.go): ParseSignal, SignalGroup: kill with any signal, pause (SIGSTOP) and resume
+//     (SIGCONT). They act on a whole process group: every role process runs in
+//     its own group, so helpers it may have spawned are hit too.
+//   - Segment damage (segment.go): flip bytes in the payload of a committed slot
+//     of a DataBlock in /dev/shm (the checksum path), inspect which slot write
+//     locks are held by dead processes (after "writer killed holding the lock"),
+//     and run shm's integrity check on a segment (CheckSegment, for a killed
+//     producer's segment). The layout has one definition, in shm: the injectors
+//     read it with shm.InspectFile (pread, no mapping, no secret, no party
+//     registered) and change bytes at the offsets it gives with pwrite, so a bad
+//     segment cannot fault us and a layout change in shm cannot silently miss.
+//   - Control-zone scribbles (control_zone.go): CorruptControl changes one word
+//     of a live segment's control zone as a process of the same user could
+//     (targets: indices, reader_counts, locks, heartbeats, random), at the
+//     offset shm.Inspection.Offset gives; the corrupt_control fault kind.
 //   - Lock reclaim (reclaim.go): WatchLock attaches to a real segment with its
 //     secret (through shm, mapped) while a slot's write lock holder is alive and
 //     notes the holder and the recovery counters; after the holder's death

@@ -5,6 +5,7 @@
 //	plh-admin [...] --file PATH
 //	plh-admin [...]                 interactive REPL (line editing and history on a
 //	                                terminal, plain line mode otherwise)
+//	plh-admin check SEGMENT         integrity check of a DataBlock (check.go)
 //
 // Exit status: 0 when the request succeeded (REPL: at :quit or end of input),
 // 1 when it failed or the endpoint could not be reached, 2 on usage errors.
@@ -27,6 +28,9 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
 func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "check" {
+		return runCheck(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("plh-admin", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	endpoint := fs.String("endpoint", envOr("PYLABHUB_ADMIN_ENDPOINT", admin.DefaultEndpoint), "admin endpoint of the hub")
