@@ -11,8 +11,9 @@ import (
 // guard holds the size limits the guard builtins enforce. One guard belongs to
 // one Engine; its builtins run on the engine's execution goroutine only.
 type guard struct {
-	maxLen  int // elements of a list/tuple/dict/set, bytes of a string
-	maxBits int // bits of an integer product
+	maxLen  int      // elements of a list/tuple/dict/set, bytes of a string
+	maxBits int      // bits of an integer product
+	acct    *account // the running request's memory account (nil between requests)
 }
 
 // errTooLarge is the error a guard builtin returns when an operation's result
@@ -30,6 +31,7 @@ func (g *guard) builtins() starlark.StringDict {
 		guardInplace:  starlark.NewBuiltin(guardInplace, g.inplace),
 		guardAugIndex: starlark.NewBuiltin(guardAugIndex, g.augIndex),
 		guardMethod:   starlark.NewBuiltin(guardMethod, g.method),
+		guardCharge:   starlark.NewBuiltin(guardCharge, g.chargeResult),
 	}
 	for _, name := range []string{"list", "tuple", "set", "dict", "sorted", "reversed",
 		"enumerate", "zip", "any", "all", "min", "max"} {
@@ -47,10 +49,16 @@ func (g *guard) builtins() starlark.StringDict {
 func (g *guard) wrapIterables(name string) *starlark.Builtin {
 	real := starlark.Universe[name]
 	return starlark.NewBuiltin(name, func(thread *starlark.Thread, _ *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		total := 0
 		for _, a := range args {
-			if n := starlark.Len(a); n > g.maxLen {
+			n := starlark.Len(a)
+			if n > g.maxLen {
 				return nil, g.errTooLarge(name+"()", n)
 			}
+			total += max(n, 0)
+		}
+		if err := g.reserve(total * hashEntry); err != nil {
+			return nil, err
 		}
 		return starlark.Call(thread, real, args, kwargs)
 	})
@@ -67,6 +75,9 @@ func (g *guard) wrapRepr(name string) *starlark.Builtin {
 			if total > g.maxLen {
 				return nil, g.errTooLarge(name+"()", total)
 			}
+		}
+		if err := g.reserve(total); err != nil {
+			return nil, err
 		}
 		return starlark.Call(thread, real, args, kwargs)
 	})
@@ -97,7 +108,33 @@ func (g *guard) binary(_ *starlark.Thread, _ *starlark.Builtin, args starlark.Tu
 	if err := g.check(op, x, y); err != nil {
 		return nil, err
 	}
+	if err := g.reserve(resultSize(op, x, y)); err != nil {
+		return nil, err
+	}
 	return starlark.Binary(op, x, y)
+}
+
+// resultSize estimates the bytes of x op y for sequences and strings (0 for
+// anything else, whose result is small or accounted after the fact).
+func resultSize(op syntax.Token, x, y starlark.Value) int {
+	elem := func(v starlark.Value) int {
+		switch v.(type) {
+		case *starlark.List, starlark.Tuple:
+			return slotBytes
+		}
+		return 1
+	}
+	switch {
+	case op == syntax.PLUS && isSized(x) && isSized(y):
+		return (starlark.Len(x) + starlark.Len(y)) * elem(x)
+	case op == syntax.STAR && isSized(x):
+		n, _ := starlark.AsInt32(y)
+		return starlark.Len(x) * max(n, 0) * elem(x)
+	case op == syntax.STAR && isSized(y):
+		n, _ := starlark.AsInt32(x)
+		return starlark.Len(y) * max(n, 0) * elem(y)
+	}
+	return 0
 }
 
 // check refuses x op y when the result would exceed the limits.
@@ -179,6 +216,9 @@ func (g *guard) applyInplace(op syntax.Token, x, y starlark.Value) (starlark.Val
 	if err := g.check(op, x, y); err != nil {
 		return nil, err
 	}
+	if err := g.reserve(resultSize(op, x, y)); err != nil {
+		return nil, err
+	}
 	return starlark.Binary(op, x, y)
 }
 
@@ -190,6 +230,9 @@ func (g *guard) extend(l *starlark.List, y starlark.Value) error {
 	n := starlark.Len(y)
 	if n < 0 || l.Len()+n > g.maxLen {
 		return g.errTooLarge("list extension", l.Len()+max(n, 0))
+	}
+	if err := g.reserve((l.Len() + n) * slotBytes); err != nil {
+		return err
 	}
 	elems := make([]starlark.Value, 0, n)
 	it := starlark.Iterate(y)
@@ -270,7 +313,14 @@ func (g *guard) method(thread *starlark.Thread, _ *starlark.Builtin, args starla
 	if err := g.checkMethod(recv, name, rest, kwargs); err != nil {
 		return nil, err
 	}
-	return starlark.Call(thread, fn, rest, kwargs)
+	v, err := starlark.Call(thread, fn, rest, kwargs)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.acct.charge(shallowSize(v)+shallowSize(recv), false); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 func (g *guard) checkMethod(recv starlark.Value, name string, args starlark.Tuple, kwargs []starlark.Tuple) error {
