@@ -100,7 +100,8 @@ func shallowSize(v starlark.Value) uint64 {
 }
 
 // sizer estimates the memory a set of values holds, counting shared containers
-// and long strings once, and stops as soon as the total exceeds max.
+// and long strings once, and stops as soon as the total exceeds max. Scalars are
+// counted as they are met; only containers wait on the stack.
 type sizer struct {
 	seen  map[unsafe.Pointer]bool
 	stack []starlark.Value
@@ -114,13 +115,13 @@ func globalsSize(g, base starlark.StringDict, max uint64) uint64 {
 	s := &sizer{seen: map[unsafe.Pointer]bool{}, max: max}
 	for name, v := range g {
 		if b, ok := base[name]; !ok || b != v {
-			s.stack = append(s.stack, v)
+			s.add(v)
 		}
 	}
 	for len(s.stack) > 0 && s.total <= s.max {
 		v := s.stack[len(s.stack)-1]
 		s.stack = s.stack[:len(s.stack)-1]
-		s.total += s.visit(v)
+		s.expand(v)
 	}
 	return s.total
 }
@@ -134,84 +135,88 @@ func (s *sizer) once(p unsafe.Pointer) bool {
 	return true
 }
 
-// visit returns v's own size (0 when already counted) and queues what it
-// refers to.
-func (s *sizer) visit(v starlark.Value) uint64 {
+// add counts v: a scalar at once (beyond the slot that holds it), a container
+// the first time it is met, its elements later (expand).
+func (s *sizer) add(v starlark.Value) {
 	switch v := v.(type) {
 	case starlark.String:
-		if len(v) >= sharedStrings && !s.once(unsafe.Pointer(unsafe.StringData(string(v)))) {
-			return 0
-		}
-		return uint64(len(v)) + slotBytes
+		s.addBytes(string(v))
 	case starlark.Bytes:
-		if len(v) >= sharedStrings && !s.once(unsafe.Pointer(unsafe.StringData(string(v)))) {
-			return 0
-		}
-		return uint64(len(v)) + slotBytes
+		s.addBytes(string(v))
 	case starlark.Int:
-		return uint64(v.BigInt().BitLen()/8) + slotBytes
+		if _, small := v.Int64(); !small {
+			s.total += uint64(v.BigInt().BitLen()/8) + slotBytes
+		}
 	case starlark.Tuple:
-		if len(v) == 0 || !s.once(unsafe.Pointer(&v[0])) {
-			return 0
+		if len(v) > 0 && s.once(unsafe.Pointer(&v[0])) {
+			s.total += shallowSize(v) + headerBytes
+			s.stack = append(s.stack, v)
 		}
-		s.stack = append(s.stack, v...)
-		return shallowSize(v) + headerBytes
-	case *starlark.List:
-		return s.iterable(unsafe.Pointer(v), v, shallowSize(v))
-	case *starlark.Set:
-		return s.iterable(unsafe.Pointer(v), v, shallowSize(v))
-	case *starlark.Dict:
-		if !s.once(unsafe.Pointer(v)) {
-			return 0
-		}
-		it := v.Iterate()
-		defer it.Done()
-		var k starlark.Value
-		for it.Next(&k) {
-			val, _, _ := v.Get(k)
-			s.stack = append(s.stack, k, val)
-		}
-		return shallowSize(v) + headerBytes
-	case *starlark.Function:
-		return s.function(v)
-	case *starlark.Builtin:
-		if r := v.Receiver(); r != nil {
-			s.stack = append(s.stack, r)
-		}
-		return headerBytes
-	}
-	return slotBytes
-}
-
-func (s *sizer) iterable(p unsafe.Pointer, v starlark.Iterable, own uint64) uint64 {
-	if !s.once(p) {
-		return 0
-	}
-	it := v.Iterate()
-	defer it.Done()
-	var e starlark.Value
-	for it.Next(&e) {
-		s.stack = append(s.stack, e)
-	}
-	return own + headerBytes
-}
-
-// function counts a closure's captured values and parameter defaults.
-func (s *sizer) function(fn *starlark.Function) uint64 {
-	if !s.once(unsafe.Pointer(fn)) {
-		return 0
-	}
-	for i := range fn.NumFreeVars() {
-		if _, v := fn.FreeVar(i); v != nil {
+	case *starlark.List, *starlark.Dict, *starlark.Set, *starlark.Function, *starlark.Builtin:
+		if s.once(pointerOf(v)) {
+			s.total += shallowSize(v) + headerBytes
 			s.stack = append(s.stack, v)
 		}
 	}
-	for i := range fn.NumParams() {
-		if d := fn.ParamDefault(i); d != nil {
-			s.stack = append(s.stack, d)
+}
+
+func (s *sizer) addBytes(b string) {
+	if len(b) < sharedStrings || s.once(unsafe.Pointer(unsafe.StringData(b))) {
+		s.total += uint64(len(b)) + slotBytes
+	}
+}
+
+// pointerOf returns the address of a pointer-shaped value.
+func pointerOf(v starlark.Value) unsafe.Pointer {
+	switch v := v.(type) {
+	case *starlark.List:
+		return unsafe.Pointer(v)
+	case *starlark.Dict:
+		return unsafe.Pointer(v)
+	case *starlark.Set:
+		return unsafe.Pointer(v)
+	case *starlark.Function:
+		return unsafe.Pointer(v)
+	case *starlark.Builtin:
+		return unsafe.Pointer(v)
+	}
+	return nil
+}
+
+// expand counts what container v refers to, stopping once over max.
+func (s *sizer) expand(v starlark.Value) {
+	switch v := v.(type) {
+	case *starlark.Dict:
+		s.each(v, func(k starlark.Value) {
+			val, _, _ := v.Get(k)
+			s.add(val)
+		})
+	case starlark.Iterable: // tuple, list, set
+		s.each(v, nil)
+	case *starlark.Function:
+		for i := range v.NumFreeVars() {
+			_, fv := v.FreeVar(i)
+			s.add(fv)
+		}
+		for i := range v.NumParams() {
+			s.add(v.ParamDefault(i))
+		}
+	case *starlark.Builtin:
+		s.add(v.Receiver())
+	}
+}
+
+// each adds every element of v (and calls also on it), stopping once over max.
+func (s *sizer) each(v starlark.Iterable, also func(starlark.Value)) {
+	it := v.Iterate()
+	defer it.Done()
+	var e starlark.Value
+	for s.total <= s.max && it.Next(&e) {
+		s.add(e)
+		if also != nil {
+			also(e)
 		}
 	}
-	return headerBytes * 4
 }
 
 // capGlobals enforces Limits.MaxGlobals after a request: over the cap, the

@@ -51,10 +51,13 @@ func writeConfig(cfg map[string]any) (dir, path string) {
 }
 
 // launchHub starts plh-hub on cfg without waiting for it to be ready.
-func launchHub(cfg map[string]any) (*support.Proc, string) {
+func launchHub(cfg map[string]any) (*support.Proc, string) { return launchHubBin(bins["plh-hub"], cfg) }
+
+// launchHubBin is launchHub with the hub binary bin.
+func launchHubBin(bin string, cfg map[string]any) (*support.Proc, string) {
 	dir, path := writeConfig(cfg)
 	p, err := support.Start("hub", GinkgoWriter, []string{"PYLABHUB_CONFIG_FILE=" + path},
-		bins["plh-hub"], "--config", path)
+		bin, "--config", path)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() {
 		if done, _ := p.Exited(); !done {
@@ -65,8 +68,11 @@ func launchHub(cfg map[string]any) (*support.Proc, string) {
 }
 
 // startHub starts plh-hub and waits for its ready event.
-func startHub(cfg map[string]any) *hubProc {
-	p, dir := launchHub(cfg)
+func startHub(cfg map[string]any) *hubProc { return startHubBin(bins["plh-hub"], cfg) }
+
+// startHubBin is startHub with the hub binary bin.
+func startHubBin(bin string, cfg map[string]any) *hubProc {
+	p, dir := launchHubBin(bin, cfg)
 	ready := support.WaitEvent(p, "ready", 30*time.Second)
 	h := &hubProc{p: p, dir: dir}
 	h.broker, _ = ready.Fields["endpoint"].(string)
