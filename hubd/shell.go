@@ -101,8 +101,9 @@ func (r *shell) start(ctx context.Context, p Params, svc *broker.Service, ready 
 // listen serves the admin endpoint ep. Without admin.token (and without
 // admin.allow_no_token) it generates a token and keeps it in the endpoint's
 // token file (admin.TokenFile), named in the ready fields as admin_token_file
-// and removed by the returned stop. The default endpoint held by another
-// process only warns (no shell, nothing to stop).
+// and removed by the returned stop. On the default endpoint, being held by
+// another process or a token file that cannot be written only warns (no
+// shell, nothing to stop); on any other endpoint they refuse the start.
 func (r *shell) listen(ep string, p Params, engine *admin.Engine, backend admin.Backend, ready map[string]any) (func(), error) {
 	cfg, log := p.Config, p.Logger.With("module", "admin")
 	token, generate := cfg.Admin.Token, cfg.Admin.Token == "" && !r.settings.AllowNoToken
@@ -133,6 +134,11 @@ func (r *shell) listen(ep string, p Params, engine *admin.Engine, backend admin.
 	}
 	if err != nil {
 		_ = srv.Close()
+		if ep == admin.DefaultEndpoint {
+			log.Warn("admin shell disabled: cannot keep its generated token (set admin.token)", "err", err)
+			delete(ready, "admin_endpoint")
+			return func() {}, nil
+		}
 		return nil, fmt.Errorf("admin token (set admin.token, or admin.allow_no_token): %w", err)
 	}
 	ready["admin_token_file"] = path

@@ -2,6 +2,7 @@ package hubd
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -109,5 +110,21 @@ func TestStartConfiguredTokenNoFile(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(rt, "plh")); len(ents) != 0 {
 		t.Fatalf("files written: %v", ents)
+	}
+}
+
+// A token file that cannot be written refuses the start (configured endpoint):
+// the shell never runs open by accident.
+func TestStartTokenFileUnwritable(t *testing.T) {
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_RUNTIME_DIR", notDir)
+	cfg, bc := loadTestConfig(t, `{"hub":{"broker_endpoint":"tcp://127.0.0.1:0","admin_endpoint":"tcp://127.0.0.1:0"}}`, "")
+	h, err := Start(context.Background(), Params{Config: cfg, Broker: bc, Logger: slog.New(slog.DiscardHandler)})
+	var se *StartError
+	if h != nil || !errors.As(err, &se) || se.Op != "admin" || !errors.Is(err, admin.ErrTokenFile) {
+		t.Fatalf("Start: %v, %v; want an admin StartError wrapping ErrTokenFile", h, err)
 	}
 }

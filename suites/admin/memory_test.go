@@ -39,7 +39,7 @@ var _ = Describe("admin shell memory limits (docs/operations.md)", func() {
 		Expect(err).NotTo(HaveOccurred())
 		h := startHubBin(plain["plh-hub"], hubConfig())
 		pid := h.p.Cmd.Process.Pid
-		c := h.client("")
+		c := h.client(h.token)
 		attacks := []struct{ code, want string }{
 			{"x = [[0]*4000000 for i in range(12)]", "heap grew by more than 256 MiB"},
 			{"x = [[0]*4000000 for i in range(3)]", "globals would hold more than 64 MiB"},
