@@ -31,9 +31,14 @@ func TestEngineRequestAllocationBounded(t *testing.T) {
 		"split() in comprehension":  "x = [s.split(',') for i in range(12)]",
 		"string repeat, dict value": "x = {i: 'y' * 4000000 for i in range(12)}",
 		"tuple() in loop":           "x = []\nfor i in range(12):\n    x.append(tuple(b))",
+		"% in comprehension":        "x = ['%s' % s for i in range(100)]",
+		"replace in comprehension":  "x = [s.replace(',', ';') for i in range(100)]",
+		"upper() in comprehension":  "x = [t.upper() for i in range(100)]",
+		"join in comprehension":     "x = [''.join([s]) for i in range(100)]",
+		"dict() in comprehension":   "x = [dict(d) for i in range(100)]",
 	}
 	e := newTestEngine(t, Limits{MaxSteps: 1 << 40, Timeout: time.Minute, MaxHeapGrowth: limit, MaxGlobals: 64 << 20})
-	mustExec(t, e, "b = [0] * 1000000\nd = {i: i for i in range(100000)}\ns = ',' * 1000000")
+	mustExec(t, e, "b = [0] * 1000000\nd = {i: i for i in range(100000)}\ns = ',' * 1000000\nt = 'a' * 1000000")
 	base := liveHeap()
 	for name, code := range cases {
 		t.Run(name, func(t *testing.T) {
