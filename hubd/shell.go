@@ -187,6 +187,7 @@ func effectiveConfig(cfg *Config, s AdminSettings) any {
 			a["token"] = "<redacted>"
 		}
 		a["startup_script"] = s.StartupScript
+		a["allow_no_token"] = s.AllowNoToken
 	}
 	m["metrics"] = map[string]any{"listen": s.MetricsListen}
 	m["config_dir"] = cfg.ConfigDir
