@@ -80,6 +80,11 @@ func (s *supervisor) start(name, role string, exit scenario.ExitMode, argv []str
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Stderr = logf
+	if role == scenario.HubName {
+		// The hub writes its generated admin token file under XDG_RUNTIME_DIR:
+		// keep it in the run folder, never in the user's home.
+		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+s.logDir)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		logf.Close()

@@ -25,7 +25,7 @@ const (
 // matches; a test keeps it equal to docs/events.md.
 var EventKinds = map[string][]string{
 	// Every process.
-	"ready": {"endpoint", "pubkey", "admin_endpoint", "metrics_addr", "pid", "role", "channel"},
+	"ready": {"endpoint", "pubkey", "admin_endpoint", "admin_token_file", "metrics_addr", "pid", "role", "channel"},
 	"error": {"error", "op"},
 	"exit": {"code", "reason", "written", "read", "lost", "gaps", "reorders", "checksum_errors", "stalls",
 		"signal", "recorded_by"},
