@@ -1,0 +1,57 @@
+package noderole
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/pylabhub/plh/hub"
+)
+
+// This file is Bidir's consumer-to-producer direction: a consumer with
+// --send-rate sends payloads of the usual layout to its producer (written
+// events with upstream = true); the producer verifies them and reports read
+// events with upstream = true and from_pid = the sending consumer's pid.
+
+// sendUpstream starts sending at --send-rate until ctx ends; the returned stop
+// waits for the sender to end.
+func (n *node) sendUpstream(ctx context.Context, c *hub.Consumer) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		interval := time.Duration(float64(time.Second) / n.o.sendRate)
+		buf := make([]byte, n.o.slotSize)
+		start := time.Now()
+		for seq := uint64(0); ; seq++ {
+			tm := time.NewTimer(time.Until(start.Add(time.Duration(seq) * interval)))
+			select {
+			case <-ctx.Done():
+				tm.Stop()
+				return
+			case <-tm.C:
+			}
+			fill(buf, seq)
+			if err := c.Send(buf); err != nil {
+				if errors.Is(err, hub.ErrClosed) {
+					return
+				}
+				n.log.Debug("upstream send", "seq", seq, "err", err)
+				continue // not delivered: the next one goes with a higher sequence
+			}
+			n.up.add(seq, len(buf), -1, 0)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// recordUpstream accounts one payload a Bidir consumer sent (producer side).
+func (n *node) recordUpstream(b []byte) {
+	seq, sent, from, ok := verify(b)
+	if !ok {
+		n.agg.note(func(a *aggregator) { a.checksumErrs++ })
+		n.emit("checksum_error", map[string]any{"channel": n.o.channel, "slot_index": -1, "seq": seq, "source": "pattern", "upstream": true})
+		return
+	}
+	n.up.add(seq, len(b), now()-sent, from)
+}
