@@ -13,20 +13,20 @@ import (
 // Scenario is one scenario file as written (before includes, matrix and seed are
 // resolved). docs/scenarios.md documents every key.
 type Scenario struct {
-	Name           string           `toml:"name"`
-	Description    string           `toml:"description,omitempty"`
-	Seed           *uint64          `toml:"seed,omitempty"`
-	Duration       Duration         `toml:"duration,omitempty"`
-	StartupTimeout Duration         `toml:"startup_timeout,omitempty"`
-	StopGrace      Duration         `toml:"stop_grace,omitempty"`
-	Include        []string         `toml:"include,omitempty"`
-	Hub            *HubSpec         `toml:"hub,omitempty"`
-	Producers      []NodeSpec       `toml:"producers,omitempty"`
-	Consumers      []NodeSpec       `toml:"consumers,omitempty"`
-	Faults         []FaultSpec      `toml:"faults,omitempty"`
-	RandomFaults   []RandomSpec     `toml:"random_faults,omitempty"`
-	Expect         []ExpectSpec     `toml:"expect,omitempty"`
-	Matrix         map[string][]any `toml:"matrix,omitempty"`
+	Name           string                   `toml:"name"`
+	Description    string                   `toml:"description,omitempty"`
+	Seed           *uint64                  `toml:"seed,omitempty"`
+	Duration       Duration                 `toml:"duration,omitempty"`
+	StartupTimeout Duration                 `toml:"startup_timeout,omitempty"`
+	StopGrace      Duration                 `toml:"stop_grace,omitempty"`
+	Include        []string                 `toml:"include,omitempty"`
+	Hub            *HubSpec                 `toml:"hub,omitempty"`
+	Producers      []NodeSpec               `toml:"producers,omitempty"`
+	Consumers      []NodeSpec               `toml:"consumers,omitempty"`
+	Faults         []FaultSpec              `toml:"faults,omitempty"`
+	RandomFaults   []RandomSpec             `toml:"random_faults,omitempty"`
+	Expect         []ExpectSpec             `toml:"expect,omitempty"`
+	Matrix         map[string][]any         `toml:"matrix,omitempty"`
 	Invariants     map[string]InvariantSpec `toml:"invariants,omitempty"`
 }
 

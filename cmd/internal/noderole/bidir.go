@@ -55,3 +55,32 @@ func (n *node) recordUpstream(b []byte) {
 	}
 	n.up.add(seq, len(b), now()-sent, from)
 }
+
+// churn registers and deregisters a consumer of the channel --churn times,
+// one cycle every --churn-every, before the node's own consumer connects:
+// CONSUMER_REG then CONSUMER_DEREG from one live pid with no other
+// registration, no data. It returns early when ctx ends.
+func (n *node) churn(ctx context.Context) {
+	opts := hub.ConsumerOptions{Channel: n.o.channel, ExpectedSchemaHash: schemaHash(n.o.schema), UID: n.o.uid,
+		Name: n.o.name, PeerHeartbeat: -1, Logger: n.log}
+	t := time.NewTicker(n.o.churnEvery)
+	defer t.Stop()
+	done := 0
+	for i := 0; i < n.o.churn; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c, err := n.connect(ctx, opts)
+		if err != nil {
+			n.log.Warn("churn: connect", "cycle", i, "err", err)
+			continue
+		}
+		if err := c.Close(); err != nil {
+			n.log.Warn("churn: close", "cycle", i, "err", err)
+		}
+		done++
+	}
+	n.log.Info("churn done", "cycles", done)
+}

@@ -103,6 +103,9 @@ func (n *node) runConsumer(ctx context.Context) (int, string) {
 		// the run goes on until the broker closes the channel.
 		OnProducerLost: func() { n.emit("producer_lost", map[string]any{"channel": ch}) },
 	}
+	if o.churn > 0 {
+		n.churn(ctx)
+	}
 	cctx, cancel := context.WithTimeout(ctx, o.connectTimeout)
 	c, err := n.connect(cctx, opts)
 	cancel()
@@ -143,6 +146,7 @@ func (n *node) runConsumer(ctx context.Context) (int, string) {
 		stop := n.sendUpstream(rctx, c)
 		defer stop()
 	}
+
 	for o.count == 0 || read < o.count {
 		if ctx.Err() != nil {
 			return n.stopped(ctx)

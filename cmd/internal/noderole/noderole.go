@@ -29,6 +29,8 @@ type options struct {
 	rate, sendRate                                  float64
 	statsInterval                                   time.Duration
 	statusFile                                      string
+	churn                                           int
+	churnEvery                                      time.Duration
 	count                                           uint64
 	delayPerRead, duration, linger                  time.Duration
 	heartbeat, peerHeartbeat, peerTimeout           time.Duration
@@ -86,6 +88,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.sendRate, "send-rate", 0, "Bidir consumer: messages per second sent to the producer (0 = none)")
 	fs.DurationVar(&o.statsInterval, "stats-interval", time.Second, "emit a stats event (goroutines) this often (0 = never)")
 	fs.StringVar(&o.statusFile, "status-file", "", "keep running totals in this file (mapped; read by the engine after a SIGKILL)")
+	fs.IntVar(&o.churn, "churn", 0, "consumer: before connecting, register and deregister a consumer of the channel this many times")
+	fs.DurationVar(&o.churnEvery, "churn-every", 20*time.Millisecond, "consumer: one --churn cycle this often")
 	fs.Uint64Var(&o.count, "count", 0, "producer: messages to write; consumer: messages to read (0 = until stopped)")
 	fs.DurationVar(&o.delayPerRead, "delay-per-read", 0, "consumer: sleep after each read")
 	fs.StringVar(&secret, "secret", "0", "DataBlock shared secret (decimal or 0x hex; consumer: 0 = do not attach)")
@@ -124,6 +128,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("--slots %d below 1", o.slots)
 	case o.rate < 0:
 		return o, fmt.Errorf("--rate %v is negative", o.rate)
+	case o.churn < 0 || o.churnEvery <= 0:
+		return o, fmt.Errorf("--churn %d / --churn-every %v: want churn ≥ 0 and a positive period", o.churn, o.churnEvery)
 	case o.sendRate < 0:
 		return o, fmt.Errorf("--send-rate %v is negative", o.sendRate)
 	}

@@ -14,8 +14,8 @@ import (
 // changes the batch is emitted at once.
 type aggregator struct {
 	n        *node
-	producer bool   // written events, else read events
-	upstream bool   // Bidir's consumer-to-producer direction (events say upstream = true)
+	producer bool        // written events, else read events
+	upstream bool        // Bidir's consumer-to-producer direction (events say upstream = true)
 	status   *statusFile // running totals that survive a SIGKILL (nil: none)
 	quit     chan struct{}
 	done     chan struct{}
