@@ -61,9 +61,4 @@ var _ = Describe("the built-in invariants and the resource watch", func() {
 			"the pidfds go with the process: once every node ended the hub is back at its baseline")
 	}, SpecTimeout(2*time.Minute))
 
-	It("counts a Bidir channel's round-robin delivery and its consumer-to-producer direction", func(ctx SpecContext) {
-		r := runSim(ctx, "run", testdata("bidir_delivery.toml"))
-		r.attach()
-		Expect(r.code).To(Equal(verdict.ExitPass), r.stdout+r.stderr)
-	}, SpecTimeout(2*time.Minute))
 })
