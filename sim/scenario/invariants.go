@@ -5,11 +5,18 @@ import (
 	"strings"
 )
 
-// InvariantSpec is one entry of [invariants]: a built-in invariant turned off,
-// with the reason (required).
+// InvariantSpec is one entry of [invariants]: a built-in invariant turned off
+// (Off: the reason), or kept for every node but those matching Except (globs,
+// with the Reason), for the invariants about nodes (ExceptInvariants).
 type InvariantSpec struct {
-	Off string `toml:"off"`
+	Off    string   `toml:"off,omitempty"`
+	Except []string `toml:"except,omitempty"`
+	Reason string   `toml:"reason,omitempty"`
 }
+
+// ExceptInvariants are the invariants that judge nodes one by one, so a
+// scenario may exempt some (e.g. a consumer not expected to read).
+var ExceptInvariants = []string{"consumers_read", "no_false_death", "ordered_complete"}
 
 // Invariants names the built-in invariants every run is checked against
 // (docs/scenarios.md, "Invariants"); package verdict has one check per name
@@ -31,7 +38,7 @@ var DeliveryModes = []string{"exactly_once", "each"}
 
 // checkInvariants refuses an unknown invariant or one turned off without a
 // reason.
-func (c checker) checkInvariants(inv map[string]InvariantSpec) error {
+func (c checker) checkInvariants(inv map[string]InvariantSpec, roles map[string]string) error {
 	names := make([]string, 0, len(inv))
 	for k := range inv {
 		names = append(names, k)
@@ -41,7 +48,24 @@ func (c checker) checkInvariants(inv map[string]InvariantSpec) error {
 		if !contains(Invariants, k) {
 			return c.errf("invariants."+k, "", "unknown invariant %q (invariants: %s)", k, strings.Join(Invariants, ", "))
 		}
-		if strings.TrimSpace(inv[k].Off) == "" {
+		s := inv[k]
+		switch {
+		case len(s.Except) > 0:
+			if s.Off != "" {
+				return c.errf("invariants."+k, "", "invariant %q: off or except, not both", k)
+			}
+			if !contains(ExceptInvariants, k) {
+				return c.errf("invariants."+k, "", "invariant %q judges no node one by one: except applies to %s", k, strings.Join(ExceptInvariants, ", "))
+			}
+			if strings.TrimSpace(s.Reason) == "" {
+				return c.errf("invariants."+k, "", "invariant %q: except needs the reason (reason = \"…\")", k)
+			}
+			for _, g := range s.Except {
+				if err := c.checkNodeRef(g, roles); err != nil {
+					return c.errf("invariants."+k, g, "except: %v", err)
+				}
+			}
+		case strings.TrimSpace(s.Off) == "":
 			return c.errf("invariants."+k, "", "invariant %q: off needs the reason it is turned off (off = \"…\")", k)
 		}
 	}

@@ -14,6 +14,9 @@ func TestInvariantsAndNewExpectationsValidate(t *testing.T) {
 		name, body string
 		want       []string
 	}{
+		{"except without reason", invHead + "[invariants]\nconsumers_read = { except = [\"c\"] }\n", []string{"except needs the reason"}},
+		{"except of an unknown node", invHead + "[invariants]\nconsumers_read = { except = [\"x*\"], reason = \"r\" }\n", []string{"matches no node"}},
+		{"except on a global invariant", invHead + "[invariants]\nregistry_matches = { except = [\"c\"], reason = \"r\" }\n", []string{"judges no node"}},
 		{"unknown invariant", invHead + "[invariants]\nregistry_match = { off = \"x\" }\n", []string{"invariants.registry_match", "unknown invariant"}},
 		{"off without reason", invHead + "[invariants]\nno_false_death = { off = \"\" }\n", []string{"invariants.no_false_death", "reason"}},
 		{"resource on a pattern", invHead + "[[expect]]\ntype = \"resource\"\nnode = \"c*\"\nmetric = \"fds\"\nmax_growth = 1\n", []string{"one process"}},

@@ -165,7 +165,7 @@ func validate(v *Variant) error {
 			roles[name] = "producer"
 		}
 	}
-	if err := c.checkInvariants(s.Invariants); err != nil {
+	if err := c.checkInvariants(s.Invariants, roles); err != nil {
 		return err
 	}
 	for i := range s.Expect {

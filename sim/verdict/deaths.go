@@ -24,6 +24,9 @@ func (e *evaluator) noFalseDeath() Verdict {
 	var bad []string
 	var evid []event.Event
 	for _, n := range notices {
+		if e.excepted("no_false_death", n.victim) {
+			continue
+		}
 		after := e.workAfter(n.victim, n.ev.T)
 		switch {
 		case after >= workingAfter:

@@ -47,17 +47,30 @@ var invariantChecks = map[string]func(*evaluator) Verdict{
 func (e *evaluator) invariants() []Verdict {
 	var out []Verdict
 	for _, name := range scenario.Invariants {
-		if off, ok := e.plan.Invariants[name]; ok {
+		if off, ok := e.plan.Invariants[name]; ok && off.Off != "" {
 			out = append(out, Verdict{Name: "invariant " + name, Type: "invariant", Status: StatusPass,
 				Message: "turned off: " + off.Off})
 			continue
 		}
 		v := invariantChecks[name](e)
 		v.Name, v.Type = "invariant "+name, "invariant"
+		if s := e.plan.Invariants[name]; len(s.Except) > 0 {
+			v.Message += fmt.Sprintf(" (except %s: %s)", strings.Join(s.Except, ", "), s.Reason)
+		}
 		v.Evidence = capEvents(v.Evidence)
 		out = append(out, v)
 	}
 	return out
+}
+
+// excepted reports whether the plan exempts node from invariant name.
+func (e *evaluator) excepted(name, node string) bool {
+	for _, g := range e.plan.Invariants[name].Except {
+		if nodeMatch(g, node) {
+			return true
+		}
+	}
+	return false
 }
 
 func verdictOf(ok bool, msg string, ev ...event.Event) Verdict {
@@ -114,6 +127,9 @@ func (e *evaluator) consumersRead() Verdict {
 	var ev []event.Event
 	n := 0
 	for _, name := range e.readyNodes("consumer") {
+		if e.excepted("consumers_read", name) {
+			continue
+		}
 		n++
 		read := 0.0
 		for _, x := range e.evs {

@@ -291,3 +291,13 @@ max_growth = 2
 		t.Errorf("resource: %s %s", x.Status, x.Message)
 	}
 }
+
+func TestInvariantExceptANode(t *testing.T) {
+	tl := invBase()
+	tl.evs = slices.DeleteFunc(tl.evs, func(e event.Event) bool { return e.Node == "c2" && e.Kind == "read" })
+	fails(t, invEval(t, tl, ""), "consumers_read", "c2 read 0 messages")
+	v := invEval(t, tl, "\n[invariants]\nconsumers_read = { except = [\"c2\"], reason = \"joins after the last message\" }\n")
+	if x := v["invariant consumers_read"]; x.Status != StatusPass || !strings.Contains(x.Message, "(except c2: joins after the last message)") {
+		t.Errorf("%s %s", x.Status, x.Message)
+	}
+}

@@ -162,7 +162,7 @@ func (e *evaluator) orderedComplete() Verdict {
 	for _, ch := range names {
 		ins := e.incarnations(ch)
 		for _, c := range e.consumersOf(ch, "") {
-			if !e.wasReady(c) {
+			if !e.wasReady(c) || e.excepted("ordered_complete", c) {
 				continue
 			}
 			for _, in := range ins {
