@@ -75,7 +75,14 @@ func (r *run) parties() []verdict.Party {
 	}
 	var out []verdict.Party
 	for _, c := range r.sup.list() {
-		if c.role == scenario.HubName || !c.running() {
+		if c.role == scenario.HubName {
+			continue
+		}
+		if !c.running() {
+			if c.role == "producer" && r.endedWithin(c, r.channelTimeout()) {
+				out = append(out, verdict.Party{Name: c.name, Role: c.role, Pid: c.pid,
+					Channel: r.channels[r.channelOf(c.name)], Ready: ready[c.name], Gone: true})
+			}
 			continue
 		}
 		c.mu.Lock()
@@ -85,6 +92,33 @@ func (r *run) parties() []verdict.Party {
 			Channel: r.channels[r.channelOf(c.name)], Ready: ready[c.name], Paused: paused})
 	}
 	return out
+}
+
+// defaultChannelTimeout is the broker's channel timeout when the scenario
+// sets none (broker.DefaultConfig).
+const defaultChannelTimeout = 10 * time.Second
+
+// channelTimeout is how long the hub keeps a silent producer's channel (plus
+// a second of sweep); a negative timeout (disabled) is forever.
+func (r *run) channelTimeout() time.Duration {
+	d := r.plan.Hub.ChannelTimeout.D()
+	if d == 0 {
+		d = defaultChannelTimeout
+	}
+	return d + time.Second
+}
+
+// endedWithin reports whether child c's process ended less than d ago.
+func (r *run) endedWithin(c *child, d time.Duration) bool {
+	now := proc.Now()
+	for _, ev := range r.col.Timeline() {
+		if ev.Node == scenario.EngineName && ev.Kind == "process_end" && ev.Str("target") == c.name {
+			if pid, _ := ev.Num("pid"); int(pid) == c.pid {
+				return now-ev.T < int64(d)
+			}
+		}
+	}
+	return false
 }
 
 // channelOf returns the logical channel of node name: a plan node's, or a

@@ -16,6 +16,10 @@ type Party struct {
 	Channel string `json:"channel"` // the run's (actual) channel name
 	Ready   bool   `json:"ready"`   // it wrote its ready event
 	Paused  bool   `json:"paused"`  // SIGSTOPped now: either answer is right
+	// Gone: a producer that ended less than the hub's channel timeout ago;
+	// the broker drops its channel only at that timeout, so either answer is
+	// right.
+	Gone bool `json:"gone"`
 }
 
 // PartiesFields is the `parties` event of ps.
@@ -23,7 +27,7 @@ func PartiesFields(ps []Party) map[string]any {
 	list := make([]any, 0, len(ps))
 	for _, p := range ps {
 		list = append(list, map[string]any{"name": p.Name, "role": p.Role, "pid": p.Pid,
-			"channel": p.Channel, "ready": p.Ready, "paused": p.Paused})
+			"channel": p.Channel, "ready": p.Ready, "paused": p.Paused, "gone": p.Gone})
 	}
 	return map[string]any{"parties": list}
 }
@@ -40,6 +44,7 @@ func partiesOf(ev event.Event) []Party {
 		p.Channel, _ = m["channel"].(string)
 		p.Ready, _ = m["ready"].(bool)
 		p.Paused, _ = m["paused"].(bool)
+		p.Gone, _ = m["gone"].(bool)
 		if n, ok := toFloat(m["pid"]); ok {
 			p.Pid = int(n)
 		}
@@ -86,7 +91,8 @@ func registryOf(ev event.Event) map[string]regEntry {
 //   - a consumer registered more than once;
 //   - a live, ready, running consumer of a registered channel that is absent.
 //
-// A paused party may be present or absent. Consumers of a channel that is not
+// A paused party, and a producer gone less than the channel timeout ago, may
+// be present or absent. Consumers of a channel that is not
 // registered are not expected in it.
 func RegistryDiff(parties []Party, reg event.Event, channels []string) []string {
 	entries := registryOf(reg)
@@ -98,7 +104,7 @@ func RegistryDiff(parties []Party, reg event.Event, channels []string) []string 
 	for _, ch := range channels {
 		e, registered := entries[ch]
 		for _, p := range parties {
-			if p.Channel != ch || p.Role != "producer" || !p.Ready || p.Paused {
+			if p.Channel != ch || p.Role != "producer" || !p.Ready || p.Paused || p.Gone {
 				continue
 			}
 			switch {
@@ -125,7 +131,7 @@ func RegistryDiff(parties []Party, reg event.Event, channels []string) []string 
 			}
 		}
 		for _, p := range parties {
-			if p.Channel == ch && p.Role == "consumer" && p.Ready && !p.Paused && seen[p.Pid] == 0 {
+			if p.Channel == ch && p.Role == "consumer" && p.Ready && !p.Paused && !p.Gone && seen[p.Pid] == 0 {
 				out = append(out, fmt.Sprintf("%s: consumer %s (pid %d) is alive, not in the registry", ch, p.Name, p.Pid))
 			}
 		}
