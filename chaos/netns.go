@@ -47,6 +47,10 @@ const HostSubnet = "198.18.0.0/15"
 // MaxHosts bounds the hosts of one Net (one /24).
 const MaxHosts = 250
 
+// PidStride separates the pid numbers of hosts: host i's processes get pids
+// from PidStride*(i+1)+1 on (within pid_max 32768 for MaxHosts hosts).
+const PidStride = 100
+
 // maxIDLen keeps veth names within IFNAMSIZ-1 (15): "plhsv" + id + index.
 const maxIDLen = 6
 
@@ -154,13 +158,15 @@ func (n *Net) AddHost(name, rate string, onHolder func(pgid int)) (*Host, error)
 	return h, nil
 }
 
-// initScript is the host's pid 1: it names the host, then waits for children
-// forever (a shell's wait reaps the orphans the kernel hands to pid 1).
-const initScript = `hostname "$0" || exit 1; echo ready; exec >/dev/null; trap 'exit 0' TERM; while :; do sleep 3600 & wait; done`
+// initScript is the host's pid 1: it names the host, starts the host's pid
+// numbers at $1 (so a pid from another host names no process here, as
+// between machines), then waits for children forever (a shell's wait reaps
+// the orphans the kernel hands to pid 1).
+const initScript = `hostname "$0" || exit 1; echo "$1" > /proc/sys/kernel/ns_last_pid || exit 1; echo ready; exec >/dev/null; trap 'exit 0' TERM; while :; do sleep 3600 & wait; done`
 
 func (h *Host) start(onHolder func(int)) error {
 	h.holder = exec.Command("unshare", "--net", "--uts", "--pid", "--mount", "--fork", "--mount-proc",
-		"--kill-child", "--", "sh", "-c", initScript, h.Name)
+		"--kill-child", "--", "sh", "-c", initScript, h.Name, strconv.Itoa(PidStride*(h.index+1)))
 	h.holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	var stderr bytes.Buffer
 	h.holder.Stderr = &stderr

@@ -99,6 +99,9 @@ func validate(v *Variant) error {
 			return err
 		}
 	}
+	if err := c.checkHosts(); err != nil {
+		return err
+	}
 	for i := range s.Faults {
 		if err := c.checkFaultEnums(&s.Faults[i]); err != nil {
 			return err
@@ -278,6 +281,8 @@ func (c checker) checkFault(f FaultSpec, roles map[string]string, key string) er
 		return needTarget("producer", "consumer")
 	case FaultLinkReset:
 		return needTarget("producer", "consumer")
+	case FaultPartition, FaultHeal, FaultHostKill:
+		return c.checkHostFault(f, key)
 	}
 	return nil
 }
