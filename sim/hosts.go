@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -41,17 +42,28 @@ func (r *run) startHosts() error {
 	r.mu.Lock()
 	r.net = n
 	r.mu.Unlock()
+	// logs/hosts.log says which links and inits are the run's.
+	f, err := os.Create(filepath.Join(r.dir, "logs", HostsLog))
+	if err != nil {
+		return fmt.Errorf("%w: hosts: %v", ErrHarness, err)
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "net %s bridge %s\n", n.ID(), n.Bridge())
 	start := time.Now()
 	for _, h := range r.plan.Hosts {
 		host, err := n.AddHost(h.Name, h.Bandwidth, func(pgid int) { r.sup.janitor.add("pgid", fmt.Sprint(pgid)) })
 		if err != nil {
 			return fmt.Errorf("%w: hosts: %v", ErrHarness, err)
 		}
-		r.log.Info("host up", "host", host.Name, "addr", host.Addr, "init_pid", host.InitPid())
+		fmt.Fprintf(f, "host %s addr %s init_pid %d\n", host.Name, host.Addr, host.InitPid())
 	}
-	r.log.Info("hosts up", "n", len(r.plan.Hosts), "bridge", n.Bridge(), "took", time.Since(start))
+	fmt.Fprintf(f, "up %d host(s) in %v\n", len(r.plan.Hosts), time.Since(start).Round(time.Microsecond))
 	return nil
 }
+
+// HostsLog is the file under a run folder's logs/ that names the run's net id,
+// bridge and hosts (address, init pid) and how long they took to make.
+const HostsLog = "hosts.log"
 
 // closeHosts ends every host (and whatever still runs on one) and removes
 // the links.

@@ -433,7 +433,7 @@ func checkAfter(v *Variant, p *Plan) error {
 				return c.errf("expect.after", a, "no fault with id %q (faults: %s)", strings.TrimSuffix(a, EndSuffix), strings.Join(known, ", "))
 			}
 			if !f.Ends() {
-				return c.errf("expect.after", a, "fault %q has no end (a broker_restart, or a pause, link_delay or link_reset with a duration, has one)", f.ID)
+				return c.errf("expect.after", a, "fault %q has no end (a broker_restart, or a pause, link_delay, link_reset or partition with a duration, has one)", f.ID)
 			}
 		case strings.HasSuffix(a, ReadySuffix):
 			if !nodes[strings.TrimSuffix(a, ReadySuffix)] {
