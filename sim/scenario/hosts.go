@@ -76,7 +76,7 @@ func (c checker) checkHosts() error {
 			return err
 		}
 		if ph, ok := producerHost[n.Channel]; ok && ph != n.Host && n.Shm != nil && *n.Shm {
-			return c.errf("consumers.shm", "true", "consumer %s on host %q asks for shared memory of channel %q, whose producer is on host %q: "+
+			return c.errAt(lineAfter(c.v.src, "name", n.Name, "shm"), "consumers.shm", "consumer %s on host %q asks for shared memory of channel %q, whose producer is on host %q: "+
 				"shared memory is host-local, a remote consumer uses the socket data path (shm = false)", n.Name, n.Host, n.Channel, ph)
 		}
 	}
@@ -88,6 +88,21 @@ func (c checker) checkHosts() error {
 		}
 	}
 	return nil
+}
+
+// lineAfter returns the first line setting key2 after the line where key is
+// set to val (the shm line of one node); 0 when not found.
+func lineAfter(src []byte, key, val, key2 string) int {
+	for _, from := range linesOf(src, key, `"`+val+`"`) {
+		if from == 0 {
+			break
+		}
+		rest := strings.Join(strings.Split(string(src), "\n")[from:], "\n")
+		if l := lineOf([]byte(rest), key2, ""); l > 0 {
+			return from + l
+		}
+	}
+	return 0
 }
 
 // checkHostFault checks partition, heal (hosts and peers: declared hosts) and

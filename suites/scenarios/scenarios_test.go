@@ -206,7 +206,7 @@ var _ = Describe("the harness itself", func() {
 		Entry("a misspelt match field", "misspelt_match.toml", "misspelt_match.toml:13", `"expect.match.typ"`, "no field"),
 		Entry("a bound that holds when nothing is read", "bound_without_read.toml", "bound_without_read.toml:16",
 			`"expect.metric"`, "reads nothing"),
-		Entry("a remote consumer asking for shared memory", "remote_shm.toml", "remote_shm.toml:24",
+		Entry("a remote consumer asking for shared memory", "remote_shm.toml", "remote_shm.toml:25",
 			`"consumers.shm"`, "shared memory is host-local"),
 	)
 
