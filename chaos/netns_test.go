@@ -276,3 +276,17 @@ func TestNetBadInput(t *testing.T) {
 		t.Error("partition with an unknown host accepted")
 	}
 }
+
+func TestHostBandwidth(t *testing.T) {
+	n := newTestNet(t)
+	h, err := n.AddHost("slow", "10mbit", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := onHost(t, h, "tc qdisc show dev eth0"); !strings.Contains(q, "tbf") || !strings.Contains(q, "10Mbit") {
+		t.Errorf("eth0 of a 10mbit host: %s", q)
+	}
+	if _, err := n.AddHost("bad", "fast", nil); err == nil {
+		t.Error("a bad rate was accepted")
+	}
+}
