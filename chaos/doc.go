@@ -31,6 +31,16 @@
 //   - Link faults (proxy.go): a TCP Proxy placed between a node and the broker.
 //     SetDelay adds latency to every byte in both directions from now on; Reset
 //     aborts every open connection with RST and may refuse new ones for a while.
+//   - Hosts (netns.go): a Net is one run's bridge; AddHost makes a host (an
+//     init process holding its own network, UTS, PID and mount namespaces,
+//     loopback up, eth0 on the bridge with an address of 198.18.0.0/15,
+//     optional tbf rate limit); Host.Argv runs a program on it (nsenter);
+//     Partition/Heal add or remove blackhole routes between groups of hosts
+//     (one way or both); PowerCut downs a host's link and SIGKILLs its init
+//     (every process of the host at once); NewProxyOn puts a link Proxy
+//     inside a host, between its node and a remote broker; SweepLinks removes
+//     the links of a killed run (its namespaces die with their processes).
+//     Needs root and iproute2/util-linux; HostsSupported says why not.
 //   - Control commands (control.go): the JSON lines the engine writes on a node's
 //     stdin (SetDelay for a slow consumer, HoldLock), the contract of
 //     docs/scenarios.md.
@@ -43,8 +53,10 @@
 // undo), validated per kind by sim/scenario, and chaos stays a set of
 // primitives with no interface to implement.
 //
-// Goroutines: only the Proxy has any (LockWatch runs on the caller's): one
-// accept loop, and per proxied connection two pumps (one per direction) plus,
-// per direction, one delayed writer. Close stops and waits for all of them.
-// Lock order: Proxy.mu only (never held across I/O); logTap.mu is a leaf.
+// Goroutines: the Proxy (LockWatch runs on the caller's): one accept loop,
+// and per proxied connection two pumps (one per direction) plus, per
+// direction, one delayed writer. Close stops and waits for all of them. A
+// Host: one goroutine waiting for its init process, ended by Net.Close or
+// PowerCut (which wait for it). Lock order: Proxy.mu, Net.mu (never held
+// across I/O or each other); logTap.mu is a leaf.
 package chaos

@@ -37,3 +37,13 @@ var (
 	// ErrClosed is returned by Proxy methods after Close.
 	ErrClosed = errors.New("chaos: proxy closed")
 )
+
+// Errors of the hosts (netns.go).
+var (
+	// ErrNoHosts is returned when hosts cannot be made on this machine (not
+	// root, or a tool missing); the reason is in the message.
+	ErrNoHosts = errors.New("chaos: hosts unavailable")
+
+	// ErrNetClosed is returned by Net methods after Close.
+	ErrNetClosed = errors.New("chaos: net closed")
+)

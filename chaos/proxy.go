@@ -15,6 +15,7 @@ import (
 type Proxy struct {
 	ln     net.Listener
 	target string
+	dial   func() (net.Conn, error)
 
 	mu      sync.Mutex
 	delay   time.Duration
@@ -36,10 +37,35 @@ func NewProxy(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chaos: proxy listen: %w", err)
 	}
-	p := &Proxy{ln: ln, target: target, conns: map[*pair]struct{}{}, quit: make(chan struct{})}
+	d := net.Dialer{Timeout: 5 * time.Second}
+	return startProxy(ln, target, func() (net.Conn, error) { return d.Dial("tcp", target) }), nil
+}
+
+// NewProxyOn is NewProxy inside host h: it listens on the host's own
+// loopback (127.0.0.1:0 as the host sees it) and dials target from the host,
+// so the relayed link crosses the hosts' network (a partition cuts it) while
+// the proxy adds its delay or resets.
+func NewProxyOn(h *Host, target string) (*Proxy, error) {
+	var ln net.Listener
+	err := h.InNetNS(func() (err error) {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("chaos: proxy on %s: %w", h.Name, err)
+	}
+	d := net.Dialer{Timeout: 5 * time.Second}
+	return startProxy(ln, target, func() (c net.Conn, err error) {
+		err = h.InNetNS(func() (err error) { c, err = d.Dial("tcp", target); return err })
+		return c, err
+	}), nil
+}
+
+func startProxy(ln net.Listener, target string, dial func() (net.Conn, error)) *Proxy {
+	p := &Proxy{ln: ln, target: target, dial: dial, conns: map[*pair]struct{}{}, quit: make(chan struct{})}
 	p.wg.Add(1)
 	go p.accept()
-	return p, nil
+	return p
 }
 
 // Addr returns the proxy's listening address ("127.0.0.1:port").
@@ -137,8 +163,7 @@ func (p *Proxy) serve(a *net.TCPConn) {
 		abort(a)
 		return
 	}
-	d := net.Dialer{Timeout: 5 * time.Second}
-	bc, err := d.Dial("tcp", p.target)
+	bc, err := p.dial()
 	if err != nil {
 		abort(a)
 		return

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond Go: Debian's python3-zmq (pyzmq on libzmq,
 # the independent peer of the interop tests) and tmux (the admin REPL's
-# terminal spec drives it; it is skipped without). Go tools come from go.mod.
+# terminal spec drives it; it is skipped without), iproute2 (`ip`, `tc`: the
+# hosts of scenarios with [[hosts]] and suites/hosts; skipped with the reason
+# printed where not root). unshare and nsenter come with util-linux. Go tools
+# come from go.mod.
 set -euo pipefail
 missing=()
 /usr/bin/python3 -c 'import zmq' >/dev/null 2>&1 || missing+=(python3-zmq)
 [ -x /usr/bin/tmux ] || missing+=(tmux)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
   SUDO=""
@@ -15,3 +20,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 /usr/bin/python3 -c 'import zmq; assert zmq.has("curve")'
 [ -x /usr/bin/tmux ]
+command -v ip >/dev/null

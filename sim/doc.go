@@ -41,6 +41,13 @@
 // or writes its status file counted beyond its events (supervisor.recordTail).
 // sim/verdict judges all of it (the built-in invariants).
 //
+// Hosts (hosts.go). A plan with [[hosts]] runs on simulated machines: one
+// chaos.Net per run, made before the hub and closed after the last process;
+// every process runs on its host (chaos.Host.Argv), the hub and producers
+// bind on their host's address, link proxies live inside the node's host; the
+// janitor learns the hosts' init groups and the net id; logs/hosts.log names
+// them. partition, heal and host_kill are rows of faultTable like the others.
+//
 // Timeline. All times are CLOCK_MONOTONIC nanoseconds (proc.Now), the clock of
 // every process on the host, so sorting by t merges the streams. The engine
 // records its own events under node "plh-sim": spawned, run_start, fault,

@@ -42,6 +42,9 @@ var faultTable = []faultKind{
 	{kind: scenario.FaultCorruptSlot, inject: injectCorruptSlot},
 	{kind: scenario.FaultLinkDelay, inject: injectLinkDelay, undo: undoLinkDelay},
 	{kind: scenario.FaultLinkReset, inject: injectLinkReset, undo: undoLinkReset},
+	{kind: scenario.FaultPartition, inject: injectPartition, undo: undoPartition},
+	{kind: scenario.FaultHeal, inject: injectHeal},
+	{kind: scenario.FaultHostKill, inject: injectHostKill},
 }
 
 // faultKindOf returns the row of kind k.

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/pylabhub/plh/chaos"
 )
 
 // The janitor is a helper process that outlives a killed engine. The engine
@@ -20,14 +22,16 @@ import (
 // finishes it writes "done"; if the janitor instead sees end of input without
 // "done" (the engine was killed: the kernel closed the pipe), it SIGKILLs every
 // group and unlinks every segment it was told about, then exits. Parent-death
-// signals cover the children themselves; the janitor also covers the segments.
+// signals cover the children themselves; the janitor also covers the segments,
+// and the links of the run's hosts ("net ID": chaos.SweepLinks; a host's
+// namespaces die with its init process, told as a "pgid").
 
 // RunJanitor is the janitor's main loop: it reads r until "done" or end of
 // input and cleans up in the second case. shmDir is normally /dev/shm. It
 // returns what it cleaned, for logging.
 func RunJanitor(r io.Reader, shmDir string) []string {
 	var groups []int
-	var segs []string
+	var segs, nets []string
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		kind, val, _ := strings.Cut(strings.TrimSpace(sc.Text()), " ")
@@ -38,6 +42,8 @@ func RunJanitor(r io.Reader, shmDir string) []string {
 			if n, err := strconv.Atoi(val); err == nil && n > 1 {
 				groups = append(groups, n)
 			}
+		case "net":
+			nets = append(nets, val)
 		case "shm":
 			if val != "" && !strings.ContainsAny(val, "/") && val != "." && val != ".." {
 				segs = append(segs, val)
@@ -48,6 +54,11 @@ func RunJanitor(r io.Reader, shmDir string) []string {
 	for _, g := range groups {
 		if syscall.Kill(-g, syscall.SIGKILL) == nil {
 			cleaned = append(cleaned, "pgid "+strconv.Itoa(g))
+		}
+	}
+	for _, id := range nets {
+		if chaos.SweepLinks(id) == nil {
+			cleaned = append(cleaned, "net "+id)
 		}
 	}
 	for _, s := range segs {

@@ -59,6 +59,7 @@ type run struct {
 	endpoint string                  // the broker's bound endpoint
 	key      string                  // the broker's CURVE public key ("" = NULL)
 	proxies  map[string]*chaos.Proxy // per node with link_proxy
+	net      *chaos.Net              // the hosts (nil: none; hosts.go)
 	t0       int64
 	actions  sync.WaitGroup
 }
@@ -119,6 +120,7 @@ func Run(ctx context.Context, cfg Config, p *scenario.Plan) (*verdict.Report, er
 	// Whatever happened, nothing stays running and no segment stays behind.
 	r.sup.killAll()
 	r.closeProxies()
+	r.closeHosts()
 	jan.finish()
 	return r.report(herr)
 }
@@ -127,6 +129,9 @@ func Run(ctx context.Context, cfg Config, p *scenario.Plan) (*verdict.Report, er
 // come up), reported in results.json.
 func (r *run) execute(ctx context.Context) error {
 	p := r.plan
+	if err := r.startHosts(); err != nil {
+		return err
+	}
 	startCtx, cancel := context.WithTimeout(ctx, p.StartupTimeout.D())
 	defer cancel()
 	if err := r.startHub(startCtx, ""); err != nil {
@@ -242,7 +247,7 @@ func (r *run) stopEverything() {
 func (r *run) startHub(ctx context.Context, endpoint string) error {
 	h := r.plan.Hub
 	if endpoint == "" {
-		endpoint = "tcp://127.0.0.1:0"
+		endpoint = r.bindOn(h.Host)
 	}
 	// The key pair lives in the run folder, so a restarted hub (broker_restart)
 	// keeps the public key the nodes were given.
@@ -253,7 +258,7 @@ func (r *run) startHub(ctx context.Context, endpoint string) error {
 	if h.ConsumerTimeout > 0 {
 		argv = append(argv, "--consumer-timeout", h.ConsumerTimeout.D().String())
 	}
-	argv = append(argv, h.Args...)
+	argv = r.onHost(h.Host, append(argv, h.Args...))
 	from := r.col.len()
 	c, err := r.sup.start(scenario.HubName, scenario.HubName, h.Exit, argv)
 	if err != nil {
@@ -294,7 +299,7 @@ func (r *run) brokerFor(n scenario.PlanNode) (string, error) {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return "", fmt.Errorf("%w: link proxy needs a tcp broker endpoint, got %q", ErrHarness, r.endpoint)
 	}
-	px, err := chaos.NewProxy(addr)
+	px, err := r.newProxy(n, addr)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrHarness, err)
 	}
@@ -355,6 +360,9 @@ func (r *run) nodeArgs(n scenario.PlanNode, broker string) []string {
 	if n.Schema != "" {
 		add("--schema", n.Schema)
 	}
+	if n.Role == "producer" && n.Host != "" {
+		add("--endpoint", r.bindOn(n.Host))
+	}
 	return append(a, n.Args...)
 }
 
@@ -363,7 +371,7 @@ func (r *run) startNode(n scenario.PlanNode) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	return r.sup.start(n.Name, n.Role, n.Exit, r.nodeArgs(n, broker))
+	return r.sup.start(n.Name, n.Role, n.Exit, r.onHost(n.Host, r.nodeArgs(n, broker)))
 }
 
 // nodePolicy maps the schema's policy names to plh-node's --policy values.

@@ -25,6 +25,7 @@ type Plan struct {
 	Duration       Duration     `toml:"duration"`
 	StartupTimeout Duration     `toml:"startup_timeout"`
 	StopGrace      Duration     `toml:"stop_grace"`
+	Hosts          []HostSpec   `toml:"hosts,omitempty"`
 	Hub            HubSpec      `toml:"hub"`
 	Nodes          []PlanNode   `toml:"nodes"`
 	Faults         []FaultSpec  `toml:"faults"`
@@ -81,7 +82,7 @@ func Resolve(v Variant, seed uint64) (*Plan, error) {
 	p := &Plan{
 		Name: s.Name, Description: s.Description, Source: v.File, Seed: seed, Vars: v.Vars,
 		Duration: s.Duration, StartupTimeout: s.StartupTimeout, StopGrace: s.StopGrace,
-		Nodes: expandNodes(s),
+		Nodes: expandNodes(s), Hosts: s.Hosts,
 	}
 	if p.StartupTimeout == 0 {
 		p.StartupTimeout = Duration(DefaultStartupTimeout)
@@ -133,6 +134,8 @@ func Resolve(v Variant, seed uint64) (*Plan, error) {
 			if n, ok := p.Node(f.Target); ok {
 				n.LinkProxy = true
 			}
+		case FaultHostKill:
+			hostKilledExits(p, f.Target)
 		}
 	}
 	shmDefaults(p)
@@ -174,7 +177,7 @@ func shmDefaults(p *Plan) {
 	}
 	for i := range p.Nodes {
 		n := &p.Nodes[i]
-		if !shmChannel[n.Channel] {
+		if !shmChannel[n.Channel] || remoteReader(p, n) {
 			continue
 		}
 		if n.Shm == nil {

@@ -20,6 +20,7 @@ type Scenario struct {
 	StartupTimeout Duration                 `toml:"startup_timeout,omitempty"`
 	StopGrace      Duration                 `toml:"stop_grace,omitempty"`
 	Include        []string                 `toml:"include,omitempty"`
+	Hosts          []HostSpec               `toml:"hosts,omitempty"`
 	Hub            *HubSpec                 `toml:"hub,omitempty"`
 	Producers      []NodeSpec               `toml:"producers,omitempty"`
 	Consumers      []NodeSpec               `toml:"consumers,omitempty"`
@@ -36,6 +37,7 @@ type HubSpec struct {
 	ConsumerTimeout Duration `toml:"consumer_timeout,omitempty"`
 	Args            []string `toml:"args,omitempty"`
 	Exit            ExitMode `toml:"exit,omitempty"`
+	Host            string   `toml:"host,omitempty"`
 }
 
 // NodeSpec is one [[producers]] or [[consumers]] entry.
@@ -58,6 +60,7 @@ type NodeSpec struct {
 	LinkProxy    bool     `toml:"link_proxy,omitempty"`
 	Exit         ExitMode `toml:"exit,omitempty"`
 	Args         []string `toml:"args,omitempty"`
+	Host         string   `toml:"host,omitempty"`
 }
 
 // FaultSpec is one [[faults]] entry: a fault at a fixed time.
@@ -73,6 +76,9 @@ type FaultSpec struct {
 	Schema   string    `toml:"schema,omitempty"`
 	Name     string    `toml:"name"`
 	Slot     SlotPick  `toml:"slot,omitempty"`
+	Hosts    []string  `toml:"hosts,omitempty"`
+	Peers    []string  `toml:"peers,omitempty"`
+	OneWay   bool      `toml:"one_way,omitempty"`
 }
 
 // RandomSpec draws faults from the seed: Count faults of the given kinds at
@@ -185,12 +191,16 @@ const (
 	FaultCorruptSlot     FaultKind = "corrupt_slot"
 	FaultLinkDelay       FaultKind = "link_delay"
 	FaultLinkReset       FaultKind = "link_reset"
+	FaultPartition       FaultKind = "partition"
+	FaultHeal            FaultKind = "heal"
+	FaultHostKill        FaultKind = "host_kill"
 )
 
 // FaultKinds lists every fault kind a scenario may name; the engine has one
 // row per kind in its fault table.
 var FaultKinds = []string{"kill", "pause", "resume", "broker_restart", "schema_conflict",
-	"slow_consumer", "kill_holding_lock", "corrupt_slot", "link_delay", "link_reset"}
+	"slow_consumer", "kill_holding_lock", "corrupt_slot", "link_delay", "link_reset",
+	"partition", "heal", "host_kill"}
 
 // Pattern is a channel pattern.
 type Pattern string
@@ -247,13 +257,13 @@ const (
 )
 
 // Ends reports whether the engine records a fault_end for f: a
-// broker_restart (the broker is back), and a pause, link_delay or link_reset
-// with a duration.
+// broker_restart (the broker is back), and a pause, link_delay, link_reset or
+// partition with a duration.
 func (f FaultSpec) Ends() bool {
 	switch f.Kind {
 	case FaultBrokerRestart:
 		return true
-	case FaultPause, FaultLinkDelay, FaultLinkReset:
+	case FaultPause, FaultLinkDelay, FaultLinkReset, FaultPartition:
 		return f.Duration > 0
 	}
 	return false

@@ -99,6 +99,9 @@ func validate(v *Variant) error {
 			return err
 		}
 	}
+	if err := c.checkHosts(); err != nil {
+		return err
+	}
 	for i := range s.Faults {
 		if err := c.checkFaultEnums(&s.Faults[i]); err != nil {
 			return err
@@ -295,6 +298,8 @@ func (c checker) checkFault(f FaultSpec, roles map[string]string, key string) er
 		return needTarget("producer", "consumer")
 	case FaultLinkReset:
 		return needTarget("producer", "consumer")
+	case FaultPartition, FaultHeal, FaultHostKill:
+		return c.checkHostFault(f, key)
 	}
 	return nil
 }
@@ -472,7 +477,7 @@ func checkAfter(v *Variant, p *Plan) error {
 				return c.errf("expect.after", a, "no fault with id %q (faults: %s)", strings.TrimSuffix(a, EndSuffix), strings.Join(known, ", "))
 			}
 			if !f.Ends() {
-				return c.errf("expect.after", a, "fault %q has no end (a broker_restart, or a pause, link_delay or link_reset with a duration, has one)", f.ID)
+				return c.errf("expect.after", a, "fault %q has no end (a broker_restart, or a pause, link_delay, link_reset or partition with a duration, has one)", f.ID)
 			}
 		case strings.HasSuffix(a, ReadySuffix):
 			if !nodes[strings.TrimSuffix(a, ReadySuffix)] {

@@ -16,6 +16,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/pylabhub/plh/chaos"
 	"github.com/pylabhub/plh/sim/report"
 	"github.com/pylabhub/plh/sim/verdict"
 	"github.com/pylabhub/plh/suites/support"
@@ -111,6 +112,20 @@ func tail(s string, n int) string {
 	return s
 }
 
+// skipWithoutHosts skips a scenario with [[hosts]] where hosts cannot be made
+// (not root, iproute2 missing), printing why.
+func skipWithoutHosts(file string) {
+	b, err := os.ReadFile(file)
+	Expect(err).NotTo(HaveOccurred())
+	if !bytes.Contains(b, []byte("[[hosts]]")) {
+		return
+	}
+	if err := chaos.HostsSupported(); err != nil {
+		fmt.Fprintf(os.Stderr, "skipping %s: %v\n", filepath.Base(file), err)
+		Skip(fmt.Sprintf("%s needs hosts: %v", filepath.Base(file), err))
+	}
+}
+
 // expectCleanHost checks that no segment of the run's channels is left.
 func expectCleanHost(r simRun) {
 	dir := r.runFolder()
@@ -140,6 +155,7 @@ var _ = Describe("every scenario in scenarios/", func() {
 	for _, file := range scenarioFiles {
 		name := strings.TrimSuffix(filepath.Base(file), ".toml")
 		It(name+" passes", Label("scenario", name), func(ctx SpecContext) {
+			skipWithoutHosts(file)
 			r := runSim(ctx, "run", file)
 			r.attach()
 			Expect(r.code).To(Equal(verdict.ExitPass), "plh-sim run %s exited %d:\n%s%s", name, r.code, r.stdout, r.stderr)
@@ -190,6 +206,8 @@ var _ = Describe("the harness itself", func() {
 		Entry("a misspelt match field", "misspelt_match.toml", "misspelt_match.toml:13", `"expect.match.typ"`, "no field"),
 		Entry("a bound that holds when nothing is read", "bound_without_read.toml", "bound_without_read.toml:16",
 			`"expect.metric"`, "reads nothing"),
+		Entry("a remote consumer asking for shared memory", "remote_shm.toml", "remote_shm.toml:25",
+			`"consumers.shm"`, "shared memory is host-local"),
 	)
 
 	It("restarts the broker on the same endpoint and replays the exact schedule", func(ctx SpecContext) {

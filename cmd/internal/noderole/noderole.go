@@ -23,6 +23,7 @@ import (
 // options are plh-node's flags.
 type options struct {
 	name, role, broker, brokerKey, channel, pattern string
+	endpoint                                        string
 	useSHM                                          bool
 	policy, checksum, schema, logLevel, uid         string
 	slots, slotSize, window                         int
@@ -79,6 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.broker, "broker", "", "broker endpoint, e.g. tcp://127.0.0.1:5570 (required)")
 	fs.StringVar(&o.brokerKey, "broker-key", os.Getenv("PLH_BROKER_KEY"), "broker CURVE public key, Z85, from plh-hub's ready event pubkey (default $PLH_BROKER_KEY; \"\" = NULL security)")
 	fs.StringVar(&o.channel, "channel", "", "channel name (required)")
+	fs.StringVar(&o.endpoint, "endpoint", "", "producer: peer endpoint to bind, e.g. tcp://198.18.0.2:0 (default tcp://127.0.0.1:0)")
 	fs.StringVar(&o.pattern, "pattern", "PubSub", "PubSub|Pipeline|Bidir (producer)")
 	fs.BoolVar(&o.useSHM, "shm", false, "producer: create a DataBlock and write into it; consumer: read it when attached")
 	fs.StringVar(&o.policy, "policy", "latest", "latest|single|sync (producer with --shm)")

@@ -15,7 +15,7 @@ import (
 func (n *node) runProducer(ctx context.Context) (int, string) {
 	o := n.o
 	opts := hub.ProducerOptions{Channel: o.channel, Pattern: hub.Pattern(o.pattern), SchemaHash: schemaHash(o.schema),
-		PeerTimeout: o.peerTimeout, Logger: n.log}
+		PeerTimeout: o.peerTimeout, Logger: n.log, Endpoint: o.endpoint}
 	if o.useSHM {
 		sp, _ := syncPolicy(o.policy)
 		cp, _ := checksumPolicy(o.checksum)
