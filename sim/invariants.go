@@ -67,11 +67,22 @@ func (r *run) snapshotRegistry(ctx context.Context) {
 
 // parties lists the running producers and consumers (intruders included).
 func (r *run) parties() []verdict.Party {
-	ready := map[string]bool{}
+	// The registry names each party by the pid it announced in its ready
+	// event: on a host of its own (a PID namespace) that is not c.pid.
+	ready, wirePid := map[string]bool{}, map[string]int{}
 	for _, ev := range r.col.Timeline() {
 		if ev.Kind == "ready" {
 			ready[ev.Node] = true
+			if pid, ok := ev.Num("pid"); ok && pid > 0 {
+				wirePid[ev.Node] = int(pid)
+			}
 		}
+	}
+	pidOf := func(c *child) int {
+		if p, ok := wirePid[c.name]; ok && len(r.plan.Hosts) > 0 {
+			return p
+		}
+		return c.pid
 	}
 	var out []verdict.Party
 	for _, c := range r.sup.list() {
@@ -80,7 +91,7 @@ func (r *run) parties() []verdict.Party {
 		}
 		if !c.running() {
 			if c.role == "producer" && r.endedWithin(c, r.channelTimeout()) {
-				out = append(out, verdict.Party{Name: c.name, Role: c.role, Pid: c.pid,
+				out = append(out, verdict.Party{Name: c.name, Role: c.role, Pid: pidOf(c),
 					Channel: r.channels[r.channelOf(c.name)], Ready: ready[c.name], Gone: true})
 			}
 			continue
@@ -88,7 +99,7 @@ func (r *run) parties() []verdict.Party {
 		c.mu.Lock()
 		paused := c.paused
 		c.mu.Unlock()
-		out = append(out, verdict.Party{Name: c.name, Role: c.role, Pid: c.pid,
+		out = append(out, verdict.Party{Name: c.name, Role: c.role, Pid: pidOf(c),
 			Channel: r.channels[r.channelOf(c.name)], Ready: ready[c.name], Paused: paused})
 	}
 	return out
