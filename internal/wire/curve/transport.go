@@ -26,6 +26,9 @@ const (
 	DefaultHandshakeTimeout = 5 * time.Second
 	DefaultMaxMessage       = 64 << 20
 	DefaultMaxHandshakes    = 64
+	// defaultWriteTimeout bounds a write the conn makes on its own (a PONG)
+	// when its owner set no write deadline.
+	defaultWriteTimeout = 5 * time.Second
 )
 
 // ServerConfig configures the server side of CURVE for one listening socket.
