@@ -21,6 +21,9 @@ var (
 	// ErrBadFrames is returned by Parse when a message does not follow the frame
 	// layout (too few frames, unknown frame-type byte, empty type).
 	ErrBadFrames = errors.New("wire: bad frame layout")
+	// ErrHandshake is wrapped by every reason a listener gives for refusing a
+	// peer's ZMTP greeting or READY (logged, counted in Stats.HandshakeFailures).
+	ErrHandshake = errors.New("wire: bad ZMTP handshake")
 	// ErrTooLarge is returned by Send when a message exceeds the socket's limits.
 	ErrTooLarge = errors.New("wire: message too large")
 )
