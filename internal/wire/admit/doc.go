@@ -20,7 +20,8 @@
 //     which Handshake sets and enforces itself.
 //   - Every failed handshake closes its connection (its descriptor) here, once,
 //     whatever Handshake did, and is logged at Warn through a Limiter: at most
-//     one line per LogEvery, carrying the count of failures not logged since.
+//     one Warn line per LogEvery, carrying the count of failures not logged at
+//     Warn since; the others go to Debug.
 //
 // Goroutines: the accept loop, one per connection in handshake or waiting to be
 // accepted, and one idle timer per connection in handshake. Close stops the

@@ -32,13 +32,16 @@ func NewLimiter(log *slog.Logger, every time.Duration) *Limiter {
 }
 
 // Log writes msg with args at lvl unless a line was written less than the
-// interval ago; then it only counts it. It reports whether the line was written.
+// interval ago; then it counts it and writes it at Debug only (seen only by a
+// logger that asked for debug lines). It reports whether the line was written
+// at lvl.
 func (l *Limiter) Log(lvl slog.Level, msg string, args ...any) bool {
 	l.mu.Lock()
 	now := time.Now()
 	if !l.last.IsZero() && now.Sub(l.last) < l.every {
 		l.suppressed++
 		l.mu.Unlock()
+		l.log.Debug(msg, args...)
 		return false
 	}
 	n := l.suppressed

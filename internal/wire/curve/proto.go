@@ -138,6 +138,15 @@ func readFrame(r *bufio.Reader, buf []byte, limit int) (byte, []byte, error) {
 	if size > uint64(limit) {
 		return 0, buf, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, size, limit)
 	}
+	if uint64(cap(buf)) < size && size > growFrom {
+		// Grow with the bytes that arrive, not with what the header claims.
+		b := bytes.NewBuffer(buf[:0])
+		_, err := io.CopyN(b, r, int64(size))
+		if err != nil {
+			return 0, b.Bytes(), noEOF(err)
+		}
+		return flags, b.Bytes(), nil
+	}
 	if uint64(cap(buf)) < size {
 		buf = make([]byte, size)
 	}
@@ -147,6 +156,10 @@ func readFrame(r *bufio.Reader, buf []byte, limit int) (byte, []byte, error) {
 	}
 	return flags, buf, nil
 }
+
+// growFrom is the frame size above which readFrame grows its buffer as the
+// bytes arrive instead of allocating the announced size at once.
+const growFrom = 4 << 10
 
 // noEOF turns an EOF in the middle of a frame into ErrUnexpectedEOF.
 func noEOF(err error) error {

@@ -22,7 +22,9 @@ type Security struct {
 }
 
 // NewServerSecurity returns a server-side Security. cfg.HandshakeTimeout and
-// cfg.MaxHandshakes are not used: wire sets the deadline and vets connections.
+// cfg.MaxHandshakes are not used: wire sets the deadline, bounds the handshakes
+// (wire.Config.MaxHandshakes) and logs their failures (rate-limited, through
+// wire.Config.Logger).
 // Set cfg.MaxMessage to wire's MaxFrame so no larger ciphertext is buffered.
 func NewServerSecurity(cfg ServerConfig) (*Security, error) {
 	if cfg.Keys.IsZero() {
@@ -86,7 +88,9 @@ func (s *Security) Secure(raw net.Conn, server bool) (net.Conn, error) {
 		return nil, fmt.Errorf("%w: a %s Security cannot secure a %s connection", ErrEndpoint, role(!server), role(server))
 	}
 	if err != nil {
-		s.log.Warn("curve: handshake failed", "peer", raw.RemoteAddr().String(), "server", server, "err", err)
+		if !server { // a listener's failures are logged by wire, rate-limited
+			s.log.Warn("curve: handshake failed", "peer", raw.RemoteAddr().String(), "server", server, "err", err)
+		}
 		return nil, err
 	}
 	return c, nil

@@ -41,13 +41,18 @@ func newSession(server bool, perm KeyPair, peer PublicKey, allow map[PublicKey]s
 	s := &session{server: server, perm: perm, peer: peer, allow: allow, sendPfx: prefixMsgC, recvPfx: prefixMsgS}
 	if server {
 		s.sendPfx, s.recvPfx = prefixMsgS, prefixMsgC
+		return s, nil // the server makes its transient pair for WELCOME, once HELLO proved the client knows S
 	}
+	return s, s.transientKey()
+}
+
+func (s *session) transientKey() error {
 	pub, sec, err := box.GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("curve: transient key: %w", err)
+		return fmt.Errorf("curve: transient key: %w", err)
 	}
 	s.tPub, s.tSec = *pub, *sec
-	return s, nil
+	return nil
 }
 
 func shortNonce(prefix string, n uint64) *[24]byte {
@@ -108,6 +113,9 @@ func (s *session) onHello(body []byte) error {
 
 // welcome builds the server's WELCOME body: Box[S' + cookie](S->C').
 func (s *session) welcome() ([]byte, error) {
+	if err := s.transientKey(); err != nil {
+		return nil, err
+	}
 	var rnd [16 + 32 + 16]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, fmt.Errorf("curve: random: %w", err)
