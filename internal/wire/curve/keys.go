@@ -105,34 +105,51 @@ const (
 
 // LoadOrCreate returns the server key pair kept in dir, creating dir (0700) and a
 // fresh pair when none exists yet. The secret key is stored as Z85 text in
-// "server.key_secret" with mode 0600 and refused if group or others may read it;
-// the public key is stored in "server.key" (0600 too; it is not secret but needs
-// no wider audience). Creation is atomic (write a temp file, then link it into
-// place), so two processes starting together agree on one pair.
+// "server.key_secret" with mode 0600 and refused (ErrKeyFile) if group or others
+// may read it or it is malformed; it is the authority. The public key in
+// "server.key" (0600 too; not secret, but needs no wider audience) is always
+// derived from it: written when missing and rewritten when it does not match.
+//
+// The pair is decided once: the secret file is installed with a hard link from
+// a complete temp file, which fails if it exists, so the first of several
+// processes starting together wins and the others load its secret; every one of
+// them then derives the same public file from it.
 func LoadOrCreate(dir string) (KeyPair, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return KeyPair{}, fmt.Errorf("curve: keys dir %s: %w", dir, err)
 	}
-	kp, err := loadKeys(dir)
-	if !errors.Is(err, fs.ErrNotExist) {
-		return kp, err
+	kp, err := loadSecret(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		kp, err = createSecret(dir)
 	}
-	if kp, err = GenerateKeyPair(); err != nil {
+	if err != nil {
 		return KeyPair{}, err
 	}
-	if err := writeKeyFile(dir, publicFile, kp.Public.String(), true); err != nil {
-		return KeyPair{}, err
-	}
-	if err := writeKeyFile(dir, secretFile, kp.Secret.Z85(), false); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return loadKeys(dir) // another process won the race
-		}
+	if err := ensurePublic(dir, kp.Public); err != nil {
 		return KeyPair{}, err
 	}
 	return kp, nil
 }
 
-func loadKeys(dir string) (KeyPair, error) {
+// createSecret installs a fresh secret unless one appeared meanwhile; then it
+// loads that one (first writer wins).
+func createSecret(dir string) (KeyPair, error) {
+	kp, err := GenerateKeyPair()
+	if err != nil {
+		return KeyPair{}, err
+	}
+	err = writeKeyFile(dir, secretFile, kp.Secret.Z85(), false)
+	if errors.Is(err, fs.ErrExist) {
+		return loadSecret(dir)
+	}
+	if err != nil {
+		return KeyPair{}, err
+	}
+	return kp, nil
+}
+
+// loadSecret reads and checks the secret file and derives the pair.
+func loadSecret(dir string) (KeyPair, error) {
 	path := filepath.Join(dir, secretFile)
 	st, err := os.Stat(path)
 	if err != nil {
@@ -153,13 +170,20 @@ func loadKeys(dir string) (KeyPair, error) {
 	if err != nil {
 		return KeyPair{}, fmt.Errorf("%w: %s: %w", ErrKeyFile, path, err)
 	}
-	pubPath := filepath.Join(dir, publicFile)
-	if raw, err := os.ReadFile(pubPath); err == nil {
-		if !bytes.Equal(bytes.TrimSpace(raw), []byte(kp.Public.String())) {
-			return KeyPair{}, fmt.Errorf("%w: %s does not match %s", ErrKeyFile, pubPath, path)
-		}
-	}
 	return kp, nil
+}
+
+// ensurePublic makes the public file hold pub: left alone when it does,
+// written (atomically, by rename) when it is missing or holds another key.
+func ensurePublic(dir string, pub PublicKey) error {
+	raw, err := os.ReadFile(filepath.Join(dir, publicFile))
+	switch {
+	case err == nil && bytes.Equal(bytes.TrimSpace(raw), []byte(pub.String())):
+		return nil
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("curve: %w", err)
+	}
+	return writeKeyFile(dir, publicFile, pub.String(), true)
 }
 
 // writeKeyFile creates dir/name with text atomically; replace says whether an
