@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,14 +25,45 @@ const (
 // that libzmq (zmq_curve_keypair, pyzmq) prints and accepts.
 type PublicKey [KeyLen]byte
 
-// SecretKey is a Curve25519 secret key. It has no String method on purpose, so it
-// never ends up in a log line by accident; use Z85 explicitly.
+// SecretKey is a Curve25519 secret key. Every way of printing it (String,
+// fmt's verbs %v %+v %#v %s %x ..., slog, JSON and text marshalling) gives
+// "REDACTED", so it never ends up in a log line by accident; use Z85 explicitly.
 type SecretKey [KeyLen]byte
+
+// redacted is what a SecretKey prints as.
+const redacted = "REDACTED"
+
+// String returns "REDACTED".
+func (SecretKey) String() string { return redacted }
+
+// GoString returns a redacted Go syntax representation.
+func (SecretKey) GoString() string { return "curve.SecretKey{" + redacted + "}" }
+
+// Format prints "REDACTED" for every verb (%#v: GoString).
+func (k SecretKey) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = io.WriteString(f, k.GoString())
+		return
+	}
+	_, _ = io.WriteString(f, redacted)
+}
+
+// LogValue makes slog print "REDACTED".
+func (SecretKey) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalText gives "REDACTED" (encoding/json, slog's JSON handler); there is
+// no UnmarshalText: parse secrets with ParseSecretKey.
+func (SecretKey) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 
 // KeyPair is a permanent (long-term) CURVE identity.
 type KeyPair struct {
 	Public PublicKey
 	Secret SecretKey
+}
+
+// LogValue makes slog print the public key and hide the secret one.
+func (kp KeyPair) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("public", kp.Public.String()), slog.String("secret", redacted))
 }
 
 // String returns the Z85 text of k.
@@ -71,11 +104,28 @@ func KeyPairFromSecret(sk SecretKey) (KeyPair, error) {
 	return kp, nil
 }
 
-// ParsePublicKey parses a 40-character Z85 public key.
+// ParsePublicKey parses a 40-character Z85 public key. Low-order points
+// (all zero among them) are refused with ErrBadKey, as libsodium refuses them.
 func ParsePublicKey(s string) (PublicKey, error) {
 	var k PublicKey
-	err := parseKey(s, k[:])
-	return k, err
+	if err := parseKey(s, k[:]); err != nil {
+		return k, err
+	}
+	return k, checkPublic(k)
+}
+
+// lowOrderProbe is any scalar: X25519 clamps it to a multiple of the cofactor,
+// so its product with a point is zero exactly when the point has small order.
+var lowOrderProbe = [32]byte{9}
+
+// checkPublic refuses a low-order public key: X25519 of any secret with it is
+// all zero, so a session keyed with it would use a public constant (libsodium's
+// crypto_scalarmult refuses such points for the same reason).
+func checkPublic(k [32]byte) error {
+	if _, err := curve25519.X25519(lowOrderProbe[:], k[:]); err != nil {
+		return fmt.Errorf("%w: low-order public key (refused, as libsodium does)", ErrBadKey)
+	}
+	return nil
 }
 
 // ParseSecretKey parses a 40-character Z85 secret key.

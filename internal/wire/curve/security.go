@@ -33,6 +33,9 @@ func NewServerSecurity(cfg ServerConfig) (*Security, error) {
 	if cfg.MaxMessage <= 0 {
 		cfg.MaxMessage = DefaultMaxMessage
 	}
+	if err := checkAllow(cfg.Allow); err != nil {
+		return nil, err
+	}
 	s := &Security{server: &cfg, log: logger(cfg.Logger)}
 	if len(cfg.Allow) > 0 {
 		s.allow = make(map[PublicKey]struct{}, len(cfg.Allow))
@@ -46,8 +49,8 @@ func NewServerSecurity(cfg ServerConfig) (*Security, error) {
 // NewClientSecurity returns a client-side Security; with cfg.Keys zero every
 // connection uses a fresh client key pair.
 func NewClientSecurity(cfg ClientConfig) (*Security, error) {
-	if cfg.ServerKey.IsZero() {
-		return nil, fmt.Errorf("%w: server public key is required", ErrBadKey)
+	if err := checkServerKey(cfg.ServerKey); err != nil {
+		return nil, err
 	}
 	if cfg.MaxMessage <= 0 {
 		cfg.MaxMessage = DefaultMaxMessage
@@ -94,6 +97,24 @@ func (s *Security) Secure(raw net.Conn, server bool) (net.Conn, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// checkServerKey refuses a missing or low-order server public key.
+func checkServerKey(k PublicKey) error {
+	if k.IsZero() {
+		return fmt.Errorf("%w: server public key is required", ErrBadKey)
+	}
+	return checkPublic(k)
+}
+
+// checkAllow refuses an allowlist holding a low-order key.
+func checkAllow(allow []PublicKey) error {
+	for _, k := range allow {
+		if err := checkPublic(k); err != nil {
+			return fmt.Errorf("allowlist: %w", err)
+		}
+	}
+	return nil
 }
 
 func role(server bool) string {

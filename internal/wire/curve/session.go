@@ -100,7 +100,11 @@ func (s *session) onHello(body []byte) error {
 		return fmt.Errorf("%w: HELLO version %d.%d, want 1.0", ErrMalformed, body[6], body[7])
 	}
 	copy(s.peerT[:], body[80:112])
+	if err := checkPublic(s.peerT); err != nil {
+		return fmt.Errorf("HELLO client transient key: %w", err)
+	}
 	sk := [32]byte(s.perm.Secret)
+	defer clear(sk[:])
 	plain, ok := box.Open(nil, body[120:200], shortNonce(prefixHello, binary.BigEndian.Uint64(body[112:120])), &s.peerT, &sk)
 	if !ok {
 		return fmt.Errorf("%w: HELLO signature box (client uses another server public key?)", ErrWrongKey)
@@ -129,6 +133,7 @@ func (s *session) welcome() ([]byte, error) {
 	out := append(make([]byte, 0, welcomeLen), cmdWelcome...)
 	out = append(out, rnd[:16]...)
 	sk := [32]byte(s.perm.Secret)
+	defer clear(sk[:])
 	return box.Seal(out, plain, longNonce(prefixWelcome, rnd[:16]), &s.peerT, &sk), nil
 }
 
@@ -137,12 +142,16 @@ func (s *session) onWelcome(body []byte) error {
 	if len(body) != welcomeLen || !bytes.HasPrefix(body, cmdWelcome) {
 		return fmt.Errorf("%w: expected WELCOME (%d bytes), got %d bytes %q", ErrMalformed, welcomeLen, len(body), printable(head(body)))
 	}
+	defer clear(s.tSec[:]) // not needed after this step (the vouch uses the permanent key)
 	pk := [32]byte(s.peer)
 	plain, ok := box.Open(nil, body[24:], longNonce(prefixWelcome, body[8:24]), &pk, &s.tSec)
 	if !ok {
 		return fmt.Errorf("%w: WELCOME box (server does not hold the expected public key %s?)", ErrWrongKey, s.peer)
 	}
 	copy(s.peerT[:], plain[:32])
+	if err := checkPublic(s.peerT); err != nil {
+		return fmt.Errorf("WELCOME server transient key: %w", err)
+	}
 	copy(s.cookie[:], plain[32:])
 	box.Precompute(&s.shared, &s.peerT, &s.tSec)
 	return nil
@@ -156,6 +165,7 @@ func (s *session) initiate(meta []byte) ([]byte, error) {
 	}
 	vouchPlain := append(append(make([]byte, 0, 64), s.tPub[:]...), s.peer[:]...)
 	csk := [32]byte(s.perm.Secret)
+	defer clear(csk[:])
 	plain := make([]byte, 0, 128+len(meta))
 	plain = append(plain, s.perm.Public[:]...)
 	plain = append(plain, vn[:]...)
@@ -168,6 +178,7 @@ func (s *session) initiate(meta []byte) ([]byte, error) {
 	out := make([]byte, 0, 113+boxOverhead+len(plain))
 	out = append(out, cmdInitiate...)
 	out = append(out, s.cookie[:]...)
+	clear(s.cookie[:])
 	out = binary.BigEndian.AppendUint64(out, n)
 	return box.SealAfterPrecomputation(out, plain, shortNonce(prefixInitiate, n), &s.shared), nil
 }
@@ -178,6 +189,7 @@ func (s *session) onInitiate(body []byte) error {
 	if len(body) < initiateMinLen || !bytes.HasPrefix(body, cmdInitiate) {
 		return fmt.Errorf("%w: expected INITIATE (>= %d bytes), got %d bytes %q", ErrMalformed, initiateMinLen, len(body), printable(head(body)))
 	}
+	defer s.wipeServer() // only s.shared is needed from here on
 	cookie, ok := secretbox.Open(nil, body[25:105], longNonce(prefixCookie, body[9:25]), &s.cookieKey)
 	if !ok || subtle.ConstantTimeCompare(cookie[:32], s.peerT[:]) != 1 || subtle.ConstantTimeCompare(cookie[32:], s.tSec[:]) != 1 {
 		return fmt.Errorf("%w: INITIATE cookie is not ours", ErrMalformed)
@@ -189,6 +201,9 @@ func (s *session) onInitiate(body []byte) error {
 		return fmt.Errorf("%w: INITIATE box", ErrWrongKey)
 	}
 	copy(s.peer[:], plain[:32])
+	if err := checkPublic([32]byte(s.peer)); err != nil {
+		return fmt.Errorf("INITIATE client key: %w", err)
+	}
 	pk := [32]byte(s.peer)
 	vouch, ok := box.Open(nil, plain[48:128], longNonce(prefixVouch, plain[32:48]), &pk, &s.tSec)
 	if !ok {
@@ -209,6 +224,13 @@ func (s *session) onInitiate(body []byte) error {
 	s.peerMeta = meta
 	s.recvNonce = n
 	return nil
+}
+
+// wipeServer forgets the server's transient secret and cookie key once
+// INITIATE has been checked (the message keys live in s.shared).
+func (s *session) wipeServer() {
+	clear(s.tSec[:])
+	clear(s.cookieKey[:])
 }
 
 // ready builds the server's READY body carrying metadata.

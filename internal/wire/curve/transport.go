@@ -143,6 +143,9 @@ func ServerEndpoint(tcpEndpoint string, cfg ServerConfig) (*Endpoint, error) {
 	if cfg.Keys.IsZero() {
 		return nil, fmt.Errorf("%w: server key pair is required", ErrBadKey)
 	}
+	if err := checkAllow(cfg.Allow); err != nil {
+		return nil, err
+	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
@@ -169,8 +172,8 @@ func ClientEndpoint(tcpEndpoint string, cfg ClientConfig) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.ServerKey.IsZero() {
-		return nil, fmt.Errorf("%w: server public key is required", ErrBadKey)
+	if err := checkServerKey(cfg.ServerKey); err != nil {
+		return nil, err
 	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
