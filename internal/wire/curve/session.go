@@ -142,7 +142,6 @@ func (s *session) onWelcome(body []byte) error {
 	if len(body) != welcomeLen || !bytes.HasPrefix(body, cmdWelcome) {
 		return fmt.Errorf("%w: expected WELCOME (%d bytes), got %d bytes %q", ErrMalformed, welcomeLen, len(body), printable(head(body)))
 	}
-	defer clear(s.tSec[:]) // not needed after this step (the vouch uses the permanent key)
 	pk := [32]byte(s.peer)
 	plain, ok := box.Open(nil, body[24:], longNonce(prefixWelcome, body[8:24]), &pk, &s.tSec)
 	if !ok {
@@ -154,6 +153,7 @@ func (s *session) onWelcome(body []byte) error {
 	}
 	copy(s.cookie[:], plain[32:])
 	box.Precompute(&s.shared, &s.peerT, &s.tSec)
+	clear(s.tSec[:]) // not needed any more (the vouch uses the permanent key)
 	return nil
 }
 
@@ -178,7 +178,6 @@ func (s *session) initiate(meta []byte) ([]byte, error) {
 	out := make([]byte, 0, 113+boxOverhead+len(plain))
 	out = append(out, cmdInitiate...)
 	out = append(out, s.cookie[:]...)
-	clear(s.cookie[:])
 	out = binary.BigEndian.AppendUint64(out, n)
 	return box.SealAfterPrecomputation(out, plain, shortNonce(prefixInitiate, n), &s.shared), nil
 }
@@ -189,7 +188,6 @@ func (s *session) onInitiate(body []byte) error {
 	if len(body) < initiateMinLen || !bytes.HasPrefix(body, cmdInitiate) {
 		return fmt.Errorf("%w: expected INITIATE (>= %d bytes), got %d bytes %q", ErrMalformed, initiateMinLen, len(body), printable(head(body)))
 	}
-	defer s.wipeServer() // only s.shared is needed from here on
 	cookie, ok := secretbox.Open(nil, body[25:105], longNonce(prefixCookie, body[9:25]), &s.cookieKey)
 	if !ok || subtle.ConstantTimeCompare(cookie[:32], s.peerT[:]) != 1 || subtle.ConstantTimeCompare(cookie[32:], s.tSec[:]) != 1 {
 		return fmt.Errorf("%w: INITIATE cookie is not ours", ErrMalformed)
@@ -223,6 +221,7 @@ func (s *session) onInitiate(body []byte) error {
 	}
 	s.peerMeta = meta
 	s.recvNonce = n
+	s.wipeServer() // only s.shared is needed from here on
 	return nil
 }
 
