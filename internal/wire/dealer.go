@@ -105,7 +105,9 @@ func (c *client) emit(e Event) {
 func (c *client) dial() (zmq4.Socket, error) {
 	opts := append(socketOptions(&c.cfg), zmq4.WithID(zmq4.SocketIdentity(c.cfg.Identity)))
 	s := c.newSock(context.Background(), opts...)
-	if err := s.Dial(c.zep); err != nil {
+	err := s.Dial(c.zep)
+	endDial(c.key, err != nil)
+	if err != nil {
 		s.Close()
 		return nil, err
 	}

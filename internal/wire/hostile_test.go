@@ -169,3 +169,45 @@ print("ok")`
 		t.Fatalf("pyzmq NULL client: %v: %s", err, out)
 	}
 }
+
+// TestFailedDialHandshakesCloseTheirDescriptors: a Dealer redialling a server
+// whose handshake fails (here: it announces PLAIN) must close each failed
+// connection; zmq4's Dial leaves it open.
+func TestFailedDialHandshakesCloseTheirDescriptors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write(greeting(3, 0, "PLAIN"))
+			c.Close()
+		}
+	})
+	defer func() { ln.Close(); wg.Wait() }()
+	base := openFDs(t)
+	d, err := NewDealer(Config{RedialMin: time.Millisecond, RedialMax: 5 * time.Millisecond}, "tcp://"+ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	fails := 0
+	for fails < 30 {
+		select {
+		case e := <-d.Events():
+			if e.Kind == DialFailed {
+				fails++
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("only %d failed dials seen", fails)
+		}
+	}
+	if n := openFDs(t); n > base+3 {
+		t.Fatalf("%d descriptors open after %d failed dials, %d before", n, fails, base)
+	}
+}

@@ -41,7 +41,28 @@ type sockOpts struct {
 	typ zmq4.SocketType // checked against a connecting peer's Socket-Type
 
 	mu        sync.Mutex
-	listeners []*listener // opened by Listen for this socket
+	listeners []*listener         // opened by Listen for this socket
+	dialing   map[*guard]struct{} // dialled, zmq4's handshake not yet known to have succeeded
+}
+
+// endDial forgets the connections dialled for the socket registered under key
+// once zmq4's Dial has returned, closing them if it failed: zmq4 does not close
+// a connection whose handshake failed (a mechanism or version mismatch).
+func endDial(key string, failed bool) {
+	v, ok := sockReg.Load(key)
+	if !ok {
+		return
+	}
+	so := v.(*sockOpts)
+	so.mu.Lock()
+	gs := so.dialing
+	so.dialing = nil
+	so.mu.Unlock()
+	if failed {
+		for g := range gs {
+			g.Close()
+		}
+	}
 }
 
 // closeListeners closes every listener of the socket registered under key. A
@@ -152,6 +173,12 @@ func (t plhTransport) Dial(ctx context.Context, d transport.Dialer, addr string)
 	if err != nil {
 		return nil, err
 	}
+	so.mu.Lock()
+	if so.dialing == nil {
+		so.dialing = map[*guard]struct{}{}
+	}
+	so.dialing[c] = struct{}{}
+	so.mu.Unlock()
 	so.st.dialed.Add(1)
 	return c, nil
 }

@@ -96,8 +96,9 @@ func Listen(ln net.Listener, cfg Config, hs Handshake) *Listener {
 // peer has sent anything, for the idle timeout and the eviction order.
 type Conn struct {
 	net.Conn
-	heard  atomic.Bool
-	reason atomic.Pointer[error] // why the Listener closed it, if it did
+	heard    atomic.Bool
+	reason   atomic.Pointer[error] // why the Listener closed it, if it did
+	reported atomic.Bool           // its failure has been counted
 	elem   *list.Element
 	timer  *time.Timer
 }
@@ -111,9 +112,22 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *Conn) kill(reason error) {
+// kill closes c for reason, counted before the peer can see the close.
+func (l *Listener) kill(c *Conn, reason error) {
 	c.reason.CompareAndSwap(nil, &reason)
+	l.report(c, reason)
 	_ = c.Conn.Close()
+}
+
+// report counts c's failure once and tells OnFail.
+func (l *Listener) report(c *Conn, err error) {
+	if c.reported.Swap(true) {
+		return
+	}
+	l.failed.Add(1)
+	if l.cfg.OnFail != nil {
+		l.cfg.OnFail(err)
+	}
 }
 
 func (l *Listener) acceptLoop() {
@@ -170,13 +184,13 @@ func (l *Listener) admit(c *Conn) bool {
 		l.pending.Remove(victim)
 		v.elem = nil
 		l.evicted.Add(1)
-		v.kill(ErrEvicted)
+		l.kill(v, ErrEvicted)
 	}
 	c.elem = l.pending.PushBack(c)
 	c.timer = time.AfterFunc(l.cfg.IdleTimeout, func() {
 		if !c.heard.Load() {
 			l.idle.Add(1)
-			c.kill(ErrIdle)
+			l.kill(c, ErrIdle)
 		}
 	})
 	l.wg.Add(1)
@@ -209,19 +223,18 @@ func (l *Listener) handshake(c *Conn) {
 	}
 }
 
-// fail closes c after a failed handshake and reports it.
+// fail reports a failed handshake (unless the Listener is closing: then it is
+// not the peer's doing) and closes its connection.
 func (l *Listener) fail(c *Conn, err error) {
-	_ = c.Conn.Close()
+	if l.closing() {
+		_ = c.Conn.Close()
+		return
+	}
 	if r := c.reason.Load(); r != nil {
 		err = errors.Join(*r, err)
 	}
-	l.failed.Add(1)
-	if l.cfg.OnFail != nil {
-		l.cfg.OnFail(err)
-	}
-	if l.closing() { // closed under it: not the peer's doing
-		return
-	}
+	l.report(c, err)
+	_ = c.Conn.Close()
 	l.warn.Log(slog.LevelWarn, l.cfg.Name+": handshake failed, connection closed", "peer", c.RemoteAddr().String(), "err", err)
 }
 
