@@ -99,8 +99,8 @@ type Conn struct {
 	heard    atomic.Bool
 	reason   atomic.Pointer[error] // why the Listener closed it, if it did
 	reported atomic.Bool           // its failure has been counted
-	elem   *list.Element
-	timer  *time.Timer
+	elem     *list.Element
+	timer    *time.Timer
 }
 
 // Read reads from the connection and notes that the peer spoke.
