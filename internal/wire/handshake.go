@@ -50,7 +50,7 @@ func readHandshake(g *guard, typ zmq4.SocketType, greet bool) ([]byte, error) {
 		return nil, fmt.Errorf("%w: ZMTP version %d.%d, need 3.x", ErrHandshake, buf[10], buf[11])
 	}
 	if mech := string(bytes.TrimRight(buf[12:32], "\x00")); mech != "NULL" {
-		return nil, fmt.Errorf("%w: mechanism %q, want NULL", ErrHandshake, printable(mech))
+		return nil, fmt.Errorf("%w: mechanism %q, want NULL", ErrHandshake, mech)
 	}
 	hdr := buf[greetingLen : greetingLen+2]
 	if _, err := io.ReadFull(g, hdr); err != nil {
@@ -76,14 +76,14 @@ func readHandshake(g *guard, typ zmq4.SocketType, greet bool) ([]byte, error) {
 	}
 	body := out.Bytes()[greetingLen+len(hdr):]
 	if !bytes.HasPrefix(body, []byte("\x05READY")) {
-		return nil, fmt.Errorf("%w: expected READY, got command %q", ErrHandshake, printable(string(body[:min(len(body), 12)])))
+		return nil, fmt.Errorf("%w: expected READY, got command %q", ErrHandshake, body[:min(len(body), 12)])
 	}
 	peer, err := socketType(body[6:])
 	if err != nil {
 		return nil, err
 	}
 	if typ != "" && !zmq4.SocketType(peer).IsCompatible(typ) {
-		return nil, fmt.Errorf("%w: peer socket type %q cannot talk to %s", ErrHandshake, printable(peer), typ)
+		return nil, fmt.Errorf("%w: peer socket type %q cannot talk to %s", ErrHandshake, peer[:min(len(peer), 32)], typ)
 	}
 	return out.Bytes(), nil
 }
@@ -109,14 +109,4 @@ func socketType(b []byte) (string, error) {
 		b = b[v:]
 	}
 	return typ, nil
-}
-
-// printable replaces non-printable bytes of peer text before it is logged.
-func printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e {
-			return '?'
-		}
-		return r
-	}, s)
 }
