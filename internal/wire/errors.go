@@ -22,7 +22,8 @@ var (
 	// layout (too few frames, unknown frame-type byte, empty type).
 	ErrBadFrames = errors.New("wire: bad frame layout")
 	// ErrHandshake is wrapped by every reason a listener gives for refusing a
-	// peer's ZMTP greeting or READY (logged, counted in Stats.HandshakeFailures).
+	// peer's ZMTP greeting or READY (logged, counted in Stats.HandshakeFailures),
+	// and by a dial whose peer announced a socket type zmq4 does not know.
 	ErrHandshake = errors.New("wire: bad ZMTP handshake")
 	// ErrTooLarge is returned by Send when a message exceeds the socket's limits.
 	ErrTooLarge = errors.New("wire: message too large")

@@ -82,6 +82,9 @@ func readHandshake(g *guard, typ zmq4.SocketType, greet bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !knownSocketType(peer) { // zmq4's IsCompatible panics on an unknown type
+		return nil, fmt.Errorf("%w: unknown peer socket type %q", ErrHandshake, peer[:min(len(peer), 32)])
+	}
 	if typ != "" && !zmq4.SocketType(peer).IsCompatible(typ) {
 		return nil, fmt.Errorf("%w: peer socket type %q cannot talk to %s", ErrHandshake, peer[:min(len(peer), 32)], typ)
 	}
@@ -109,4 +112,15 @@ func socketType(b []byte) (string, error) {
 		b = b[v:]
 	}
 	return typ, nil
+}
+
+// knownSocketType reports whether t is one of the socket types of ZMTP 3.0
+// (the ones zmq4's SocketType.IsCompatible knows; it panics on any other).
+func knownSocketType(t string) bool {
+	switch zmq4.SocketType(t) {
+	case zmq4.Pair, zmq4.Pub, zmq4.Sub, zmq4.Req, zmq4.Rep, zmq4.Dealer, zmq4.Router,
+		zmq4.Pull, zmq4.Push, zmq4.XPub, zmq4.XSub:
+		return true
+	}
+	return false
 }

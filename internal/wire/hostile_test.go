@@ -1,7 +1,11 @@
 package wire
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -209,5 +213,102 @@ func TestFailedDialHandshakesCloseTheirDescriptors(t *testing.T) {
 	}
 	if n := openFDs(t); n > base+3 {
 		t.Fatalf("%d descriptors open after %d failed dials, %d before", n, fails, base)
+	}
+}
+
+// TestBadReadyRefused: each malformed READY is refused by the listener itself
+// (connection closed, counted), never handed to zmq4, whose parser trusts it.
+func TestBadReadyRefused(t *testing.T) {
+	prop := func(k, v string) []byte {
+		b := append([]byte{byte(len(k))}, k...)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
+		return append(b, v...)
+	}
+	ready := func(meta ...[]byte) []byte { return append([]byte("\x05READY"), bytes.Join(meta, nil)...) }
+	frame := func(flags byte, body []byte) []byte {
+		if len(body) > 255 {
+			return append(binary.BigEndian.AppendUint64([]byte{flags | 0x02}, uint64(len(body))), body...)
+		}
+		return append([]byte{flags, byte(len(body))}, body...)
+	}
+	cases := map[string][]byte{
+		"socket type PUB":       frame(0x04, ready(prop("Socket-Type", "PUB"))),
+		"unknown socket type":   frame(0x04, ready(prop("Socket-Type", "FOO"))), // zmq4 panics on it
+		"no socket type":        frame(0x04, ready(prop("Identity", "x"))),
+		"truncated property":    frame(0x04, append(ready(), 11, 'S', 'o')),
+		"value past the end":    frame(0x04, append(ready(), append([]byte{1, 'X'}, 0, 0, 0x10, 0)...)),
+		"zero-length name":      frame(0x04, append(ready(), 0, 0, 0, 0, 0)),
+		"READY with MORE":       frame(0x05, ready(prop("Socket-Type", "DEALER"))),
+		"a message, not READY":  frame(0x00, []byte("hello")),
+		"READY over the limit":  binary.BigEndian.AppendUint64([]byte{0x06}, 1<<20),
+		"READY larger than 255": frame(0x04, ready(prop("Socket-Type", "DEALER"), prop("X", strings.Repeat("x", 300)), prop("Socket-Type", "PUSH"))),
+	}
+	r := mustRouter(t, Config{})
+	addr := strings.TrimPrefix(r.Endpoint(), "tcp://")
+	n := uint64(0)
+	for name, b := range cases {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(append(greeting(3, 0, "NULL"), b...))
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = io.Copy(io.Discard, c) // our greeting, then EOF (or a reset: unread input)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("%s: connection not closed by the listener", name)
+		}
+		c.Close()
+		n++
+		eventually(t, 10*time.Second, name+" counted", func() bool { return r.Stats().HandshakeFailures >= n })
+	}
+	if r.Stats().Accepted != 0 {
+		t.Fatalf("a bad READY was handed to zmq4: %+v", r.Stats())
+	}
+	roundTrip(t, r, 5*time.Second)
+}
+
+// TestDialToServerWithUnknownSocketTypeFails: a server announcing a socket
+// type zmq4 does not know (its IsCompatible panics) fails the dial instead of
+// crashing the process.
+func TestDialToServerWithUnknownSocketTypeFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("\x05READY\x0bSocket-Type")
+	body = binary.BigEndian.AppendUint32(body, 3)
+	body = append(body, "FOO"...)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write(append(greeting(3, 0, "NULL"), append([]byte{0x04, byte(len(body))}, body...)...))
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			io.Copy(io.Discard, c)
+			c.Close()
+		}
+	})
+	defer func() { ln.Close(); wg.Wait() }()
+	d, err := NewDealer(Config{}, "tcp://"+ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for {
+		select {
+		case e := <-d.Events():
+			if e.Kind == DialFailed {
+				if !errors.Is(e.Err, ErrHandshake) {
+					t.Fatalf("dial failed with %v, want ErrHandshake", e.Err)
+				}
+				return
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("no DialFailed event")
+		}
 	}
 }
