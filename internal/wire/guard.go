@@ -67,7 +67,6 @@ type guard struct {
 
 	prefix      []byte // bytes pre-read by the listener, replayed first
 	ownGreeting bool   // the listener already sent our greeting: zmq4's is dropped
-	accepted    bool   // a listener's connection: the listener counts its handshake failures
 
 	// parser state (reader goroutine only)
 	pos       int // bytes of the greeting seen
@@ -106,20 +105,11 @@ func (g *guard) Read(p []byte) (int, error) {
 	}
 	if err != nil && !g.handshook {
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {
-			g.handshakeFailed()
 			g.Close()
 			return n, &violation{"handshake not completed within " + g.cfg.HandshakeTimeout.String()}
 		}
 	}
 	return n, err
-}
-
-// handshakeFailed counts a failed handshake of a dialled connection (a
-// listener counts those of its own connections, whatever the cause).
-func (g *guard) handshakeFailed() {
-	if !g.accepted {
-		g.st.handshakeFailures.Add(1)
-	}
 }
 
 func (g *guard) Write(p []byte) (int, error) { return g.coalescedWrite(p) }
@@ -144,12 +134,10 @@ func (g *guard) feed(b []byte) error {
 				switch g.pos {
 				case 0:
 					if b[0] != sigFirstByte {
-						g.handshakeFailed()
 						return &violation{"not a ZMTP greeting"}
 					}
 				case sigLastOffset:
 					if b[0] != sigLastByte {
-						g.handshakeFailed()
 						return &violation{"not a ZMTP greeting"}
 					}
 				}

@@ -214,6 +214,9 @@ func TestFailedDialHandshakesCloseTheirDescriptors(t *testing.T) {
 	if n := openFDs(t); n > base+3 {
 		t.Fatalf("%d descriptors open after %d failed dials, %d before", n, fails, base)
 	}
+	if got := d.Stats().HandshakeFailures; got < uint64(fails) {
+		t.Fatalf("HandshakeFailures = %d after %d failed dial handshakes", got, fails)
+	}
 }
 
 // TestBadReadyRefused: each malformed READY is refused by the listener itself

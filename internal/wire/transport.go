@@ -46,8 +46,9 @@ type sockOpts struct {
 }
 
 // endDial forgets the connections dialled for the socket registered under key
-// once zmq4's Dial has returned, closing them if it failed: zmq4 does not close
-// a connection whose handshake failed (a mechanism or version mismatch).
+// once zmq4's Dial has returned, closing (and counting) them if it failed: zmq4
+// does not close a connection whose handshake failed (a mechanism or version
+// mismatch, a silent peer).
 func endDial(key string, failed bool) {
 	v, ok := sockReg.Load(key)
 	if !ok {
@@ -60,6 +61,7 @@ func endDial(key string, failed bool) {
 	so.mu.Unlock()
 	if failed {
 		for g := range gs {
+			so.st.handshakeFailures.Add(1)
 			g.Close()
 		}
 	}
@@ -210,6 +212,9 @@ func establish(raw net.Conn, so *sockOpts, server bool) (*guard, error) {
 		sc, err := cfg.Security.Secure(raw, server)
 		if err != nil {
 			raw.Close()
+			if !server { // a listener counts its failures itself (admit's OnFail)
+				so.st.handshakeFailures.Add(1)
+			}
 			return nil, fmt.Errorf("wire: %s handshake: %w", cfg.Security.Mechanism(), err)
 		}
 		c = sc
@@ -218,9 +223,7 @@ func establish(raw net.Conn, so *sockOpts, server bool) (*guard, error) {
 	} else {
 		_ = c.SetWriteDeadline(time.Time{})
 	}
-	g := newGuard(c, cfg, so.st)
-	g.accepted = server
-	return g, nil
+	return newGuard(c, cfg, so.st), nil
 }
 
 // listener hands zmq4 only connections whose ZMTP handshake, up to and
