@@ -49,7 +49,9 @@ type ServerConfig struct {
 	// oldest connection that has sent nothing (else the oldest) is closed to
 	// make room, so idle connections cannot lock clients out. 0: 256.
 	MaxHandshakes int
-	// Logger receives one line per refused or dropped connection. nil: discard.
+	// Logger receives one line per refused connection (at Warn at most once a
+	// second, with the count of those not logged at Warn; the others at Debug)
+	// and one per dropped connection. nil: discard.
 	Logger *slog.Logger
 }
 
