@@ -42,7 +42,7 @@ var rules = []rule{
 	{name: "broker/proto imports no plh package", from: []string{p("broker/proto")},
 		only: []string{p("broker/proto")}},
 	{name: "broker imports only broker/proto, internal/wire and internal/proc; never hub or hubd", from: []string{p("broker/...")},
-		only:  []string{p("broker/..."), p("internal/wire"), p("internal/wire/curve"), p("internal/proc")},
+		only:  []string{p("broker/..."), p("internal/wire"), p("internal/wire/curve"), p("internal/wire/admit"), p("internal/proc")},
 		never: []string{p("hub/..."), p("hubd/...")}},
 	{name: "the library imports neither sim, chaos, hubd nor cmd", from: library,
 		never: []string{p("sim/..."), p("chaos/..."), p("hubd/..."), p("cmd/..."), p("suites/...")}},

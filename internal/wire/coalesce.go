@@ -94,11 +94,11 @@ func (g *guard) coalescedWrite(p []byte) (int, error) {
 	if c.greeting > 0 { // greeting bytes are written through (the handshake waits on them)
 		k := min(c.greeting, len(p))
 		c.greeting -= k
-		if k == len(p) {
-			return g.rawWrite(p)
+		n, err := k, error(nil)
+		if !g.ownGreeting {
+			n, err = g.rawWrite(p[:k])
 		}
-		n, err := g.rawWrite(p[:k])
-		if err != nil {
+		if err != nil || k == len(p) {
 			return n, err
 		}
 		m, err := g.coalesceLocked(p[k:])

@@ -43,6 +43,12 @@ type Config struct {
 	// HandshakeTimeout bounds the ZMTP (and security) handshake of a new
 	// connection (default 5 s). Silent connections are dropped after it.
 	HandshakeTimeout time.Duration
+	// MaxHandshakes bounds the connections a listening socket (Router, Pub) is
+	// handshaking with at once (default 256). At the cap the oldest connection
+	// that has sent nothing, else the oldest, is closed to make room, so idle
+	// connections never lock new clients out; a connection that has sent
+	// nothing within min(1 s, HandshakeTimeout) is closed anyway.
+	MaxHandshakes int
 	// PeerQueue is the bounded number of messages queued per peer (Router) or per
 	// socket (Dealer, Pub) before Send returns ErrQueueFull (default 1024).
 	PeerQueue int
@@ -67,6 +73,7 @@ func DefaultConfig() Config {
 		MaxFrames:        16,
 		SendTimeout:      2 * time.Second,
 		HandshakeTimeout: 5 * time.Second,
+		MaxHandshakes:    256,
 		PeerQueue:        1024,
 		RecvQueue:        1024,
 		RedialMin:        50 * time.Millisecond,
@@ -90,6 +97,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = d.HandshakeTimeout
+	}
+	if c.MaxHandshakes <= 0 {
+		c.MaxHandshakes = d.MaxHandshakes
 	}
 	if c.PeerQueue <= 0 {
 		c.PeerQueue = d.PeerQueue

@@ -83,7 +83,7 @@ func newClient(cfg Config, endpoint string, newSock func(context.Context, ...zmq
 		in: make(chan [][]byte, cfg.RecvQueue), events: make(chan Event, 64),
 		kick: make(chan struct{}, 1), quit: make(chan struct{}), up: make(chan struct{}),
 	}
-	c.key = register(&c.cfg, &c.st)
+	c.key = register(&c.cfg, &c.st, "")
 	zep, err := zmqEndpoint(endpoint, c.key)
 	if err != nil {
 		unregister(c.key)
@@ -105,7 +105,9 @@ func (c *client) emit(e Event) {
 func (c *client) dial() (zmq4.Socket, error) {
 	opts := append(socketOptions(&c.cfg), zmq4.WithID(zmq4.SocketIdentity(c.cfg.Identity)))
 	s := c.newSock(context.Background(), opts...)
-	if err := s.Dial(c.zep); err != nil {
+	err := zmqDial(s, c.zep)
+	endDial(c.key, err != nil)
+	if err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -116,6 +118,18 @@ func (c *client) dial() (zmq4.Socket, error) {
 		}
 	}
 	return s, nil
+}
+
+// zmqDial runs zmq4's synchronous Dial (connect and ZMTP handshake). zmq4
+// panics on a peer Socket-Type it does not know (SocketType.IsCompatible); that
+// is the peer's fault, so it becomes an ErrHandshake error, not a crash.
+func zmqDial(s zmq4.Socket, ep string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: zmq4 refused the peer's handshake: %v", ErrHandshake, r)
+		}
+	}()
+	return s.Dial(ep)
 }
 
 func (c *client) run() {

@@ -8,8 +8,15 @@
 //     before zmq4 allocates a frame over MaxFrame, a message over MaxMessage or
 //     MaxFrames (zmq4 allocates whatever length a header claims), puts
 //     SendTimeout on every network write (traps 3 and 6), and bounds the
-//     handshake with HandshakeTimeout. The listener vets each new connection in
-//     its own goroutine, so a silent TCP client never blocks zmq4's accept loop.
+//     handshake with HandshakeTimeout. Listeners run each new connection's
+//     handshake in its own goroutine (internal/wire/admit: at most
+//     MaxHandshakes at once, the oldest silent one closed to make room, silent
+//     ones closed after 1 s): the security handshake, then the peer's ZMTP
+//     greeting and READY, checked as zmq4 would check them (handshake.go) and
+//     replayed to zmq4. So zmq4's single accept loop never waits on a peer, and
+//     never fails a handshake (zmq4 leaves such a connection open): every
+//     failed handshake closes its descriptor, is counted and logged at Warn,
+//     rate-limited.
 //   - Router: Send never blocks; each peer has a bounded queue (PeerQueue,
 //     ErrQueueFull) drained by its own short-lived goroutine. zmq4 serialises
 //     ROUTER writes to all peers behind one mutex held during the network write,
@@ -40,8 +47,8 @@
 //
 // Goroutines: Router: one reader + one sender per peer with queued messages.
 // Dealer: dial loop + one reader per connection + one writer. Sub: dial loop +
-// reader. Pub: one writer. Listeners: accept loop + one per connection being
-// vetted. Close stops all of them (and drains zmq4's internal queue) before it
+// reader. Pub: one writer. Listeners: accept loop + one per connection in
+// handshake (admit). Close stops all of them (and drains zmq4's internal queue) before it
 // returns. Locks: each socket has one mutex for its own state, never held while
 // calling into zmq4 except Router.Send's queue lookup (which never blocks).
 package wire

@@ -18,6 +18,10 @@ var (
 	ErrNotConnected = errors.New("wire: not connected")
 	// ErrBadEndpoint is returned when an endpoint is not tcp://host:port or ipc://path.
 	ErrBadEndpoint = errors.New("wire: bad endpoint")
+	// ErrHandshake is wrapped by every reason a listener gives for refusing a
+	// peer's ZMTP greeting or READY (logged, counted in Stats.HandshakeFailures),
+	// and by a dial whose peer announced a socket type zmq4 does not know.
+	ErrHandshake = errors.New("wire: bad ZMTP handshake")
 	// ErrTooLarge is returned by Send when a message exceeds the socket's limits.
 	ErrTooLarge = errors.New("wire: message too large")
 )

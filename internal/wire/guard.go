@@ -65,7 +65,8 @@ type guard struct {
 	cfg *Config
 	st  *counters
 
-	prefix []byte // bytes pre-read by the listener, replayed first
+	prefix      []byte // bytes pre-read by the listener, replayed first
+	ownGreeting bool   // the listener already sent our greeting: zmq4's is dropped
 
 	// parser state (reader goroutine only)
 	pos       int // bytes of the greeting seen
@@ -104,7 +105,6 @@ func (g *guard) Read(p []byte) (int, error) {
 	}
 	if err != nil && !g.handshook {
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {
-			g.st.handshakeFailures.Add(1)
 			g.Close()
 			return n, &violation{"handshake not completed within " + g.cfg.HandshakeTimeout.String()}
 		}
@@ -134,12 +134,10 @@ func (g *guard) feed(b []byte) error {
 				switch g.pos {
 				case 0:
 					if b[0] != sigFirstByte {
-						g.st.handshakeFailures.Add(1)
 						return &violation{"not a ZMTP greeting"}
 					}
 				case sigLastOffset:
 					if b[0] != sigLastByte {
-						g.st.handshakeFailures.Add(1)
 						return &violation{"not a ZMTP greeting"}
 					}
 				}

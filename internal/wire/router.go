@@ -49,7 +49,7 @@ type Router struct {
 func Listen(cfg Config, endpoint string) (*Router, error) {
 	cfg = cfg.withDefaults()
 	r := &Router{cfg: cfg, in: make(chan Msg, cfg.RecvQueue), quit: make(chan struct{}), peers: map[string]chan [][]byte{}}
-	r.key = register(&r.cfg, &r.st)
+	r.key = register(&r.cfg, &r.st, zmq4.Router)
 	zep, err := zmqEndpoint(endpoint, r.key)
 	if err != nil {
 		unregister(r.key)

@@ -3,7 +3,6 @@ package wire
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/go-zeromq/zmq4/transport"
+
+	"github.com/pylabhub/plh/internal/wire/admit"
 )
 
 // wire registers two zmq4 transports, "plhtcp" and "plhipc". zmq4 only ever sees
@@ -37,9 +38,33 @@ func init() {
 type sockOpts struct {
 	cfg *Config
 	st  *counters
+	typ zmq4.SocketType // checked against a connecting peer's Socket-Type
 
 	mu        sync.Mutex
-	listeners []*listener // opened by Listen for this socket
+	listeners []*listener         // opened by Listen for this socket
+	dialing   map[*guard]struct{} // dialled, zmq4's handshake not yet known to have succeeded
+}
+
+// endDial forgets the connections dialled for the socket registered under key
+// once zmq4's Dial has returned, closing (and counting) them if it failed: zmq4
+// does not close a connection whose handshake failed (a mechanism or version
+// mismatch, a silent peer).
+func endDial(key string, failed bool) {
+	v, ok := sockReg.Load(key)
+	if !ok {
+		return
+	}
+	so := v.(*sockOpts)
+	so.mu.Lock()
+	gs := so.dialing
+	so.dialing = nil
+	so.mu.Unlock()
+	if failed {
+		for g := range gs {
+			so.st.handshakeFailures.Add(1)
+			g.Close()
+		}
+	}
 }
 
 // closeListeners closes every listener of the socket registered under key. A
@@ -66,9 +91,9 @@ var (
 	sockReg sync.Map // key string → *sockOpts
 )
 
-func register(cfg *Config, st *counters) string {
+func register(cfg *Config, st *counters, typ zmq4.SocketType) string {
 	key := strconv.FormatUint(sockSeq.Add(1), 10)
-	sockReg.Store(key, &sockOpts{cfg: cfg, st: st})
+	sockReg.Store(key, &sockOpts{cfg: cfg, st: st, typ: typ})
 	return key
 }
 
@@ -150,6 +175,12 @@ func (t plhTransport) Dial(ctx context.Context, d transport.Dialer, addr string)
 	if err != nil {
 		return nil, err
 	}
+	so.mu.Lock()
+	if so.dialing == nil {
+		so.dialing = map[*guard]struct{}{}
+	}
+	so.dialing[c] = struct{}{}
+	so.mu.Unlock()
 	so.st.dialed.Add(1)
 	return c, nil
 }
@@ -163,9 +194,7 @@ func (t plhTransport) Listen(ctx context.Context, addr string) (net.Listener, er
 	if err != nil {
 		return nil, err
 	}
-	l := &listener{inner: ln, so: so, ch: make(chan net.Conn), quit: make(chan struct{}), pending: map[net.Conn]struct{}{}, live: map[*guard]struct{}{}}
-	l.wg.Add(1)
-	go l.acceptLoop()
+	l := newListener(ln, so)
 	so.mu.Lock()
 	so.listeners = append(so.listeners, l)
 	so.mu.Unlock()
@@ -182,8 +211,10 @@ func establish(raw net.Conn, so *sockOpts, server bool) (*guard, error) {
 	if cfg.Security != nil {
 		sc, err := cfg.Security.Secure(raw, server)
 		if err != nil {
-			so.st.handshakeFailures.Add(1)
 			raw.Close()
+			if !server { // a listener counts its failures itself (admit's OnFail)
+				so.st.handshakeFailures.Add(1)
+			}
 			return nil, fmt.Errorf("wire: %s handshake: %w", cfg.Security.Mechanism(), err)
 		}
 		c = sc
@@ -195,77 +226,48 @@ func establish(raw net.Conn, so *sockOpts, server bool) (*guard, error) {
 	return newGuard(c, cfg, so.st), nil
 }
 
-// listener hands zmq4 only connections whose peer has already sent the ZMTP
-// signature, so a silent client never blocks zmq4's (single) accept loop; each
-// new connection is vetted in its own goroutine under the handshake deadline.
+// listener hands zmq4 only connections whose ZMTP handshake, up to and
+// including the peer's READY, has already been read and checked (see
+// handshake), so zmq4's single accept loop never waits on a peer and never
+// fails a connection it would then leave open. The handshakes run in
+// internal/wire/admit (one goroutine each, at most MaxHandshakes at once).
 type listener struct {
-	inner net.Listener
-	so    *sockOpts
-	ch    chan net.Conn
-	quit  chan struct{}
-	once  sync.Once
-	wg    sync.WaitGroup
+	*admit.Listener
+	so *sockOpts
 
-	mu      sync.Mutex
-	pending map[net.Conn]struct{} // raw connections being vetted
-	live    map[*guard]struct{}   // connections handed to zmq4, closed with the listener
+	mu   sync.Mutex
+	live map[*guard]struct{} // connections handed to zmq4, closed with the listener
 }
 
-func (l *listener) acceptLoop() {
-	defer l.wg.Done()
-	for {
-		raw, err := l.inner.Accept()
-		if err != nil {
-			select {
-			case <-l.quit:
-				return
-			default:
-			}
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				continue
-			}
-			l.so.cfg.Logger.Warn("wire: accept failed", "err", err)
-			select {
-			case <-l.quit:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			continue
-		}
-		l.mu.Lock()
-		select {
-		case <-l.quit:
-			l.mu.Unlock()
-			raw.Close()
-			return
-		default:
-		}
-		l.pending[raw] = struct{}{}
-		l.wg.Add(1)
-		l.mu.Unlock()
-		go l.vet(raw)
-	}
+func newListener(ln net.Listener, so *sockOpts) *listener {
+	l := &listener{so: so, live: map[*guard]struct{}{}}
+	cfg := so.cfg
+	l.Listener = admit.Listen(ln, admit.Config{
+		Max:         cfg.MaxHandshakes,
+		IdleTimeout: min(admit.DefaultIdleTimeout, cfg.HandshakeTimeout),
+		Logger:      cfg.Logger,
+		Name:        "wire",
+		OnFail:      func(error) { so.st.handshakeFailures.Add(1) },
+	}, l.handshake)
+	return l
 }
 
-func (l *listener) vet(raw net.Conn) {
-	defer l.wg.Done()
-	defer func() {
-		l.mu.Lock()
-		delete(l.pending, raw)
-		l.mu.Unlock()
-	}()
+// handshake runs the security handshake (if any), then reads the peer's ZMTP
+// greeting and READY through the guard and checks what zmq4 would check
+// (signature, version 3, mechanism NULL, a READY command with a well-formed
+// property list and a compatible Socket-Type). They are replayed to zmq4 from
+// the guard's prefix.
+func (l *listener) handshake(raw net.Conn) (net.Conn, error) {
 	g, err := establish(raw, l.so, true)
 	if err != nil {
-		l.so.cfg.Logger.Debug("wire: handshake failed", "peer", raw.RemoteAddr(), "err", err)
-		return
+		return nil, err
 	}
-	var sig [sigLastOffset + 1]byte
-	if _, err := io.ReadFull(g, sig[:]); err != nil {
-		l.so.cfg.Logger.Debug("wire: peer sent no greeting", "peer", raw.RemoteAddr(), "err", err)
+	pre, err := readHandshake(g, l.so.typ, l.so.cfg.Security == nil)
+	if err != nil {
 		g.Close()
-		return
+		return nil, err
 	}
-	g.prefix = sig[:]
+	g.prefix = pre
 	// zmq4 may finish its handshake and add the connection after the socket was
 	// closed (its accept loop does not recheck); tracking every handed-over
 	// connection lets Close close it anyway.
@@ -277,43 +279,22 @@ func (l *listener) vet(raw net.Conn) {
 		delete(l.live, g)
 		l.mu.Unlock()
 	}
-	select {
-	case l.ch <- g:
-		l.so.st.accepted.Add(1)
-	case <-l.quit:
+	l.so.st.accepted.Add(1)
+	return g, nil
+}
+
+// Close closes the listener, the connections in handshake and those handed to
+// zmq4. Idempotent.
+func (l *listener) Close() error {
+	err := l.Listener.Close()
+	l.mu.Lock()
+	live := make([]*guard, 0, len(l.live))
+	for g := range l.live {
+		live = append(live, g)
+	}
+	l.mu.Unlock()
+	for _, g := range live {
 		g.Close()
 	}
-}
-
-func (l *listener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.quit:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *listener) Close() error {
-	var err error
-	l.once.Do(func() {
-		l.mu.Lock()
-		close(l.quit)
-		for c := range l.pending {
-			c.Close()
-		}
-		live := make([]*guard, 0, len(l.live))
-		for g := range l.live {
-			live = append(live, g)
-		}
-		l.mu.Unlock()
-		for _, g := range live {
-			g.Close()
-		}
-		err = l.inner.Close()
-		l.wg.Wait()
-	})
 	return err
 }
-
-func (l *listener) Addr() net.Addr { return l.inner.Addr() }

@@ -17,6 +17,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/pylabhub/plh/internal/wire"
 	"github.com/pylabhub/plh/internal/wire/curve"
 	"github.com/pylabhub/plh/suites/support"
 )
@@ -80,6 +81,27 @@ func startEchoRouter(cfg curve.ServerConfig) string {
 		_ = ep.Close()
 	})
 	return ep.BoundAddr()
+}
+
+// startWireEchoRouter listens an internal/wire Router (the broker's socket)
+// with sec on an ephemeral port and echoes every message.
+func startWireEchoRouter(sec wire.Security, logger *slog.Logger) *wire.Router {
+	r, err := wire.Listen(wire.Config{Security: sec, Logger: logger}, "tcp://127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, err := r.Recv(ctx)
+			if err != nil {
+				return
+			}
+			_ = r.Send(m.Peer, m.Frames...)
+		}
+	}()
+	DeferCleanup(func() { cancel(); <-done; _ = r.Close() })
+	return r
 }
 
 // dialDealer dials a zmq4 DEALER over the curve transport (no dial retries, so

@@ -2,7 +2,6 @@ package curve_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -13,7 +12,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/pylabhub/plh/internal/wire"
 	"github.com/pylabhub/plh/internal/wire/curve"
 	"github.com/pylabhub/plh/suites/support"
 )
@@ -35,21 +33,7 @@ var _ = Describe("CURVE interop with libzmq", func() {
 		_, logger := newLog()
 		sec, err := curve.NewServerSecurity(curve.ServerConfig{Keys: srv, Logger: logger})
 		Expect(err).NotTo(HaveOccurred())
-		r, err := wire.Listen(wire.Config{Security: sec, Logger: logger}, "tcp://127.0.0.1:0")
-		Expect(err).NotTo(HaveOccurred())
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for {
-				m, err := r.Recv(ctx)
-				if err != nil {
-					return
-				}
-				_ = r.Send(m.Peer, m.Frames...)
-			}
-		}()
-		DeferCleanup(func() { cancel(); <-done; _ = r.Close() })
+		r := startWireEchoRouter(sec, logger)
 		Expect(r.PublicKey()).To(Equal(srv.Public.String()))
 		expectGoodClient("pyclient", r.Endpoint(), srv.Public, nil)
 	})

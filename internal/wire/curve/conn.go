@@ -39,11 +39,13 @@ type conn struct {
 
 	wmu    sync.Mutex
 	wstage int
-	wacc   []byte // partial greeting or frame header from zmq4
-	wplain []byte // flags byte + payload of the frame being assembled
-	wneed  int    // payload bytes still expected for wplain
-	wout   []byte // reused sealed output
-	werr   error  // sticky send error
+	wacc   []byte        // partial greeting or frame header from zmq4
+	wplain []byte        // flags byte + payload of the frame being assembled
+	wneed  int           // payload bytes still expected for wplain
+	wout   []byte        // reused sealed output
+	werr   error         // sticky send error
+	wdl    time.Time     // the owner's write deadline (SetWriteDeadline), kept on raw between writes
+	wspan  time.Duration // how far ahead the owner last set it (0: no deadline)
 
 	rmu     sync.Mutex
 	rbuf    []byte // bytes ready for zmq4
@@ -223,7 +225,7 @@ func (c *conn) fill() error {
 		c.rready = true
 		if c.deadline {
 			c.deadline = false
-			if err := c.raw.SetDeadline(time.Time{}); err != nil {
+			if err := c.SetDeadline(time.Time{}); err != nil {
 				return err
 			}
 		}
@@ -278,10 +280,31 @@ func (c *conn) command(body []byte) error {
 	}
 	out, err := c.sess.sealMessage(nil, plain)
 	if err == nil {
-		_, err = c.raw.Write(out)
+		err = c.ownWrite(out)
 	}
 	if err != nil {
 		c.werr = err
+	}
+	return err
+}
+
+// ownWrite writes a frame the conn sends on its own (a PONG), under wmu, with
+// its own write deadline: now plus the span the owner last asked for (or
+// defaultWriteTimeout when it asked for none). The owner's deadline may be long
+// expired when a PING arrives on an idle connection (wire sets one before each of
+// its writes), and the owner's next write must not inherit the PONG's, so the
+// owner's deadline is put back afterwards.
+func (c *conn) ownWrite(frame []byte) error {
+	span := c.wspan
+	if span <= 0 {
+		span = defaultWriteTimeout
+	}
+	if err := c.raw.SetWriteDeadline(time.Now().Add(span)); err != nil {
+		return err
+	}
+	_, err := c.raw.Write(frame)
+	if derr := c.raw.SetWriteDeadline(c.wdl); err == nil {
+		err = derr
 	}
 	return err
 }
@@ -326,10 +349,24 @@ func (c *conn) LocalAddr() net.Addr { return c.raw.LocalAddr() }
 func (c *conn) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
 
 // SetDeadline sets the underlying deadlines.
-func (c *conn) SetDeadline(t time.Time) error { return c.raw.SetDeadline(t) }
+func (c *conn) SetDeadline(t time.Time) error {
+	if err := c.raw.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
 
 // SetReadDeadline sets the underlying read deadline.
 func (c *conn) SetReadDeadline(t time.Time) error { return c.raw.SetReadDeadline(t) }
 
-// SetWriteDeadline sets the underlying write deadline.
-func (c *conn) SetWriteDeadline(t time.Time) error { return c.raw.SetWriteDeadline(t) }
+// SetWriteDeadline sets the write deadline of the owner's writes; the conn's
+// own writes (PONG) use their own (ownWrite).
+func (c *conn) SetWriteDeadline(t time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wdl, c.wspan = t, 0
+	if !t.IsZero() {
+		c.wspan = max(time.Until(t), 0)
+	}
+	return c.raw.SetWriteDeadline(t)
+}

@@ -17,12 +17,19 @@
 // return an Endpoint whose String is the zmq4 address, "curve://s1@127.0.0.1:0".
 // The transport looks the handle up on Listen/Dial. Endpoint.Close releases it.
 //
-// Server connection: the listener's accept goroutine starts one goroutine per
-// TCP connection that runs greeting, HELLO, WELCOME (cookie), INITIATE (vouch,
-// allowlist, metadata) under the handshake deadline; only then does Accept hand
-// the conn to zmq4, so a silent or hostile client never blocks zmq4's synchronous
-// accept loop or other clients. zmq4's NULL greeting and READY are answered
-// locally (its READY's metadata becomes our encrypted READY to the client).
+// Server connection: the listener (internal/wire/admit) runs greeting, HELLO,
+// WELCOME (cookie), INITIATE (vouch, allowlist, metadata) in one goroutine per
+// TCP connection under the handshake deadline, at most MaxHandshakes at once
+// (at the cap the oldest silent connection is closed to make room; a silent
+// one is closed after 1 s); only then does Accept hand the conn to zmq4, so a
+// silent or hostile client never blocks zmq4's synchronous accept loop or other
+// clients. Before the client is authenticated the server spends little: a
+// 512-byte reader, frame buffers that grow with the bytes received, and its
+// transient key pair only once HELLO has opened. Failures are closed and
+// logged at Warn, rate-limited. Peer public keys of small order are refused
+// (checkPublic), transient secrets and the cookie key wiped after the handshake.
+// zmq4's NULL greeting and READY are answered locally (its READY's metadata
+// becomes our encrypted READY to the client).
 // Client connection: Dial runs greeting, HELLO, WELCOME; zmq4's READY metadata
 // becomes INITIATE; the server's READY metadata is handed up as a NULL READY.
 //
@@ -32,9 +39,11 @@
 // that fails authentication, repeats or lowers its nonce, exceeds MaxMessage or is
 // not a MESSAGE drops that connection only: logged once at Warn with the peer
 // address and a sentinel (ErrTampered, ErrReplay, ...), and reported to zmq4 as a
-// non-timeout net.Error so zmq4 removes the connection.
+// non-timeout net.Error so zmq4 removes the connection. A PING (ZMTP 3.1
+// heartbeat) is answered with a PONG written under its own write deadline (the
+// owner's last span, else 5 s), and the owner's deadline is put back.
 //
-// Locks: conn.wmu (send side), conn.rmu (receive side; may take wmu to answer a
-// PING), listener.mu (pending handshakes), registry mutex (handles). No lock is
+// Locks: conn.wmu (send side and write deadline), conn.rmu (receive side; may
+// take wmu to answer a PING), registry mutex (handles). No lock is
 // held across network I/O except a conn's own side lock.
 package curve

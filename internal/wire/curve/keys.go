@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,14 +25,45 @@ const (
 // that libzmq (zmq_curve_keypair, pyzmq) prints and accepts.
 type PublicKey [KeyLen]byte
 
-// SecretKey is a Curve25519 secret key. It has no String method on purpose, so it
-// never ends up in a log line by accident; use Z85 explicitly.
+// SecretKey is a Curve25519 secret key. Every way of printing it (String,
+// fmt's verbs %v %+v %#v %s %x ..., slog, JSON and text marshalling) gives
+// "REDACTED", so it never ends up in a log line by accident; use Z85 explicitly.
 type SecretKey [KeyLen]byte
+
+// redacted is what a SecretKey prints as.
+const redacted = "REDACTED"
+
+// String returns "REDACTED".
+func (SecretKey) String() string { return redacted }
+
+// GoString returns a redacted Go syntax representation.
+func (SecretKey) GoString() string { return "curve.SecretKey{" + redacted + "}" }
+
+// Format prints "REDACTED" for every verb (%#v: GoString).
+func (k SecretKey) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = io.WriteString(f, k.GoString())
+		return
+	}
+	_, _ = io.WriteString(f, redacted)
+}
+
+// LogValue makes slog print "REDACTED".
+func (SecretKey) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalText gives "REDACTED" (encoding/json, slog's JSON handler); there is
+// no UnmarshalText: parse secrets with ParseSecretKey.
+func (SecretKey) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 
 // KeyPair is a permanent (long-term) CURVE identity.
 type KeyPair struct {
 	Public PublicKey
 	Secret SecretKey
+}
+
+// LogValue makes slog print the public key and hide the secret one.
+func (kp KeyPair) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("public", kp.Public.String()), slog.String("secret", redacted))
 }
 
 // String returns the Z85 text of k.
@@ -71,11 +104,28 @@ func KeyPairFromSecret(sk SecretKey) (KeyPair, error) {
 	return kp, nil
 }
 
-// ParsePublicKey parses a 40-character Z85 public key.
+// ParsePublicKey parses a 40-character Z85 public key. Low-order points
+// (all zero among them) are refused with ErrBadKey, as libsodium refuses them.
 func ParsePublicKey(s string) (PublicKey, error) {
 	var k PublicKey
-	err := parseKey(s, k[:])
-	return k, err
+	if err := parseKey(s, k[:]); err != nil {
+		return k, err
+	}
+	return k, checkPublic(k)
+}
+
+// lowOrderProbe is any scalar: X25519 clamps it to a multiple of the cofactor,
+// so its product with a point is zero exactly when the point has small order.
+var lowOrderProbe = [32]byte{9}
+
+// checkPublic refuses a low-order public key: X25519 of any secret with it is
+// all zero, so a session keyed with it would use a public constant (libsodium's
+// crypto_scalarmult refuses such points for the same reason).
+func checkPublic(k [32]byte) error {
+	if _, err := curve25519.X25519(lowOrderProbe[:], k[:]); err != nil {
+		return fmt.Errorf("%w: low-order public key (refused, as libsodium does)", ErrBadKey)
+	}
+	return nil
 }
 
 // ParseSecretKey parses a 40-character Z85 secret key.
@@ -105,34 +155,51 @@ const (
 
 // LoadOrCreate returns the server key pair kept in dir, creating dir (0700) and a
 // fresh pair when none exists yet. The secret key is stored as Z85 text in
-// "server.key_secret" with mode 0600 and refused if group or others may read it;
-// the public key is stored in "server.key" (0600 too; it is not secret but needs
-// no wider audience). Creation is atomic (write a temp file, then link it into
-// place), so two processes starting together agree on one pair.
+// "server.key_secret" with mode 0600 and refused (ErrKeyFile) if group or others
+// may read it or it is malformed; it is the authority. The public key in
+// "server.key" (0600 too; not secret, but needs no wider audience) is always
+// derived from it: written when missing and rewritten when it does not match.
+//
+// The pair is decided once: the secret file is installed with a hard link from
+// a complete temp file, which fails if it exists, so the first of several
+// processes starting together wins and the others load its secret; every one of
+// them then derives the same public file from it.
 func LoadOrCreate(dir string) (KeyPair, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return KeyPair{}, fmt.Errorf("curve: keys dir %s: %w", dir, err)
 	}
-	kp, err := loadKeys(dir)
-	if !errors.Is(err, fs.ErrNotExist) {
-		return kp, err
+	kp, err := loadSecret(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		kp, err = createSecret(dir)
 	}
-	if kp, err = GenerateKeyPair(); err != nil {
+	if err != nil {
 		return KeyPair{}, err
 	}
-	if err := writeKeyFile(dir, publicFile, kp.Public.String(), true); err != nil {
-		return KeyPair{}, err
-	}
-	if err := writeKeyFile(dir, secretFile, kp.Secret.Z85(), false); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return loadKeys(dir) // another process won the race
-		}
+	if err := ensurePublic(dir, kp.Public); err != nil {
 		return KeyPair{}, err
 	}
 	return kp, nil
 }
 
-func loadKeys(dir string) (KeyPair, error) {
+// createSecret installs a fresh secret unless one appeared meanwhile; then it
+// loads that one (first writer wins).
+func createSecret(dir string) (KeyPair, error) {
+	kp, err := GenerateKeyPair()
+	if err != nil {
+		return KeyPair{}, err
+	}
+	err = writeKeyFile(dir, secretFile, kp.Secret.Z85(), false)
+	if errors.Is(err, fs.ErrExist) {
+		return loadSecret(dir)
+	}
+	if err != nil {
+		return KeyPair{}, err
+	}
+	return kp, nil
+}
+
+// loadSecret reads and checks the secret file and derives the pair.
+func loadSecret(dir string) (KeyPair, error) {
 	path := filepath.Join(dir, secretFile)
 	st, err := os.Stat(path)
 	if err != nil {
@@ -153,13 +220,20 @@ func loadKeys(dir string) (KeyPair, error) {
 	if err != nil {
 		return KeyPair{}, fmt.Errorf("%w: %s: %w", ErrKeyFile, path, err)
 	}
-	pubPath := filepath.Join(dir, publicFile)
-	if raw, err := os.ReadFile(pubPath); err == nil {
-		if !bytes.Equal(bytes.TrimSpace(raw), []byte(kp.Public.String())) {
-			return KeyPair{}, fmt.Errorf("%w: %s does not match %s", ErrKeyFile, pubPath, path)
-		}
-	}
 	return kp, nil
+}
+
+// ensurePublic makes the public file hold pub: left alone when it does,
+// written (atomically, by rename) when it is missing or holds another key.
+func ensurePublic(dir string, pub PublicKey) error {
+	raw, err := os.ReadFile(filepath.Join(dir, publicFile))
+	switch {
+	case err == nil && bytes.Equal(bytes.TrimSpace(raw), []byte(pub.String())):
+		return nil
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("curve: %w", err)
+	}
+	return writeKeyFile(dir, publicFile, pub.String(), true)
 }
 
 // writeKeyFile creates dir/name with text atomically; replace says whether an

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+
+	"github.com/go-zeromq/zmq4"
 )
 
 // ZMTP 3 framing (RFC 23) as used below and above the CURVE layer.
@@ -138,6 +140,15 @@ func readFrame(r *bufio.Reader, buf []byte, limit int) (byte, []byte, error) {
 	if size > uint64(limit) {
 		return 0, buf, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, size, limit)
 	}
+	if uint64(cap(buf)) < size && size > growFrom {
+		// Grow with the bytes that arrive, not with what the header claims.
+		b := bytes.NewBuffer(buf[:0])
+		_, err := io.CopyN(b, r, int64(size))
+		if err != nil {
+			return 0, b.Bytes(), noEOF(err)
+		}
+		return flags, b.Bytes(), nil
+	}
 	if uint64(cap(buf)) < size {
 		buf = make([]byte, size)
 	}
@@ -147,6 +158,10 @@ func readFrame(r *bufio.Reader, buf []byte, limit int) (byte, []byte, error) {
 	}
 	return flags, buf, nil
 }
+
+// growFrom is the frame size above which readFrame grows its buffer as the
+// bytes arrive instead of allocating the announced size at once.
+const growFrom = 4 << 10
 
 // noEOF turns an EOF in the middle of a frame into ErrUnexpectedEOF.
 func noEOF(err error) error {
@@ -198,8 +213,10 @@ func printable(b []byte) []byte {
 }
 
 // validMetadata checks a ZMTP property list: name-len (1..255), name, value-len
-// (u32 BE), value, repeated, consuming every byte. zmq4's own parser trusts its
-// input and would panic on a malformed list, so we check before handing it up.
+// (u32 BE), value, repeated, consuming every byte, and a Socket-Type zmq4
+// knows. zmq4's own parser trusts its input and would panic on a malformed
+// list, and its SocketType.IsCompatible panics on an unknown type, so we check
+// before handing it up.
 func validMetadata(b []byte) error {
 	if len(b) > maxMetadata {
 		return fmt.Errorf("%w: metadata of %d bytes, limit %d", ErrMalformed, len(b), maxMetadata)
@@ -209,12 +226,28 @@ func validMetadata(b []byte) error {
 		if n == 0 || len(b) < 1+n+4 {
 			return fmt.Errorf("%w: metadata property name truncated", ErrMalformed)
 		}
+		name := b[1 : 1+n]
 		v := binary.BigEndian.Uint32(b[1+n:])
 		b = b[1+n+4:]
 		if uint64(v) > uint64(len(b)) {
 			return fmt.Errorf("%w: metadata property value truncated", ErrMalformed)
 		}
+		if bytes.EqualFold(name, []byte("Socket-Type")) && !zmqKnows(string(b[:v])) {
+			return fmt.Errorf("%w: unknown socket type %q", ErrMalformed, b[:min(v, 32)])
+		}
 		b = b[v:]
 	}
 	return nil
+}
+
+// zmqKnows reports whether zmq4 knows socket type t (its IsCompatible panics
+// on any other).
+func zmqKnows(t string) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	zmq4.SocketType(t).IsCompatible(zmq4.Pair)
+	return true
 }

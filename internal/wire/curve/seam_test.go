@@ -70,3 +70,44 @@ func TestWireSeam(t *testing.T) {
 		t.Fatalf("client Security as server: %v", err)
 	}
 }
+
+// BenchmarkWireEcho4K measures 4 KiB request/echo round trips between a wire
+// Dealer and Router with CURVE (the guard's deadlines and coalescing included).
+func BenchmarkWireEcho4K(b *testing.B) {
+	srv, err := curve.GenerateKeyPair()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ss, _ := curve.NewServerSecurity(curve.ServerConfig{Keys: srv})
+	cs, _ := curve.NewClientSecurity(curve.ClientConfig{ServerKey: srv.Public})
+	r, err := wire.Listen(wire.Config{Security: ss}, "tcp://127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	d, err := wire.Dial(ctx, wire.Config{Security: cs}, r.Endpoint())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	payload := make([]byte, 4096)
+	b.SetBytes(2 * 4096)
+	b.ResetTimer()
+	for range b.N {
+		if err := d.Send(payload); err != nil {
+			b.Fatal(err)
+		}
+		m, err := r.Recv(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := r.Send(m.Peer, m.Frames...); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := d.Recv(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

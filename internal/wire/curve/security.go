@@ -22,7 +22,9 @@ type Security struct {
 }
 
 // NewServerSecurity returns a server-side Security. cfg.HandshakeTimeout and
-// cfg.MaxHandshakes are not used: wire sets the deadline and vets connections.
+// cfg.MaxHandshakes are not used: wire sets the deadline, bounds the handshakes
+// (wire.Config.MaxHandshakes) and logs their failures (rate-limited, through
+// wire.Config.Logger).
 // Set cfg.MaxMessage to wire's MaxFrame so no larger ciphertext is buffered.
 func NewServerSecurity(cfg ServerConfig) (*Security, error) {
 	if cfg.Keys.IsZero() {
@@ -30,6 +32,9 @@ func NewServerSecurity(cfg ServerConfig) (*Security, error) {
 	}
 	if cfg.MaxMessage <= 0 {
 		cfg.MaxMessage = DefaultMaxMessage
+	}
+	if err := checkAllow(cfg.Allow); err != nil {
+		return nil, err
 	}
 	s := &Security{server: &cfg, log: logger(cfg.Logger)}
 	if len(cfg.Allow) > 0 {
@@ -44,8 +49,8 @@ func NewServerSecurity(cfg ServerConfig) (*Security, error) {
 // NewClientSecurity returns a client-side Security; with cfg.Keys zero every
 // connection uses a fresh client key pair.
 func NewClientSecurity(cfg ClientConfig) (*Security, error) {
-	if cfg.ServerKey.IsZero() {
-		return nil, fmt.Errorf("%w: server public key is required", ErrBadKey)
+	if err := checkServerKey(cfg.ServerKey); err != nil {
+		return nil, err
 	}
 	if cfg.MaxMessage <= 0 {
 		cfg.MaxMessage = DefaultMaxMessage
@@ -86,10 +91,30 @@ func (s *Security) Secure(raw net.Conn, server bool) (net.Conn, error) {
 		return nil, fmt.Errorf("%w: a %s Security cannot secure a %s connection", ErrEndpoint, role(!server), role(server))
 	}
 	if err != nil {
-		s.log.Warn("curve: handshake failed", "peer", raw.RemoteAddr().String(), "server", server, "err", err)
+		if !server { // a listener's failures are logged by wire, rate-limited
+			s.log.Warn("curve: handshake failed", "peer", raw.RemoteAddr().String(), "server", server, "err", err)
+		}
 		return nil, err
 	}
 	return c, nil
+}
+
+// checkServerKey refuses a missing or low-order server public key.
+func checkServerKey(k PublicKey) error {
+	if k.IsZero() {
+		return fmt.Errorf("%w: server public key is required", ErrBadKey)
+	}
+	return checkPublic(k)
+}
+
+// checkAllow refuses an allowlist holding a low-order key.
+func checkAllow(allow []PublicKey) error {
+	for _, k := range allow {
+		if err := checkPublic(k); err != nil {
+			return fmt.Errorf("allowlist: %w", err)
+		}
+	}
+	return nil
 }
 
 func role(server bool) string {

@@ -41,13 +41,18 @@ func newSession(server bool, perm KeyPair, peer PublicKey, allow map[PublicKey]s
 	s := &session{server: server, perm: perm, peer: peer, allow: allow, sendPfx: prefixMsgC, recvPfx: prefixMsgS}
 	if server {
 		s.sendPfx, s.recvPfx = prefixMsgS, prefixMsgC
+		return s, nil // the server makes its transient pair for WELCOME, once HELLO proved the client knows S
 	}
+	return s, s.transientKey()
+}
+
+func (s *session) transientKey() error {
 	pub, sec, err := box.GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("curve: transient key: %w", err)
+		return fmt.Errorf("curve: transient key: %w", err)
 	}
 	s.tPub, s.tSec = *pub, *sec
-	return s, nil
+	return nil
 }
 
 func shortNonce(prefix string, n uint64) *[24]byte {
@@ -95,7 +100,11 @@ func (s *session) onHello(body []byte) error {
 		return fmt.Errorf("%w: HELLO version %d.%d, want 1.0", ErrMalformed, body[6], body[7])
 	}
 	copy(s.peerT[:], body[80:112])
+	if err := checkPublic(s.peerT); err != nil {
+		return fmt.Errorf("HELLO client transient key: %w", err)
+	}
 	sk := [32]byte(s.perm.Secret)
+	defer clear(sk[:])
 	plain, ok := box.Open(nil, body[120:200], shortNonce(prefixHello, binary.BigEndian.Uint64(body[112:120])), &s.peerT, &sk)
 	if !ok {
 		return fmt.Errorf("%w: HELLO signature box (client uses another server public key?)", ErrWrongKey)
@@ -108,6 +117,9 @@ func (s *session) onHello(body []byte) error {
 
 // welcome builds the server's WELCOME body: Box[S' + cookie](S->C').
 func (s *session) welcome() ([]byte, error) {
+	if err := s.transientKey(); err != nil {
+		return nil, err
+	}
 	var rnd [16 + 32 + 16]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, fmt.Errorf("curve: random: %w", err)
@@ -121,6 +133,7 @@ func (s *session) welcome() ([]byte, error) {
 	out := append(make([]byte, 0, welcomeLen), cmdWelcome...)
 	out = append(out, rnd[:16]...)
 	sk := [32]byte(s.perm.Secret)
+	defer clear(sk[:])
 	return box.Seal(out, plain, longNonce(prefixWelcome, rnd[:16]), &s.peerT, &sk), nil
 }
 
@@ -135,8 +148,12 @@ func (s *session) onWelcome(body []byte) error {
 		return fmt.Errorf("%w: WELCOME box (server does not hold the expected public key %s?)", ErrWrongKey, s.peer)
 	}
 	copy(s.peerT[:], plain[:32])
+	if err := checkPublic(s.peerT); err != nil {
+		return fmt.Errorf("WELCOME server transient key: %w", err)
+	}
 	copy(s.cookie[:], plain[32:])
 	box.Precompute(&s.shared, &s.peerT, &s.tSec)
+	clear(s.tSec[:]) // not needed any more (the vouch uses the permanent key)
 	return nil
 }
 
@@ -148,6 +165,7 @@ func (s *session) initiate(meta []byte) ([]byte, error) {
 	}
 	vouchPlain := append(append(make([]byte, 0, 64), s.tPub[:]...), s.peer[:]...)
 	csk := [32]byte(s.perm.Secret)
+	defer clear(csk[:])
 	plain := make([]byte, 0, 128+len(meta))
 	plain = append(plain, s.perm.Public[:]...)
 	plain = append(plain, vn[:]...)
@@ -181,6 +199,9 @@ func (s *session) onInitiate(body []byte) error {
 		return fmt.Errorf("%w: INITIATE box", ErrWrongKey)
 	}
 	copy(s.peer[:], plain[:32])
+	if err := checkPublic([32]byte(s.peer)); err != nil {
+		return fmt.Errorf("INITIATE client key: %w", err)
+	}
 	pk := [32]byte(s.peer)
 	vouch, ok := box.Open(nil, plain[48:128], longNonce(prefixVouch, plain[32:48]), &pk, &s.tSec)
 	if !ok {
@@ -200,7 +221,15 @@ func (s *session) onInitiate(body []byte) error {
 	}
 	s.peerMeta = meta
 	s.recvNonce = n
+	s.wipeServer() // only s.shared is needed from here on
 	return nil
+}
+
+// wipeServer forgets the server's transient secret and cookie key once
+// INITIATE has been checked (the message keys live in s.shared).
+func (s *session) wipeServer() {
+	clear(s.tSec[:])
+	clear(s.cookieKey[:])
 }
 
 // ready builds the server's READY body carrying metadata.

@@ -2,6 +2,7 @@ package curve
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,7 +26,10 @@ const Scheme = "curve"
 const (
 	DefaultHandshakeTimeout = 5 * time.Second
 	DefaultMaxMessage       = 64 << 20
-	DefaultMaxHandshakes    = 64
+	DefaultMaxHandshakes    = 256
+	// defaultWriteTimeout bounds a write the conn makes on its own (a PONG)
+	// when its owner set no write deadline.
+	defaultWriteTimeout = 5 * time.Second
 )
 
 // ServerConfig configures the server side of CURVE for one listening socket.
@@ -41,10 +45,13 @@ type ServerConfig struct {
 	HandshakeTimeout time.Duration
 	// MaxMessage bounds one frame's payload in either direction. 0: 64 MiB.
 	MaxMessage int
-	// MaxHandshakes bounds connections handshaking at once; more are closed at
-	// once. 0: 64.
+	// MaxHandshakes bounds connections handshaking at once. At the cap the
+	// oldest connection that has sent nothing (else the oldest) is closed to
+	// make room, so idle connections cannot lock clients out. 0: 256.
 	MaxHandshakes int
-	// Logger receives one line per refused or dropped connection. nil: discard.
+	// Logger receives one line per refused connection (at Warn at most once a
+	// second, with the count of those not logged at Warn; the others at Debug)
+	// and one per dropped connection. nil: discard.
 	Logger *slog.Logger
 }
 
@@ -138,6 +145,9 @@ func ServerEndpoint(tcpEndpoint string, cfg ServerConfig) (*Endpoint, error) {
 	if cfg.Keys.IsZero() {
 		return nil, fmt.Errorf("%w: server key pair is required", ErrBadKey)
 	}
+	if err := checkAllow(cfg.Allow); err != nil {
+		return nil, err
+	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
@@ -164,8 +174,8 @@ func ClientEndpoint(tcpEndpoint string, cfg ClientConfig) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.ServerKey.IsZero() {
-		return nil, fmt.Errorf("%w: server public key is required", ErrBadKey)
+	if err := checkServerKey(cfg.ServerKey); err != nil {
+		return nil, err
 	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
@@ -241,10 +251,7 @@ func (transport) Listen(ctx context.Context, addr string) (net.Listener, error) 
 	}
 	bound := "tcp://" + ln.Addr().String()
 	e.bound.Store(&bound)
-	l := &listener{ln: ln, ep: e, ready: make(chan net.Conn), quit: make(chan struct{}), pending: map[net.Conn]struct{}{}}
-	l.wg.Add(1)
-	go l.acceptLoop()
-	return l, nil
+	return newListener(ln, e), nil
 }
 
 // Dial connects and runs the CURVE handshake up to WELCOME; INITIATE and READY
@@ -289,7 +296,7 @@ func clientHandshake(raw net.Conn, cfg *ClientConfig, log *slog.Logger, setDeadl
 	if err != nil {
 		return nil, err
 	}
-	br := bufio.NewReaderSize(raw, 32<<10)
+	br := bufio.NewReaderSize(raw, messageBuffer)
 	if err := greet(raw, br, false); err != nil {
 		return nil, err
 	}
@@ -318,7 +325,9 @@ func serverHandshake(raw net.Conn, cfg *ServerConfig, allow map[PublicKey]struct
 	if err != nil {
 		return nil, err
 	}
-	br := bufio.NewReaderSize(raw, 32<<10)
+	// Small until the client is authenticated (a peer costs little before);
+	// the message phase gets the large one.
+	br := bufio.NewReaderSize(raw, handshakeBuffer)
 	if err := greet(raw, br, true); err != nil {
 		return nil, err
 	}
@@ -351,7 +360,24 @@ func serverHandshake(raw net.Conn, cfg *ServerConfig, allow map[PublicKey]struct
 			return nil, err
 		}
 	}
-	return newConn(raw, br, sess, log, cfg.MaxMessage), nil
+	return newConn(raw, messageReader(raw, br), sess, log, cfg.MaxMessage), nil
+}
+
+// Reader buffer sizes: during the server handshake, and in the message phase.
+const (
+	handshakeBuffer = 512
+	messageBuffer   = 32 << 10
+)
+
+// messageReader returns the message-phase reader of raw that continues where
+// the handshake reader br stopped.
+func messageReader(raw net.Conn, br *bufio.Reader) *bufio.Reader {
+	n := br.Buffered()
+	if n == 0 {
+		return bufio.NewReaderSize(raw, messageBuffer)
+	}
+	rest, _ := br.Peek(n)
+	return bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(rest)), raw), messageBuffer)
 }
 
 // greet exchanges CURVE greetings.

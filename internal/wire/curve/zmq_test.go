@@ -59,7 +59,7 @@ func mustKeys(t testing.TB) KeyPair {
 }
 
 // startRouter listens a zmq4 ROUTER on a CURVE endpoint and echoes every message.
-func startRouter(t *testing.T, cfg ServerConfig) (addr string) {
+func startRouter(t testing.TB, cfg ServerConfig) (addr string) {
 	t.Helper()
 	ep, err := ServerEndpoint("tcp://127.0.0.1:0", cfg)
 	if err != nil {
@@ -93,7 +93,7 @@ func startRouter(t *testing.T, cfg ServerConfig) (addr string) {
 	return ep.BoundAddr()
 }
 
-func dialDealer(t *testing.T, addr string, cfg ClientConfig) (zmq4.Socket, error) {
+func dialDealer(t testing.TB, addr string, cfg ClientConfig) (zmq4.Socket, error) {
 	t.Helper()
 	ep, err := ClientEndpoint(addr, cfg)
 	if err != nil {
