@@ -2,6 +2,7 @@ package verdict
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/pylabhub/plh/internal/event"
@@ -18,7 +19,8 @@ type deathNotice struct {
 // noFalseDeath: no party is declared dead (consumer_died, producer_lost, a
 // CHANNEL_CLOSING_NOTIFY for a silent producer) while it goes on working: its
 // own written/read events continue after the notice, or it was never killed,
-// paused nor ended when the notice came (before run_end).
+// paused nor ended when the notice came (before run_end). A notice given while
+// a partition cut the victim's host off from the hub's host is not false.
 func (e *evaluator) noFalseDeath() Verdict {
 	notices := e.deathNotices()
 	var bad []string
@@ -29,6 +31,9 @@ func (e *evaluator) noFalseDeath() Verdict {
 		}
 		after := e.workAfter(n.victim, n.ev.T)
 		switch {
+		case e.cutOffFromHub(n.victim, n.ev.T):
+			// A partition between the victim's host and the hub's: the broker
+			// cannot tell a cut link from a death, and need not.
 		case after >= workingAfter:
 			bad = append(bad, fmt.Sprintf("%s declared dead (%s) %s after run start, then %d more written/read events of its own",
 				n.victim, n.what, fmtDur(n.ev.T-e.t0), after))
@@ -156,6 +161,65 @@ func (e *evaluator) ended(name string, t int64) bool {
 			break
 		}
 		if ev.Node == name && ev.Kind == "exit" {
+			return true
+		}
+	}
+	return false
+}
+
+// cutOffFromHub reports whether a partition fault separated name's host from
+// the hub's host at t: fired at or before t and neither ended (fault_end) nor
+// healed (a heal fault of the same groups) by then.
+func (e *evaluator) cutOffFromHub(name string, t int64) bool {
+	n, ok := e.plan.Node(name)
+	if !ok || n.Host == "" || n.Host == e.plan.Hub.Host {
+		return false
+	}
+	for _, f := range e.plan.Faults {
+		if f.Kind != scenario.FaultPartition || !separates(f, n.Host, e.plan.Hub.Host) {
+			continue
+		}
+		start, fired := e.firedAt(f.ID, "fault")
+		if !fired || start > t {
+			continue
+		}
+		if end, ended := e.firedAt(f.ID, "fault_end"); ended && end <= t {
+			continue
+		}
+		if e.healedBetween(f, start, t) {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+// separates reports whether partition f cuts host a from host b (either
+// direction: a one-way cut breaks the heartbeat or its reply all the same).
+func separates(f scenario.FaultSpec, a, b string) bool {
+	in := func(h string, group []string) bool { return slices.Contains(group, h) }
+	return (in(a, f.Hosts) && in(b, f.Peers)) || (in(b, f.Hosts) && in(a, f.Peers))
+}
+
+// firedAt returns when the engine recorded event kind ("fault", "fault_end")
+// for fault id.
+func (e *evaluator) firedAt(id, kind string) (int64, bool) {
+	for _, ev := range e.evs {
+		if ev.Node == scenario.EngineName && ev.Kind == kind && ev.Str("id") == id {
+			return ev.T, true
+		}
+	}
+	return 0, false
+}
+
+// healedBetween reports whether a heal fault of partition f's groups fired in
+// (from, to].
+func (e *evaluator) healedBetween(f scenario.FaultSpec, from, to int64) bool {
+	for _, h := range e.plan.Faults {
+		if h.Kind != scenario.FaultHeal || !slices.Equal(h.Hosts, f.Hosts) || !slices.Equal(h.Peers, f.Peers) {
+			continue
+		}
+		if t, ok := e.firedAt(h.ID, "fault"); ok && t > from && t <= to {
 			return true
 		}
 	}

@@ -324,3 +324,62 @@ func TestRegistryMatchesToleratesAProducerGoneWithinTheTimeout(t *testing.T) {
 	}
 	fails(t, invEval(t, tl, ""), "registry_matches", "registered producer pid 10 is no live producer of the channel")
 }
+
+func TestNoFalseDeathSparesAPartitionedParty(t *testing.T) {
+	const hosted = `name = "cut"
+duration = "5s"
+
+[[hosts]]
+name = "a"
+
+[[hosts]]
+name = "b"
+
+[hub]
+host = "a"
+
+[[producers]]
+name = "p"
+host = "b"
+channel = "cam"
+
+[[consumers]]
+name = "c"
+host = "a"
+channel = "cam"
+
+[[faults]]
+id = "cut"
+at = "1s"
+kind = "partition"
+hosts = ["b"]
+peers = ["a"]
+duration = "2s"
+`
+	p, err := loadOne(t, hosted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eval := func(noticeAt int64) Verdict {
+		tl := &timeline{}
+		en := scenario.EngineName
+		tl.at(-500, en, "spawned", "target", "p", "pid", 10.0, "role", "producer")
+		tl.at(-410, "p", "registered", "channel", "plh_cam_x")
+		tl.at(0, en, "run_start")
+		tl.at(1000, en, "fault", "id", "cut", "fault", "partition")
+		tl.at(3000, en, "fault_end", "id", "cut", "fault", "partition")
+		tl.at(noticeAt, "c", "notification", "type", "CHANNEL_CLOSING_NOTIFY", "channel", "plh_cam_x", "reason", "heartbeat_timeout")
+		for k := int64(0); k < 40; k++ { // p writes on through the cut
+			tl.at(k*100+50, "p", "written", "count", 1.0, "first_seq", float64(k), "last_seq", float64(k))
+		}
+		tl.at(5000, en, "run_end")
+		sort.SliceStable(tl.evs, func(i, j int) bool { return tl.evs[i].T < tl.evs[j].T })
+		return verdicts(Evaluate(p, tl.evs, map[string]string{"cam": "plh_cam_x"}))["invariant no_false_death"]
+	}
+	if v := eval(2000); v.Status != StatusPass { // closed while the hosts were cut apart
+		t.Errorf("notice during the partition: %s %s, want pass", v.Status, v.Message)
+	}
+	if v := eval(3500); v.Status != StatusFail { // closed after the heal, p heard again
+		t.Errorf("notice after the heal: %s %s, want fail", v.Status, v.Message)
+	}
+}
