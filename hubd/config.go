@@ -20,7 +20,8 @@ import (
 // (deep-merged), or instead of both files one explicit file (--config /
 // PYLABHUB_CONFIG_FILE); then the environment overrides PYLABHUB_HUB_NAME,
 // PYLABHUB_BROKER_ENDPOINT, PYLABHUB_ADMIN_ENDPOINT, PYLABHUB_USE_CURVE,
-// PYLABHUB_CURVE_KEYS_DIR. Keys: docs/config.md.
+// PYLABHUB_CURVE_KEYS_DIR, PYLABHUB_BROKER_<LIMIT> (config_limits.go). Keys:
+// docs/config.md.
 type Config struct {
 	Hub struct {
 		Name           string `json:"name"`
@@ -40,6 +41,8 @@ type Config struct {
 		MaxFrameBytes          int     `json:"max_frame_bytes"`
 		PeerQueue              int     `json:"peer_queue"`
 		UseCurve               bool    `json:"use_curve"`
+		// BrokerLimits: max_channels … stale_consumer_age_s (config_limits.go).
+		BrokerLimits
 	} `json:"broker"`
 	Paths struct {
 		ScriptsPython string `json:"scripts_python"`
@@ -92,7 +95,10 @@ const DefaultConfigJSON = `{
   "admin": {"token": ""},
   "broker": {"channel_timeout_s": 10, "consumer_liveness_check_s": 5, "consumer_timeout_s": 10,
              "checksum_repair_policy": "None", "max_frame_bytes": 1048576, "peer_queue": 1024,
-             "use_curve": true},
+             "use_curve": true, "max_channels": 100000, "max_consumers_per_channel": 1024,
+             "max_name_bytes": 256, "max_metadata_bytes": 65536, "max_field_bytes": 1024,
+             "max_body_bytes": 262144, "list_page": 1000, "list_page_bytes": 524288,
+             "stale_consumer_age_s": 3600},
   "paths": {"scripts_python": "../share/scripts/python", "scripts_lua": "../share/scripts/lua",
             "data_dir": "../data", "config_dir": "../config"},
   "python": {"startup_script": null, "requirements": "../share/scripts/python/requirements.txt"},
@@ -189,6 +195,9 @@ func LoadConfig(src Sources) (*Config, error) {
 		}
 	}
 	if err := securityEnv(merged, getenv); err != nil {
+		return nil, err
+	}
+	if err := limitsEnv(merged, getenv); err != nil {
 		return nil, err
 	}
 	if err := decodeInto(merged, cfg); err != nil {

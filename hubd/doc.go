@@ -9,7 +9,8 @@
 //     hub.user.json (or one explicit file instead), then the PYLABHUB_*
 //     environment. A key of the wrong type is an ErrConfig naming file and key.
 //     config_admin.go reads the admin shell's and metrics' own keys from the
-//     merged JSON; config_security.go the CURVE keys (docs/security.md).
+//     merged JSON; config_security.go the CURVE keys (docs/security.md);
+//     config_limits.go the broker limits (broker.max_*, PYLABHUB_BROKER_*).
 //   - Config.BrokerConfig (hub.go) maps the broker keys onto broker.Config; the
 //     caller applies its overrides (flags, CURVE) before Start.
 //   - Start (hub.go) configures the admin shell (shell.go: admin endpoint

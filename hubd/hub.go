@@ -10,7 +10,7 @@ import (
 )
 
 // BrokerConfig maps the broker keys of c (endpoint, timeouts, checksum repair
-// policy, frame and queue limits) onto a broker.Config logging to log. CURVE is
+// policy, frame and queue limits, registry and input limits) onto a broker.Config logging to log. CURVE is
 // left to the caller (Config.CurveKeysDir, Config.AllowedClients), which also
 // applies its own overrides before Start.
 func (c *Config) BrokerConfig(log *slog.Logger) broker.Config {
@@ -20,6 +20,7 @@ func (c *Config) BrokerConfig(log *slog.Logger) broker.Config {
 		ConsumerTimeout:  c.ConsumerTimeout(),
 		LivenessInterval: c.ConsumerLivenessCheck(),
 		Wire:             wire.Config{MaxFrame: c.Broker.MaxFrameBytes, PeerQueue: c.Broker.PeerQueue},
+		Limits:           c.Broker.Limits(),
 		Logger:           log,
 	}
 	if c.Broker.ChecksumRepairPolicy == "NotifyOnly" {

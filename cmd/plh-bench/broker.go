@@ -15,6 +15,8 @@ package main
 //   - reregister: a Messenger owning 100 channels; the broker is closed and
 //     started again on the same port; time from the new broker being up to
 //     OnBrokerReconnected (all 100 channels registered again).
+//   - scale: registry size, CHANNEL_LIST, liveness sweep and half-open
+//     connections against a hub process (broker_scale.go).
 
 import (
 	"bufio"
@@ -48,10 +50,15 @@ func runBroker(args []string) int {
 	quick := fs.Bool("quick", false, "short run (≤ 60 s)")
 	callers := fs.Int("callers", 8, "concurrent callers of the second throughput run")
 	child := fs.Bool("consumer-child", false, "internal: run as the consumer process (ENDPOINT CHANNEL)")
+	hubChildFlag := fs.Bool("hub-child", false, "internal: run as the hub process of the scale row (plh-hub's arguments)")
+	scaleOnly := fs.Bool("scale-only", false, "run only the scale row (its RESULT line has only its fields)")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.BoolVar(&benchNull, "null", false, "NULL security instead of CURVE (the default configuration)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *hubChildFlag {
+		return hubChild(fs.Args())
 	}
 	if *child {
 		if err := consumerChild(fs.Args()); err != nil {
@@ -66,7 +73,17 @@ func runBroker(args []string) int {
 		return 1
 	}
 	defer stop()
-	if err := brokerBench(*quick, *callers); err != nil {
+	bench := brokerBench
+	if *scaleOnly {
+		bench = func(quick bool, _ int) error {
+			res, err := scaleBench(quick)
+			if err == nil {
+				fmt.Printf("\nRESULT %s\n", res.fields())
+			}
+			return err
+		}
+	}
+	if err := bench(*quick, *callers); err != nil {
 		fmt.Fprintln(os.Stderr, "broker:", err)
 		return 1
 	}
@@ -132,8 +149,12 @@ func brokerBench(quick bool, callers int) error {
 	fmt.Printf("broker falls silent → OnBrokerLost, heartbeat period 200 ms (%d runs): p50 %.0f ms  max %.0f ms (B-2: ≈ 2 periods)\n",
 		len(silent), pct(silent, 50), pct(silent, 100))
 
-	fmt.Printf("\nRESULT regdisc_per_s=%.0f zmq_rr_per_s=%.0f died_p99_ms=%.2f reregister_ms=%.1f\n",
-		regdisc1, zmq1, pct(died, 99), pct(rr, 100))
+	scale, err := scaleBench(quick)
+	if err != nil {
+		return fmt.Errorf("scale: %w", err)
+	}
+	fmt.Printf("\nRESULT regdisc_per_s=%.0f zmq_rr_per_s=%.0f died_p99_ms=%.2f reregister_ms=%.1f %s\n",
+		regdisc1, zmq1, pct(died, 99), pct(rr, 100), scale.fields())
 	return nil
 }
 
