@@ -82,7 +82,7 @@ func (n *node) runConsumer(ctx context.Context) (int, string) {
 			n.emit("notification", map[string]any{"type": "CHANNEL_CLOSING_NOTIFY", "channel": ch, "reason": reason})
 			end()
 		},
-		OnChannelError: func(c hub.ChannelNotice) { n.emitNotice(c) },
+		OnChannelError: n.emitNotice,
 		OnProducerBye:  end,
 		// The producer's link broke without BYE (e.g. killed): reported at once,
 		// the run goes on until the broker closes the channel.
@@ -200,7 +200,8 @@ func (n *node) readZMQ(ctx context.Context, c *hub.Consumer, t *seqTracker) (boo
 
 // readSHM reads one slot (false when none came within 100 ms). A damaged slot
 // is acknowledged (hub.ReadTxn.Acknowledge): the node moves past it under every
-// policy and reports it once (checksum_error event, CHECKSUM_ERROR_REPORT).
+// policy and reports it once (checksum_error event, CHECKSUM_ERROR_REPORT). A
+// corrupt ring is tried again after ringRetry (the hub reports it: ring_error).
 func (n *node) readSHM(ctx context.Context, c *hub.Consumer, t *seqTracker) (bool, error) {
 	buf := make([]byte, 0, n.o.slotSize)
 	idx, id := -1, uint64(0)
@@ -219,6 +220,8 @@ func (n *node) readSHM(ctx context.Context, c *hub.Consumer, t *seqTracker) (boo
 	switch {
 	case errors.Is(err, hub.ErrNoSlot):
 		return false, ctx.Err()
+	case errors.Is(err, shm.ErrCorrupt):
+		return false, pause(ctx, ringRetry)
 	case err != nil:
 		return false, err
 	case errors.Is(release, shm.ErrOverwritten):
