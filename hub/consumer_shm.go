@@ -229,10 +229,19 @@ func (t *ReadTxn) acquire() (*shm.ReadSlot, error) {
 		s, err = t.r.AcquireRead(t.ctx, t.timeout)
 	}
 	if err == nil {
-		for d := t.c.delivered.Load(); d < s.ID()+1 && !t.c.delivered.CompareAndSwap(d, s.ID()+1); d = t.c.delivered.Load() {
-		}
+		t.c.markDelivered(s.ID())
 	}
 	return s, err
+}
+
+// markDelivered raises delivered to id+1 (never lowers it).
+func (c *ringReader) markDelivered(id uint64) {
+	for {
+		d := c.delivered.Load()
+		if d > id || c.delivered.CompareAndSwap(d, id+1) {
+			return
+		}
+	}
 }
 
 // maxPassOver bounds how many delivered slots a replacement Reader passes over

@@ -337,7 +337,8 @@ func (p *ringWriter) Push(job func(*WriteTxn) error) error {
 // SyncedWrite runs job in the caller's goroutine inside a write transaction with
 // slot timeout timeout (0 = SlotTimeout); it needs no Start. It returns ErrNoSHM,
 // ErrClosed, or the job's error (a job that found no slot sees ErrNoSlot from
-// Next and decides).
+// Next and decides; on a corrupt ring shm.ErrCorrupt, also reported through
+// OnChannelError: the caller paces its retries).
 func (p *ringWriter) SyncedWrite(ctx context.Context, timeout time.Duration, job func(*WriteTxn) error) error {
 	if p.block == nil {
 		return fmt.Errorf("synced write %q: %w", p.name, ErrNoSHM)
