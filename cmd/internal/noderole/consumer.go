@@ -220,7 +220,7 @@ func (n *node) readSHM(ctx context.Context, c *hub.Consumer, t *seqTracker) (boo
 	switch {
 	case errors.Is(err, hub.ErrNoSlot):
 		return false, ctx.Err()
-	case errors.Is(err, shm.ErrCorrupt):
+	case errors.Is(err, shm.ErrCorrupt) || errors.Is(err, shm.ErrEntryLost): // not replaced: no free entry
 		return false, pause(ctx, ringRetry)
 	case err != nil:
 		return false, err
@@ -229,7 +229,7 @@ func (n *node) readSHM(ctx context.Context, c *hub.Consumer, t *seqTracker) (boo
 	case errors.Is(release, shm.ErrChecksum):
 		n.damaged(t, idx, id, buf)
 		return false, nil
-	case release != nil:
+	case release != nil && !errors.Is(release, shm.ErrEntryLost): // lost entry: the data was sound
 		return false, release
 	}
 	n.record(t, buf)
