@@ -221,6 +221,14 @@ func TestConsumerReportsCorruptRingAndRecovers(t *testing.T) {
 	if rep, err := c.CheckSegment(); err != nil || rep.OK() {
 		t.Fatalf("CheckSegment on a scribbled ring: %v, %v; want problems", rep, err)
 	}
+	t0 := time.Now()
+	c.Stop() // the read goroutine is pausing or waiting: Stop cuts it short
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Fatalf("Stop took %v while the ring was corrupt", d)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
 	pokeWord(t, p.Channel(), shm.WordReadIndex, 0, old)
 	writeOne(t, p)
 	select {
