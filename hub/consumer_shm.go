@@ -96,14 +96,11 @@ func (c *ringReader) readerOptions() shm.ReaderOptions {
 func (c *ringReader) reattach(lost *shm.Reader, cause error) (*shm.Reader, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	if cur := c.rd.Load(); cur != lost || cur == nil {
-		if cur == nil {
-			return nil, fmt.Errorf("reattach %q: %w", c.name, ErrClosed)
-		}
-		return cur, nil
-	}
-	if c.closing.Load() {
+	switch cur := c.rd.Load(); {
+	case cur == nil || c.closing.Load():
 		return nil, fmt.Errorf("reattach %q: %w", c.name, ErrClosed)
+	case cur != lost:
+		return cur, nil
 	}
 	r, err := c.block.NewReader(c.readerOptions())
 	if err == nil && r.Entry() < 0 {
