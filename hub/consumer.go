@@ -170,7 +170,7 @@ func (c *consumer) Start() error {
 		c.done.Add(1)
 		go c.dataLoop(fn, c.stopCh, &c.done)
 	}
-	if c.reader != nil {
+	if c.HasSHM() {
 		c.done.Add(1)
 		go c.readShmLoop(c.stopCh, &c.done)
 	}

@@ -36,6 +36,9 @@
 //   - consumer_shm.go: ringReader, the ring reader (attached DataBlock, the
 //     sole-reader lock where the ring allows one reader, ReadTxn, Pull, the read
 //     goroutine).
+//   - ring_health.go: ring faults (ringHealth: counters, EventRingError
+//     notices per distinct cause and their reminders; ringBackoff, the pause
+//     of the write and read goroutines after a fault).
 //   - peer_proto.go: the peer message bodies; channel_curve.go: producer-consumer
 //     CURVE; channel.go: the peer callback queue; options_channel.go: the
 //     Producer and Consumer options; managed.go: the managed wrappers;
@@ -140,6 +143,47 @@
 // readers would race for one cursor (items lost and duplicated), several
 // Pipeline readers would each read every item. Sync_reader's 8 is its heartbeat
 // pool (shm.ErrNoConsumerEntry beyond).
+//
+// # Ring faults
+//
+// Any process of the same user can scribble on a live segment's control zone
+// (shm doc, "A scribbled control zone"). The ring's waits then return
+// shm.ErrCorrupt at once (read_index beyond write_index, a reader count nobody
+// owns, a write lock held by a live stranger, ...) instead of waiting for
+// good, and a Reader whose heartbeat entry was taken over returns
+// shm.ErrEntryLost. The ring sides treat them as channel errors:
+//
+//   - Report. A WriteTxn or ReadTxn step that meets shm.ErrCorrupt returns it
+//     (the job decides) and the party reports it through OnChannelError: a
+//     ChannelNotice with Type "", Event EventRingError and Ring (RingIssue: the
+//     error, errors.Is-testable, its cause, counts). Once per distinct cause
+//     (the error's text with numbers elided), then a reminder (Ring.Ongoing)
+//     every RingErrorEvery (default 1 s) while the cause is still seen, so a
+//     party blocked on a corrupt ring is never silent. Notices run on the
+//     Messenger's callback goroutine like the broker's, never after Close.
+//     A commit_index scribbled beyond write_index is set back by the next
+//     commit: the slot is published, Publish returns nil, the notice is raised.
+//   - Back off. The write goroutine (Push jobs, write handler) and the read
+//     goroutine (read handler) pause after a transaction that met a fault:
+//     10 ms, doubling up to 1 s, reset by a transaction without one; Stop and
+//     Close cut the pause short. (Without it a handler retried at once: about
+//     a million transactions a second, each logged.) SyncedWrite and Pull
+//     callers get the error and pace themselves.
+//   - Reattach. On shm.ErrEntryLost the Consumer replaces its Reader by a new
+//     one on the same Block (the sole-reader lock stays held), makes the
+//     acquisition again and raises EventRingReattached (RingStats.Reattached
+//     counts them); the job does not see the error. The new Reader first
+//     passes over the slots the Consumer already delivered, so none is
+//     delivered twice; under Sync_reader its cursor starts at the newest
+//     commit, like a late joiner's, so a consumer that lagged misses what lay
+//     between its last read and that commit. When no heartbeat entry is free
+//     the old Reader stays and the fault is reported (EventRingError).
+//   - Inspect. Producer.CheckSegment and Consumer.CheckSegment run
+//     shm.Block.Check on the party's own mapping and repair nothing (repairs
+//     are for plh-admin check and the shm recovery calls); RingStats returns
+//     the counters. ConsumerOptions.RequireChecksum makes a consumer that
+//     relies on verification refuse a segment whose checksum policy word was
+//     flipped (that word is not covered by the layout checksum).
 //
 // Dropped objects. Producer and Consumer are thin handles on an inner object that
 // the goroutines use; a runtime.AddCleanup on the handle closes the inner object

@@ -31,6 +31,9 @@ type ChannelNotice struct {
 	BrokerAction string
 	// Body is the notification's JSON body as received.
 	Body json.RawMessage
+	// Ring details the ring notices a Producer or Consumer raises itself
+	// (EventRingError, EventRingReattached; nil otherwise).
+	Ring *RingIssue
 }
 
 // EventReregisterFailed is the ChannelNotice.Event raised when, after a broker

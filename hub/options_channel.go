@@ -55,6 +55,9 @@ type ProducerOptions struct {
 	CloseDrain time.Duration
 	// Wait tunes the shm Writer's waiting.
 	Wait shm.WaitOptions
+	// RingErrorEvery is how often a ring fault that is still seen is reported
+	// again (EventRingError reminders; default 1 s). See doc.go, "Ring faults".
+	RingErrorEvery time.Duration
 	// Callbacks are the user callbacks; see ProducerCallbacks for threads.
 	Callbacks ProducerCallbacks
 	// Logger receives diagnostics (nil → discard).
@@ -78,7 +81,10 @@ type ProducerCallbacks struct {
 	// (CONSUMER_DIED_NOTIFY), or it missed its peer heartbeats (reason
 	// "peer_heartbeat_timeout"). Its identities are already dropped.
 	OnConsumerDied func(pid uint64, reason string)
-	OnChannelError func(n ChannelNotice) // CHANNEL_ERROR_NOTIFY and CHANNEL_EVENT_NOTIFY
+	// OnChannelError: CHANNEL_ERROR_NOTIFY and CHANNEL_EVENT_NOTIFY, and the
+	// ring notices the Producer raises itself (n.Event EventRingError, n.Ring
+	// set; doc.go "Ring faults").
+	OnChannelError func(n ChannelNotice)
 }
 
 // ConsumerOptions configures Connect. Zero fields take the defaults noted.
@@ -92,6 +98,13 @@ type ConsumerOptions struct {
 	Secret uint64
 	// ExpectSHM, when set, must agree with the segment's geometry.
 	ExpectSHM *shm.Config
+	// RequireChecksum, when set (not shm.ChecksumDefault), is the checksum
+	// policy the segment must have (shm.AttachOptions.RequireChecksum): the
+	// policy word is not covered by the layout checksum, so a consumer that
+	// relies on verification demands it here. A segment with another policy is
+	// not attached, like one that disagrees with ExpectSHM: HasSHM is false and
+	// SHMError wraps shm.ErrConfigMismatch.
+	RequireChecksum shm.ChecksumPolicy
 	// UID (≤ 39 bytes) and Name (≤ 31) are written into the segment's consumer
 	// heartbeat entry and into HELLO.
 	UID, Name string
@@ -116,6 +129,9 @@ type ConsumerOptions struct {
 	SlotTimeout, HandlerSlotTimeout time.Duration
 	// Wait tunes the shm Reader's waiting.
 	Wait shm.WaitOptions
+	// RingErrorEvery is how often a ring fault that is still seen is reported
+	// again (EventRingError reminders; default 1 s). See doc.go, "Ring faults".
+	RingErrorEvery time.Duration
 	// Wire configures the peer DEALER. Wire.Security, when set, is used as is;
 	// nil means CURVE with a fresh client key pair when discovery gave the
 	// producer's key (DISC_ACK zmq_pubkey), NULL when it gave none.
@@ -142,7 +158,10 @@ type ConsumerCallbacks struct {
 	// replace OnChannelClosing, which still comes from the broker.
 	OnProducerLost   func()
 	OnChannelClosing func(reason string)
-	OnChannelError   func(n ChannelNotice)
+	// OnChannelError: CHANNEL_ERROR_NOTIFY and CHANNEL_EVENT_NOTIFY, and the
+	// ring notices the Consumer raises itself (n.Event EventRingError or
+	// EventRingReattached, n.Ring set; doc.go "Ring faults").
+	OnChannelError func(n ChannelNotice)
 }
 
 // ConsumerIdentity is what a Producer knows of a joined consumer (from HELLO).
@@ -184,6 +203,7 @@ func (o ProducerOptions) withDefaults() ProducerOptions {
 	o.SlotTimeout = orDefault(o.SlotTimeout, defaultTimeout)
 	o.HandlerSlotTimeout = orDefault(o.HandlerSlotTimeout, defaultHandlerSlotTimeout)
 	o.CloseDrain = orDefault(o.CloseDrain, time.Second)
+	o.RingErrorEvery = orDefault(o.RingErrorEvery, defaultRingErrorEvery)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -199,6 +219,7 @@ func (o ConsumerOptions) withDefaults() ConsumerOptions {
 	o.ProducerLostAfter = orDefault(o.ProducerLostAfter, defaultProducerLostAfter)
 	o.SlotTimeout = orDefault(o.SlotTimeout, defaultTimeout)
 	o.HandlerSlotTimeout = orDefault(o.HandlerSlotTimeout, defaultHandlerSlotTimeout)
+	o.RingErrorEvery = orDefault(o.RingErrorEvery, defaultRingErrorEvery)
 	if o.Window <= 0 {
 		o.Window = defaultWindow
 	}

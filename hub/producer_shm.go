@@ -36,13 +36,16 @@ type ringWriter struct {
 	handler atomic.Pointer[writeHandler]
 	kick    chan struct{} // handler changed
 	writers chan *pooledWriter
+	health  *ringHealth // ring faults and their notices (ring_health.go)
 }
 
 // newRingWriter returns the ring writer of p on block (nil without SHM); p's
 // peer link must be set.
 func newRingWriter(p *producer, block *shm.Block) *ringWriter {
+	notify := func(n ChannelNotice) { p.m.disp.submit(n.Event, func() { p.onError(n) }) }
 	return &ringWriter{name: p.name, opts: &p.opts, log: p.log, m: p.m, closing: &p.closing, link: p.producerLink,
-		block: block, kick: make(chan struct{}, 1), jobs: make(chan func(*WriteTxn) error, 1024), writers: make(chan *pooledWriter, 4)}
+		block: block, kick: make(chan struct{}, 1), jobs: make(chan func(*WriteTxn) error, 1024), writers: make(chan *pooledWriter, 4),
+		health: newRingHealth(p.name, p.opts.RingErrorEvery, p.log, notify)}
 }
 
 // HasSHM reports whether the channel has a DataBlock.
@@ -50,6 +53,20 @@ func (p *ringWriter) HasSHM() bool { return p.block != nil }
 
 // SHM returns the DataBlock (nil without one). IMPORTANT: it is closed by Close.
 func (p *ringWriter) SHM() *shm.Block { return p.block }
+
+// CheckSegment checks the channel's DataBlock (shm.Block.Check) and repairs
+// nothing: header, indices, slot states, locks and consumers held by dead
+// processes, and the checksums of committed slots. ErrNoSHM without a
+// DataBlock; shm.ErrClosed after Close.
+func (p *ringWriter) CheckSegment() (shm.CheckReport, error) {
+	if p.block == nil {
+		return shm.CheckReport{Name: p.name}, fmt.Errorf("check segment %q: %w", p.name, ErrNoSHM)
+	}
+	return p.block.Check(false)
+}
+
+// RingStats returns the ring-fault counters (doc.go, "Ring faults").
+func (p *ringWriter) RingStats() RingStats { return p.health.stats() }
 
 // start begins one Start..Stop run under the run lock: ErrClosed unless valid(),
 // ErrRunning when running; started runs before the write goroutine (started
@@ -173,6 +190,8 @@ type pooledWriter struct {
 
 // Next acquires the next slot, waiting at most the transaction's slot timeout:
 // an error wrapping ErrNoSlot (and shm.ErrTimeout) when none came free, or ctx's.
+// shm.ErrCorrupt (a scribbled control zone) comes at once and is also reported
+// through OnChannelError (EventRingError).
 func (t *WriteTxn) Next() (*shm.WriteSlot, error) {
 	stepHeartbeat(t.lastHB, t.w.Heartbeat)
 	if t.slot != nil {
@@ -184,6 +203,7 @@ func (t *WriteTxn) Next() (*shm.WriteSlot, error) {
 		if errors.Is(err, shm.ErrTimeout) {
 			return nil, fmt.Errorf("%w: %w", ErrNoSlot, err)
 		}
+		t.p.health.observe(err)
 		return nil, err
 	}
 	t.slot = s
@@ -193,7 +213,10 @@ func (t *WriteTxn) Next() (*shm.WriteSlot, error) {
 // Slot returns the slot held now (nil when none).
 func (t *WriteTxn) Slot() *shm.WriteSlot { return t.slot }
 
-// Publish commits the whole held slot and releases it.
+// Publish commits the whole held slot and releases it. A commit_index found
+// scribbled beyond write_index is set back by the commit (shm.ErrCorrupt from
+// the release): the slot is published all the same, so Publish returns nil and
+// the fault goes to OnChannelError (EventRingError).
 func (t *WriteTxn) Publish() error {
 	if t.slot == nil {
 		return fmt.Errorf("publish: %w", shm.ErrReleased)
@@ -201,8 +224,11 @@ func (t *WriteTxn) Publish() error {
 	s := t.slot
 	t.slot = nil
 	err := s.Publish()
-	if err == nil {
+	if err == nil || errors.Is(err, shm.ErrCorrupt) {
 		*t.lastHB = refreshed // the commit refreshed the producer heartbeat
+	}
+	if t.p.health.observe(err) {
+		return nil
 	}
 	return err
 }
@@ -288,8 +314,9 @@ type writeHandler struct{ fn func(*WriteTxn) error }
 
 // Push queues job to run on the write goroutine inside a write transaction (slot
 // timeout SlotTimeout). It needs SHM and Start: ErrNoSHM, ErrNotRunning. It blocks
-// only while 1024 jobs are already queued. Job errors are logged. While a write
-// handler is installed, jobs wait until it is removed.
+// only while 1024 jobs are already queued. Job errors are logged (ring faults are
+// reported instead, and the goroutine backs off; doc.go "Ring faults"). While a
+// write handler is installed, jobs wait until it is removed.
 func (p *ringWriter) Push(job func(*WriteTxn) error) error {
 	if p.block == nil {
 		return fmt.Errorf("push %q: %w", p.name, ErrNoSHM)
@@ -310,7 +337,8 @@ func (p *ringWriter) Push(job func(*WriteTxn) error) error {
 // SyncedWrite runs job in the caller's goroutine inside a write transaction with
 // slot timeout timeout (0 = SlotTimeout); it needs no Start. It returns ErrNoSHM,
 // ErrClosed, or the job's error (a job that found no slot sees ErrNoSlot from
-// Next and decides).
+// Next and decides; on a corrupt ring shm.ErrCorrupt, also reported through
+// OnChannelError: the caller paces its retries).
 func (p *ringWriter) SyncedWrite(ctx context.Context, timeout time.Duration, job func(*WriteTxn) error) error {
 	if p.block == nil {
 		return fmt.Errorf("synced write %q: %w", p.name, ErrNoSHM)
@@ -333,7 +361,8 @@ func (p *ringWriter) SyncedWrite(ctx context.Context, timeout time.Duration, job
 // returns to queue mode). While started, the write goroutine runs fn in a new
 // transaction (slot timeout HandlerSlotTimeout) again and again; a swap takes
 // effect at the next iteration. Errors and panics of fn are logged and the loop
-// goes on. ErrNoSHM without a DataBlock.
+// goes on; after a ring fault it pauses first (doc.go "Ring faults"). ErrNoSHM
+// without a DataBlock.
 func (p *ringWriter) SetWriteHandler(fn func(*WriteTxn) error) error {
 	if p.block == nil {
 		return fmt.Errorf("set write handler %q: %w", p.name, ErrNoSHM)
@@ -409,11 +438,14 @@ func (p *ringWriter) writeLoop(stop, drained <-chan struct{}, done chan<- struct
 	defer func() { hcancel(); <-watch }()
 	jctx := context.Background()
 	runIn := func(ctx context.Context, job func(*WriteTxn) error, timeout time.Duration) {
-		if err := p.runJob(ctx, w, timeout, stop, job); err != nil && !errors.Is(err, ErrNoSlot) && ctx.Err() == nil {
+		if err := p.runJob(ctx, w, timeout, stop, job); err != nil && !errors.Is(err, ErrNoSlot) && !isRingFault(err) && ctx.Err() == nil {
 			p.log.Warn("hub: write job failed", "err", err)
 		}
 	}
 	run := func(job func(*WriteTxn) error, timeout time.Duration) { runIn(jctx, job, timeout) }
+	// A ring fault comes back at once: after a transaction that met one the
+	// loop pauses (bounded exponential backoff, cut short by Stop).
+	var bo ringBackoff
 	for {
 		if h := p.handler.Load(); h != nil {
 			select {
@@ -422,12 +454,16 @@ func (p *ringWriter) writeLoop(stop, drained <-chan struct{}, done chan<- struct
 				return
 			default:
 			}
+			before := p.health.events()
 			runIn(hctx, h.fn, p.opts.HandlerSlotTimeout)
+			bo.after(p.health, before, stop)
 			continue
 		}
 		select {
 		case job := <-p.jobs:
+			before := p.health.events()
 			run(job, p.opts.SlotTimeout)
+			bo.after(p.health, before, stop)
 		case <-p.kick:
 		case <-stop:
 			p.finishJobs(drained, run)

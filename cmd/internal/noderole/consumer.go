@@ -97,7 +97,7 @@ func (n *node) runConsumer(ctx context.Context) (int, string) {
 			n.emit("notification", map[string]any{"type": "CHANNEL_CLOSING_NOTIFY", "channel": ch, "reason": reason})
 			end()
 		},
-		OnChannelError: func(c hub.ChannelNotice) { n.emitNotice(c) },
+		OnChannelError: n.emitNotice,
 		OnProducerBye:  end,
 		// The producer's link broke without BYE (e.g. killed): reported at once,
 		// the run goes on until the broker closes the channel.
@@ -223,7 +223,8 @@ func (n *node) readZMQ(ctx context.Context, c *hub.Consumer, t *seqTracker) (boo
 
 // readSHM reads one slot (false when none came within 100 ms). A damaged slot
 // is acknowledged (hub.ReadTxn.Acknowledge): the node moves past it under every
-// policy and reports it once (checksum_error event, CHECKSUM_ERROR_REPORT).
+// policy and reports it once (checksum_error event, CHECKSUM_ERROR_REPORT). A
+// corrupt ring is tried again after ringRetry (the hub reports it: ring_error).
 func (n *node) readSHM(ctx context.Context, c *hub.Consumer, t *seqTracker) (bool, error) {
 	buf := make([]byte, 0, n.o.slotSize)
 	idx, id := -1, uint64(0)
@@ -242,6 +243,8 @@ func (n *node) readSHM(ctx context.Context, c *hub.Consumer, t *seqTracker) (boo
 	switch {
 	case errors.Is(err, hub.ErrNoSlot):
 		return false, ctx.Err()
+	case errors.Is(err, shm.ErrCorrupt) || errors.Is(err, shm.ErrEntryLost): // not replaced: no free entry
+		return false, pause(ctx, ringRetry)
 	case err != nil:
 		return false, err
 	case errors.Is(release, shm.ErrOverwritten):
@@ -249,7 +252,7 @@ func (n *node) readSHM(ctx context.Context, c *hub.Consumer, t *seqTracker) (boo
 	case errors.Is(release, shm.ErrChecksum):
 		n.damaged(t, idx, id, buf)
 		return false, nil
-	case release != nil:
+	case release != nil && !errors.Is(release, shm.ErrEntryLost): // lost entry: the data was sound
 		return false, release
 	}
 	n.record(t, buf)

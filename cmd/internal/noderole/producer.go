@@ -40,7 +40,7 @@ func (n *node) runProducer(ctx context.Context) (int, string) {
 		OnChannelClosing: func(reason string) {
 			n.emit("notification", map[string]any{"type": "CHANNEL_CLOSING_NOTIFY", "channel": ch, "reason": reason})
 		},
-		OnChannelError: func(c hub.ChannelNotice) { n.emitNotice(c) },
+		OnChannelError: n.emitNotice,
 	}
 	if n.up != nil {
 		opts.Callbacks.OnConsumerData = func(_ hub.ConsumerIdentity, b []byte) { n.recordUpstream(b) }
@@ -147,7 +147,8 @@ func fill(b []byte, seq uint64) {
 }
 
 // writeSHM writes one slot, retrying while the ring is full (backpressure; the
-// stallWatch reports the wait).
+// stallWatch reports the wait) and, every ringRetry, while it is corrupt (the
+// hub reports that: ring_error).
 func (n *node) writeSHM(ctx context.Context, p *hub.Producer, seq uint64) error {
 	manual := n.o.checksum == "manual"
 	for {
@@ -168,11 +169,32 @@ func (n *node) writeSHM(ctx context.Context, p *hub.Producer, seq uint64) error 
 			}
 			continue
 		}
+		if errors.Is(err, shm.ErrCorrupt) {
+			if err := pause(ctx, ringRetry); err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}
 		n.agg.add(seq, n.o.slotSize, -1, 0)
 		return nil
+	}
+}
+
+// ringRetry is how long the node waits before it tries a corrupt ring again.
+const ringRetry = 100 * time.Millisecond
+
+// pause waits d; ctx's error when it ended first.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -234,7 +256,13 @@ func (n *node) holdLock(ctx context.Context, p *hub.Producer, seq uint64) (int, 
 	return n.fail("hold_lock", err)
 }
 
+// emitNotice writes an OnChannelError notice: a broker notification, or one of
+// the ring notices the hub raises itself (ring_error, ring_reattached).
 func (n *node) emitNotice(c hub.ChannelNotice) {
+	if c.Ring != nil {
+		n.emitRing(c)
+		return
+	}
 	f := map[string]any{"type": c.Type, "channel": c.Channel, "event": c.Event}
 	switch c.Type {
 	case "CHANNEL_ERROR_NOTIFY":
@@ -243,4 +271,16 @@ func (n *node) emitNotice(c hub.ChannelNotice) {
 		f["slot_index"], f["error"], f["reporter_pid"], f["broker_action"] = c.SlotIndex, c.Error, c.ReporterPid, c.BrokerAction
 	}
 	n.emit("notification", f)
+}
+
+// emitRing writes a ring notice as its event (docs/events.md).
+func (n *node) emitRing(c hub.ChannelNotice) {
+	r := c.Ring
+	switch c.Event {
+	case hub.EventRingReattached:
+		n.emit("ring_reattached", map[string]any{"channel": c.Channel, "error": c.Error, "reattached": r.Reattached})
+	default:
+		n.emit("ring_error", map[string]any{"channel": c.Channel, "error": c.Error, "cause": r.Cause, "count": r.Count,
+			"ongoing": r.Ongoing, "duration_ns": time.Since(r.Since).Nanoseconds()})
+	}
 }
