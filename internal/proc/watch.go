@@ -62,9 +62,10 @@ func NewWatch(onExit func(Identity)) (*Watch, error) {
 	return w, nil
 }
 
-// Add starts watching id. If the process is already gone (or cannot be watched),
-// onExit is called for it soon from the Watch's goroutine. Adding an identity
-// twice is a no-op.
+// Add starts watching id. If the process is already gone, onExit is called
+// for it soon from the Watch's goroutine. A live process that cannot be watched
+// (no descriptor left for its pidfd) is never reported: Add returns an error
+// wrapping ErrNotWatchable. Adding an identity twice is a no-op.
 func (w *Watch) Add(id Identity) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -75,23 +76,25 @@ func (w *Watch) Add(id Identity) error {
 		return nil
 	}
 	fd, err := unix.PidfdOpen(id.Pid, unix.PIDFD_NONBLOCK)
-	if err == nil && !id.Alive() {
-		unix.Close(fd)
-		err = ErrNoProcess
-	}
-	if err == nil {
-		w.nextToken()
-		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(w.next)}
-		if err = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err == unix.ESRCH || (err == nil && !id.Alive()) {
+		if err == nil {
 			unix.Close(fd)
 		}
-	}
-	if err != nil {
-		// Gone already (or not watchable): report it as exited.
+		// Gone already: report it as exited.
 		w.watched[id] = watchEntry{fd: -1}
 		w.pending = append(w.pending, id)
 		w.wake()
 		return nil
+	}
+	if err != nil {
+		// Alive but not watchable (EMFILE, ENOMEM, ...): never a death.
+		return fmt.Errorf("%w: pidfd_open(%d): %v", ErrNotWatchable, id.Pid, err)
+	}
+	w.nextToken()
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(w.next)}
+	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("%w: epoll_ctl(%d): %v", ErrNotWatchable, id.Pid, err)
 	}
 	w.watched[id] = watchEntry{fd: fd, token: w.next}
 	w.tokens[w.next] = id

@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 )
 
 // openFDs counts this process's open descriptors.
@@ -148,5 +150,63 @@ func TestWatchRemovedExitNotReported(t *testing.T) {
 	w.Close()
 	if len(exited) != 0 {
 		t.Fatalf("unexpected report %v", <-exited)
+	}
+}
+
+// TestWatchOutOfDescriptorsIsNoDeath: a live process whose pidfd cannot be
+// opened (the descriptor limit is reached) is not watchable, and is never
+// reported as exited: running out of descriptors must not kill anyone.
+func TestWatchOutOfDescriptorsIsNoDeath(t *testing.T) {
+	exited := make(chan Identity, 1)
+	w, err := NewWatch(func(id Identity) { exited <- id })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	self, err := Lookup(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	tight := old
+	tight.Cur = uint64(openFDs(t) + 64)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &tight); err != nil {
+		t.Fatal(err)
+	}
+	var filler []int // take every descriptor left under the limit
+	for {
+		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			break
+		}
+		filler = append(filler, fd)
+	}
+	err = w.Add(self)
+	for _, fd := range filler {
+		unix.Close(fd)
+	}
+	if rerr := unix.Setrlimit(unix.RLIMIT_NOFILE, &old); rerr != nil {
+		t.Fatal(rerr)
+	}
+	if !errors.Is(err, ErrNotWatchable) {
+		t.Fatalf("Add with no descriptor left: %v, want ErrNotWatchable", err)
+	}
+	if err := w.Add(self); err != nil { // with room again it is watched
+		t.Fatalf("Add after the limit was restored: %v", err)
+	}
+	w.Remove(self)
+	w.mu.Lock()
+	pending := len(w.pending)
+	w.mu.Unlock()
+	select {
+	case id := <-exited:
+		t.Fatalf("live process %v reported as exited", id)
+	default:
+	}
+	if pending != 0 {
+		t.Fatalf("%d exit(s) queued for a live process", pending)
 	}
 }
