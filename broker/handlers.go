@@ -190,6 +190,7 @@ func (s *Service) handleRegReq(peer []byte, r *proto.RegReq) proto.Message {
 		now := time.Now()
 		s.channels[r.ChannelName] = &channel{name: r.ChannelName, reg: *r, producer: append([]byte(nil), peer...),
 			status: pendingReady, lastHeartbeat: now, cnt: chanCounters{registeredAt: now, registrations: 1}}
+		s.chanGen++
 	}
 	s.cfg.Logger.Info("producer registered", "channel", r.ChannelName, "pid", r.ProducerPID)
 	return &proto.RegAck{ReplyHeader: proto.Success(r.CorrelationID, "Producer registered successfully"), ChannelID: r.ChannelName}
@@ -234,6 +235,7 @@ func (s *Service) handleDeregReq(r *proto.DeregReq) proto.Message {
 		s.unwatchLocked(k)
 	}
 	delete(s.channels, r.ChannelName)
+	s.chanGen++
 	return &proto.DeregAck{ReplyHeader: proto.Success(r.CorrelationID, "Producer deregistered successfully")}
 }
 
@@ -334,24 +336,20 @@ func (s *Service) handleChannelListReq(r *proto.ChannelListReq) proto.Message {
 	if r.Limit > 0 && int(r.Limit) < limit {
 		limit = int(r.Limit)
 	}
-	s.mu.Lock()
-	names := make([]string, 0, len(s.channels))
-	for n := range s.channels {
-		if n > r.Cursor {
-			names = append(names, n)
-		}
+	names := s.sortedChannelNames()
+	from, _ := slices.BinarySearch(names, r.Cursor)
+	for from < len(names) && names[from] <= r.Cursor {
+		from++
 	}
-	s.mu.Unlock()
-	slices.Sort(names)
 
 	ack := &proto.ChannelListAck{ReplyHeader: proto.Success(r.CorrelationID, ""), Channels: []proto.ChannelInfo{}}
 	size := 0
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, n := range names {
+	for _, n := range names[from:] {
 		c, ok := s.channels[n]
 		if !ok {
-			continue // gone since the copy
+			continue // gone since the names were taken
 		}
 		info := c.info()
 		size += listEntryBytes(info)
@@ -362,6 +360,39 @@ func (s *Service) handleChannelListReq(r *proto.ChannelListReq) proto.Message {
 		ack.Channels = append(ack.Channels, info)
 	}
 	return ack
+}
+
+// sortedNames is the registry's channel names in order, as of one generation
+// of the registry (Service.chanGen).
+type sortedNames struct {
+	gen   uint64
+	names []string
+}
+
+// sortedChannelNames returns every channel name in order. The sorted list is
+// kept until a channel is added or removed, so paging through a large
+// registry sorts it once, not once per page; the sort runs outside the lock.
+// The returned slice is never modified.
+func (s *Service) sortedChannelNames() []string {
+	s.mu.Lock()
+	if s.listed.names != nil && s.listed.gen == s.chanGen {
+		names := s.listed.names
+		s.mu.Unlock()
+		return names
+	}
+	gen := s.chanGen
+	names := make([]string, 0, len(s.channels))
+	for n := range s.channels {
+		names = append(names, n)
+	}
+	s.mu.Unlock()
+	slices.Sort(names)
+	s.mu.Lock()
+	if s.chanGen == gen {
+		s.listed = sortedNames{gen: gen, names: names}
+	}
+	s.mu.Unlock()
+	return names
 }
 
 // listEntryBytes bounds the JSON size of one CHANNEL_LIST_ACK entry from above

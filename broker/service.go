@@ -26,8 +26,10 @@ type Service struct {
 	quit chan struct{}
 	wg   sync.WaitGroup
 
-	mu       sync.Mutex // guards channels, watched; never held while blocking
+	mu       sync.Mutex // guards channels, chanGen, listed, watched; never held while blocking
 	channels map[string]*channel
+	chanGen  uint64                // bumped whenever a channel is added or removed
+	listed   sortedNames           // channel names in order, as of generation listed.gen
 	watched  map[proc.Identity]int // consumer entries per watched process
 
 	closeOnce sync.Once
@@ -241,6 +243,7 @@ func (s *Service) closeChannelLocked(c *channel, reason string) {
 		s.unwatchLocked(k)
 	}
 	delete(s.channels, c.name)
+	s.chanGen++
 }
 
 func (s *Service) sweepChannels(now time.Time) {
