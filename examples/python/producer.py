@@ -4,7 +4,7 @@
 It needs only pyzmq (Debian: python3-zmq), no plh code and no DataBlock:
 
   * registers the channel with the real broker (REG_REQ over a DEALER, CURVE
-    when the engine gives the broker's key) and heartbeats it every second
+    when the engine gives the broker's key) and heartbeats it (every PLH_HEARTBEAT, default 250 ms)
     (docs/protocol.md);
   * serves consumers over the hub's peer protocol on a ROUTER it binds:
     HELLO -> HELLO_ACK with the credit window, data frames ['A'][payload]
@@ -17,7 +17,9 @@ It needs only pyzmq (Debian: python3-zmq), no plh code and no DataBlock:
     (sequence ranges, every 100 ms), notification, exit.
 
 Configuration comes from the PLH_* environment plh-sim sets (PLH_NAME,
-PLH_CHANNEL, PLH_BROKER, PLH_BROKER_KEY, PLH_RATE, PLH_SLOT_SIZE, PLH_COUNT).
+PLH_CHANNEL, PLH_BROKER, PLH_BROKER_KEY, PLH_RATE, PLH_SLOT_SIZE, PLH_COUNT,
+PLH_HEARTBEAT).
+With --quiet it writes no events at all (a node with events = "none").
 """
 import json
 import os
@@ -36,10 +38,25 @@ RATE = float(ENV.get("PLH_RATE") or 100)
 SIZE = max(int(ENV.get("PLH_SLOT_SIZE") or 64), 32)
 COUNT = int(ENV.get("PLH_COUNT") or 0)
 PID = os.getpid()
+QUIET = "--quiet" in sys.argv[1:]
+
+
+def seconds(d, default):
+    """A Go duration of the simple kinds ("500ms", "2s") in seconds."""
+    if not d:
+        return default
+    if d.endswith("ms"):
+        return float(d[:-2]) / 1000
+    return float(d.rstrip("s"))
+
+
+HEARTBEAT = seconds(ENV.get("PLH_HEARTBEAT"), 0.25)
 
 
 def emit(kind, **fields):
     """One event line of docs/events.md on stdout."""
+    if QUIET:
+        return
     ev = {"t": time.monotonic_ns(), "node": NAME, "kind": kind}
     ev.update(fields)
     sys.stdout.write(json.dumps(ev) + "\n")
@@ -169,7 +186,7 @@ def main():
         now = time.monotonic()
         if now >= next_beat:
             broker.send("HEARTBEAT_REQ", beat)
-            next_beat = now + 1.0
+            next_beat = now + HEARTBEAT
         if now >= next_send and peers.send(payload(seq)):
             first = seq if first is None else first
             seq += 1
