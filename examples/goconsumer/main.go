@@ -67,8 +67,8 @@ func run() int {
 	}
 	_ = ev.Ready()
 
-	reason := read(ctx, c, ev, closed)
-	return exit(ev, reason)
+	_ = ev.Exit(0, read(ctx, c, ev, closed))
+	return 0
 }
 
 // read receives until ctx ends (signal) or the channel closes (done), and
@@ -101,11 +101,6 @@ func read(ctx context.Context, c *hub.Consumer, ev *nodeevent.Emitter, closed <-
 			flushAt = time.Now().Add(100 * time.Millisecond)
 		}
 	}
-}
-
-func exit(ev *nodeevent.Emitter, reason string) int {
-	_ = ev.Exit(0, reason)
-	return 0
 }
 
 // span is a run of consecutive sequences from one writer not yet reported.

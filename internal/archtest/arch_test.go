@@ -57,6 +57,9 @@ var rules = []rule{
 		never: []string{p("hub/..."), p("sim/..."), p("chaos/..."), p("cmd/..."), p("suites/...")}},
 	{name: "chaos imports only shm and internal/proc", from: []string{p("chaos/...")},
 		only: []string{p("chaos/..."), p("shm/..."), p("internal/proc")}},
+	{name: "the engine and nodeevent link no test library (only sim/simtest may)",
+		from:  []string{p("sim"), p("sim/scenario"), p("sim/verdict"), p("sim/report"), p("chaos/..."), p("nodeevent")},
+		never: testLibs},
 	{name: "no binary links a test library", from: []string{p("cmd/...")},
 		never: append([]string{p("suites/..."), p("internal/wire/wiretest")}, testLibs...)},
 }
