@@ -305,6 +305,13 @@ func (e *evaluator) check(x scenario.ExpectSpec) Verdict {
 		v.Status, v.Message = StatusInconclusive, why
 		return v
 	}
+	v = e.checkJudgeable(x, v)
+	v.Message += e.silentNote(x)
+	return v
+}
+
+// checkJudgeable checks x by its type.
+func (e *evaluator) checkJudgeable(x scenario.ExpectSpec, v Verdict) Verdict {
 	if x.Type == scenario.ExpectExit {
 		return e.checkExit(x, v)
 	}

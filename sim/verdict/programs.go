@@ -37,13 +37,16 @@ func (e *evaluator) silentMatches(node string) []string {
 // unjudgeable returns why x cannot be judged (""; it can): it needs events
 // of a node that writes none.
 func (e *evaluator) unjudgeable(x scenario.ExpectSpec) string {
-	if x.Node == "" || x.Type == scenario.ExpectExit || x.Type == scenario.ExpectResource {
+	if !e.needsOwnEvents(x) {
 		return ""
 	}
-	if x.Type != scenario.ExpectMetric && x.Type != scenario.ExpectDelivery && outsideKinds[x.Kind] {
-		return ""
+	var s []string
+	switch {
+	case x.Type == scenario.ExpectDelivery:
+		s = e.silentOnChannel(x)
+	case x.Node != "":
+		s = e.silentMatches(x.Node)
 	}
-	s := e.silentMatches(x.Node)
 	if len(s) == 0 {
 		return ""
 	}
@@ -69,4 +72,46 @@ func withSkipped(v Verdict, judged int, skipped []string) Verdict {
 		v.Status = StatusInconclusive
 	}
 	return v
+}
+
+// needsOwnEvents reports whether x is judged from events the nodes write
+// themselves (not only from what the engine records about them).
+func (e *evaluator) needsOwnEvents(x scenario.ExpectSpec) bool {
+	switch x.Type {
+	case scenario.ExpectExit, scenario.ExpectResource:
+		return false
+	case scenario.ExpectMetric, scenario.ExpectDelivery:
+		return true
+	}
+	return !outsideKinds[x.Kind]
+}
+
+// silentOnChannel lists the silent nodes a delivery expectation counts: the
+// channel's producers and its consumers matching x.Node (all when "").
+func (e *evaluator) silentOnChannel(x scenario.ExpectSpec) []string {
+	var out []string
+	for _, n := range e.plan.Nodes {
+		if n.Channel != x.Channel || !n.Silent() {
+			continue
+		}
+		if n.Role == "consumer" && x.Node != "" && !nodeMatch(x.Node, n.Name) {
+			continue
+		}
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+// silentNote is what an expectation over any process (no node) adds to its
+// message when some nodes write no events of their own: it was judged on
+// the others only.
+func (e *evaluator) silentNote(x scenario.ExpectSpec) string {
+	if x.Node != "" || x.Type == scenario.ExpectDelivery || !e.needsOwnEvents(x) {
+		return ""
+	}
+	s := e.silentMatches("*")
+	if len(s) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (judged without %s: no events of its own, events = \"none\")", strings.Join(s, ", "))
 }

@@ -38,6 +38,17 @@ node = "s"
 min = 1
 
 [[expect]]
+name = "no gap anywhere"
+type = "never"
+kind = "gap"
+
+[[expect]]
+name = "each message once"
+type = "delivery"
+delivery = "each"
+channel = "cam"
+
+[[expect]]
 name = "s ended"
 type = "exit"
 node = "s"
@@ -49,7 +60,10 @@ reason = "killed"
 			t.Errorf("%s: %s %q", name, x.Status, x.Message)
 		}
 	}
-	for _, name := range []string{"no gap at s", "s read"} {
+	if x := v["no gap anywhere"]; x.Status != StatusPass || !strings.Contains(x.Message, "judged without s: no events of its own") {
+		t.Errorf("any node: %s %q", x.Status, x.Message)
+	}
+	for _, name := range []string{"no gap at s", "s read", "each message once"} {
 		if x := v[name]; x.Status != StatusInconclusive || !strings.Contains(x.Message, `s write(s) no events (events = "none")`) {
 			t.Errorf("%s: %s %q", name, x.Status, x.Message)
 		}
