@@ -48,6 +48,14 @@
 // janitor learns the hosts' init groups and the net id; logs/hosts.log names
 // them. partition, heal and host_kill are rows of faultTable like the others.
 //
+// Users' programs (program.go). A node with command runs the user's program
+// instead of plh-node (supervisor.spawn: its env and dir), told the node's
+// flags as PLH_* variables (programEnv over nodeFlags, one source for both);
+// it is supervised, faulted and stopped like any node. For one with events =
+// "none" the engine records its ready event at spawn; sim/verdict then judges
+// only what the engine saw of it (docs/events.md, "Your own program as a
+// node"). sim/simtest runs scenarios from Go tests with this engine.
+//
 // Timeline. All times are CLOCK_MONOTONIC nanoseconds (proc.Now), the clock of
 // every process on the host, so sorting by t merges the streams. The engine
 // records its own events under node "plh-sim": spawned, run_start, fault,

@@ -315,9 +315,16 @@ func (r *run) closeProxies() {
 	}
 }
 
-// nodeArgs builds the plh-node flags of n.
+// nodeArgs builds the plh-node command line of n.
 func (r *run) nodeArgs(n scenario.PlanNode, broker string) []string {
-	a := append([]string(nil), r.cfg.NodeCmd...)
+	a := append(append([]string(nil), r.cfg.NodeCmd...), r.nodeFlags(n, broker)...)
+	return append(a, n.Args...)
+}
+
+// nodeFlags builds the plh-node flags of n (a user's program gets them as
+// PLH_* environment variables: programEnv).
+func (r *run) nodeFlags(n scenario.PlanNode, broker string) []string {
+	var a []string
 	a = append(a, "--name", n.Name, "--role", n.Role, "--broker", broker, "--channel", r.channels[n.Channel],
 		"--status-file", statusPath(r.dir, n.Name))
 	r.mu.Lock()
@@ -363,13 +370,16 @@ func (r *run) nodeArgs(n scenario.PlanNode, broker string) []string {
 	if n.Role == "producer" && n.Host != "" {
 		add("--endpoint", r.bindOn(n.Host))
 	}
-	return append(a, n.Args...)
+	return a
 }
 
 func (r *run) startNode(n scenario.PlanNode) (*child, error) {
 	broker, err := r.brokerFor(n)
 	if err != nil {
 		return nil, err
+	}
+	if n.IsProgram() {
+		return r.startProgram(n, broker)
 	}
 	return r.sup.start(n.Name, n.Role, n.Exit, r.onHost(n.Host, r.nodeArgs(n, broker)))
 }

@@ -80,6 +80,12 @@ type supervisor struct {
 
 // start runs argv as the process of node name.
 func (s *supervisor) start(name, role string, exit scenario.ExitMode, argv []string) (*child, error) {
+	return s.spawn(name, role, exit, argv, nil, "")
+}
+
+// spawn runs argv as the process of node name, with env added to the
+// engine's environment and in dir ("": the engine's).
+func (s *supervisor) spawn(name, role string, exit scenario.ExitMode, argv, env []string, dir string) (*child, error) {
 	logf, err := os.OpenFile(filepath.Join(s.logDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("%w: log of %s: %v", ErrHarness, name, err)
@@ -92,6 +98,10 @@ func (s *supervisor) start(name, role string, exit scenario.ExitMode, argv []str
 		// keep it in the run folder, never in the user's home.
 		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+s.logDir)
 	}
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	cmd.Dir = dir
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		logf.Close()

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -211,10 +208,4 @@ func upper(s string) string {
 	return string(b)
 }
 
-func randomSeed() uint64 {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(errors.New("no randomness")) // crypto/rand never fails on Linux
-	}
-	return binary.LittleEndian.Uint64(b[:]) >> 1 // keep it readable as a signed int too
-}
+func randomSeed() uint64 { return scenario.NewSeed() }

@@ -34,7 +34,7 @@ type rule struct {
 
 var testLibs = []string{"go.uber.org/goleak/...", "github.com/onsi/ginkgo/...", "github.com/onsi/ginkgo/v2/...", "github.com/onsi/gomega/..."}
 
-var library = []string{p("shm/..."), p("broker/..."), p("hub/..."), p("internal/...")}
+var library = []string{p("shm/..."), p("broker/..."), p("hub/..."), p("internal/..."), p("nodeevent")}
 
 var rules = []rule{
 	{name: "shm imports no plh package but internal/proc", from: []string{p("shm/...")},
@@ -49,12 +49,17 @@ var rules = []rule{
 	{name: "hub imports only shm, broker/proto and internal (never broker, never hubd)", from: []string{p("hub/...")},
 		only:  []string{p("hub/..."), p("shm/..."), p("broker/proto"), p("internal/...")},
 		never: []string{p("hubd/...")}},
+	{name: "nodeevent imports only internal/event and internal/proc", from: []string{p("nodeevent")},
+		only: []string{p("nodeevent"), p("internal/event"), p("internal/proc")}},
 	{name: "internal holds only the lowest packages", from: []string{p("internal/...")},
 		only: []string{p("internal/...")}},
 	{name: "hubd (the hub process) does not import hub, sim, chaos or cmd", from: []string{p("hubd/...")},
 		never: []string{p("hub/..."), p("sim/..."), p("chaos/..."), p("cmd/..."), p("suites/...")}},
 	{name: "chaos imports only shm and internal/proc", from: []string{p("chaos/...")},
 		only: []string{p("chaos/..."), p("shm/..."), p("internal/proc")}},
+	{name: "the engine and nodeevent link no test library (only sim/simtest may)",
+		from:  []string{p("sim"), p("sim/scenario"), p("sim/verdict"), p("sim/report"), p("chaos/..."), p("nodeevent")},
+		never: testLibs},
 	{name: "no binary links a test library", from: []string{p("cmd/...")},
 		never: append([]string{p("suites/..."), p("internal/wire/wiretest")}, testLibs...)},
 }

@@ -16,6 +16,11 @@
 // per_fault; Distinct random faults draw (kind, target) pairs without
 // replacement.
 //
+// program.go checks a node's command, env, dir and events (a user's own
+// program instead of plh-node): the program must be found (relative to dir,
+// or on PATH), and dir is made absolute against the scenario file's folder so
+// a resolved plan runs from anywhere.
+//
 // Resolve turns a Variant and a seed into a Plan: nodes named per instance
 // (c → c1, c2), random faults drawn from the seed (math/rand PCG seeded per
 // block), fault ids made unique, defaults filled (exit modes, shm and secrets of

@@ -61,6 +61,12 @@ type NodeSpec struct {
 	Exit         ExitMode `toml:"exit,omitempty"`
 	Args         []string `toml:"args,omitempty"`
 	Host         string   `toml:"host,omitempty"`
+	// Command, Env, Dir and Events run a user's own program instead of
+	// plh-node (program.go, docs/events.md "Your own program as a node").
+	Command []string          `toml:"command,omitempty"`
+	Env     map[string]string `toml:"env,omitempty"`
+	Dir     string            `toml:"dir,omitempty"`
+	Events  string            `toml:"events,omitempty"`
 }
 
 // FaultSpec is one [[faults]] entry: a fault at a fixed time.

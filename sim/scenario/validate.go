@@ -84,6 +84,9 @@ func validate(v *Variant) error {
 			if err := c.checkNodeEnums(group.key, &group.specs[i]); err != nil {
 				return err
 			}
+			if err := c.checkProgram(group.key, &group.specs[i]); err != nil {
+				return err
+			}
 			for _, pn := range expandNodes(&Scenario{Producers: []NodeSpec{n}}) {
 				if prev, dup := names[pn.Name]; dup {
 					lines := linesOf(c.v.src, "name", n.Name)
@@ -286,6 +289,9 @@ func (c checker) checkFault(f FaultSpec, roles map[string]string, key string) er
 		}
 		return needTarget("consumer")
 	case FaultKillHoldingLock:
+		if c.isProgram(f.Target) {
+			return c.errf(key+".target", f.Target, "kill_holding_lock: target %q runs its own program (command), which has no hold_lock control", f.Target)
+		}
 		return needTarget("producer")
 	case FaultCorruptSlot:
 		if f.Channel == "" {

@@ -14,6 +14,10 @@
 // incarnation, from the read events' from_pid), resource.go the resource
 // expectation and per_fault bounds.
 //
+// programs.go: a user's program that writes no events (events = "none")
+// makes an expectation that needs its events inconclusive, and the
+// invariants that need them skip it and say so: never a silent pass.
+//
 // A window starts at its anchor (run start or a fault's firing) plus `from` and
 // ends at `within`/`to` after the anchor or at run_end. Every verdict carries
 // its evidence: the anchor event and the first match, the offenders, or the

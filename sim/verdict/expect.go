@@ -301,6 +301,17 @@ func (e *evaluator) inWindow(x scenario.ExpectSpec, w window) []event.Event {
 
 func (e *evaluator) check(x scenario.ExpectSpec) Verdict {
 	v := Verdict{Name: x.Name, Type: string(x.Type)}
+	if why := e.unjudgeable(x); why != "" && !x.Each {
+		v.Status, v.Message = StatusInconclusive, why
+		return v
+	}
+	v = e.checkJudgeable(x, v)
+	v.Message += e.silentNote(x)
+	return v
+}
+
+// checkJudgeable checks x by its type.
+func (e *evaluator) checkJudgeable(x scenario.ExpectSpec, v Verdict) Verdict {
 	if x.Type == scenario.ExpectExit {
 		return e.checkExit(x, v)
 	}

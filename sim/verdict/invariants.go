@@ -123,11 +123,15 @@ func (e *evaluator) logical(s string) string {
 // consumersRead: every consumer that was ready attached its segment (when it
 // tried) and read at least one message (tail records included).
 func (e *evaluator) consumersRead() Verdict {
-	var bad []string
+	var bad, skipped []string
 	var ev []event.Event
 	n := 0
 	for _, name := range e.readyNodes("consumer") {
 		if e.excepted("consumers_read", name) {
+			continue
+		}
+		if e.silent(name) {
+			skipped = append(skipped, name)
 			continue
 		}
 		n++
@@ -150,12 +154,12 @@ func (e *evaluator) consumersRead() Verdict {
 		}
 	}
 	if n == 0 {
-		return verdictOf(true, "no consumer was ready")
+		return withSkipped(verdictOf(true, "no consumer was ready"), n, skipped)
 	}
 	if len(bad) > 0 {
-		return verdictOf(false, strings.Join(bad, "; "), ev...)
+		return verdictOf(false, strings.Join(bad, "; ")+skippedText(skipped), ev...)
 	}
-	return verdictOf(true, fmt.Sprintf("each of %d consumers attached and read", n))
+	return withSkipped(verdictOf(true, fmt.Sprintf("each of %d consumers attached and read", n)), n, skipped)
 }
 
 // readyNodes lists the nodes of role that wrote a ready event, in order.

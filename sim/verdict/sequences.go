@@ -156,13 +156,17 @@ func (e *evaluator) orderedComplete() Verdict {
 		names = append(names, c)
 	}
 	sort.Strings(names)
-	var bad []string
+	var bad, skipped []string
 	var evid []event.Event
 	checked := 0
 	for _, ch := range names {
 		ins := e.incarnations(ch)
 		for _, c := range e.consumersOf(ch, "") {
 			if !e.wasReady(c) || e.excepted("ordered_complete", c) {
+				continue
+			}
+			if e.silent(c) {
+				skipped = append(skipped, c)
 				continue
 			}
 			for _, in := range ins {
@@ -175,9 +179,9 @@ func (e *evaluator) orderedComplete() Verdict {
 		}
 	}
 	if len(bad) > 0 {
-		return verdictOf(false, strings.Join(bad, "; "), evid...)
+		return verdictOf(false, strings.Join(bad, "; ")+skippedText(skipped), evid...)
 	}
-	return verdictOf(true, fmt.Sprintf("%d consumer × producer incarnation pair(s) complete", checked))
+	return withSkipped(verdictOf(true, fmt.Sprintf("%d consumer × producer incarnation pair(s) complete", checked)), checked, skipped)
 }
 
 func (e *evaluator) wasReady(name string) bool {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pylabhub/plh/chaos"
 	"github.com/pylabhub/plh/sim/report"
+	"github.com/pylabhub/plh/sim/simtest"
 	"github.com/pylabhub/plh/sim/verdict"
 	"github.com/pylabhub/plh/suites/support"
 )
@@ -71,7 +72,12 @@ func (r simRun) runFolder() string {
 // JUnit report when the spec fails).
 func (r simRun) attach() {
 	AddReportEntry("plh-sim output", r.stdout+r.stderr, ReportEntryVisibilityFailureOrVerbose)
-	dir := r.runFolder()
+	attachFolder(r.runFolder())
+}
+
+// attachFolder puts a run folder's path, results.json and log tails into the
+// report (shown when the spec fails).
+func attachFolder(dir string) {
 	if dir == "" {
 		return
 	}
@@ -127,16 +133,20 @@ func skipWithoutHosts(file string) {
 }
 
 // expectCleanHost checks that no segment of the run's channels is left.
-func expectCleanHost(r simRun) {
-	dir := r.runFolder()
-	Expect(dir).NotTo(BeEmpty(), "no run folder in %s", r.out)
-	b, err := os.ReadFile(filepath.Join(dir, report.ResultsFile))
-	Expect(err).NotTo(HaveOccurred())
-	var rep verdict.Report
-	Expect(json.Unmarshal(b, &rep)).To(Succeed())
-	for _, actual := range rep.Channels {
-		Expect(filepath.Join("/dev/shm", actual)).NotTo(BeAnExistingFile())
+func expectCleanHost(res *simtest.Result) {
+	Expect(res.Report).NotTo(BeNil(), "no report: %v", res.Err)
+	for _, actual := range res.Report.Channels {
+		Expect(filepath.Join("/dev/shm", actual)).NotTo(BeAnExistingFile(), "run folder: %s", res.Dir)
 	}
+}
+
+// attachResult puts an in-process run's folder, results and logs into the
+// report (shown when the spec fails).
+func attachResult(res *simtest.Result) {
+	if res.Err != nil {
+		AddReportEntry("error", res.Err.Error(), ReportEntryVisibilityFailureOrVerbose)
+	}
+	attachFolder(res.Dir)
 }
 
 var scenarioFiles = func() []string {
@@ -156,10 +166,10 @@ var _ = Describe("every scenario in scenarios/", func() {
 		name := strings.TrimSuffix(filepath.Base(file), ".toml")
 		It(name+" passes", Label("scenario", name), func(ctx SpecContext) {
 			skipWithoutHosts(file)
-			r := runSim(ctx, "run", file)
-			r.attach()
-			Expect(r.code).To(Equal(verdict.ExitPass), "plh-sim run %s exited %d:\n%s%s", name, r.code, r.stdout, r.stderr)
-			expectCleanHost(r)
+			res := engine().RunFile(ctx, file)
+			attachResult(res)
+			Expect(res).To(simtest.Pass())
+			expectCleanHost(res)
 		}, SpecTimeout(2*time.Minute))
 	}
 })
@@ -172,21 +182,22 @@ var _ = Describe("the harness itself", func() {
 	}
 
 	It("reports an expectation that cannot hold with exit 1 and evidence", func(ctx SpecContext) {
-		r := runSim(ctx, "run", testdata("must_fail.toml"))
-		r.attach()
-		Expect(r.code).To(Equal(verdict.ExitFail), r.stdout+r.stderr)
-		b, err := os.ReadFile(filepath.Join(r.runFolder(), report.ResultsFile))
+		res := engine().RunFile(ctx, testdata("must_fail.toml"))
+		attachResult(res)
+		Expect(res).NotTo(simtest.Pass())
+		Expect(res).To(simtest.HaveVerdict("an impossible notification", verdict.StatusFail))
+		Expect(res.Report.ExitCode).To(Equal(verdict.ExitFail))
+		Expect(res.Report.Expectations[0].Name).To(Equal("an impossible notification"))
+		b, err := os.ReadFile(filepath.Join(res.Dir, report.ResultsFile))
 		Expect(err).NotTo(HaveOccurred())
 		var rep verdict.Report
 		Expect(json.Unmarshal(b, &rep)).To(Succeed())
 		Expect(rep.Status).To(Equal(verdict.StatusFail))
-		Expect(rep.Expectations[0].Name).To(Equal("an impossible notification"))
-		Expect(rep.Expectations[0].Status).To(Equal(verdict.StatusFail))
-		junit, err := os.ReadFile(filepath.Join(r.runFolder(), report.JUnitFile))
+		junit, err := os.ReadFile(filepath.Join(res.Dir, report.JUnitFile))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(string(junit)).To(ContainSubstring(`failures="1"`))
 		for _, f := range []string{report.ResolvedFile, report.EventsFile, report.TimelineFile, report.ReplayFile, "logs/hub.log"} {
-			Expect(filepath.Join(r.runFolder(), f)).To(BeAnExistingFile())
+			Expect(filepath.Join(res.Dir, f)).To(BeAnExistingFile())
 		}
 	}, SpecTimeout(time.Minute))
 
@@ -206,6 +217,8 @@ var _ = Describe("the harness itself", func() {
 		Entry("a misspelt match field", "misspelt_match.toml", "misspelt_match.toml:13", `"expect.match.typ"`, "no field"),
 		Entry("a bound that holds when nothing is read", "bound_without_read.toml", "bound_without_read.toml:16",
 			`"expect.metric"`, "reads nothing"),
+		Entry("a program that is not there", "missing_program.toml", "missing_program.toml:7", `"producers.command"`,
+			`command "./no-such-camera.py" not found`),
 		Entry("a remote consumer asking for shared memory", "remote_shm.toml", "remote_shm.toml:25",
 			`"consumers.shm"`, "shared memory is host-local"),
 	)
