@@ -41,7 +41,7 @@ func (g *lostGrace) disarm() {
 // producerLost reports the producer lost once, unless the Consumer is closing,
 // the producer said BYE, or the link is up again (an event missed).
 func (c *consumerLink) producerLost() {
-	if c.closing.Load() || c.d.Connected() {
+	if d, _ := c.dealer(); c.closing.Load() || d.Connected() {
 		return
 	}
 	c.peerEndMu.Lock()

@@ -18,71 +18,122 @@ import (
 // goroutine of one Start..Stop). Transactions reach the peer link for SendCtrl.
 type ringReader struct {
 	name    string
-	info    ChannelInfo
 	opts    *ConsumerOptions
 	log     *slog.Logger
 	m       *Messenger
 	closing *atomic.Bool  // the consumer's: set first thing in Close
 	link    *consumerLink // for ReadTxn.SendCtrl
 
-	block  *shm.Block   // nil when not attached
-	reader *shm.Reader  // nil when not attached
-	shmErr error        // why not attached (nil when attached or not tried)
+	// cur is the attachment transactions use. A producer restart replaces it
+	// (reattach): mu is held shared by every transaction and exclusively while
+	// the old attachment is closed, and gen is cancelled first so that waiting
+	// transactions end at once.
+	cur    atomic.Pointer[ringAttach]
+	mu     sync.RWMutex
+	gen    atomic.Pointer[ringGen]
 	lastHB atomic.Int64 // unix ns of the last explicit reader heartbeat
 
 	handler atomic.Pointer[readHandler]
 	kick    chan struct{}
 }
 
+// ringAttach is one attachment: the DataBlock and its Reader (both nil when
+// not attached) and why not attached.
+type ringAttach struct {
+	block  *shm.Block
+	reader *shm.Reader
+	err    error // nil when attached or not tried
+}
+
+// ringGen ends the waits of the transactions on one attachment.
+type ringGen struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newRingGen() *ringGen {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &ringGen{ctx: ctx, cancel: cancel}
+}
+
 // newRingReader returns the (not yet attached) ring reader of c; c's peer link
 // must be set.
 func newRingReader(c *consumer) *ringReader {
-	return &ringReader{name: c.name, info: c.info, opts: &c.opts, log: c.log, m: c.m, closing: &c.closing,
+	r := &ringReader{name: c.name, opts: &c.opts, log: c.log, m: c.m, closing: &c.closing,
 		link: c.consumerLink, kick: make(chan struct{}, 1)}
+	r.cur.Store(&ringAttach{})
+	r.gen.Store(newRingGen())
+	return r
 }
 
-// attach maps the DataBlock when the channel has one and a secret is given.
-func (c *ringReader) attach() {
-	if !c.info.HasSharedMemory || c.opts.Secret == 0 || c.info.ShmName == "" {
-		if c.info.HasSharedMemory {
-			c.shmErr = errors.New("no secret given")
+// attach maps the DataBlock of info when the channel has one and a secret is
+// given.
+func (c *ringReader) attach(info ChannelInfo) {
+	c.cur.Store(c.open(info))
+}
+
+func (c *ringReader) open(info ChannelInfo) *ringAttach {
+	if !info.HasSharedMemory || c.opts.Secret == 0 || info.ShmName == "" {
+		if info.HasSharedMemory {
+			return &ringAttach{err: errors.New("no secret given")}
 		}
-		return
+		return &ringAttach{}
 	}
-	b, err := shm.Attach(c.info.ShmName, c.opts.Secret, &shm.AttachOptions{Expect: c.opts.ExpectSHM, Logger: c.opts.Logger})
+	b, err := shm.Attach(info.ShmName, c.opts.Secret, &shm.AttachOptions{Expect: c.opts.ExpectSHM, Logger: c.opts.Logger})
 	if err != nil {
-		c.shmErr = err
 		c.log.Warn("hub: shared memory not attached; continuing without it", "err", err)
-		return
+		return &ringAttach{err: err}
 	}
 	r, err := b.NewReader(shm.ReaderOptions{UID: c.opts.UID, Name: c.opts.Name, Wait: c.opts.Wait})
 	if err != nil {
 		b.Close()
-		c.shmErr = err
 		c.log.Warn("hub: shared memory reader failed; continuing without it", "err", err)
-		return
+		return &ringAttach{err: err}
 	}
-	c.block, c.reader = b, r
+	return &ringAttach{block: b, reader: r}
+}
+
+// reattach replaces the attachment by the DataBlock of info (a successor
+// producer's segment): running transactions end (their waits fail as ErrNoSlot),
+// the old Reader and mapping are closed, the new ones opened.
+func (c *ringReader) reattach(info ChannelInfo) {
+	c.gen.Load().cancel()
+	c.mu.Lock()
+	c.close(c.cur.Load())
+	c.cur.Store(c.open(info))
+	c.gen.Store(newRingGen())
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *ringReader) close(a *ringAttach) {
+	if a.reader != nil {
+		a.reader.Close()
+	}
+	if a.block != nil {
+		a.block.Close()
+	}
 }
 
 func (c *ringReader) detach() {
-	if c.reader != nil {
-		c.reader.Close()
-	}
-	if c.block != nil {
-		c.block.Close()
-	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.close(c.cur.Load())
+	c.cur.Store(&ringAttach{err: c.cur.Load().err})
 }
 
 // HasSHM reports whether the DataBlock is attached.
-func (c *ringReader) HasSHM() bool { return c.block != nil }
+func (c *ringReader) HasSHM() bool { return c.cur.Load().block != nil }
 
 // SHM returns the attached DataBlock (nil when not attached).
-func (c *ringReader) SHM() *shm.Block { return c.block }
+func (c *ringReader) SHM() *shm.Block { return c.cur.Load().block }
 
 // SHMError says why the channel's DataBlock is not attached (nil when it is, or
 // when the channel has none).
-func (c *ringReader) SHMError() error { return c.shmErr }
+func (c *ringReader) SHMError() error { return c.cur.Load().err }
 
 // ReadTxn is one read transaction on the attached DataBlock (datablock.md §13):
 // Next refreshes the consumer heartbeat, releases the previous slot and acquires
@@ -91,6 +142,8 @@ func (c *ringReader) SHMError() error { return c.shmErr }
 // ReadTxn is only valid inside its job.
 type ReadTxn struct {
 	c       *ringReader
+	a       *ringAttach     // the attachment of this transaction
+	user    context.Context // the caller's context (ctx also ends at a producer restart)
 	ctx     context.Context
 	timeout time.Duration
 	slot    *shm.ReadSlot
@@ -102,12 +155,12 @@ type ReadTxn struct {
 // shm.ErrOverwritten), that error is returned and no slot is acquired.
 func (t *ReadTxn) Next() (*shm.ReadSlot, error) {
 	hb := t.c.lastHB.Load()
-	stepHeartbeat(&hb, t.c.reader.Heartbeat)
+	stepHeartbeat(&hb, t.a.reader.Heartbeat)
 	if err := t.Release(); err != nil {
 		t.c.lastHB.Store(hb)
 		return nil, err
 	}
-	s, err := t.c.reader.AcquireRead(t.ctx, t.timeout)
+	s, err := t.a.reader.AcquireRead(t.ctx, t.timeout)
 	if err == nil {
 		hb = refreshed // the acquisition refreshed the consumer heartbeat
 	}
@@ -115,6 +168,9 @@ func (t *ReadTxn) Next() (*shm.ReadSlot, error) {
 	if err != nil {
 		if errors.Is(err, shm.ErrTimeout) {
 			return nil, fmt.Errorf("%w: %w", ErrNoSlot, err)
+		}
+		if t.ctx.Err() != nil && t.user.Err() == nil {
+			return nil, fmt.Errorf("%w: the producer restarted (the DataBlock is re-attached)", ErrNoSlot)
 		}
 		return nil, err
 	}
@@ -156,7 +212,7 @@ func (t *ReadTxn) Drop() {
 }
 
 // Flex returns the flex zone (read-only by contract; nil when none).
-func (t *ReadTxn) Flex() []byte { return t.c.block.Flex() }
+func (t *ReadTxn) Flex() []byte { return t.a.block.Flex() }
 
 // Stopping reports whether Stop (or Close) was called.
 func (t *ReadTxn) Stopping() bool {
@@ -187,8 +243,17 @@ func (t *ReadTxn) ReportChecksumError(slot int32, description string) error {
 var readTxnPool = sync.Pool{New: func() any { return new(ReadTxn) }}
 
 func (c *ringReader) runRead(ctx context.Context, timeout time.Duration, stop <-chan struct{}, job func(*ReadTxn) error) (err error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	a := c.cur.Load()
+	if a.reader == nil {
+		return fmt.Errorf("read %q: %w", c.name, ErrNoSHM)
+	}
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.gen.Load().ctx, cancel)()
 	t := readTxnPool.Get().(*ReadTxn)
-	*t = ReadTxn{c: c, ctx: ctx, timeout: timeout, stop: stop}
+	*t = ReadTxn{c: c, a: a, user: ctx, ctx: tctx, timeout: timeout, stop: stop}
 	defer func() {
 		*t = ReadTxn{}
 		readTxnPool.Put(t)
@@ -213,7 +278,7 @@ type readHandler struct{ fn func(*ReadTxn) error }
 // attached, ErrClosed after Close; otherwise the job's error or the release
 // verdict of the slot it left held.
 func (c *ringReader) Pull(ctx context.Context, timeout time.Duration, job func(*ReadTxn) error) error {
-	if c.reader == nil {
+	if !c.HasSHM() {
 		return fmt.Errorf("pull %q: %w", c.name, ErrNoSHM)
 	}
 	if c.closing.Load() {
@@ -233,7 +298,7 @@ func (c *ringReader) Pull(ctx context.Context, timeout time.Duration, job func(*
 // new transaction (slot timeout HandlerSlotTimeout) again and again; a swap takes
 // effect at the next call. Errors other than ErrNoSlot are logged.
 func (c *ringReader) SetReadHandler(fn func(*ReadTxn) error) error {
-	if c.reader == nil {
+	if !c.HasSHM() {
 		return fmt.Errorf("set read handler %q: %w", c.name, ErrNoSHM)
 	}
 	if fn == nil {
@@ -277,7 +342,16 @@ func (c *ringReader) readShmLoop(stop <-chan struct{}, done *sync.WaitGroup) {
 			}
 			continue
 		}
-		if err := c.runRead(ctx, c.opts.HandlerSlotTimeout, stop, h.fn); err != nil && !errors.Is(err, ErrNoSlot) && ctx.Err() == nil {
+		err := c.runRead(ctx, c.opts.HandlerSlotTimeout, stop, h.fn)
+		if errors.Is(err, ErrNoSHM) { // not attached (a successor's segment failed): wait for the next attach
+			select {
+			case <-stop:
+				return
+			case <-c.kick:
+			}
+			continue
+		}
+		if err != nil && !errors.Is(err, ErrNoSlot) && ctx.Err() == nil {
 			c.log.Warn("hub: read handler failed", "err", err)
 		}
 	}

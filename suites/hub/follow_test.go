@@ -109,8 +109,10 @@ var _ = Describe("Producer restart: the consumers the broker kept follow the suc
 			"--channel", ch, "--schema", "follow.v1"}, mode...)
 		p1 := node("p1", append(common, "--rate", "200")...)
 		Eventually(saw(p1, "ready", nil)).WithTimeout(10 * time.Second).Should(BeTrue())
+		restarted := &calls[hub.ChannelInfo]{}
 		opts := hub.ConsumerOptions{Channel: ch, ProducerLostAfter: 300 * time.Millisecond,
-			Callbacks: hub.ConsumerCallbacks{OnChannelClosing: func(string) { Fail("the channel was closed: the spec proves nothing") }}}
+			Callbacks: hub.ConsumerCallbacks{OnProducerRestarted: restarted.add,
+				OnChannelClosing: func(string) { Fail("the channel was closed: the spec proves nothing") }}}
 		if useSHM {
 			opts.Secret = 0xF011
 		}
@@ -130,7 +132,13 @@ var _ = Describe("Producer restart: the consumers the broker kept follow the suc
 		Eventually(func() []uint64 { return log.successor(from) }).WithTimeout(20*time.Second).Should(Equal(upTo(50)),
 			"the consumer did not follow the successor producer")
 		Eventually(saw(p2, "written", func(e event.Event) bool { return num(e, "last_seq") == 49 })).
-			WithTimeout(5 * time.Second).Should(BeTrue(), "the successor could not write everything")
+			WithTimeout(5*time.Second).Should(BeTrue(), "the successor could not write everything")
+		// The move is reported once, with the successor's record.
+		Eventually(restarted.n).WithTimeout(5 * time.Second).Should(Equal(1))
+		Expect(restarted.list()[0].ProducerPid).To(BeEquivalentTo(p2.Cmd.Process.Pid))
+		Expect(c.Info().ProducerPid).To(BeEquivalentTo(p2.Cmd.Process.Pid))
+		Expect(c.Stats().Restarts).To(BeEquivalentTo(1))
+		Expect(c.HasSHM()).To(Equal(useSHM))
 	}
 
 	It("over shared memory (Single_reader): re-attaches the successor's segment and reads all it writes", func() {
