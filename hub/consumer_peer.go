@@ -42,15 +42,16 @@ type consumerLink struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	sent      atomic.Uint64 // messages accepted by Dealer.Send
-	dropped   atomic.Uint64
-	owed      atomic.Int64 // consumed messages whose credit is not returned yet
-	byeOnce   sync.Once
-	producerB atomic.Bool // the producer said BYE; written under peerEndMu
-	producerL atomic.Bool // OnProducerLost decided; written under peerEndMu
-	peerEndMu sync.Mutex  // orders the BYE and lost decisions (consumer_lost.go)
-	restarts  atomic.Uint64
-	rejoins   atomic.Uint64
+	sent       atomic.Uint64 // messages accepted by Dealer.Send
+	dropped    atomic.Uint64
+	owed       atomic.Int64 // consumed messages whose credit is not returned yet
+	byeOnce    sync.Once
+	producerB  atomic.Bool // the producer said BYE; written under peerEndMu
+	producerL  atomic.Bool // OnProducerLost decided; written under peerEndMu
+	peerEndMu  sync.Mutex  // orders the BYE and lost decisions (consumer_lost.go)
+	restarts   atomic.Uint64
+	rejoins    atomic.Uint64
+	refreshing atomic.Bool // a broker re-registration after REJOIN is in flight
 }
 
 // newConsumerLink returns the peer link of c; Connect sets its Dealer.
@@ -376,4 +377,19 @@ func (c *consumerLink) rejoin() {
 	if fn := c.opts.Callbacks.OnRejoined; fn != nil {
 		c.cbs.submit("OnRejoined", fn)
 	}
+	// A consumer declared dead was dropped by the broker too: register again
+	// (same identity, so a broker that kept the entry replaces it).
+	if !c.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer c.refreshing.Store(false)
+		ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
+		defer cancel()
+		if err := c.m.refreshConsumer(ctx, c.name); err != nil {
+			c.log.Warn("hub: consumer registration not renewed after REJOIN", "err", err)
+		}
+	}()
 }

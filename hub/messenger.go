@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -26,13 +27,26 @@ type MessengerConfig struct {
 	// (default: HeartbeatInterval when that is positive, else 2 s). Negative: no
 	// probe, so a silent (paused) broker is only noticed when its connection drops.
 	PingInterval time.Duration
-	// LostAfter is how long the broker may stay silent before it is declared lost
-	// (default 2 × PingInterval, backlog B-2). A dropped connection is reported at
-	// once, without waiting for it.
+	// LostAfter is how long the broker may stay silent (no reply, no
+	// notification) before it is declared lost (OnBrokerLost, backlog B-2) and the
+	// connection is dialled again. Default: the larger of RequestTimeout and
+	// 2 × PingInterval (5 s with the defaults), so a reply that is merely late, as
+	// over a slow link, never counts as a lost broker: a request may take
+	// RequestTimeout anyway. A dropped connection is reported at once, without
+	// waiting for it. Heartbeats go on while the broker is silent (they stop only
+	// while there is no connection), so the broker never sees a live client
+	// fall silent because of latency below its own timeouts (docs/config.md,
+	// "Timeouts and thresholds").
 	LostAfter time.Duration
 	// RequestTimeout bounds a request whose context has no deadline (default 5 s).
 	RequestTimeout time.Duration
-	// DiscoverAttempt bounds one DISC_REQ attempt (default 500 ms) and
+	// Hostname is sent as consumer_hostname (CONSUMER_REG_REQ) and
+	// producer_hostname (REG_REQ); the broker judges a consumer by /proc only
+	// when it runs on the broker's host (docs/protocol.md "Consumer liveness").
+	// Default: os.Hostname(). Tests set it to act as a process of another host.
+	Hostname string
+	// DiscoverAttempt bounds the first DISC_REQ attempt (default 500 ms; each
+	// attempt without a reply doubles it for the next) and
 	// DiscoverRetry is the pause after CHANNEL_NOT_READY (default 50 ms).
 	DiscoverAttempt, DiscoverRetry time.Duration
 	// ReregisterWindow is how long, after the broker came back, a consumer
@@ -57,7 +71,7 @@ func DefaultMessengerConfig() MessengerConfig {
 	return MessengerConfig{
 		HeartbeatInterval:  2 * time.Second,
 		PingInterval:       2 * time.Second,
-		LostAfter:          4 * time.Second,
+		LostAfter:          5 * time.Second,
 		RequestTimeout:     5 * time.Second,
 		DiscoverAttempt:    500 * time.Millisecond,
 		DiscoverRetry:      50 * time.Millisecond,
@@ -80,11 +94,14 @@ func (c MessengerConfig) withDefaults() MessengerConfig {
 			c.PingInterval = c.HeartbeatInterval
 		}
 	}
-	if c.LostAfter <= 0 && c.PingInterval > 0 {
-		c.LostAfter = 2 * c.PingInterval
-	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.LostAfter <= 0 && c.PingInterval > 0 {
+		c.LostAfter = max(2*c.PingInterval, c.RequestTimeout)
+	}
+	if c.Hostname == "" {
+		c.Hostname, _ = os.Hostname() // "" when unknown: the broker then judges by heartbeats
 	}
 	if c.DiscoverAttempt <= 0 {
 		c.DiscoverAttempt = d.DiscoverAttempt
@@ -255,11 +272,16 @@ func (m *Messenger) withTimeout(ctx context.Context) (context.Context, context.C
 }
 
 func (m *Messenger) id() procID {
-	return procID{pid: uint64(m.cfg.Identity.Pid), start: m.cfg.Identity.StartTime}
+	return procID{pid: uint64(m.cfg.Identity.Pid), start: m.cfg.Identity.StartTime, host: m.cfg.Hostname}
 }
 
-// procID is the identity sent on the wire.
-type procID struct{ pid, start uint64 }
+// procID is the identity sent on the wire: the same in every registration and
+// re-registration of this Messenger, so a broker that already holds it replaces
+// its entry instead of adding one.
+type procID struct {
+	pid, start uint64
+	host       string
+}
 
 // clientSecurity returns the CURVE client security for a broker's Z85 public key
 // (protocol.md §3): a fresh client key pair per connection, as the original.

@@ -135,8 +135,9 @@ func (m *Messenger) UnregisterChannel(ctx context.Context, channel string) error
 
 // Discover returns the connection details of channel (DISC_REQ). While the
 // channel is registered but not yet Ready (CHANNEL_NOT_READY) it retries every
-// DiscoverRetry, each attempt waiting at most DiscoverAttempt, until ctx ends (or
-// RequestTimeout when ctx has no deadline). Any other error returns at once
+// DiscoverRetry, each attempt waiting at most DiscoverAttempt (doubled after
+// every attempt that got no reply, so a slow link is waited for), until ctx
+// ends (or RequestTimeout when ctx has no deadline). Any other error returns at once
 // (ErrChannelNotFound, ErrNotConnected, ...).
 func (m *Messenger) Discover(ctx context.Context, channel string) (ChannelInfo, error) {
 	const op = "discover"
@@ -146,8 +147,9 @@ func (m *Messenger) Discover(ctx context.Context, channel string) (ChannelInfo, 
 	ctx, cancel := m.withTimeout(ctx)
 	defer cancel()
 	var notReady error // the last CHANNEL_NOT_READY, reported if time runs out
+	attempt := m.cfg.DiscoverAttempt
 	for {
-		actx, acancel := context.WithTimeout(ctx, m.cfg.DiscoverAttempt)
+		actx, acancel := context.WithTimeout(ctx, attempt)
 		rep, err := m.call(actx, &proto.DiscReq{ChannelName: channel}, false)
 		acancel()
 		if err == nil {
@@ -161,7 +163,9 @@ func (m *Messenger) Discover(ctx context.Context, channel string) (ChannelInfo, 
 		case errors.Is(err, ErrChannelNotReady):
 			notReady = err
 		case errors.Is(err, ErrTimeout) && ctx.Err() == nil:
-			// This attempt's slice ended: try again within the overall deadline.
+			// This attempt's slice ended: try again within the overall deadline,
+			// waiting twice as long (a slow link answers later than one slice).
+			attempt *= 2
 		case ctx.Err() != nil && notReady != nil:
 			return ChannelInfo{}, fmt.Errorf("%w (last refusal: %w)", err, notReady)
 		default:
@@ -181,35 +185,62 @@ func (m *Messenger) Discover(ctx context.Context, channel string) (ChannelInfo, 
 }
 
 // RegisterConsumer registers this process as a consumer of channel
-// (CONSUMER_REG_REQ with our pid and start time, so a broker on this host can
-// watch the exact process), then heartbeats it (CONSUMER_HEARTBEAT_REQ) every
-// HeartbeatInterval and registers it again after a broker restart. Each call adds
-// one registration (the broker does not de-duplicate).
+// (CONSUMER_REG_REQ with our pid, start time and host name, so a broker on this
+// host can watch the exact process), then heartbeats it (CONSUMER_HEARTBEAT_REQ)
+// every HeartbeatInterval and registers it again after a broker restart. The
+// broker holds one entry per consumer process and channel: the first call for
+// a channel registers, later calls (several Consumers of one channel in this
+// process) only count, and every registration of this Messenger, including the
+// ones after a broker restart, carries the same identity, so a broker that
+// still holds the entry replaces it instead of adding one.
 func (m *Messenger) RegisterConsumer(ctx context.Context, channel string) error {
 	const op = "register consumer"
 	if err := checkChannel(op, channel); err != nil {
 		return err
 	}
-	id := m.id()
-	rep, err := m.call(ctx, &proto.ConsumerRegReq{ChannelName: channel, ConsumerPID: id.pid, ConsumerStartTime: id.start}, false)
-	if err != nil {
-		return err
+	if m.owned.addConsumerIfHeld(channel) {
+		return nil
 	}
-	if _, err := expect[*proto.ConsumerRegAck](op, channel, rep); err != nil {
+	if err := m.registerConsumer(ctx, channel); err != nil {
 		return err
 	}
 	m.owned.addConsumer(channel)
 	return nil
 }
 
-// DeregisterConsumer removes one consumer registration of this process from
-// channel (CONSUMER_DEREG_REQ) and stops heartbeating it when none is left.
+// registerConsumer sends one CONSUMER_REG_REQ for channel.
+func (m *Messenger) registerConsumer(ctx context.Context, channel string) error {
+	id := m.id()
+	rep, err := m.call(ctx, &proto.ConsumerRegReq{ChannelName: channel, ConsumerPID: id.pid, ConsumerStartTime: id.start,
+		ConsumerHostname: id.host}, false)
+	if err != nil {
+		return err
+	}
+	_, err = expect[*proto.ConsumerRegAck]("register consumer", channel, rep)
+	return err
+}
+
+// refreshConsumer registers this process again as a consumer of channel when it
+// holds a registration (the broker may have dropped it: its producer asked it to
+// HELLO again). Idempotent on the broker (same identity).
+func (m *Messenger) refreshConsumer(ctx context.Context, channel string) error {
+	if !m.owned.holdsConsumer(channel) {
+		return nil
+	}
+	return m.registerConsumer(ctx, channel)
+}
+
+// DeregisterConsumer drops one consumer registration of this process from
+// channel; when none is left it stops heartbeating it and removes the broker's
+// entry (CONSUMER_DEREG_REQ).
 func (m *Messenger) DeregisterConsumer(ctx context.Context, channel string) error {
 	const op = "deregister consumer"
 	if err := checkChannel(op, channel); err != nil {
 		return err
 	}
-	m.owned.removeConsumer(channel)
+	if m.owned.removeConsumer(channel) > 0 {
+		return nil // another Consumer of this process still reads the channel
+	}
 	rep, err := m.call(ctx, &proto.ConsumerDeregReq{ChannelName: channel, ConsumerPID: m.id().pid}, false)
 	if err != nil {
 		return err
@@ -331,17 +362,19 @@ func (m *Messenger) call(ctx context.Context, req proto.Request, internal bool) 
 		m.pend.remove(id)
 		return nil, opErr(op, channel, err)
 	}
-	if err := s.send(frames); err != nil {
-		m.pend.remove(id)
-		return nil, opErr(op, channel, err)
-	}
 	// Without a deadline in ctx, RequestTimeout bounds the wait (a plain timer:
 	// cheaper than a derived context on this hot path).
 	var timeout <-chan time.Time
-	if _, ok := ctx.Deadline(); !ok {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(m.cfg.RequestTimeout)
 		t := time.NewTimer(m.cfg.RequestTimeout)
 		defer t.Stop()
 		timeout = t.C
+	}
+	if err := s.sendWait(ctx, frames, deadline); err != nil {
+		m.pend.remove(id)
+		return nil, opErr(op, channel, err)
 	}
 	var r reply
 	select {
@@ -554,6 +587,7 @@ func (info ProducerInfo) regReq(channel string, id procID) *proto.RegReq {
 		ZmqPubkey:         info.PubKey,
 		Metadata:          info.Metadata,
 		ProducerStartTime: id.start,
+		ProducerHostname:  id.host,
 	}
 }
 
