@@ -29,7 +29,10 @@
 //   - consumer.go: the Consumer, composing its peer link and its ring reader
 //     with the broker registration, Start/Stop and Close.
 //   - consumer_peer.go, consumer_lost.go: consumerLink, the peer link (Dealer,
-//     HELLO/BYE, heartbeats, credit, Recv, Send; producer-loss detection).
+//     HELLO/BYE, heartbeats, credit, Recv, Send, REJOIN; producer-loss
+//     detection).
+//   - consumer_follow.go: following a restarted producer (re-discovery, the
+//     switch to the successor's endpoint and DataBlock).
 //   - consumer_shm.go: ringReader, the ring reader (attached DataBlock, ReadTxn,
 //     Pull, the read goroutine).
 //   - peer_proto.go: the peer message bodies; channel_curve.go: producer-consumer
@@ -47,10 +50,13 @@
 //     correlation_id through the pending table (every request carries a unique id
 //     and protocol_version); a reply nobody waits for any more is dropped. A
 //     *_NOTIFY message is decoded and its callbacks are queued. It never blocks.
-//   - tickLoop: heartbeats (HEARTBEAT_REQ per channel we produce,
-//     CONSUMER_HEARTBEAT_REQ per channel we consume) every HeartbeatInterval, the
-//     PING_REQ probe every PingInterval, the silence check, and wire's connection
-//     events. Heartbeats never wait behind a pending request.
+//   - tickLoop: every HeartbeatInterval it asks heartbeatLoop for a round
+//     (HEARTBEAT_REQ per channel we produce, CONSUMER_HEARTBEAT_REQ per channel
+//     we consume); the PING_REQ probe every PingInterval, the silence check, and
+//     wire's connection events. Heartbeats never wait behind a pending request,
+//     go on while the broker is silent or recovering (only a missing connection
+//     stops them), and a full DEALER queue paces a round instead of ending it,
+//     so thousands of channels are all heartbeated.
 //   - a recovery goroutine after the broker came back (below).
 //
 // Callers send directly (wire.Dealer.Send never blocks) and wait on their own
@@ -61,14 +67,18 @@
 //
 // States: idle → connecting (Connect waits for the first PING_ACK) → up. The
 // broker is lost when its connection drops (at once) or it is silent for
-// LostAfter (default two ping periods, B-2): pending calls fail with
-// ErrBrokerLost, new calls fail fast, OnBrokerLost runs. When wire reconnects (or
-// a PING_ACK arrives) the state is recovering: every channel we produce is
-// registered again with its original ProducerInfo (the broker treats it as a
-// producer restart) and heartbeated, every consumer registration is repeated,
-// then the state is up and OnBrokerReconnected runs (B-1). Consumer registrations
-// whose channel is not known yet are retried in the background for
-// ReregisterWindow.
+// LostAfter (default max(RequestTimeout, 2 × PingInterval) = 5 s, B-2; a reply
+// that is merely late, as over a slow link, is not a loss): pending calls fail
+// with ErrBrokerLost, new calls fail fast, OnBrokerLost runs. When wire
+// reconnects (or a PING_ACK arrives) the state is recovering: every channel we
+// produce is registered again with its original ProducerInfo (the broker treats
+// it as a producer restart) and heartbeated, every channel we consume is
+// registered again once (one broker entry per process and channel, always with
+// the same pid, start time and host name, so a broker that kept it replaces it),
+// at most 64 registrations in flight (paced by the replies), then the state is
+// up and OnBrokerReconnected runs (B-1). Consumer registrations whose channel is
+// not known yet are retried in the background for ReregisterWindow. Every
+// threshold is listed in docs/config.md "Timeouts and thresholds".
 //
 // Locks: Messenger.connMu serialises Connect/Disconnect/Close and is held while
 // Connect waits; Messenger.mu guards state and the current session and is never
@@ -104,17 +114,34 @@
 // deadline (backpressure) and then fail with ErrBackpressure / ErrNoConsumers.
 // zmq4's PUSH (copies to every peer) and PUB (drops at its HWM) are not used.
 //
+// Re-admission. A producer drops a consumer it believes dead (peer heartbeat
+// timeout, CONSUMER_DIED_NOTIFY). When such a consumer is heard again (any
+// message from an identity not joined) the producer answers REJOIN; the
+// consumer says HELLO again (OnRejoined) and renews its broker registration,
+// so a paused consumer never starves silently.
+//
+// Producer restart. A consumer whose peer link is lost looks for a successor
+// producer (consumer_follow.go): it discovers the channel again with backoff
+// and, when a new incarnation (pid, endpoint, key) registered it, dials it,
+// re-attaches its DataBlock and says HELLO (OnProducerRestarted); a closed
+// channel (CHANNEL_CLOSING_NOTIFY) or a BYE ends the search.
+//
 // Goroutines. Producer: peerLoop (Router.Recv → HELLO/BYE/CREDIT/user types),
 // tickLoop (prunes consumers silent for PeerTimeout, B-4), the callback goroutine
 // while started, and with SHM the write goroutine while started (Push jobs or the
 // real-time handler). Consumer: readLoop (Dealer.Recv → data queue / control),
 // tickLoop (PEER_HEARTBEAT, unsent credits, redial events → HELLO again, a link
 // lost for ProducerLostAfter without BYE → OnProducerLost once, consumer_lost.go),
-// the callback and data goroutines while started, and with SHM the read goroutine
-// while started. Close stops all of them; Stop only the started ones.
+// the follower (consumer_follow.go), the callback and data goroutines while
+// started, and with SHM the read goroutine while started. Close stops all of
+// them; Stop only the started ones. readLoop and tickLoop work on the current
+// Dealer (consumerLink.dealer) and move to the successor's when it is replaced.
 //
 // Locks. producerLink.mu guards the consumer table, credits and the wake
-// channel; the consumer's credit counters are atomic. No lock is held while
+// channel; the consumer's credit counters are atomic; consumerLink.dmu guards
+// the current Dealer; ringReader.mu is held shared by every read transaction and
+// exclusively while a producer restart replaces the attachment (waiting
+// transactions are ended first); consumer.infoMu guards the discovery record. No lock is held while
 // calling user code, the Messenger or blocking; wire sends are non-blocking.
 // ringWriter.runMu (RW) orders Push against Stop so every accepted job runs
 // before Stop returns.
