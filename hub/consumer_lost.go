@@ -58,5 +58,6 @@ func (c *consumerLink) producerLost() {
 
 // ProducerLost reports whether the producer was declared lost: its peer link
 // went down without a BYE and stayed down for ConsumerOptions.ProducerLostAfter.
-// It stays true once set, even if the link comes back later.
+// It stays true once set, even if the link comes back later, until the consumer
+// moves to a successor producer (OnProducerRestarted).
 func (c *consumerLink) ProducerLost() bool { return c.producerL.Load() }

@@ -118,11 +118,13 @@ func (c *ringReader) close(a *ringAttach) {
 	}
 }
 
+// detach closes the attachment (Close: the Consumer is closing, so Pull and
+// the read goroutine refuse to use it); transactions still waiting end first.
 func (c *ringReader) detach() {
+	c.gen.Load().cancel()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.close(c.cur.Load())
-	c.cur.Store(&ringAttach{err: c.cur.Load().err})
 }
 
 // HasSHM reports whether the DataBlock is attached.
@@ -278,11 +280,11 @@ type readHandler struct{ fn func(*ReadTxn) error }
 // attached, ErrClosed after Close; otherwise the job's error or the release
 // verdict of the slot it left held.
 func (c *ringReader) Pull(ctx context.Context, timeout time.Duration, job func(*ReadTxn) error) error {
+	if c.closing.Load() && c.HasSHM() {
+		return fmt.Errorf("pull %q: %w", c.name, ErrClosed)
+	}
 	if !c.HasSHM() {
 		return fmt.Errorf("pull %q: %w", c.name, ErrNoSHM)
-	}
-	if c.closing.Load() {
-		return fmt.Errorf("pull %q: %w", c.name, ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
 		return err

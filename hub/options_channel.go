@@ -138,8 +138,9 @@ type ConsumerCallbacks struct {
 	OnProducerBye     func() // the producer closed the channel (Go addition)
 	// OnProducerLost: the peer link to the producer was lost and not
 	// re-established within ConsumerOptions.ProducerLostAfter (Go addition). It
-	// runs at most once per Consumer, never after OnProducerBye, and does not
-	// replace OnChannelClosing, which still comes from the broker.
+	// runs at most once per producer incarnation (again for a successor the
+	// consumer moved to), never after OnProducerBye, and does not replace
+	// OnChannelClosing, which still comes from the broker.
 	OnProducerLost func()
 	// OnProducerRestarted: a successor producer re-registered the channel (same
 	// schema, the broker kept this consumer) and the consumer moved to it by

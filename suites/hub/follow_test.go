@@ -185,8 +185,13 @@ var _ = Describe("A consumer declared dead comes back (issue 11 item 4)", func()
 		Expect(p.ConnectedConsumers()).To(BeEmpty())
 		Expect(c.Signal(syscall.SIGCONT)).To(Succeed())
 
-		// It is taken back: joined again, and reading again.
+		// It is taken back: joined again, registered with the broker again, and
+		// reading again.
 		Eventually(func() int { return len(p.ConnectedConsumers()) }).WithTimeout(10 * time.Second).Should(Equal(1))
+		Eventually(func() (uint64, error) {
+			info, err := m.Discover(context.Background(), p.Channel())
+			return info.ConsumerCount, err
+		}).WithTimeout(10 * time.Second).Should(BeEquivalentTo(1), "the broker did not get the consumer back")
 		before := c.Count("read", nil)
 		Eventually(func() int { return c.Count("read", nil) }).WithTimeout(10*time.Second).Should(BeNumerically(">", before+3),
 			"the consumer starves after its resumption")
