@@ -101,6 +101,22 @@ var _ = Describe("Fault paths of the Messenger (issue 11)", func() {
 		Expect(body["consumer_hostname"]).To(Equal(host))
 	})
 
+	It("item 6: a live consumer on another host (a pid not alive here) that heartbeats is not declared dead", func() {
+		cfg := brokerCfg()
+		cfg.LivenessInterval = 100 * time.Millisecond
+		b := startBroker(cfg)
+		prod := connected(b.Endpoint(), hub.MessengerConfig{})
+		ch := uniq("remote")
+		died := make(chan string, 4)
+		prod.OnConsumerDied(ch, func(_ uint64, r string) { died <- r })
+		Expect(prod.RegisterProducer(ctx5(), ch, hub.ProducerInfo{})).To(Succeed())
+		remote := connected(b.Endpoint(), hub.MessengerConfig{HeartbeatInterval: 200 * time.Millisecond,
+			Identity: proc.Identity{Pid: 4194301}, Hostname: "elsewhere.example"})
+		Expect(remote.RegisterConsumer(ctx5(), ch)).To(Succeed())
+		Consistently(died).WithTimeout(2*time.Second).ShouldNot(Receive(), "twenty liveness sweeps declared a heartbeating remote consumer dead")
+		Expect(consumerCount(prod, ch)()).To(BeEquivalentTo(1))
+	})
+
 	It("item 10: a Messenger with 5,000 channels (more than its peer queue) heartbeats them all and re-registers them all after a plh-hub SIGKILL and restart on the same port", func() {
 		keys := GinkgoT().TempDir()
 		const timeout = "6s"
