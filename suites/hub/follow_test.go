@@ -191,7 +191,7 @@ var _ = Describe("A consumer declared dead comes back (issue 11 item 4)", func()
 		Eventually(func() (uint64, error) {
 			info, err := m.Discover(context.Background(), p.Channel())
 			return info.ConsumerCount, err
-		}).WithTimeout(10 * time.Second).Should(BeEquivalentTo(1), "the broker did not get the consumer back")
+		}).WithTimeout(10*time.Second).Should(BeEquivalentTo(1), "the broker did not get the consumer back")
 		before := c.Count("read", nil)
 		Eventually(func() int { return c.Count("read", nil) }).WithTimeout(10*time.Second).Should(BeNumerically(">", before+3),
 			"the consumer starves after its resumption")

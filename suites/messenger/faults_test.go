@@ -157,7 +157,7 @@ var _ = Describe("Fault paths of the Messenger (issue 11)", func() {
 		p.Kill()
 		Eventually(w.lost).WithTimeout(10 * time.Second).Should(Receive())
 		startHubWith(ep, keys, "--channel-timeout", timeout)
-		Eventually(w.back).WithTimeout(60 * time.Second).Should(Receive(Equal(n)), "not every channel was registered again")
+		Eventually(w.back).WithTimeout(60*time.Second).Should(Receive(Equal(n)), "not every channel was registered again")
 		Consistently(closings.Load).WithTimeout(8*time.Second).Should(BeZero(), "channels timed out after the restart")
 		Expect(readyCount(m, names)()).To(Equal(n))
 	})
