@@ -100,7 +100,7 @@ func TestRegDiscAndErrors(t *testing.T) {
 func TestSweepTimesOutChannel(t *testing.T) {
 	s := start(t, Config{ChannelTimeout: 200 * time.Millisecond})
 	c := dial(t, s)
-	c.send(&proto.RegReq{ChannelName: "plh_t"})
+	c.send(&proto.RegReq{ChannelName: "plh_t", ProducerPID: 1})
 	c.recv()
 	if n, ok := c.recv().(*proto.ChannelClosingNotify); !ok || n.Reason != proto.ReasonHeartbeatTimeout {
 		t.Fatalf("%+v", n)

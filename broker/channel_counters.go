@@ -31,7 +31,7 @@ var chanDeathReasons = [...]string{proto.ReasonProcessDead, proto.ReasonHeartbea
 
 // nCodes is len(proto.Codes) as a constant, for the array size; a unit test
 // (TestChannelCountersCoverProto) fails when proto.Codes changes.
-const nCodes = 7
+const nCodes = 8
 
 // chanCounters is one entry's counters. Guarded by Service.mu.
 type chanCounters struct {

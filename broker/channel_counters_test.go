@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pylabhub/plh/broker/proto"
+	"github.com/pylabhub/plh/internal/proc"
 )
 
 // expectMsg receives one message on c and fails unless it is a T (and, for a
@@ -122,7 +123,13 @@ func TestChannelCountersExact(t *testing.T) {
 	expectMsg[*proto.DiscAck](t, pa, "DISC a")
 	c.send(&proto.ConsumerRegReq{ChannelName: a, ConsumerPID: 301, ConsumerHostname: "plh-elsewhere"})
 	expectMsg[*proto.ConsumerRegAck](t, c, "CONSUMER_REG a 301")
-	c.send(&proto.ConsumerRegReq{ChannelName: a, ConsumerPID: uint64(child.Process.Pid)})
+	// A plh client names its exact process (pid + start time, as hub's Messenger
+	// does), which makes it local even with an empty hostname.
+	cid, err := proc.Lookup(child.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.send(&proto.ConsumerRegReq{ChannelName: a, ConsumerPID: uint64(cid.Pid), ConsumerStartTime: cid.StartTime})
 	expectMsg[*proto.ConsumerRegAck](t, c, "CONSUMER_REG a child")
 	c.send(&proto.ConsumerHeartbeatReq{ChannelName: a, ConsumerPID: 301})
 	c.send(&proto.ConsumerDeregReq{ChannelName: a, ConsumerPID: 301})

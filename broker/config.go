@@ -43,6 +43,8 @@ type Config struct {
 	SweepInterval time.Duration
 	// Checksum is the CHECKSUM_ERROR_REPORT policy (default ChecksumNone).
 	Checksum ChecksumPolicy
+	// Limits bounds what clients can make the broker hold (defaults: DefaultLimits).
+	Limits Limits
 	// OnReady is called once after bind with the real endpoint and the public key
 	// ("" without CURVE), before any message is handled.
 	OnReady func(endpoint, pubkey string)
@@ -53,6 +55,80 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Limits bounds the registry and the input the broker accepts (docs/protocol.md
+// "Limits"). A request that would break one gets ERROR LIMIT_EXCEEDED and is
+// counted in Stats.LimitsExceeded under the limit's name. A zero field takes its
+// default (DefaultLimits); a negative one removes that limit.
+type Limits struct {
+	// MaxChannels bounds the registry ("channels"; default 100,000). A producer
+	// re-registering its channel is not a new channel.
+	MaxChannels int
+	// MaxConsumersPerChannel bounds one channel's consumer entries
+	// ("consumers_per_channel"; default 1,024).
+	MaxConsumersPerChannel int
+	// MaxNameBytes bounds channel_name in every request ("name_bytes"; default 256).
+	MaxNameBytes int
+	// MaxMetadataBytes bounds a registration's metadata, as JSON ("metadata_bytes";
+	// default 64 KiB).
+	MaxMetadataBytes int
+	// MaxFieldBytes bounds every other string of a registration: shm_name,
+	// schema_hash, hostnames, consumer_id, endpoints, zmq_pubkey ("field_bytes";
+	// default 1 KiB).
+	MaxFieldBytes int
+	// MaxBodyBytes bounds a request's JSON body ("body_bytes"; default and
+	// maximum proto.MaxBody, 256 KiB).
+	MaxBodyBytes int
+	// ListPage bounds the entries of one CHANNEL_LIST_ACK (default 1,000); a page
+	// also stops before ListPageBytes of JSON (default 512 KiB), so a reply stays
+	// far below the 1 MiB frame limit of plh clients.
+	ListPage, ListPageBytes int
+	// StaleConsumerAge: a consumer entry not judged by heartbeats (registered
+	// without protocol_version, never sent CONSUMER_HEARTBEAT_REQ: an original
+	// client) is removed this long after it registered, alive or not, with
+	// CONSUMER_DIED_NOTIFY "heartbeat_timeout" (default 1 h). Its client can
+	// register again to renew it.
+	StaleConsumerAge time.Duration
+}
+
+// DefaultLimits returns the limits zero fields take.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxChannels: 100_000, MaxConsumersPerChannel: 1024, MaxNameBytes: 256,
+		MaxMetadataBytes: 64 << 10, MaxFieldBytes: 1 << 10, MaxBodyBytes: proto.MaxBody,
+		ListPage: 1000, ListPageBytes: 512 << 10, StaleConsumerAge: time.Hour,
+	}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	def := func(v *int, dv int) {
+		if *v == 0 {
+			*v = dv
+		}
+	}
+	def(&l.MaxChannels, d.MaxChannels)
+	def(&l.MaxConsumersPerChannel, d.MaxConsumersPerChannel)
+	def(&l.MaxNameBytes, d.MaxNameBytes)
+	def(&l.MaxMetadataBytes, d.MaxMetadataBytes)
+	def(&l.MaxFieldBytes, d.MaxFieldBytes)
+	if l.MaxBodyBytes <= 0 || l.MaxBodyBytes > proto.MaxBody {
+		l.MaxBodyBytes = proto.MaxBody
+	}
+	if l.ListPage <= 0 {
+		l.ListPage = d.ListPage
+	}
+	if l.ListPageBytes <= 0 {
+		l.ListPageBytes = d.ListPageBytes
+	}
+	if l.StaleConsumerAge == 0 {
+		l.StaleConsumerAge = d.StaleConsumerAge
+	}
+	return l
+}
+
+// within reports whether n is allowed by limit (negative = no limit).
+func within(n, limit int) bool { return limit < 0 || n <= limit }
+
 // DefaultConfig returns the defaults zero fields take.
 func DefaultConfig() Config {
 	return Config{
@@ -61,6 +137,7 @@ func DefaultConfig() Config {
 		ConsumerTimeout:  10 * time.Second,
 		LivenessInterval: 5 * time.Second,
 		SweepInterval:    100 * time.Millisecond,
+		Limits:           DefaultLimits(),
 	}
 }
 
@@ -81,6 +158,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = d.SweepInterval
 	}
+	c.Limits = c.Limits.withDefaults()
 	if c.Checksum != ChecksumNone && c.Checksum != ChecksumNotifyOnly {
 		return c, fmt.Errorf("%w: unknown checksum policy %d", ErrBadConfig, c.Checksum)
 	}

@@ -20,6 +20,7 @@ type Service struct {
 	router   *wire.Router
 	watch    *proc.Watch
 	cnt      *counters
+	log      *limitedLog // rate-limited WARN/ERROR lines that clients can provoke
 	hostname string
 
 	quit chan struct{}
@@ -44,7 +45,7 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	s := &Service{cfg: cfg, cnt: newCounters(), hostname: host, quit: make(chan struct{}),
+	s := &Service{cfg: cfg, cnt: newCounters(), log: newLimitedLog(cfg.Logger), hostname: host, quit: make(chan struct{}),
 		channels: map[string]*channel{}, watched: map[proc.Identity]int{}}
 	s.watch, err = proc.NewWatch(s.onProcessExit)
 	if err != nil {
@@ -62,6 +63,10 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	s.wg.Add(2)
 	go s.recvLoop()
 	go s.sweepLoop()
+	if cfg.LivenessInterval > 0 {
+		s.wg.Add(1)
+		go s.livenessLoop()
+	}
 	return s, nil
 }
 
@@ -81,6 +86,7 @@ func (s *Service) Close() error {
 		s.closeErr = s.router.Close()
 		s.wg.Wait()
 		s.watch.Close()
+		s.log.flush()
 		s.cfg.Logger.Info("broker stopped")
 	})
 	return s.closeErr
@@ -154,14 +160,13 @@ func (s *Service) recvLoop() {
 	}
 }
 
-// sweepLoop runs the timeout and liveness sweeps on their own goroutine, so a
-// burst of requests never delays them (B-18); handlers never block while
-// holding s.mu (sends are non-blocking queue appends).
+// sweepLoop runs the timeout sweeps on their own goroutine, so a burst of
+// requests never delays them (B-18); handlers never block while holding s.mu
+// (sends are non-blocking queue appends).
 func (s *Service) sweepLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.SweepInterval)
 	defer t.Stop()
-	lastLiveness := time.Time{}
 	for {
 		select {
 		case <-s.quit:
@@ -170,11 +175,24 @@ func (s *Service) sweepLoop() {
 			s.mu.Lock()
 			s.sweepChannels(now)
 			s.sweepConsumerHeartbeats(now)
-			if s.cfg.LivenessInterval > 0 && now.Sub(lastLiveness) >= s.cfg.LivenessInterval {
-				lastLiveness = now
-				s.sweepLiveness()
-			}
 			s.mu.Unlock()
+		}
+	}
+}
+
+// livenessLoop runs the /proc liveness sweep every LivenessInterval on its own
+// goroutine: a sweep of many consumers takes long (a /proc read each) and must
+// delay neither requests nor the timeout sweeps.
+func (s *Service) livenessLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.LivenessInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+			s.sweepLiveness()
 		}
 	}
 }
@@ -189,7 +207,7 @@ func (s *Service) send(peer []byte, m proto.Message) bool {
 	}
 	if err := s.router.Send(peer, frames...); err != nil {
 		s.cnt.inc(&s.cnt.sendFailures)
-		s.cfg.Logger.Warn("broker: send failed", "type", m.MsgType(), "err", err)
+		s.log.warn("broker: send failed", "type", m.MsgType(), "err", err)
 		return false
 	}
 	if e, ok := m.(*proto.ErrorReply); ok {
@@ -231,34 +249,84 @@ func (s *Service) sweepChannels(now time.Time) {
 	}
 	for _, c := range s.channels {
 		if now.Sub(c.lastHeartbeat) >= s.cfg.ChannelTimeout {
-			s.cfg.Logger.Warn(fmt.Sprintf("Cat1 channel '%s' timed out", c.name), "channel", c.name, "timeout", s.cfg.ChannelTimeout)
+			s.log.warn("Cat1 channel timed out", "channel", c.name, "timeout", s.cfg.ChannelTimeout)
 			s.cnt.inc(&s.cnt.chTimeouts)
 			s.closeChannelLocked(c, proto.ReasonHeartbeatTimeout)
 		}
 	}
 }
 
+// sweepConsumerHeartbeats removes consumers silent past ConsumerTimeout, and
+// entries that never heartbeat once they are older than Limits.StaleConsumerAge.
 func (s *Service) sweepConsumerHeartbeats(now time.Time) {
-	if s.cfg.ConsumerTimeout < 0 {
-		return
-	}
+	timeout, stale := s.cfg.ConsumerTimeout, s.cfg.Limits.StaleConsumerAge
 	for _, c := range s.channels {
 		s.removeConsumersLocked(c, func(k *consumer) bool {
-			return k.heartbeats && now.Sub(k.lastHeartbeat) > s.cfg.ConsumerTimeout
+			if k.heartbeats {
+				return timeout >= 0 && now.Sub(k.lastHeartbeat) > timeout
+			}
+			return stale >= 0 && now.Sub(k.lastHeartbeat) > stale
 		}, proto.ReasonHeartbeatTimeout)
 	}
 }
 
-// sweepLiveness checks consumers that are not watched by a pidfd (spec §7.3).
+// sweepLiveness checks the consumers judged by /proc that no pidfd watches
+// (spec §7.3). The /proc reads (tens of microseconds each) run without s.mu:
+// the candidates are copied under the lock, checked without it, and the dead
+// ones removed under it again if their entry is still the same registration.
+// So a sweep over 20,000 consumers never holds the request path.
 func (s *Service) sweepLiveness() {
-	for _, c := range s.channels {
-		s.removeConsumersLocked(c, func(k *consumer) bool {
-			return !k.watched && s.isLocal(k.hostname) && !proc.AlivePid(int(k.pid))
-		}, proto.ReasonProcessDead)
+	type candidate struct {
+		c *channel
+		k *consumer
 	}
+	var cands []candidate
+	s.mu.Lock()
+	for _, c := range s.channels {
+		for _, k := range c.consumers {
+			if !k.watched && s.procJudged(k) {
+				cands = append(cands, candidate{c, k})
+			}
+		}
+	}
+	s.mu.Unlock()
+	dead := map[*consumer]bool{}
+	chans := map[*channel]bool{}
+	for _, cd := range cands {
+		if !livenessCheck(cd.k) {
+			dead[cd.k], chans[cd.c] = true, true
+		}
+	}
+	s.mu.Lock()
+	for c := range chans {
+		if s.channels[c.name] == c {
+			s.removeConsumersLocked(c, func(k *consumer) bool { return dead[k] && !k.watched && s.procJudged(k) }, proto.ReasonProcessDead)
+		}
+	}
+	s.mu.Unlock()
+	s.cnt.inc(&s.cnt.sweeps)
 }
 
-func (s *Service) isLocal(host string) bool { return host == "" || host == s.hostname }
+// livenessCheck is alive; tests hold a sweep in the middle through it.
+var livenessCheck = alive
+
+// alive checks a consumer's process in /proc: the exact process when its
+// start time was registered, else any process with the pid.
+func alive(k *consumer) bool {
+	if k.startTime != 0 {
+		return proc.Identity{Pid: int(k.pid), StartTime: k.startTime}.Alive()
+	}
+	return proc.AlivePid(int(k.pid))
+}
+
+// procJudged reports whether the liveness of consumer k is judged by /proc on
+// this host (docs/protocol.md "Consumer liveness"): its consumer_hostname is
+// the broker's hostname, or it is empty and the consumer never heartbeats (an
+// original client, whose liveness the original judged by pid). A consumer that
+// heartbeats with an empty hostname may run on any host: its heartbeats decide.
+func (s *Service) procJudged(k *consumer) bool {
+	return k.hostname == s.hostname || (k.hostname == "" && !k.heartbeats)
+}
 
 // removeConsumersLocked removes every consumer of c for which dead is true and
 // tells the producer with CONSUMER_DIED_NOTIFY.
@@ -269,7 +337,7 @@ func (s *Service) removeConsumersLocked(c *channel, dead func(*consumer) bool, r
 			kept = append(kept, k)
 			continue
 		}
-		s.cfg.Logger.Warn("Cat2 dead consumer", "channel", c.name, "consumer_pid", k.pid, "reason", reason)
+		s.log.warn("Cat2 dead consumer", "channel", c.name, "consumer_pid", k.pid, "reason", reason)
 		if reason == proto.ReasonHeartbeatTimeout {
 			s.cnt.inc(&s.cnt.consTimeouts)
 		} else {
@@ -285,8 +353,14 @@ func (s *Service) removeConsumersLocked(c *channel, dead func(*consumer) bool, r
 	c.consumers = kept
 }
 
+// watchLocked watches consumer k's process with a pidfd when its liveness is
+// judged by /proc (procJudged), or when it gave an empty hostname and a start
+// time that names a live process here exactly (pid and start time): such a
+// consumer is taken as local, and its exit is certain evidence. Anything else is
+// left to the liveness sweep (procJudged) or to its heartbeats.
 func (s *Service) watchLocked(k *consumer, startTime uint64) {
-	if !s.isLocal(k.hostname) || k.pid == 0 || k.pid > 1<<22 {
+	exact := k.hostname == "" && startTime != 0
+	if !s.procJudged(k) && !exact {
 		return
 	}
 	id, err := proc.Lookup(int(k.pid))

@@ -17,6 +17,8 @@ type Stats struct {
 	DeadConsumers    uint64            // consumers removed because their process died
 	ChannelsClosed   uint64            // channels closed explicitly (CHANNEL_CLOSE_REQ, CloseChannel)
 	SendFailures     uint64            // replies/notifications refused by the wire (queue full)
+	LimitsExceeded   map[string]uint64 // requests refused with LIMIT_EXCEEDED, by limit (Limits field docs)
+	LivenessSweeps   uint64            // /proc liveness sweeps finished
 	Channels         int               // channels registered now
 	Consumers        int               // consumer entries now
 	Wire             wire.Stats        // the ROUTER's counters
@@ -24,12 +26,14 @@ type Stats struct {
 
 type counters struct {
 	mu                                                            sync.Mutex
-	received, errors, notifications                               map[string]uint64
+	received, errors, notifications, limits                       map[string]uint64
 	dropped, chTimeouts, consTimeouts, dead, closed, sendFailures uint64
+	sweeps                                                        uint64
 }
 
 func newCounters() *counters {
-	return &counters{received: map[string]uint64{}, errors: map[string]uint64{}, notifications: map[string]uint64{}}
+	return &counters{received: map[string]uint64{}, errors: map[string]uint64{}, notifications: map[string]uint64{},
+		limits: map[string]uint64{}}
 }
 
 func (c *counters) add(m map[string]uint64, k string) {
@@ -59,5 +63,6 @@ func (c *counters) snapshot() Stats {
 		Received: copyMap(c.received), Errors: copyMap(c.errors), Notifications: copyMap(c.notifications),
 		Dropped: c.dropped, ChannelTimeouts: c.chTimeouts, ConsumerTimeouts: c.consTimeouts,
 		DeadConsumers: c.dead, ChannelsClosed: c.closed, SendFailures: c.sendFailures,
+		LimitsExceeded: copyMap(c.limits), LivenessSweeps: c.sweeps,
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/pylabhub/plh/shm"
 )
 
 func TestMain(m *testing.M) {
@@ -159,7 +161,7 @@ func fakeSegment(t *testing.T, capacity, stride uint32, policy uint32, commit, r
 	total := d + uint64(capacity)*uint64(stride)
 	b := make([]byte, total)
 	le := binary.LittleEndian
-	le.PutUint32(b[0:], dataBlockMagic)
+	le.PutUint32(b[0:], 0x504C4842) // "PLHB"
 	le.PutUint64(b[8:], total)
 	le.PutUint32(b[152:], policy)
 	le.PutUint32(b[156:], 4096)
@@ -223,7 +225,7 @@ func TestCorruptSlotLatestAndAll(t *testing.T) {
 }
 
 func TestCorruptSlotRejects(t *testing.T) {
-	path, _ := fakeSegment(t, 2, 64, 1, invalidSlotID, 0, []byte{0, 0})
+	path, _ := fakeSegment(t, 2, 64, 1, shm.NoCommit, 0, []byte{0, 0})
 	if _, err := CorruptSlot(path, "next"); !errors.Is(err, ErrNoCommittedSlot) {
 		t.Fatalf("nothing committed: %v", err)
 	}

@@ -12,6 +12,13 @@ var (
 	// COMMITTED state (nothing written yet, or everything being rewritten).
 	ErrNoCommittedSlot = errors.New("chaos: no committed slot to corrupt")
 
+	// ErrBadTarget is returned by CorruptControl for an unknown target.
+	ErrBadTarget = errors.New("chaos: unknown control zone target")
+
+	// ErrNothingToCorrupt is returned by CorruptControl when the target's word
+	// is not in use (no consumer registered, for heartbeats).
+	ErrNothingToCorrupt = errors.New("chaos: nothing to corrupt")
+
 	// ErrBadSignal is returned by ParseSignal for an unknown signal name.
 	ErrBadSignal = errors.New("chaos: unknown signal")
 

@@ -1,155 +1,86 @@
 package chaos
 
 import (
-	"encoding/binary"
+	"errors"
 	"fmt"
-	"math"
 	"os"
-	"path/filepath"
 
-	"github.com/pylabhub/plh/internal/proc"
+	"github.com/pylabhub/plh/shm"
 )
 
-// ShmDir is where POSIX shared memory segments live.
-const ShmDir = "/dev/shm"
-
-// Offsets of spec/datablock.md §4 and §5 that the injectors need.
+// Payload bytes CorruptSlot flips: it keeps the sequence number (the first 8
+// bytes) readable.
 const (
-	offMagic        = 0
-	offTotalSize    = 8
-	offSyncPolicy   = 152
-	offPhysPage     = 156
-	offStride       = 160
-	offCapacity     = 164
-	offFlexSize     = 168
-	offCommitIndex  = 192
-	offReadIndex    = 200
-	headerSize      = 4096
-	slotEntrySize   = 64
-	checksumEntry   = 33
-	entryWriteLock  = 0
-	entryState      = 12
-	stateCommitted  = 2
-	dataBlockMagic  = 0x504C4842
-	invalidSlotID   = math.MaxUint64
-	latestOnly      = 0
-	corruptOffset   = 8 // keep the sequence number (first 8 bytes) readable
+	corruptOffset   = 8
 	corruptMaxBytes = 8
 )
 
-// Layout is what the header says about a segment's ring.
-type Layout struct {
-	Capacity    uint64 // N slots
-	Stride      uint64 // S bytes per slot
-	RingOffset  uint64 // offset of slot 0
-	SyncPolicy  uint32 // 0 Latest_only, 1 Single_reader, 2 Sync_reader
-	CommitIndex uint64 // last committed slot id (MaxUint64 = none)
-	ReadIndex   uint64 // ordered policies' tail
-	Total       uint64
-}
-
-func readLayout(f *os.File) (Layout, error) {
-	hdr := make([]byte, headerSize)
-	if _, err := f.ReadAt(hdr, 0); err != nil {
-		return Layout{}, fmt.Errorf("%w: %s: read header: %v", ErrNotDataBlock, f.Name(), err)
-	}
-	le := binary.LittleEndian
-	if le.Uint32(hdr[offMagic:]) != dataBlockMagic {
-		return Layout{}, fmt.Errorf("%w: %s: bad magic", ErrNotDataBlock, f.Name())
-	}
-	l := Layout{
-		Capacity:    uint64(le.Uint32(hdr[offCapacity:])),
-		Stride:      uint64(le.Uint32(hdr[offStride:])),
-		SyncPolicy:  le.Uint32(hdr[offSyncPolicy:]),
-		CommitIndex: le.Uint64(hdr[offCommitIndex:]),
-		ReadIndex:   le.Uint64(hdr[offReadIndex:]),
-		Total:       le.Uint64(hdr[offTotalSize:]),
-	}
-	if l.Capacity == 0 {
-		l.Capacity = 1
-	}
-	if l.Stride == 0 {
-		l.Stride = uint64(le.Uint32(hdr[offPhysPage:]))
-	}
-	flex := uint64(le.Uint32(hdr[offFlexSize:]))
-	d := (headerSize + 97*l.Capacity + headerSize - 1) / headerSize * headerSize
-	l.RingOffset = d + flex
-	st, err := f.Stat()
-	if err != nil {
-		return Layout{}, err
-	}
-	if l.Stride == 0 || l.Capacity > 1<<24 || l.RingOffset+l.Capacity*l.Stride > uint64(st.Size()) {
-		return Layout{}, fmt.Errorf("%w: %s: header describes %d slots of %d bytes beyond the file's %d bytes",
-			ErrNotDataBlock, f.Name(), l.Capacity, l.Stride, st.Size())
-	}
-	return l, nil
-}
-
-func entry(f *os.File, i uint64) ([]byte, error) {
-	b := make([]byte, slotEntrySize)
-	_, err := f.ReadAt(b, int64(headerSize+i*slotEntrySize))
-	return b, err
-}
-
 // SegmentPath returns the /dev/shm path of segment name.
-func SegmentPath(name string) string { return filepath.Join(ShmDir, filepath.Base(name)) }
+//
+// Deprecated: use shm.SegmentPath; this forwards to it until its callers move.
+func SegmentPath(name string) string { return shm.SegmentPath(name) }
+
+// inspect reads the segment at path through shm's read-only inspector; a file
+// that is not a DataBlock (bad or missing magic, a geometry beyond the file) is
+// ErrNotDataBlock.
+func inspect(path string) (*shm.Inspection, error) {
+	in, err := shm.InspectFile(path)
+	switch {
+	case err == nil:
+		return in, nil
+	case errors.Is(err, shm.ErrBadMagic), errors.Is(err, shm.ErrNotInitialized),
+		errors.Is(err, shm.ErrTruncated), errors.Is(err, shm.ErrCorruptHeader):
+		return nil, fmt.Errorf("%w: %w", ErrNotDataBlock, err)
+	}
+	return nil, fmt.Errorf("chaos: %w", err)
+}
 
 // CorruptSlot flips bytes in the payload of committed slots of the segment at
 // path, leaving their stored checksums as they are, so the next verified read of
 // such a slot fails. pick chooses the slots: "next" (the slot an ordered reader
 // reads next; under Latest_only the latest commit), "latest" or "all". It
-// returns a description of what was damaged.
+// returns a description of what was damaged. The layout comes from shm.InspectFile;
+// the bytes are changed with pread/pwrite (nothing is mapped, so a bad segment
+// cannot fault us).
 func CorruptSlot(path, pick string) (string, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return "", fmt.Errorf("chaos: corrupt: %w", err)
-	}
-	defer f.Close()
-	l, err := readLayout(f)
+	in, err := inspect(path)
 	if err != nil {
 		return "", err
 	}
-	if l.CommitIndex == invalidSlotID {
+	if in.CommitIndex == shm.NoCommit {
 		return "", fmt.Errorf("%w: %s: nothing committed yet", ErrNoCommittedSlot, path)
 	}
 	var idx []uint64
 	switch pick {
 	case "all":
-		for i := uint64(0); i < l.Capacity; i++ {
+		for i := uint64(0); i < in.Capacity; i++ {
 			idx = append(idx, i)
 		}
 	case "next":
-		if l.SyncPolicy != latestOnly && l.ReadIndex <= l.CommitIndex {
-			idx = []uint64{l.ReadIndex % l.Capacity}
+		if in.Sync != shm.LatestOnly && in.ReadIndex <= in.CommitIndex {
+			idx = []uint64{in.ReadIndex % in.Capacity}
 			break
 		}
 		fallthrough
 	default: // latest
-		idx = []uint64{l.CommitIndex % l.Capacity}
+		idx = []uint64{in.CommitIndex % in.Capacity}
 	}
-	n := min(uint64(corruptMaxBytes), l.Stride)
+	n := min(uint64(corruptMaxBytes), in.SlotSize)
 	off := uint64(corruptOffset)
-	if l.Stride < corruptOffset+n {
+	if in.SlotSize < corruptOffset+n {
 		off = 0
 	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return "", fmt.Errorf("chaos: corrupt: %w", err)
+	}
+	defer f.Close()
 	var done []string
 	for _, i := range idx {
-		e, err := entry(f, i)
-		if err != nil {
-			return "", fmt.Errorf("chaos: corrupt %s: %w", path, err)
-		}
-		if e[entryState] != stateCommitted {
+		if in.Slots[i].State != shm.SlotCommitted {
 			continue
 		}
-		at := int64(l.RingOffset + i*l.Stride + off)
-		buf := make([]byte, n)
-		if _, err := f.ReadAt(buf, at); err != nil {
-			return "", fmt.Errorf("chaos: corrupt %s: %w", path, err)
-		}
-		for j := range buf {
-			buf[j] ^= 0xFF
-		}
-		if _, err := f.WriteAt(buf, at); err != nil {
+		if err := flipBytes(f, in.SlotOffset(i)+int64(off), int(n)); err != nil {
 			return "", fmt.Errorf("chaos: corrupt %s: %w", path, err)
 		}
 		done = append(done, fmt.Sprint(i))
@@ -158,7 +89,20 @@ func CorruptSlot(path, pick string) (string, error) {
 		return "", fmt.Errorf("%w: %s (pick %s)", ErrNoCommittedSlot, path, pick)
 	}
 	return fmt.Sprintf("flipped %d bytes at payload offset %d of slot index %v (commit_index %d, read_index %d)",
-		n, off, done, l.CommitIndex, l.ReadIndex), nil
+		n, off, done, in.CommitIndex, in.ReadIndex), nil
+}
+
+// flipBytes inverts n bytes of f at off.
+func flipBytes(f *os.File, off int64, n int) error {
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, off); err != nil {
+		return err
+	}
+	for j := range buf {
+		buf[j] ^= 0xFF
+	}
+	_, err := f.WriteAt(buf, off)
+	return err
 }
 
 // HeldLock is a slot write lock found held in a segment.
@@ -172,26 +116,29 @@ type HeldLock struct {
 // and whether their holder is still alive (a dead holder is a zombie lock that
 // the next writer reaching the slot must reclaim).
 func HeldLocks(path string) ([]HeldLock, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("chaos: locks: %w", err)
-	}
-	defer f.Close()
-	l, err := readLayout(f)
+	in, err := inspect(path)
 	if err != nil {
 		return nil, err
 	}
 	var out []HeldLock
-	for i := uint64(0); i < l.Capacity; i++ {
-		e, err := entry(f, i)
-		if err != nil {
-			return nil, fmt.Errorf("chaos: locks %s: %w", path, err)
-		}
-		// The word holds a pid, or a packed proc.Identity (pid in the low bits).
-		if w := binary.LittleEndian.Uint64(e[entryWriteLock:]); w != 0 {
-			id := proc.Unpack(w)
-			out = append(out, HeldLock{Slot: i, Pid: id.Pid, Alive: id.Alive()})
+	for _, s := range in.Slots {
+		if s.Writer != "" {
+			out = append(out, HeldLock{Slot: uint64(s.Index), Pid: s.WriterPid, Alive: !s.IsStuck})
 		}
 	}
 	return out, nil
+}
+
+// CheckSegment runs shm's integrity check on segment name without repairing
+// anything (shm.Check: geometry, indices, locks and heartbeat entries held by
+// dead processes, slot and flex-zone checksums). The scenario engine runs it on
+// a killed producer's segment before the segment is swept; report.String()
+// summarises it for the timeline. An error means the check could not run (no
+// such segment, not a DataBlock of this layout).
+func CheckSegment(name string) (shm.CheckReport, error) {
+	r, err := shm.Check(name, false)
+	if err != nil {
+		return r, fmt.Errorf("chaos: check segment: %w", err)
+	}
+	return r, nil
 }

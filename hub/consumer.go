@@ -58,7 +58,9 @@ type consumer struct {
 
 // Connect discovers channel opts.Channel, checks the schema hash, attaches the
 // DataBlock when the channel has one and opts.Secret is set (a failed attach,
-// e.g. a wrong secret, is not an error: HasSHM is false and SHMError says why),
+// e.g. a wrong secret, is not an error: HasSHM is false and SHMError says why;
+// but a ring that already has the one reader it allows refuses the Consumer:
+// ErrRingReaderTaken, see doc.go "Ring readers"),
 // connects to the producer, registers as a consumer with the broker and says
 // HELLO; it returns once the producer acknowledged (HELLO_ACK), so every message
 // the producer sends afterwards reaches it.
@@ -89,6 +91,9 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 	c.consumerLink = newConsumerLink(c)
 	c.ringReader = newRingReader(c)
 	c.attach(info)
+	if refused := c.cur.Load().refused; refused != nil {
+		return nil, fmt.Errorf("%s %q: %w", op, name, refused)
+	}
 	wcfg := opts.Wire
 	if len(wcfg.Identity) == 0 {
 		wcfg.Identity = newIdentity()

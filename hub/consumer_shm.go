@@ -40,9 +40,10 @@ type ringReader struct {
 // ringAttach is one attachment: the DataBlock and its Reader (both nil when
 // not attached) and why not attached.
 type ringAttach struct {
-	block  *shm.Block
-	reader *shm.Reader
-	err    error // nil when attached or not tried
+	block   *shm.Block
+	reader  *shm.Reader
+	err     error // nil when attached or not tried
+	refused error // the ring already has the one reader it allows (Connect fails)
 }
 
 // ringGen ends the waits of the transactions on one attachment.
@@ -84,6 +85,13 @@ func (c *ringReader) open(info ChannelInfo) *ringAttach {
 		c.log.Warn("hub: shared memory not attached; continuing without it", "err", err)
 		return &ringAttach{err: err}
 	}
+	if soleReader(info.Pattern, b.Sync()) {
+		if err := b.LockSoleReader(); err != nil {
+			b.Close()
+			err = fmt.Errorf("%w (%s ring of a %s channel): %w", ErrRingReaderTaken, b.Sync(), info.Pattern, err)
+			return &ringAttach{err: err, refused: err}
+		}
+	}
 	r, err := b.NewReader(shm.ReaderOptions{UID: c.opts.UID, Name: c.opts.Name, Wait: c.opts.Wait})
 	if err != nil {
 		b.Close()
@@ -93,6 +101,14 @@ func (c *ringReader) open(info ChannelInfo) *ringAttach {
 	return &ringAttach{block: b, reader: r}
 }
 
+// soleReader reports whether a ring of policy sync on a channel of pattern pat
+// allows one reader only (doc.go, "Ring readers"): a Single_reader ring has one
+// read cursor, and no ring can split its items among the consumers of a
+// Pipeline channel (each would read every item).
+func soleReader(pat Pattern, sync shm.SyncPolicy) bool {
+	return pat == PatternPipeline || sync == shm.SingleReader
+}
+
 // reattach replaces the attachment by the DataBlock of info (a successor
 // producer's segment): running transactions end (their waits fail as ErrNoSlot),
 // the old Reader and mapping are closed, the new ones opened.
@@ -100,9 +116,13 @@ func (c *ringReader) reattach(info ChannelInfo) {
 	c.gen.Load().cancel()
 	c.mu.Lock()
 	c.close(c.cur.Load())
-	c.cur.Store(c.open(info))
+	a := c.open(info)
+	c.cur.Store(a)
 	c.gen.Store(newRingGen())
 	c.mu.Unlock()
+	if a.refused != nil {
+		c.log.Warn("hub: the successor's ring has its one reader already; continuing without it", "err", a.refused)
+	}
 	select {
 	case c.kick <- struct{}{}:
 	default:

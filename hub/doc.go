@@ -26,6 +26,9 @@
 //     HELLO/BYE, peer heartbeats, credit, Send/SendTo/SendCtrl, Flush).
 //   - producer_shm.go: ringWriter, the ring writer (DataBlock, pooled Writers,
 //     WriteTxn, Push, SyncedWrite, the write goroutine).
+//   - producer_conflict.go: a producer whose segment name a live process owns
+//     is refused without touching it (through the broker's SCHEMA_MISMATCH when
+//     the owner registered another schema, so the owner is told).
 //   - consumer.go: the Consumer, composing its peer link and its ring reader
 //     with the broker registration, Start/Stop and Close.
 //   - consumer_peer.go, consumer_lost.go: consumerLink, the peer link (Dealer,
@@ -33,8 +36,9 @@
 //     detection).
 //   - consumer_follow.go: following a restarted producer (re-discovery, the
 //     switch to the successor's endpoint and DataBlock).
-//   - consumer_shm.go: ringReader, the ring reader (attached DataBlock, ReadTxn,
-//     Pull, the read goroutine).
+//   - consumer_shm.go: ringReader, the ring reader (attached DataBlock, the
+//     sole-reader lock where the ring allows one reader, ReadTxn, Pull, the read
+//     goroutine; re-attached after a producer restart).
 //   - peer_proto.go: the peer message bodies; channel_curve.go: producer-consumer
 //     CURVE; channel.go: the peer callback queue; options_channel.go: the
 //     Producer and Consumer options; managed.go: the managed wrappers;
@@ -139,12 +143,31 @@
 //
 // Locks. producerLink.mu guards the consumer table, credits and the wake
 // channel; the consumer's credit counters are atomic; consumerLink.dmu guards
-// the current Dealer; ringReader.mu is held shared by every read transaction and
-// exclusively while a producer restart replaces the attachment (waiting
-// transactions are ended first); consumer.infoMu guards the discovery record. No lock is held while
-// calling user code, the Messenger or blocking; wire sends are non-blocking.
+// the current Dealer; ringReader.mu is held shared by every read transaction
+// and exclusively while a producer restart replaces the attachment (waiting
+// transactions are ended first); consumer.infoMu guards the discovery record.
+// No lock is held while calling user code, the Messenger or blocking; wire
+// sends are non-blocking.
 // ringWriter.runMu (RW) orders Push against Stop so every accepted job runs
 // before Stop returns.
+//
+// Ring readers. The DataBlock ring is one stream every attached reader sees
+// (by the ring's policy); it cannot split items among consumers. Until consumer
+// groups do that, a Consumer attaching the ring takes its place only where the
+// ring can honour the channel's pattern:
+//
+//	policy          PubSub, Bidir                        Pipeline
+//	Latest_only     any number (each sees the newest)    one reader
+//	Single_reader   one reader (one read cursor)         one reader
+//	Sync_reader     up to 8 (each reads every item)      one reader
+//
+// Where one reader is allowed, the ring reader holds the segment's sole-reader
+// lock (shm.Block.LockSoleReader, an OFD lock the kernel drops when the reader
+// closes or dies) before it registers in the ring; a second Consumer's Connect
+// fails with ErrRingReaderTaken and touches nothing. Several Single_reader
+// readers would race for one cursor (items lost and duplicated), several
+// Pipeline readers would each read every item. Sync_reader's 8 is its heartbeat
+// pool (shm.ErrNoConsumerEntry beyond).
 //
 // Dropped objects. Producer and Consumer are thin handles on an inner object that
 // the goroutines use; a runtime.AddCleanup on the handle closes the inner object

@@ -101,6 +101,13 @@ var (
 	// producer failed: the key from discovery is not the producer's, or the two
 	// sides disagree on CURVE vs NULL. It is not retried.
 	ErrPeerSecurity = errors.New("hub: security handshake with the producer failed")
+	// ErrRingReaderTaken is returned by Connect when the channel's ring already
+	// has the one reader it allows: a Single_reader ring (one read cursor), or the
+	// ring of a Pipeline channel (it cannot split items among consumers; each
+	// would read every item). It wraps shm.ErrReaderLocked. The pairs allowed are
+	// listed in doc.go, "Ring readers". The next reader may connect once the
+	// current one closed or died.
+	ErrRingReaderTaken = errors.New("hub: the ring already has its one reader")
 	// ErrNotInitialized is returned by a managed wrapper's Get before its Start
 	// succeeded or after its Stop.
 	ErrNotInitialized = errors.New("hub: managed object not initialised")

@@ -266,26 +266,32 @@ func (m *Messenger) ReportChecksumError(channel string, slotIndex int32, descrip
 	return nil
 }
 
-// ListChannels returns every channel the broker holds (CHANNEL_LIST_REQ).
+// ListChannels returns every channel the broker holds (CHANNEL_LIST_REQ, page
+// after page until next_cursor is empty).
 func (m *Messenger) ListChannels(ctx context.Context) ([]ChannelSummary, error) {
 	const op = "list channels"
-	rep, err := m.call(ctx, &proto.ChannelListReq{}, false)
-	if err != nil {
-		return nil, err
-	}
-	ack, err := expect[*proto.ChannelListAck](op, "", rep)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]ChannelSummary, len(ack.Channels))
-	for i, c := range ack.Channels {
-		out[i] = ChannelSummary{
-			Name: c.Name, SchemaHashHex: c.SchemaHash, ConsumerCount: c.ConsumerCount,
-			ProducerPid: c.ProducerPID, Status: c.Status, Pattern: patternOf(c.Pattern),
-			HasSharedMemory: c.HasSharedMemory,
+	out := []ChannelSummary{}
+	for cursor := ""; ; {
+		rep, err := m.call(ctx, &proto.ChannelListReq{Cursor: cursor}, false)
+		if err != nil {
+			return nil, err
 		}
+		ack, err := expect[*proto.ChannelListAck](op, "", rep)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range ack.Channels {
+			out = append(out, ChannelSummary{
+				Name: c.Name, SchemaHashHex: c.SchemaHash, ConsumerCount: c.ConsumerCount,
+				ProducerPid: c.ProducerPID, Status: c.Status, Pattern: patternOf(c.Pattern),
+				HasSharedMemory: c.HasSharedMemory,
+			})
+		}
+		if ack.NextCursor == "" || ack.NextCursor <= cursor {
+			return out, nil
+		}
+		cursor = ack.NextCursor
 	}
-	return out, nil
 }
 
 // CloseChannel asks the broker to close channel (CHANNEL_CLOSE_REQ): its

@@ -61,8 +61,13 @@ func (m *Messenger) Connect(ctx context.Context, endpoint, serverKey string) err
 	if err != nil {
 		return fmt.Errorf("connect %s: %w: %w", endpoint, ErrInvalidArgument, err)
 	}
-	s := newSession(m, d)
 	m.mu.Lock()
+	if m.closed { // Close ran while the dealer was being made: it found no session to cancel
+		m.mu.Unlock()
+		_ = d.Close()
+		return fmt.Errorf("connect %s: %w", endpoint, ErrClosed)
+	}
+	s := newSession(m, d)
 	m.sess, m.endpoint, m.state = s, endpoint, stateConnecting
 	m.mu.Unlock()
 	s.start()

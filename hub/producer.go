@@ -46,7 +46,11 @@ type producer struct {
 // NewProducer creates channel opts.Channel: the DataBlock first (when opts.SHM is
 // set), then the peer socket, then the broker registration; any failure undoes
 // what was done (the segment is removed). ErrNotConnected without a broker,
-// ErrSchemaMismatch when the channel exists with another schema.
+// ErrSchemaMismatch when the channel exists with another schema. With SHM, a
+// segment of the channel's name owned by a live process is never touched: the
+// error wraps shm.ErrSegmentInUse (naming that process), and ErrSchemaMismatch
+// too when the owner registered another schema, which the broker then tells the
+// owner (CHANNEL_ERROR_NOTIFY); see producer_conflict.go.
 func NewProducer(ctx context.Context, m *Messenger, opts ProducerOptions) (*Producer, error) {
 	opts = opts.withDefaults()
 	name := opts.Channel
@@ -69,6 +73,11 @@ func NewProducer(ctx context.Context, m *Messenger, opts ProducerOptions) (*Prod
 			cfg.Logger = opts.Logger
 		}
 		b, err := shm.Create(name, cfg)
+		if errors.Is(err, shm.ErrSegmentInUse) {
+			rctx, rcancel := withDefaultTimeout(ctx, opts.Timeout)
+			err = refuseInUse(rctx, m, name, opts, err)
+			rcancel()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s %q: %w", op, name, err)
 		}

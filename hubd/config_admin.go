@@ -16,6 +16,9 @@ type AdminSettings struct {
 	StartupScript string
 	// MetricsListen is metrics.listen (host:port); "" = no metrics server.
 	MetricsListen string
+	// AllowNoToken is admin.allow_no_token: with no admin.token, serve the
+	// shell without authentication instead of generating a token (unsafe).
+	AllowNoToken bool
 }
 
 // AdminSettings reads the admin keys; a key of the wrong JSON type is an
@@ -36,26 +39,36 @@ func (c *Config) AdminSettings() (AdminSettings, error) {
 	if s.MetricsListen, err = rawString(c.Raw, "metrics", "listen"); err != nil {
 		return s, err
 	}
+	if s.AllowNoToken, err = rawValue[bool](c.Raw, "admin", "allow_no_token", "a boolean"); err != nil {
+		return s, err
+	}
 	return s, nil
 }
 
 // rawString returns Raw[section][key] as a string ("" when absent or null).
 func rawString(raw map[string]any, section, key string) (string, error) {
+	return rawValue[string](raw, section, key, "a string")
+}
+
+// rawValue returns Raw[section][key] as a T (the zero T when absent or null);
+// what names T in the error.
+func rawValue[T any](raw map[string]any, section, key, what string) (T, error) {
+	var zero T
 	sec, ok := raw[section]
 	if !ok || sec == nil {
-		return "", nil
+		return zero, nil
 	}
 	m, ok := sec.(map[string]any)
 	if !ok {
-		return "", fmt.Errorf("%w: key %q: JSON %T where an object expected", ErrConfig, section, sec)
+		return zero, fmt.Errorf("%w: key %q: JSON %T where an object expected", ErrConfig, section, sec)
 	}
 	v, ok := m[key]
 	if !ok || v == nil {
-		return "", nil
+		return zero, nil
 	}
-	str, ok := v.(string)
+	t, ok := v.(T)
 	if !ok {
-		return "", fmt.Errorf("%w: key %q: JSON %T where a string expected", ErrConfig, section+"."+key, v)
+		return zero, fmt.Errorf("%w: key %q: JSON %T where %s expected", ErrConfig, section+"."+key, v, what)
 	}
-	return str, nil
+	return t, nil
 }

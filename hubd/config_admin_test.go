@@ -17,7 +17,7 @@ func TestAdminSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.StartupScript != filepath.Join(cfg.ConfigDir, "start.star") || s.MetricsListen != "127.0.0.1:0" {
+	if s.StartupScript != filepath.Join(cfg.ConfigDir, "start.star") || s.MetricsListen != "127.0.0.1:0" || s.AllowNoToken {
 		t.Fatalf("settings %+v (config dir %q)", s, cfg.ConfigDir)
 	}
 
@@ -30,7 +30,8 @@ func TestAdminSettings(t *testing.T) {
 		t.Fatalf("python.startup_script fallback: %+v %v", s, err)
 	}
 
-	for _, body := range []string{`{"metrics": {"listen": 9090}}`, `{"metrics": 1}`, `{"admin": {"startup_script": true}}`} {
+	for _, body := range []string{`{"metrics": {"listen": 9090}}`, `{"metrics": 1}`, `{"admin": {"startup_script": true}}`,
+		`{"admin": {"allow_no_token": "yes"}}`} {
 		path = writeFile(t, dir, "bad.json", body)
 		cfg, err = LoadConfig(Sources{ExplicitFile: path, Getenv: noEnv})
 		if err != nil {

@@ -15,7 +15,10 @@
 //   - Start (hub.go) configures the admin shell (shell.go: admin endpoint
 //     check, metrics hook on the broker's request timing), starts the broker,
 //     runs the startup script in the admin engine, then serves the metrics and
-//     the admin endpoint. Its error is a *StartError naming the failed part;
+//     the admin endpoint. Without admin.token (and without the unsafe
+//     admin.allow_no_token) the shell gets a generated token, kept in the
+//     endpoint's 0600 token file (ready field admin_token_file) and removed
+//     on Close. Its error is a *StartError naming the failed part;
 //     nothing is left running after a failure. Hub.Close stops them in reverse
 //     order, the broker last.
 //   - The admin shell itself (Starlark engine, protocol, server, metrics) is

@@ -35,6 +35,7 @@ func loadTestConfig(t *testing.T, body, script string) (*Config, broker.Config) 
 }
 
 func TestStartRunsBrokerShellScriptAndMetrics(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir()) // the generated admin token's file
 	cfg, bc := loadTestConfig(t, `{"hub":{"name":"h1","broker_endpoint":"tcp://127.0.0.1:0","admin_endpoint":"tcp://127.0.0.1:0"},
 		"admin":{"startup_script":"start.star"},"metrics":{"listen":"127.0.0.1:0"}}`, `greeting = "from startup"`+"\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -56,7 +57,11 @@ func TestStartRunsBrokerShellScriptAndMetrics(t *testing.T) {
 		t.Fatalf("ready fields %v: want admin_endpoint and metrics_addr", ready)
 	}
 
-	c, err := admin.DialClient(ctx, ep, "")
+	token, err := admin.ReadTokenFile(ready["admin_token_file"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := admin.DialClient(ctx, ep, token)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,21 +88,67 @@ func (r *shell) start(ctx context.Context, p Params, svc *broker.Service, ready 
 	}
 
 	if ep := cfg.Hub.AdminEndpoint; ep != "" {
-		srv, err := admin.Listen(admin.ServerConfig{Endpoint: ep, Token: cfg.Admin.Token, Engine: engine,
-			Backend: backend, Metrics: r.metrics, Logger: log.With("module", "admin")})
-		switch {
-		case err == nil:
-			stops = append(stops, func() { _ = srv.Close() })
-			ready["admin_endpoint"] = srv.Endpoint()
-			log.Info("admin shell listening", "endpoint", srv.Endpoint(), "token", cfg.Admin.Token != "")
-		case ep == admin.DefaultEndpoint:
-			log.Warn("admin shell disabled: default endpoint unavailable", "endpoint", ep, "err", err)
-		default:
+		stop, err := r.listen(ep, p, engine, backend, ready)
+		if err != nil {
 			stopAll()
-			return nil, fmt.Errorf("hub.admin_endpoint: %w", err)
+			return nil, err
 		}
+		stops = append(stops, stop)
 	}
 	return stopAll, nil
+}
+
+// listen serves the admin endpoint ep. Without admin.token (and without
+// admin.allow_no_token) it generates a token and keeps it in the endpoint's
+// token file (admin.TokenFile), named in the ready fields as admin_token_file
+// and removed by the returned stop. On the default endpoint, being held by
+// another process or a token file that cannot be written only warns (no
+// shell, nothing to stop); on any other endpoint they refuse the start.
+func (r *shell) listen(ep string, p Params, engine *admin.Engine, backend admin.Backend, ready map[string]any) (func(), error) {
+	cfg, log := p.Config, p.Logger.With("module", "admin")
+	token, generate := cfg.Admin.Token, cfg.Admin.Token == "" && !r.settings.AllowNoToken
+	if generate {
+		token = admin.GenerateToken()
+	}
+	srv, err := admin.Listen(admin.ServerConfig{Endpoint: ep, Token: token, Engine: engine,
+		Backend: backend, Metrics: r.metrics, Logger: log})
+	switch {
+	case err != nil && ep == admin.DefaultEndpoint:
+		log.Warn("admin shell disabled: default endpoint unavailable", "endpoint", ep, "err", err)
+		return func() {}, nil
+	case err != nil:
+		return nil, fmt.Errorf("hub.admin_endpoint: %w", err)
+	}
+	ready["admin_endpoint"] = srv.Endpoint()
+	if !generate {
+		if token == "" {
+			log.Warn("admin shell listening WITHOUT authentication (admin.allow_no_token): any local process can run code in this hub", "endpoint", srv.Endpoint())
+		} else {
+			log.Info("admin shell listening", "endpoint", srv.Endpoint(), "token", "configured")
+		}
+		return func() { _ = srv.Close() }, nil
+	}
+	path, err := admin.TokenFile(srv.Endpoint())
+	if err == nil {
+		err = admin.WriteTokenFile(path, token)
+	}
+	if err != nil {
+		_ = srv.Close()
+		if ep == admin.DefaultEndpoint {
+			log.Warn("admin shell disabled: cannot keep its generated token (set admin.token)", "err", err)
+			delete(ready, "admin_endpoint")
+			return func() {}, nil
+		}
+		return nil, fmt.Errorf("admin token (set admin.token, or admin.allow_no_token): %w", err)
+	}
+	ready["admin_token_file"] = path
+	log.Info("admin shell listening", "endpoint", srv.Endpoint(), "token_file", path)
+	return func() {
+		_ = srv.Close()
+		if err := admin.RemoveTokenFile(path, token); err != nil {
+			log.Warn("admin token file not removed", "file", path, "err", err)
+		}
+	}, nil
 }
 
 // runStartupScript executes the script in the admin engine, logging its output
@@ -141,6 +187,7 @@ func effectiveConfig(cfg *Config, s AdminSettings) any {
 			a["token"] = "<redacted>"
 		}
 		a["startup_script"] = s.StartupScript
+		a["allow_no_token"] = s.AllowNoToken
 	}
 	m["metrics"] = map[string]any{"listen": s.MetricsListen}
 	m["config_dir"] = cfg.ConfigDir

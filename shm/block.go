@@ -62,9 +62,11 @@ func SegmentPath(name string) string {
 	return filepath.Join(shmDir, n)
 }
 
-// Create creates the segment name for cfg, replacing a stale segment of that name.
-// Everything is validated before shared memory is touched; the file is created with
-// mode 0600, preallocated and size-checked; the magic number is stored last.
+// Create creates the segment name for cfg. Everything is validated before shared
+// memory is touched; the file is created unnamed with mode 0600, preallocated,
+// size-checked and formatted (magic number last), then linked under the name. A
+// segment of that name is replaced only when it is stale (its owners are dead);
+// ErrSegmentInUse, naming the live owner, otherwise (claim.go).
 func Create(name string, cfg Config) (*Block, error) {
 	n, err := validName(name)
 	if err != nil {
@@ -83,18 +85,12 @@ func Create(name string, cfg Config) (*Block, error) {
 		log.Warn("buffer policy disagrees with capacity (informational only)", "name", n, "policy", cfg.Policy, "capacity", cfg.Capacity)
 	}
 	path := filepath.Join(shmDir, n)
-	if err := os.Remove(path); err == nil {
-		log.Warn("replaced stale segment", "name", n)
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("create %s: unlink stale: %w", n, err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := createUnnamed(shmDir)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", n, err)
 	}
 	fail := func(err error) (*Block, error) {
-		f.Close()
-		os.Remove(path)
+		f.Close() // never linked under the name: nothing to unlink
 		return nil, fmt.Errorf("create %s: %w", n, err)
 	}
 	if err := preallocate(f, int64(lay.totalSize)); err != nil {
@@ -111,7 +107,11 @@ func Create(name string, cfg Config) (*Block, error) {
 		unmap(mem)
 		return fail(err)
 	}
-	b := newBlock(n, mem, lay, log)
+	if err := publish(f, path, n, log); err != nil {
+		unmap(mem)
+		return fail(err)
+	}
+	b := newBlock(n, mem, headerAt(mem), lay, log)
 	b.path, b.file, b.owner = path, f, true
 	log.Debug("datablock created", "name", n, "size", lay.totalSize, "capacity", cfg.Capacity, "sync", cfg.Sync)
 	return b, nil
@@ -131,7 +131,7 @@ func newHeapBlock(cfg Config) (*Block, error) {
 	if err := format(mem, &cfg, lay); err != nil {
 		return nil, err
 	}
-	b := newBlock("heap", mem, lay, logger(cfg.Logger))
+	b := newBlock("heap", mem, headerAt(mem), lay, logger(cfg.Logger))
 	b.heap = true
 	return b, nil
 }
@@ -192,13 +192,15 @@ func format(mem []byte, cfg *Config, lay layout) (err error) {
 	return nil
 }
 
-func newBlock(name string, mem []byte, lay layout, log *slog.Logger) *Block {
-	h := headerAt(mem)
+// newBlock wraps the mapping mem. Its geometry and policies come from valid, the
+// header as validated (for Attach, the private copy: the live header may have
+// changed since), never from the live header.
+func newBlock(name string, mem []byte, valid *header, lay layout, log *slog.Logger) *Block {
 	return &Block{
-		name: name, mem: mem, h: h, lay: lay, log: log,
+		name: name, mem: mem, h: headerAt(mem), lay: lay, log: log,
 		slots:    slotEntriesAt(mem, int(lay.capacity)),
-		sync:     SyncPolicy(h.syncPolicy + 1),
-		csum:     ChecksumPolicy(h.checksumPolicy + 1),
+		sync:     SyncPolicy(valid.syncPolicy + 1),
+		csum:     ChecksumPolicy(valid.checksumPolicy + 1),
 		self:     proc.Self().Pack(),
 		children: map[io.Closer]struct{}{},
 	}
@@ -268,7 +270,7 @@ func attachPath(path, name string, secret uint64, checkSecret bool, opts *Attach
 		f.Close()
 		return nil, wrap(fmt.Errorf("mmap: %w", err))
 	}
-	b := newBlock(name, mem, lay, logger(opts.Logger))
+	b := newBlock(name, mem, h, lay, logger(opts.Logger))
 	b.path, b.file = path, f
 	return b, nil
 }
@@ -366,6 +368,9 @@ func validateHeader(hdr []byte, size int64, secret uint64, checkSecret bool, opt
 	if unit < h.pageSize || unit%h.pageSize != 0 || h.flexSize%4096 != 0 {
 		return fmt.Errorf("%w: slot size %d / flex size %d", ErrCorruptHeader, h.unitSize, h.flexSize)
 	}
+	if uint64(h.capacity) > maxTotalSize/uint64(unit) {
+		return fmt.Errorf("%w: %d slots of %d bytes", ErrCorruptHeader, h.capacity, unit) // the size would wrap
+	}
 	if h.policy > 2 || h.syncPolicy > 2 || h.checksumPolicy > 2 || h.checksumType != 0 {
 		return fmt.Errorf("%w: policy %d, sync %d, checksum %d/%d", ErrCorruptHeader, h.policy, h.syncPolicy, h.checksumType, h.checksumPolicy)
 	}
@@ -384,6 +389,9 @@ func validateHeader(hdr []byte, size int64, secret uint64, checkSecret bool, opt
 		if subtle.ConstantTimeCompare(want[:], h.secret[:8]) != 1 {
 			return ErrSecret
 		}
+	}
+	if want := opts.RequireChecksum; want != ChecksumDefault && h.checksumPolicy != uint32(want-1) {
+		return fmt.Errorf("%w: checksum policy %v required, segment has %v", ErrConfigMismatch, want, ChecksumPolicy(h.checksumPolicy+1))
 	}
 	if e := opts.Expect; e != nil {
 		if uint64(h.flexSize) != roundUp(uint64(e.FlexSize), 4096) || h.capacity != e.Capacity ||
@@ -487,6 +495,8 @@ func (b *Block) Close() error {
 		return b.closeErr
 	}
 	var errs []error
+	// Unlink only our own file: the name may have been removed and taken since.
+	unlink := b.owner && b.file != nil && sameFile(b.file, b.path)
 	if !b.heap {
 		errs = append(errs, unmap(b.mem))
 	}
@@ -494,7 +504,7 @@ func (b *Block) Close() error {
 	if b.file != nil {
 		errs = append(errs, b.file.Close())
 	}
-	if b.owner {
+	if unlink {
 		if err := os.Remove(b.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

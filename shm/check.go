@@ -3,6 +3,7 @@ package shm
 import (
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 )
 
@@ -19,6 +20,24 @@ type CheckReport struct {
 
 // OK reports whether no problem was found.
 func (r *CheckReport) OK() bool { return len(r.Problems) == 0 }
+
+// String summarises the report: "NAME: ok (...)" or "NAME: N problem(s): ...".
+func (r CheckReport) String() string {
+	var sb strings.Builder
+	if r.OK() {
+		fmt.Fprintf(&sb, "%s: ok (%d committed slot checksums verified", r.Name, r.SlotsVerified)
+		if r.FlexChecked {
+			sb.WriteString(", flex zone verified")
+		}
+		if r.Repaired > 0 {
+			fmt.Fprintf(&sb, ", %d hashes repaired", r.Repaired)
+		}
+		sb.WriteString(")")
+		return sb.String()
+	}
+	fmt.Fprintf(&sb, "%s: %d problem(s): %s", r.Name, len(r.Problems), strings.Join(r.Problems, "; "))
+	return sb.String()
+}
 
 func (r *CheckReport) addf(format string, a ...any) {
 	r.Problems = append(r.Problems, fmt.Sprintf(format, a...))
@@ -76,8 +95,18 @@ func (b *Block) Check(repair bool) (r CheckReport, err error) {
 		r.addf("read_index %d > write_index %d", ri, wi)
 	}
 	for i := range h.consumers {
-		if id := atomic.LoadUint64(&h.consumers[i].id); id != 0 && id != reclaiming && !b.alive(id) {
+		c := &h.consumers[i]
+		switch id := atomic.LoadUint64(&c.id); {
+		case id == reclaiming:
+			if since := atomic.LoadUint64(&c.lastHB); uint64(monoNow())-since >= stuckReclaim {
+				r.addf("consumer entry %d stuck at the reclaiming sentinel", i)
+			}
+		case id != 0 && !b.alive(id):
 			r.addf("consumer entry %d held by dead process %s", i, unpackString(id))
+		case id != 0 && b.sync == SyncReader:
+			if p := atomic.LoadUint64(&h.syncPositions[i]); p > wi {
+				r.addf("consumer entry %d: position %d > write_index %d", i, p, wi)
+			}
 		}
 	}
 	for i := range b.slots {
@@ -90,8 +119,10 @@ func (b *Block) Check(repair bool) (r CheckReport, err error) {
 		if lock := atomic.LoadUint64(&e.writeLock); lock != 0 && !b.alive(lock) {
 			r.addf("slot %d: write lock held by dead writer %s", i, unpackString(lock))
 		}
-		if rc := atomic.LoadUint32(&e.readerCount); rc > 64 {
+		if rc := atomic.LoadUint32(&e.readerCount); rc > maxPlausibleReaders {
 			r.addf("slot %d: implausible reader count %d", i, rc)
+		} else if rc, held, bad := b.unownedReaders(e, uint64(i)); bad {
+			r.addf("slot %d: reader count %d, but registered consumers hold it %d times", i, rc, held)
 		}
 		if b.csum == ChecksumNone || state != stateCommitted || skipped == 1 {
 			continue

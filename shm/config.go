@@ -61,6 +61,18 @@ const (
 	ChecksumEnforced
 )
 
+func (p ChecksumPolicy) String() string {
+	switch p {
+	case ChecksumNone:
+		return "None"
+	case ChecksumManual:
+		return "Manual"
+	case ChecksumEnforced:
+		return "Enforced"
+	}
+	return "Default"
+}
+
 // ChecksumType is the checksum algorithm. Only BLAKE2b-256 exists; zero is BLAKE2b.
 type ChecksumType uint8
 
@@ -176,6 +188,11 @@ type AttachOptions struct {
 	// FlexSchema / SlotSchema, when set, must match the stored hashes (and for the
 	// slot schema the major version).
 	FlexSchema, SlotSchema *Schema
+	// RequireChecksum, when set, must equal the segment's checksum policy
+	// (ErrConfigMismatch otherwise). The policy word is not covered by the layout
+	// checksum (spec §12.5), so a consumer that relies on verification says so
+	// here. ChecksumDefault accepts any policy.
+	RequireChecksum ChecksumPolicy
 	// InitWait bounds the wait for the creator's magic number; 0 = 5 s.
 	InitWait time.Duration
 	Logger   *slog.Logger // nil = discard

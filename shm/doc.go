@@ -53,8 +53,16 @@
 //
 // # Invariants and Go choices (spec §6–§10)
 //
-//   - Create validates everything first, unlinks a stale segment, creates the file
-//     0600, preallocates (fallocate), checks its size, and stores the magic last.
+//   - Create validates everything first, creates an unnamed file (O_TMPFILE)
+//     0600, preallocates (fallocate), checks its size, stores the magic last, and
+//     only then links it under the name (claim.go). Spec §1 says "unlink any
+//     existing segment first"; Go choice: an existing segment is replaced only
+//     when it is stale (creator and producer dead, or not a valid segment), else
+//     ErrSegmentInUse names the live owner; of racing creators exactly one wins;
+//     Close unlinks the name only while it names the creator's own file.
+//   - LockSoleReader: an OFD lock on the segment file for a reader that must be
+//     alone (the hub takes it for Single_reader rings and Pipeline channels); the
+//     kernel drops it when the Block closes or the process dies.
 //   - Attach checks magic (waiting up to 5 s only while it is 0), version, size
 //     against fstat, sane geometry, layout hash, layout checksum, secret (constant
 //     time), then expectations; the header is checked from a pread copy first.
@@ -78,6 +86,36 @@
 //     release). Mutate the flex zone only inside write transactions (or with None
 //     or Manual): a concurrent change makes readers' verification fail.
 //
+// # A scribbled control zone
+//
+// Any process of the same user can change a word of a live segment. The ring
+// never trusts the control zone to end a wait it cannot end:
+//
+//   - Attach validates a private copy of the header and takes every field from it
+//     (geometry and the sync and checksum policies); the live header may change
+//     meanwhile without effect. Policies are fixed per Block from then on.
+//   - The checksum policy word is not covered by the layout checksum (spec §12.5
+//     is kept byte for byte, with its test vector, for compatibility with other
+//     implementations), so one byte could turn verification off for later
+//     attachers: a consumer that relies on it sets AttachOptions.RequireChecksum.
+//   - Waits check the bounds the protocol keeps (read_index ≤ write_index,
+//     write_index − read_index ≤ N, commit_index < write_index, Sync_reader
+//     cursors ≤ write_index, a slot's reader_count ≤ 64 and, when a drain gives
+//     up, ≤ the holds registered consumers record) and return ErrCorrupt wrapped
+//     with the field and values instead of waiting for good. A commit_index
+//     beyond write_index (e.g. near 2^64, which "never move back" would keep for
+//     ever) is set back by the writer's next publish, which reports ErrCorrupt
+//     once; the channel goes on. Other fields are not guessed at: Check reports
+//     them and the recovery calls repair them.
+//   - A Reader checks that its heartbeat entry still holds its identity; when it
+//     was taken over (ErrEntryLost) the Reader stops using it and Close leaves the
+//     next owner's entry alone (entries are cleared under the reclaiming sentinel
+//     before being freed). Entries left at the sentinel for 1 s are freed by the
+//     next reap, and a new Reader that finds the pool full first reaps dead
+//     consumers' entries (Latest_only writers never block, so never reap).
+//     Readers of one process share one identity: a takeover by a sibling Reader
+//     of the same process is not detected.
+//
 // # Faults
 //
 // Another process may shrink the file under the mapping; touching the lost pages
@@ -91,6 +129,10 @@
 // an atomic access can still kill the process. Normal builds are not affected.
 //
 // Recovery and tools: Diagnose, ForceReset, ReleaseZombieReaders/Writer,
-// CleanupDeadConsumers, Reap, Check (integrity, with in-place repair of hashes) and
-// Sweep (removes leftover segments whose creator, producer and consumers are dead).
+// CleanupDeadConsumers, Reap, Check (integrity, with in-place repair of hashes;
+// reachable as "plh-admin check SEGMENT") and Sweep (removes leftover segments
+// whose creator, producer and consumers are dead). Inspect/InspectFile read a
+// snapshot of the header, slot entries and heartbeat entries with pread, without
+// mapping, secret or registration: the one definition of the layout that tools
+// and fault injectors (chaos) use instead of copying offsets.
 package shm

@@ -70,6 +70,16 @@ var (
 	ErrReadOnly = errors.New("shm: attached for diagnostics only")
 	// ErrNoFlexZone is returned when the block has no flex zone.
 	ErrNoFlexZone = errors.New("shm: no flex zone")
+	// ErrCorrupt is returned when a wait finds the control zone in a state the
+	// protocol never produces (read_index beyond write_index, more than N slots in
+	// flight, commit_index beyond write_index, a cursor ahead of write_index, a
+	// reader count nobody can own): another process scribbled on the segment.
+	// It is wrapped with the field and its values; waiting would never end.
+	ErrCorrupt = errors.New("shm: control zone corrupt")
+	// ErrEntryLost is returned by a Reader whose consumer heartbeat entry no
+	// longer holds its identity (reclaimed and given to another consumer after a
+	// scribble). The Reader can no longer read; close it and make a new one.
+	ErrEntryLost = errors.New("shm: consumer heartbeat entry lost")
 )
 
 // Errors of the typed API and schemas.
@@ -78,4 +88,15 @@ var (
 	ErrNotPlain = errors.New("shm: type is not plain fixed-size data")
 	// ErrTooSmall is returned when a typed struct does not fit the slot or flex zone.
 	ErrTooSmall = errors.New("shm: type larger than the slot or flex zone")
+)
+
+// Errors of segment ownership (claim.go).
+var (
+	// ErrSegmentInUse is returned by Create when a segment of that name exists and
+	// a live process owns it (its creator or last producer, pid plus start time);
+	// the message names that process. The segment is left alone.
+	ErrSegmentInUse = errors.New("shm: segment in use by a live process")
+	// ErrReaderLocked is returned by LockSoleReader when another attachment is
+	// the segment's sole reader.
+	ErrReaderLocked = errors.New("shm: the segment already has its sole reader")
 )

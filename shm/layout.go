@@ -17,6 +17,11 @@ const (
 	maxSpinlocks   = 8
 	maxHeldPerRead = 4 // slots one Reader may hold at once (tracked in its heartbeat entry)
 
+	// maxPlausibleReaders bounds a slot's reader_count: 8 registered consumers
+	// holding 4 slots each, plus as many untracked readers (beyond the pool,
+	// diagnostics). A larger count is corruption.
+	maxPlausibleReaders = 2 * maxConsumers * maxHeldPerRead
+
 	magicValue   = 0x504C4842 // "PLHB"
 	versionMajor = 1
 	versionMinor = 0

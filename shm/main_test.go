@@ -11,6 +11,9 @@ import (
 
 // TestMain checks for leaked goroutines and for segments left in /dev/shm.
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(childEnv); spec != "" {
+		os.Exit(consumerChild(spec)) // re-executed as a consumer (control_test.go)
+	}
 	code := m.Run()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {

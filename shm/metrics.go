@@ -99,6 +99,7 @@ type ConsumerInfo struct {
 	UID, Name   string
 	Position    uint64 // Sync_reader cursor
 	Held        int    // slots currently held
+	Reclaiming  bool   // the entry is being given back (Inspection only; no Pid)
 }
 
 // Consumers lists the registered consumers.
@@ -108,22 +109,10 @@ func (b *Block) Consumers() (out []ConsumerInfo) {
 	if b.closed.Load() {
 		return nil
 	}
-	h := b.h
-	for i := range h.consumers {
-		c := &h.consumers[i]
-		id := atomic.LoadUint64(&c.id)
-		if id == 0 || id == reclaiming {
-			continue
+	for i := range b.h.consumers {
+		if c, ok := consumerAt(b.h, i, false); ok {
+			out = append(out, c)
 		}
-		held := 0
-		for k := range c.held {
-			if atomic.LoadUint64(&c.held[k]) != 0 {
-				held++
-			}
-		}
-		pi := unpack(id)
-		out = append(out, ConsumerInfo{Entry: i, Pid: pi.Pid, StartTime: pi.StartTime, HeartbeatNs: atomic.LoadUint64(&c.lastHB),
-			UID: cstring(c.uid[:]), Name: cstring(c.name[:]), Position: atomic.LoadUint64(&h.syncPositions[i]), Held: held})
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package shm
 
 import (
 	"context"
+	"fmt"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,9 @@ func (b *Block) NewReader(opts ReaderOptions) (r *Reader, err error) {
 	}
 	if !b.diag {
 		r.entry = b.registerConsumer(opts.UID, opts.Name)
+		if r.entry < 0 && b.reapConsumers() > 0 { // entries of dead consumers (Latest_only never blocks to reap)
+			r.entry = b.registerConsumer(opts.UID, opts.Name)
+		}
 		if r.entry < 0 {
 			b.log.Warn("consumer heartbeat pool full", "name", b.name)
 		}
@@ -97,19 +101,30 @@ func (b *Block) registerConsumer(uid, name string) int {
 	return -1
 }
 
-// unregisterConsumer frees entry i (ours) and recomputes the Sync_reader tail.
+// unregisterConsumer frees entry i if it is still ours (marked reclaiming while
+// cleared, so nobody takes it half-cleared), and recomputes the Sync_reader tail.
+// An entry taken over by another consumer is left alone.
 func (b *Block) unregisterConsumer(i int) {
 	if i < 0 {
 		return
 	}
 	h := b.h
 	c := &h.consumers[i]
+	if atomic.LoadUint64(&c.id) == b.self {
+		atomic.StoreUint64(&c.lastHB, uint64(monoNow())) // no reaper takes it for stuck meanwhile
+	}
+	if !atomic.CompareAndSwapUint64(&c.id, b.self, reclaiming) {
+		b.log.Warn("consumer heartbeat entry no longer ours at close; left alone", "name", b.name, "entry", i)
+		return
+	}
 	clear(c.uid[:])
 	clear(c.name[:])
-	atomic.StoreUint64(&h.syncPositions[i], 0)
-	if atomic.CompareAndSwapUint64(&c.id, b.self, 0) {
-		decSat(&h.activeConsumer)
+	for k := range c.held {
+		atomic.StoreUint64(&c.held[k], 0)
 	}
+	atomic.StoreUint64(&h.syncPositions[i], 0)
+	atomic.StoreUint64(&c.id, 0)
+	decSat(&h.activeConsumer)
 	if b.sync == SyncReader {
 		b.recomputeReadIndex()
 	}
@@ -165,12 +180,20 @@ func (r *Reader) AcquireRead(ctx context.Context, timeout time.Duration) (s *Rea
 			continue
 		}
 		retries = 0
-		if b.sync.ordered() && wt.reapDue() {
-			b.reap()
+		if wt.reapDue() { // blocked a while: look for corruption and the dead
+			if err := r.checkIndices(); err != nil {
+				return nil, err
+			}
+			if b.sync.ordered() {
+				b.reap()
+			}
 			continue
 		}
 		// r.mu is not held while waiting: another goroutine may release a slot.
 		if err := wt.wait(word, seen, &h.commitWaiters); err != nil {
+			if cerr := r.checkIndices(); cerr != nil {
+				return nil, cerr
+			}
 			atomic.AddUint64(&h.readerTimeoutCount, 1)
 			return nil, err
 		}
@@ -187,6 +210,9 @@ func (r *Reader) attempt() (s *ReadSlot, retry bool, err error) {
 	if r.b.sync == SyncReader && r.entry < 0 {
 		atomic.AddUint64(&r.b.h.slotAcquireErrors, 1)
 		return nil, false, ErrNoConsumerEntry
+	}
+	if err := r.checkEntry(); err != nil {
+		return nil, false, err
 	}
 	slot := -1
 	for i := range r.held {
@@ -223,6 +249,52 @@ func (r *Reader) next() (uint64, bool) {
 		p := atomic.LoadUint64(&h.syncPositions[r.entry])
 		return p, c >= p
 	}
+}
+
+// checkIndices reports indices no party produces (commit_index at or beyond
+// write_index; read_index or this Reader's cursor beyond it) as ErrCorrupt:
+// waiting for them would never end. write_index is loaded last, so legitimate
+// values always pass. It runs only while the Reader waits (write_index lives on
+// the writer's cache line; the read path does not touch it).
+func (r *Reader) checkIndices() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.b.closed.Load() {
+		return nil
+	}
+	h := r.b.h
+	c := atomic.LoadUint64(&h.commitIndex)
+	id, field := uint64(0), "read_index"
+	switch {
+	case r.b.sync == SingleReader:
+		id = atomic.LoadUint64(&h.readIndex)
+	case r.b.sync == SyncReader && r.entry >= 0:
+		id, field = atomic.LoadUint64(&h.syncPositions[r.entry]), "position"
+	}
+	wi := atomic.LoadUint64(&h.writeIndex)
+	if c != invalidID && c >= wi {
+		return r.b.corrupt("commit_index %d ≥ write_index %d", c, wi)
+	}
+	if id > wi {
+		return r.b.corrupt("%s %d > write_index %d (consumer entry %d)", field, id, wi, r.entry)
+	}
+	return nil
+}
+
+// ownsEntry reports whether the Reader has no entry or its entry still holds our
+// identity.
+func (r *Reader) ownsEntry() bool {
+	return r.entry < 0 || atomic.LoadUint64(&r.b.h.consumers[r.entry].id) == r.b.self
+}
+
+// checkEntry reports ErrEntryLost when this Reader's heartbeat entry no longer
+// holds our identity (it was reclaimed and may belong to another consumer now).
+func (r *Reader) checkEntry() error {
+	if r.ownsEntry() {
+		return nil
+	}
+	return fmt.Errorf("%s: %w: entry %d now holds %s", r.b.name, ErrEntryLost, r.entry,
+		unpackString(atomic.LoadUint64(&r.b.h.consumers[r.entry].id)))
 }
 
 // tryAcquire makes one attempt at slot id next. retry reports that the caller should
@@ -272,8 +344,10 @@ func (r *Reader) advance(id uint64) {
 	case SingleReader:
 		maxStore(&h.readIndex, id+1)
 	case SyncReader:
-		maxStore(&h.syncPositions[r.entry], id+1)
-		b.recomputeReadIndex()
+		if r.ownsEntry() {
+			maxStore(&h.syncPositions[r.entry], id+1)
+			b.recomputeReadIndex()
+		}
 	}
 	b.wakeWriters()
 }
@@ -378,7 +452,11 @@ func (s *ReadSlot) release(explicit, anyway bool) (err error) {
 			break
 		}
 	}
-	r.clearHold(s.hold)
+	if r.ownsEntry() {
+		r.clearHold(s.hold)
+	} else if err == nil {
+		err = r.checkEntry()
+	}
 	if explicit {
 		if err == nil {
 			atomic.AddUint64(&h.totalSlotsRead, 1)
@@ -401,6 +479,9 @@ func (r *Reader) Heartbeat() (err error) {
 	defer r.mu.Unlock()
 	if r.closed || r.b.closed.Load() {
 		return ErrClosed
+	}
+	if err := r.checkEntry(); err != nil {
+		return err
 	}
 	if r.entry >= 0 {
 		atomic.StoreUint64(&r.b.h.consumers[r.entry].lastHB, uint64(monoNow()))

@@ -2,12 +2,19 @@ package shm
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/pylabhub/plh/internal/proc"
 )
 
-// reclaiming marks a consumer entry whose dead owner's holds are being given back.
-const reclaiming = ^uint64(0)
+// reclaiming marks a consumer entry whose dead owner's holds are being given back
+// (or that its owner is clearing at close). The reclaimer stores the time it
+// started in the entry's lastHB; an entry still at the sentinel stuckReclaim
+// later (its reclaimer died, or a scribble) is freed by the next reap.
+const (
+	reclaiming   = ^uint64(0)
+	stuckReclaim = uint64(time.Second)
+)
 
 func unpackString(id uint64) string { return proc.Unpack(id).String() }
 
@@ -17,28 +24,67 @@ func unpackString(id uint64) string { return proc.Unpack(id).String() }
 // marker). Called by writers and ordered readers that have been blocked for a while,
 // and by Reap. It returns how many consumers and holes were reclaimed.
 func (b *Block) reap() int {
-	n := 0
-	for i := range b.h.consumers {
-		id := atomic.LoadUint64(&b.h.consumers[i].id)
-		if id != 0 && id != reclaiming && !b.alive(id) {
-			if b.reclaimConsumer(i, id) {
-				n++
-			}
-		}
-	}
+	n := b.reapConsumers()
 	if b.sync.ordered() && b.reclaimHole() {
 		n++
 	}
 	return n
 }
 
+// reapConsumers frees the heartbeat entries of dead consumers and those stuck at
+// the reclaiming sentinel; it returns how many.
+func (b *Block) reapConsumers() int {
+	n := 0
+	for i := range b.h.consumers {
+		id := atomic.LoadUint64(&b.h.consumers[i].id)
+		switch {
+		case id == reclaiming:
+			if b.freeStuck(i) {
+				n++
+			}
+		case id != 0 && !b.alive(id):
+			if b.reclaimConsumer(i, id) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // reclaimConsumer frees entry i of the dead consumer id and returns its holds.
 func (b *Block) reclaimConsumer(i int, id uint64) bool {
-	h := b.h
-	c := &h.consumers[i]
-	if !atomic.CompareAndSwapUint64(&c.id, id, reclaiming) {
+	c := &b.h.consumers[i]
+	// Start time first, so no other reaper takes the entry for a stuck one.
+	hb := atomic.LoadUint64(&c.lastHB)
+	if !atomic.CompareAndSwapUint64(&c.lastHB, hb, uint64(monoNow())) || !atomic.CompareAndSwapUint64(&c.id, id, reclaiming) {
 		return false
 	}
+	b.freeEntry(i)
+	b.log.Warn("reclaimed dead consumer", "name", b.name, "entry", i, "consumer", unpackString(id))
+	return true
+}
+
+// freeStuck frees entry i when it has been at the reclaiming sentinel for
+// stuckReclaim. The first reaper to move its lastHB does it.
+func (b *Block) freeStuck(i int) bool {
+	c := &b.h.consumers[i]
+	since, now := atomic.LoadUint64(&c.lastHB), uint64(monoNow())
+	if since <= now && now-since < stuckReclaim || !atomic.CompareAndSwapUint64(&c.lastHB, since, now) {
+		return false
+	}
+	if atomic.LoadUint64(&c.id) != reclaiming {
+		return false
+	}
+	b.freeEntry(i)
+	b.log.Warn("freed consumer entry stuck at the reclaiming sentinel", "name", b.name, "entry", i)
+	return true
+}
+
+// freeEntry finishes the reclaim of entry i (at the sentinel, owned by the
+// caller): gives back its holds, clears it and frees it.
+func (b *Block) freeEntry(i int) {
+	h := b.h
+	c := &h.consumers[i]
 	for k := range c.held {
 		if v := atomic.SwapUint64(&c.held[k], 0); v != 0 && v <= b.lay.capacity {
 			decSat(&b.slots[v-1].readerCount)
@@ -46,17 +92,16 @@ func (b *Block) reclaimConsumer(i int, id uint64) bool {
 	}
 	clear(c.uid[:])
 	clear(c.name[:])
-	atomic.StoreUint64(&c.lastHB, 0)
 	atomic.StoreUint64(&h.syncPositions[i], 0)
-	atomic.StoreUint64(&c.id, 0)
+	if !atomic.CompareAndSwapUint64(&c.id, reclaiming, 0) {
+		return
+	}
 	decSat(&h.activeConsumer)
 	b.recoveryAction()
-	b.log.Warn("reclaimed dead consumer", "name", b.name, "entry", i, "consumer", unpackString(id))
 	if b.sync == SyncReader {
 		b.recomputeReadIndex()
 	}
 	b.wakeWriters()
-	return true
 }
 
 // reclaimHole turns the slot at read_index into a skip marker when the writer that

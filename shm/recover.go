@@ -72,19 +72,7 @@ func (b *Block) DiagnoseSlot(i int) (d SlotDiagnosis, err error) {
 	if i < 0 || uint64(i) >= b.lay.capacity {
 		return d, fmt.Errorf("%w: slot %d of %d", ErrRange, i, b.lay.capacity)
 	}
-	e := &b.slots[i]
-	state, waiting, skipped := loadState(e)
-	lock := atomic.LoadUint64(&e.writeLock)
-	d = SlotDiagnosis{
-		CommitIndex: atomic.LoadUint64(&b.h.commitIndex), Index: i, SlotID: atomic.LoadUint64(&e.id),
-		State: SlotState(state), ReaderCount: atomic.LoadUint32(&e.readerCount),
-		Generation: atomic.LoadUint64(&e.generation), WriterWaiting: waiting != 0, Skipped: skipped != 0,
-	}
-	if lock != 0 {
-		d.Writer, d.WriterPid = unpackString(lock), unpack(lock).Pid
-		d.IsStuck = !b.alive(lock)
-	}
-	return d, nil
+	return diagnoseEntry(&b.slots[i], i, atomic.LoadUint64(&b.h.commitIndex), b.alive), nil
 }
 
 // Diagnose reads every slot's entry.

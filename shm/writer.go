@@ -2,6 +2,8 @@ package shm
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -54,10 +56,11 @@ func (b *Block) NewWriter(opts WaitOptions) (*Writer, error) {
 func (w *Writer) Block() *Block { return w.b }
 
 // AcquireWrite takes the next slot for writing. timeout 0 makes a single attempt,
-// a negative timeout waits until ctx is done. On ordered policies it first waits for
-// room in the ring (backpressure); then it takes the slot's write lock (reclaiming it
-// from a dead writer), and waits for readers still holding the slot (Latest_only:
-// the slot is DRAINING meanwhile). It returns ErrTimeout (unwrapped) or ctx's error.
+// a negative timeout waits until ctx is done. It runs three steps on one deadline:
+// claim an id (ordered policies: only when the ring has room, i.e. backpressure),
+// lock the slot (reclaiming the lock of a dead writer), and drain readers still
+// holding the slot (Latest_only: the slot is DRAINING meanwhile). It returns
+// ErrTimeout (unwrapped) or ctx's error.
 func (w *Writer) AcquireWrite(ctx context.Context, timeout time.Duration) (s *WriteSlot, err error) {
 	defer guard(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
@@ -69,41 +72,76 @@ func (w *Writer) AcquireWrite(ctx context.Context, timeout time.Duration) (s *Wr
 	if w.slot.held {
 		return nil, ErrSlotHeld
 	}
-	b, h := w.b, w.b.h
-	n := b.lay.capacity
+	b := w.b
 	wt := newWaiter(ctx, timeout, w.opts)
+	id, err := b.claim(&wt)
+	if err != nil {
+		return nil, err
+	}
+	idx := id % b.lay.capacity
+	e := &b.slots[idx]
+	if err := b.lockSlot(&wt, e, idx); err != nil {
+		return nil, err // id is a hole; see doc.go
+	}
+	if err := b.drain(&wt, e, id, idx); err != nil {
+		return nil, err
+	}
+	storeState(e, stateWriting, 0, 0)
+	w.slot = WriteSlot{w: w, e: e, buf: b.slotBuf(idx), id: id, idx: idx, held: true}
+	return &w.slot, nil
+}
 
-	// 1. Take an id; ordered policies only when the ring has room.
-	var id uint64
+// awaitRelease is the one wait of the writer's steps: it pauses until a reader
+// release (or the deadline) and, when reap is set, looks for dead parties every
+// reap period and once more before giving up. nil means "check again"; otherwise
+// it returns the waiter's ErrTimeout or ctx error.
+func (b *Block) awaitRelease(wt *waiter, seq uint32, reap bool) error {
+	if reap && wt.reapDue() {
+		b.reap()
+		return nil
+	}
+	err := wt.wait(&b.h.releaseSeq, seq, &b.h.releaseWaiters)
+	if err != nil && reap && wt.lastChance() && b.reap() > 0 {
+		return nil
+	}
+	return err
+}
+
+// claim takes the next slot id (write_index++); under the ordered policies only
+// while write_index − read_index < N, so the writer never reaches a slot a reader
+// still needs. On timeout no id is consumed. Indices no writer or reader
+// produces (read_index beyond write_index, more than N in flight) are ErrCorrupt.
+func (b *Block) claim(wt *waiter) (uint64, error) {
+	h := b.h
 	for {
 		seq := atomic.LoadUint32(&h.releaseSeq)
 		wi := atomic.LoadUint64(&h.writeIndex)
-		if !b.sync.ordered() || wi-atomic.LoadUint64(&h.readIndex) < n {
+		ri := wi
+		if b.sync.ordered() {
+			ri = atomic.LoadUint64(&h.readIndex)
+		}
+		if wi-ri < b.lay.capacity {
 			if atomic.CompareAndSwapUint64(&h.writeIndex, wi, wi+1) {
-				id = wi
-				break
+				return wi, nil
 			}
 			continue
 		}
-		if wt.reapDue() {
-			b.reap()
-			continue
+		if err := b.checkRing(wi, ri); err != nil {
+			return 0, err
 		}
-		if err := wt.wait(&h.releaseSeq, seq, &h.releaseWaiters); err != nil {
-			if wt.lastChance() && b.reap() > 0 {
-				continue
-			}
+		if err := b.awaitRelease(wt, seq, true); err != nil {
 			atomic.AddUint64(&h.writerTimeoutCount, 1)
-			return nil, err
+			return 0, err
 		}
 	}
-	idx := id % n
-	e := &b.slots[idx]
+}
 
-	// 2. Lock the slot (reclaim a dead writer's lock).
+// lockSlot takes slot idx's write lock, reclaiming it from a dead writer.
+func (b *Block) lockSlot(wt *waiter, e *slotEntry, idx uint64) error {
+	h := b.h
 	for {
 		if atomic.CompareAndSwapUint64(&e.writeLock, 0, b.self) {
-			break
+			return nil
 		}
 		holder := atomic.LoadUint64(&e.writeLock)
 		if holder != 0 && !b.alive(holder) {
@@ -111,58 +149,137 @@ func (w *Writer) AcquireWrite(ctx context.Context, timeout time.Duration) (s *Wr
 				atomic.AddUint64(&h.writeLockContention, 1)
 				b.recoveryAction()
 				b.log.Warn("reclaimed write lock of dead writer", "name", b.name, "slot", idx, "holder", unpackString(holder))
-				break
+				return nil
 			}
 			continue
 		}
 		seq := atomic.LoadUint32(&h.releaseSeq)
-		if err := wt.wait(&h.releaseSeq, seq, &h.releaseWaiters); err != nil {
+		if err := b.awaitRelease(wt, seq, false); err != nil {
 			atomic.AddUint64(&h.writerTimeoutCount, 1)
 			atomic.AddUint64(&h.writerLockTimeoutCount, 1)
-			return nil, err // id is a hole; see doc.go
+			if holder := atomic.LoadUint64(&e.writeLock); b.foreignHolder(holder) {
+				return b.corrupt("write_lock of slot %d held by live %s, neither this segment's creator, its producer nor us", idx, unpackString(holder))
+			}
+			return err
 		}
 	}
+}
 
-	// 3. Drain readers of the slot's previous content.
+// drain waits (lock held) until no reader holds the slot's previous content; a
+// COMMITTED slot is DRAINING meanwhile so new readers keep off. On timeout the
+// slot is given back: ordered policies publish id as a skip marker, Latest_only
+// restores the previous state (old data stays valid) and unlocks. A reader count
+// no set of readers can reach, or one that no registered consumer accounts for
+// when the wait gives up, is ErrCorrupt (the slot is given back the same way).
+func (b *Block) drain(wt *waiter, e *slotEntry, id, idx uint64) error {
+	h := b.h
 	state, _, _ := loadState(e)
 	drained := state == stateCommitted
 	if drained {
 		storeState(e, stateDraining, 0, 0)
 	}
-	if atomic.LoadUint32(&e.readerCount) != 0 {
-		storeState(e, stateOf(drained, state), 1, 0)
-		for {
-			seq := atomic.LoadUint32(&h.releaseSeq)
-			if atomic.LoadUint32(&e.readerCount) == 0 {
-				break
+	if atomic.LoadUint32(&e.readerCount) == 0 {
+		return nil
+	}
+	storeState(e, stateOf(drained, state), 1, 0)
+	for {
+		seq := atomic.LoadUint32(&h.releaseSeq)
+		rc := atomic.LoadUint32(&e.readerCount)
+		if rc == 0 {
+			return nil
+		}
+		if rc > maxPlausibleReaders {
+			b.undrain(e, id, drained, state)
+			return b.corrupt("reader_count %d on slot %d exceeds %d, the most readers can hold", rc, idx, maxPlausibleReaders)
+		}
+		if err := b.awaitRelease(wt, seq, true); err != nil {
+			atomic.AddUint64(&h.writerTimeoutCount, 1)
+			atomic.AddUint64(&h.writerReaderTimeoutCount, 1)
+			b.undrain(e, id, drained, state)
+			if rc, held, bad := b.unownedReaders(e, idx); bad {
+				return b.corrupt("reader_count %d on slot %d, but registered consumers hold it %d times", rc, idx, held)
 			}
-			if wt.reapDue() {
-				b.reap()
-				continue
-			}
-			if err := wt.wait(&h.releaseSeq, seq, &h.releaseWaiters); err != nil {
-				if wt.lastChance() && b.reap() > 0 {
-					continue
-				}
-				atomic.AddUint64(&h.writerTimeoutCount, 1)
-				atomic.AddUint64(&h.writerReaderTimeoutCount, 1)
-				if b.sync.ordered() {
-					b.markSkipped(e, id)
-				} else {
-					if drained {
-						storeState(e, stateCommitted, 0, 0)
-					} else {
-						storeState(e, state, 0, 0)
-					}
-					atomic.StoreUint64(&e.writeLock, 0)
-				}
-				return nil, err
+			return err
+		}
+	}
+}
+
+// undrain gives slot e back after a failed drain (lock held by us): ordered
+// policies publish id as a skip marker; Latest_only restores the state the slot
+// had (a drained slot is COMMITTED again, its old data still valid) and unlocks.
+func (b *Block) undrain(e *slotEntry, id uint64, drained bool, state uint8) {
+	if b.sync.ordered() {
+		b.markSkipped(e, id)
+		return
+	}
+	if drained {
+		state = stateCommitted
+	}
+	storeState(e, state, 0, 0)
+	atomic.StoreUint64(&e.writeLock, 0)
+}
+
+// foreignHolder reports a write lock held, through a whole lock wait, by a live
+// process that never wrote here: not us, not the creator, not the process of the
+// producer heartbeat (the last one to commit).
+func (b *Block) foreignHolder(holder uint64) bool {
+	return holder != 0 && holder != b.self && holder != atomic.LoadUint64(&b.h.creatorID) &&
+		holder != atomic.LoadUint64(&b.h.producerID) && b.alive(holder)
+}
+
+// checkRing reports ordered indices that no party produces; wi was loaded before
+// ri. A read_index beyond a write_index loaded after it, or more than N ids in
+// flight, never clears by waiting.
+func (b *Block) checkRing(wi, ri uint64) error {
+	if wi2 := atomic.LoadUint64(&b.h.writeIndex); ri > wi2 {
+		return b.corrupt("read_index %d > write_index %d", ri, wi2)
+	}
+	if ri <= wi && wi-ri > b.lay.capacity {
+		return b.corrupt("write_index %d − read_index %d > capacity %d", wi, ri, b.lay.capacity)
+	}
+	return nil
+}
+
+// unownedReaders reports a reader count of slot idx above the holds registered
+// consumers record on it, seen twice (a reader between recording its hold and
+// counting itself, or the reverse at release, is not mistaken for one).
+func (b *Block) unownedReaders(e *slotEntry, idx uint64) (rc, held uint32, bad bool) {
+	for range 2 {
+		held = b.holdsOn(idx)
+		rc = atomic.LoadUint32(&e.readerCount)
+		if rc <= held {
+			return rc, held, false
+		}
+		runtime.Gosched()
+	}
+	return rc, held, true
+}
+
+// holdsOn counts the holds registered consumers record on slot idx.
+func (b *Block) holdsOn(idx uint64) uint32 {
+	n := uint32(0)
+	for i := range b.h.consumers {
+		c := &b.h.consumers[i]
+		if atomic.LoadUint64(&c.id) == 0 {
+			continue
+		}
+		for k := range c.held {
+			if atomic.LoadUint64(&c.held[k]) == idx+1 {
+				n++
 			}
 		}
 	}
-	storeState(e, stateWriting, 0, 0)
-	w.slot = WriteSlot{w: w, e: e, buf: b.slotBuf(idx), id: id, idx: idx, held: true}
-	return &w.slot, nil
+	return n
+}
+
+// corrupt counts and logs a control-zone corruption found by a wait and returns
+// ErrCorrupt wrapped with what was found.
+func (b *Block) corrupt(format string, a ...any) error {
+	err := fmt.Errorf("%s: %w: "+format, append([]any{b.name, ErrCorrupt}, a...)...)
+	atomic.AddUint64(&b.h.slotAcquireErrors, 1)
+	atomic.StoreUint64(&b.h.lastErrorTimestampNs, uint64(monoNow()))
+	b.log.Error("control zone corrupt", "name", b.name, "err", err)
+	return err
 }
 
 func stateOf(drained bool, state uint8) uint8 {
@@ -174,24 +291,35 @@ func stateOf(drained bool, state uint8) uint8 {
 
 // markSkipped publishes id as a skip marker in e (lock held by us): ordered readers
 // step over it instead of waiting for a commit that never comes. Releases the lock.
+// (A corrupt commit_index found on the way is repaired and logged.)
 func (b *Block) markSkipped(e *slotEntry, id uint64) {
 	atomic.StoreUint64(&e.id, id)
 	atomic.AddUint64(&e.generation, 1)
 	storeState(e, stateCommitted, 0, 1)
-	b.publishCommit(id)
+	_ = b.publishCommit(id)
 	atomic.StoreUint64(&e.writeLock, 0)
 	b.wakeReaders()
 }
 
-// publishCommit stores commit_index = id (never moving it backwards past a skip).
-func (b *Block) publishCommit(id uint64) {
+// publishCommit stores commit_index = id, never moving it back past a newer commit
+// of another writer. A commit_index at or beyond write_index was never published
+// by a writer (a scribble, e.g. near 2^64, would otherwise hold every later commit
+// back for good): it is set to id and reported as ErrCorrupt.
+func (b *Block) publishCommit(id uint64) error {
 	for {
 		c := atomic.LoadUint64(&b.h.commitIndex)
-		if c != invalidID && c >= id {
-			return
+		if c == invalidID || c < id {
+			if atomic.CompareAndSwapUint64(&b.h.commitIndex, c, id) {
+				return nil
+			}
+			continue
+		}
+		if wi := atomic.LoadUint64(&b.h.writeIndex); c < wi {
+			return nil // a newer commit by another writer
 		}
 		if atomic.CompareAndSwapUint64(&b.h.commitIndex, c, id) {
-			return
+			b.recoveryAction()
+			return b.corrupt("commit_index %d ≥ write_index %d; set back to %d", c, atomic.LoadUint64(&b.h.writeIndex), id)
 		}
 	}
 }
@@ -247,7 +375,9 @@ func (s *WriteSlot) UpdateChecksum() (err error) {
 // Release publishes a committed slot (checksums under Enforced, generation++,
 // COMMITTED, commit_index, producer heartbeat, unlock), or aborts an uncommitted one
 // (Latest_only: FREE; ordered policies: a skip marker, so readers do not stall).
-// Idempotent: releasing a released handle returns nil.
+// Idempotent: releasing a released handle returns nil. ErrCorrupt means the slot
+// was published but commit_index had been scribbled beyond write_index and was
+// set back.
 func (s *WriteSlot) Release() (err error) {
 	defer guard(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
@@ -281,12 +411,12 @@ func (s *WriteSlot) Release() (err error) {
 	atomic.StoreUint64(&e.id, s.id)
 	atomic.AddUint64(&e.generation, 1)
 	storeState(e, stateCommitted, 0, 0)
-	b.publishCommit(s.id) // several writers may commit out of order: never move back
+	cerr := b.publishCommit(s.id) // several writers may commit out of order: never move back
 	atomic.AddUint64(&h.totalSlotsWritten, 1)
 	b.producerHeartbeat()
 	atomic.StoreUint64(&e.writeLock, 0)
 	b.wakeReaders()
-	return nil
+	return cerr // the slot is published even when commit_index had to be repaired
 }
 
 // Abort releases the slot without publishing it (as Release without Commit).

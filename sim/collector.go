@@ -8,6 +8,7 @@ import (
 
 	"github.com/pylabhub/plh/internal/event"
 	"github.com/pylabhub/plh/internal/proc"
+	"github.com/pylabhub/plh/sim/scenario"
 )
 
 // errExited is returned by collector.wait when the awaited process exited.
@@ -43,7 +44,7 @@ func (c *collector) add(ev event.Event) {
 
 // engine records an event of the engine itself, stamped now.
 func (c *collector) engine(kind string, fields map[string]any) event.Event {
-	ev := event.Event{T: proc.Now(), Node: EngineName, Kind: kind, Fields: fields}
+	ev := event.Event{T: proc.Now(), Node: scenario.EngineName, Kind: kind, Fields: fields}
 	c.add(ev)
 	return ev
 }

@@ -1,15 +1,16 @@
-// Package sim is the scenario engine: it reads fault stories written in TOML,
-// runs them with real processes and says, with evidence, whether the system
-// behaved. docs/scenarios.md is the user's reference; this is the design.
+// Package sim is the scenario engine: it runs a resolved scenario (a
+// scenario.Plan) with real processes, injects its faults on schedule, merges
+// every process's event stream into one timeline and hands it to
+// verdict.Evaluate; report writes the run folder. docs/scenarios.md is the
+// user's reference; this is the design of the engine. The parts:
 //
-// Pipeline. Load decodes a file strictly (unknown key or bad value → ErrScenario
-// naming file, line and key), lays its includes under it, expands its matrix
-// into Variants and validates them. Resolve turns a Variant and a seed into a
-// Plan: nodes named per instance, random faults drawn from the seed (math/rand
-// PCG seeded per block), defaults filled. Resolve is pure, so the same seed
-// gives a byte-identical resolved.toml. Run executes a Plan; Evaluate checks a
-// Plan's expectations against a merged event timeline and is pure too (unit
-// tested over synthetic timelines).
+//   - sim/scenario: the scenario model: decode (strict TOML, includes, matrix),
+//     validate, resolve into a Plan (pure: the same seed gives a byte-identical
+//     resolved.toml).
+//   - sim/verdict: expectations and end-state checks over a timeline (pure).
+//   - sim/report: results.json, junit.xml, timeline.html, events.jsonl,
+//     resolved.toml and replay.sh of a run folder.
+//   - sim (this package): run, supervisor, collector, faults, janitor, progress.
 //
 // Run. The supervisor starts every process (hub, producers, consumers,
 // intruders) in its own process group with a parent-death SIGKILL; stdout is
@@ -21,6 +22,13 @@
 // each in its own goroutine → t0+duration (run_end) → stop tier by tier
 // (consumers, producers, hub: SIGTERM, SIGKILL after stop_grace) → leaked
 // process groups and leftover segments recorded (end_state) and swept.
+//
+// Faults. faults.go holds one table, faultTable, with a row per fault kind:
+// its name, its inject (the action, through chaos, and the detail of the fault
+// event) and, for a kind with a duration, its undo (run at fault_end). What a
+// kind needs (target role, keys) is validated before any run by
+// sim/scenario, which cannot see the engine; a test keeps faultTable equal to
+// scenario.FaultKinds. chaos holds the primitives the rows call.
 //
 // Timeline. All times are CLOCK_MONOTONIC nanoseconds (proc.Now), the clock of
 // every process on the host, so sorting by t merges the streams. The engine

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pylabhub/plh/internal/event"
 	"github.com/pylabhub/plh/internal/proc"
+	"github.com/pylabhub/plh/sim/scenario"
 )
 
 // notable event kinds are printed as they happen.
@@ -17,7 +18,7 @@ var notable = map[string]bool{
 	"notification": true, "broker_lost": true, "broker_reconnected": true,
 	"checksum_error": true, "reorder": true, "error": true, "exit": true,
 	"fault": true, "fault_failed": true, "fault_end": true, "run_start": true,
-	"interrupted": true, chaosLockHeld: true, lockReclaimedKind: true, lockReclaimFailedKind: true,
+	"interrupted": true, scenario.KindLockHeld: true, scenario.KindLockReclaimed: true, scenario.KindLockReclaimFailed: true,
 }
 
 // progress prints a run as it goes: one plain line per notable event, and on a
@@ -25,7 +26,7 @@ var notable = map[string]bool{
 type progress struct {
 	w        io.Writer
 	terminal bool
-	plan     *Plan
+	plan     *scenario.Plan
 
 	mu     sync.Mutex
 	t0     int64
@@ -35,7 +36,7 @@ type progress struct {
 	done   bool
 }
 
-func newProgress(w io.Writer, terminal bool, p *Plan) *progress {
+func newProgress(w io.Writer, terminal bool, p *scenario.Plan) *progress {
 	return &progress{w: w, terminal: terminal, plan: p}
 }
 
@@ -67,7 +68,7 @@ func (g *progress) event(ev event.Event) {
 	if g.terminal {
 		fmt.Fprint(g.w, "\r\033[K")
 	}
-	if notable[ev.Kind] && !(ev.Node == EngineName && ev.Kind == "exit") {
+	if notable[ev.Kind] && !(ev.Node == scenario.EngineName && ev.Kind == "exit") {
 		fmt.Fprintf(g.w, "%s %-10s %-18s %s\n", g.stamp(ev.T), ev.Node, ev.Kind, brief(ev))
 	}
 	if g.terminal {

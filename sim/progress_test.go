@@ -6,15 +6,16 @@ import (
 	"testing"
 
 	"github.com/pylabhub/plh/internal/event"
+	"github.com/pylabhub/plh/sim/scenario"
 )
 
 func TestProgressPlainAndTerminal(t *testing.T) {
-	p := &Plan{Name: "x", Faults: []FaultSpec{{ID: "f"}}}
+	p := &scenario.Plan{Name: "x", Faults: []scenario.FaultSpec{{ID: "f"}}}
 	var plain bytes.Buffer
 	g := newProgress(&plain, false, p)
 	g.event(event.Event{T: 5, Node: "hub", Kind: "ready", Fields: map[string]any{"endpoint": "tcp://127.0.0.1:1"}})
 	g.start(1000)
-	g.event(event.Event{T: 1000 + 1.5e9, Node: EngineName, Kind: "fault", Fields: map[string]any{"id": "f", "target": "c1"}})
+	g.event(event.Event{T: 1000 + 1.5e9, Node: scenario.EngineName, Kind: "fault", Fields: map[string]any{"id": "f", "target": "c1"}})
 	g.event(event.Event{T: 1000 + 1.6e9, Node: "c1", Kind: "read", Fields: map[string]any{"count": 3.0}})
 	g.finish()
 	g.event(event.Event{T: 1, Node: "c1", Kind: "ready"})

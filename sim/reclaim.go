@@ -8,34 +8,29 @@ import (
 	"github.com/pylabhub/plh/chaos"
 	"github.com/pylabhub/plh/internal/event"
 	"github.com/pylabhub/plh/internal/proc"
+	"github.com/pylabhub/plh/sim/scenario"
 )
 
 // lockReclaimTimeout bounds how long the engine, acting as the next writer,
 // waits for a dead writer's slot lock to be reclaimed.
 const lockReclaimTimeout = 10 * time.Second
 
-// Engine event kinds of the kill_holding_lock fault (docs/scenarios.md).
-const (
-	lockReclaimedKind     = "lock_reclaimed"
-	lockReclaimFailedKind = "lock_reclaim_failed"
-)
-
 // reclaimLock acts as the next writer of the dead producer's segment (lw was
 // attached before the kill) and records lock_reclaimed, stamped when the lock
 // was first seen gone, or lock_reclaim_failed. dead is when the producer was
 // known dead (reaped).
-func (r *run) reclaimLock(ctx context.Context, f FaultSpec, lw *chaos.LockWatch, segment string, dead int64) {
+func (r *run) reclaimLock(ctx context.Context, f scenario.FaultSpec, lw *chaos.LockWatch, segment string, dead int64) {
 	pid, holder := lw.Holder()
 	start := proc.Now()
 	res, err := lw.Reclaim(ctx, lockReclaimTimeout)
 	if err != nil {
-		r.col.engine(lockReclaimFailedKind, map[string]any{"id": f.ID, "target": f.Target, "channel": segment,
+		r.col.engine(scenario.KindLockReclaimFailed, map[string]any{"id": f.ID, "target": f.Target, "channel": segment,
 			"slot_index": res.Slot, "holder_pid": pid, "holder": holder, "stuck_seen": res.StuckSeen,
 			"error": err.Error()})
 		return
 	}
 	seen := start + res.Took.Nanoseconds()
-	r.col.add(event.Event{T: seen, Node: EngineName, Kind: lockReclaimedKind, Fields: map[string]any{
+	r.col.add(event.Event{T: seen, Node: scenario.EngineName, Kind: scenario.KindLockReclaimed, Fields: map[string]any{
 		"id": f.ID, "target": f.Target, "channel": segment, "slot_index": res.Slot,
 		"holder_pid": pid, "holder": holder, "by": res.By, "how": res.How,
 		"write_lock_contention": res.Contention, "recovery_actions": res.Recovery,

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,9 @@ import (
 	"github.com/pylabhub/plh/chaos"
 	"github.com/pylabhub/plh/internal/event"
 	"github.com/pylabhub/plh/internal/proc"
+	"github.com/pylabhub/plh/sim/report"
+	"github.com/pylabhub/plh/sim/scenario"
+	"github.com/pylabhub/plh/sim/verdict"
 )
 
 // Config tells the engine how to reach the role processes and where to write.
@@ -42,7 +46,7 @@ type Config struct {
 // run is the state of one scenario run.
 type run struct {
 	cfg      Config
-	plan     *Plan
+	plan     *scenario.Plan
 	dir      string
 	tag      string
 	channels map[string]string // logical → actual channel name
@@ -65,7 +69,7 @@ var runSeq atomic.Int64
 // the report. ctx ends the run early (SIGINT of plh-sim): processes are stopped,
 // the folder is still written and the verdict is inconclusive. An error is
 // returned only when the harness itself failed before a report could be made.
-func Run(ctx context.Context, cfg Config, p *Plan) (*Report, error) {
+func Run(ctx context.Context, cfg Config, p *scenario.Plan) (*verdict.Report, error) {
 	if len(cfg.HubCmd) == 0 || len(cfg.NodeCmd) == 0 {
 		return nil, fmt.Errorf("%w: hub and node commands are required", ErrHarness)
 	}
@@ -91,8 +95,8 @@ func Run(ctx context.Context, cfg Config, p *Plan) (*Report, error) {
 	if err := os.MkdirAll(filepath.Join(r.dir, "logs"), 0o755); err != nil {
 		return nil, fmt.Errorf("%w: run folder: %v", ErrHarness, err)
 	}
-	if err := r.writeStatic(); err != nil {
-		return nil, err
+	if err := report.WriteStatic(r.dir, p); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrHarness, err)
 	}
 	r.prog = newProgress(cfg.Progress, cfg.Terminal, p)
 	r.col = newCollector(r.prog.event)
@@ -149,7 +153,7 @@ func (r *run) execute(ctx context.Context) error {
 	r.t0 = t0
 	r.mu.Unlock()
 	r.prog.start(t0)
-	r.col.add(event.Event{T: t0, Node: EngineName, Kind: "run_start",
+	r.col.add(event.Event{T: t0, Node: scenario.EngineName, Kind: "run_start",
 		Fields: map[string]any{"duration_ns": int64(p.Duration), "seed": p.Seed}})
 
 	runCtx, stopActions := context.WithCancel(ctx)
@@ -180,7 +184,7 @@ func (r *run) execute(ctx context.Context) error {
 }
 
 // wall converts an offset from t0 into a wall-clock deadline.
-func (r *run) wall(off Duration) time.Time {
+func (r *run) wall(off scenario.Duration) time.Time {
 	r.mu.Lock()
 	t0 := r.t0
 	r.mu.Unlock()
@@ -188,7 +192,7 @@ func (r *run) wall(off Duration) time.Time {
 }
 
 // at runs fn in its own goroutine at t0+off, unless ctx ends first.
-func (r *run) at(ctx context.Context, off Duration, fn func()) {
+func (r *run) at(ctx context.Context, off scenario.Duration, fn func()) {
 	r.actions.Add(1)
 	go func() {
 		defer r.actions.Done()
@@ -217,7 +221,7 @@ func (r *run) stopEverything() {
 			}
 		}
 	}
-	sortStrings(leftover)
+	sort.Strings(leftover)
 	r.col.engine("end_state", map[string]any{"leaked": toAny(leaked), "leftover_segments": toAny(leftover)})
 }
 
@@ -237,7 +241,7 @@ func (r *run) startHub(ctx context.Context, endpoint string) error {
 	}
 	argv = append(argv, h.Args...)
 	from := r.col.len()
-	c, err := r.sup.start(HubName, HubName, h.Exit, argv)
+	c, err := r.sup.start(scenario.HubName, scenario.HubName, h.Exit, argv)
 	if err != nil {
 		return err
 	}
@@ -261,7 +265,7 @@ func (r *run) startHub(ctx context.Context, endpoint string) error {
 
 // brokerFor returns the endpoint node n uses for the broker: the broker's own,
 // or a chaos proxy in front of it when the node's link may be damaged.
-func (r *run) brokerFor(n PlanNode) (string, error) {
+func (r *run) brokerFor(n scenario.PlanNode) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !n.LinkProxy {
@@ -291,7 +295,7 @@ func (r *run) closeProxies() {
 }
 
 // nodeArgs builds the plh-node flags of n.
-func (r *run) nodeArgs(n PlanNode, broker string) []string {
+func (r *run) nodeArgs(n scenario.PlanNode, broker string) []string {
 	a := append([]string(nil), r.cfg.NodeCmd...)
 	a = append(a, "--name", n.Name, "--role", n.Role, "--broker", broker, "--channel", r.channels[n.Channel])
 	r.mu.Lock()
@@ -337,7 +341,7 @@ func (r *run) nodeArgs(n PlanNode, broker string) []string {
 	return append(a, n.Args...)
 }
 
-func (r *run) startNode(n PlanNode) (*child, error) {
+func (r *run) startNode(n scenario.PlanNode) (*child, error) {
 	broker, err := r.brokerFor(n)
 	if err != nil {
 		return nil, err
@@ -346,7 +350,7 @@ func (r *run) startNode(n PlanNode) (*child, error) {
 }
 
 // nodePolicy maps the schema's policy names to plh-node's --policy values.
-var nodePolicy = map[Policy]string{"Latest_only": "latest", "Single_reader": "single", "Sync_reader": "sync"}
+var nodePolicy = map[scenario.Policy]string{"Latest_only": "latest", "Single_reader": "single", "Sync_reader": "sync"}
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
@@ -367,15 +371,18 @@ func toAny(ss []string) []any {
 }
 
 // report evaluates the timeline and writes the run folder's reports.
-func (r *run) report(herr error) (*Report, error) {
+func (r *run) report(herr error) (*verdict.Report, error) {
 	evs := r.col.Timeline()
-	rep := Evaluate(r.plan, evs, r.channels)
+	rep := verdict.Evaluate(r.plan, evs, r.channels)
 	rep.Dir = r.dir
 	if herr != nil {
-		rep.setError(herr)
+		rep.SetError(herr)
 	}
-	if err := r.writeReports(rep, evs); err != nil {
-		return rep, err
+	if err := report.WriteEvents(filepath.Join(r.dir, report.EventsFile), evs); err != nil {
+		return rep, fmt.Errorf("%w: %w", ErrHarness, err)
+	}
+	if err := report.WriteReports(r.dir, r.plan, rep, evs); err != nil {
+		return rep, fmt.Errorf("%w: %w", ErrHarness, err)
 	}
 	return rep, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/pylabhub/plh/chaos"
 	"github.com/pylabhub/plh/internal/event"
 	"github.com/pylabhub/plh/internal/proc"
+	"github.com/pylabhub/plh/sim/scenario"
 )
 
 // child is one supervised process. The hub may have several over a run (one per
@@ -23,7 +24,7 @@ import (
 type child struct {
 	name  string
 	role  string // "hub", "producer", "consumer"
-	exit  ExitMode
+	exit  scenario.ExitMode
 	cmd   *exec.Cmd
 	pid   int
 	stdin io.WriteCloser
@@ -71,7 +72,7 @@ type supervisor struct {
 }
 
 // start runs argv as the process of node name.
-func (s *supervisor) start(name, role string, exit ExitMode, argv []string) (*child, error) {
+func (s *supervisor) start(name, role string, exit scenario.ExitMode, argv []string) (*child, error) {
 	logf, err := os.OpenFile(filepath.Join(s.logDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("%w: log of %s: %v", ErrHarness, name, err)
@@ -79,13 +80,18 @@ func (s *supervisor) start(name, role string, exit ExitMode, argv []string) (*ch
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Stderr = logf
+	if role == scenario.HubName {
+		// The hub writes its generated admin token file under XDG_RUNTIME_DIR:
+		// keep it in the run folder, never in the user's home.
+		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+s.logDir)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("%w: %v", ErrHarness, err)
 	}
 	c := &child{name: name, role: role, exit: exit, cmd: cmd, done: make(chan struct{})}
-	if role != HubName {
+	if role != scenario.HubName {
 		if c.stdin, err = cmd.StdinPipe(); err != nil {
 			logf.Close()
 			return nil, fmt.Errorf("%w: %v", ErrHarness, err)
@@ -129,7 +135,7 @@ func (s *supervisor) start(name, role string, exit ExitMode, argv []string) (*ch
 			// A process killed by a signal writes no exit event: record its death.
 			s.col.add(event.Event{T: proc.Now(), Node: name, Kind: "exit", Fields: map[string]any{
 				"code": code, "reason": map[bool]string{true: "signal", false: "error"}[sig != ""],
-				"signal": sig, "recorded_by": EngineName}})
+				"signal": sig, "recorded_by": scenario.EngineName}})
 		}
 		s.col.engine("process_end", map[string]any{"target": name, "role": role, "pid": c.pid,
 			"code": code, "signal": sig, "forced": forced, "stopped": stopping})
@@ -187,7 +193,7 @@ func (s *supervisor) stop(c *child, grace time.Duration) {
 // stopAll stops every running child, role tier by tier (consumers, then
 // producers, then the hub), the members of a tier in parallel.
 func (s *supervisor) stopAll(grace time.Duration) {
-	for _, tier := range []string{"consumer", "producer", HubName} {
+	for _, tier := range []string{"consumer", "producer", scenario.HubName} {
 		var wg sync.WaitGroup
 		for _, c := range s.list() {
 			if c.role == tier {

@@ -80,6 +80,9 @@ func Decode(t Type, body []byte) (Message, error) {
 		return nil, fmt.Errorf("%w: %s body of %d bytes", ErrTooLarge, t, len(body))
 	}
 	trim := bytes.TrimSpace(body)
+	if tooDeep(trim, MaxDepth) {
+		return nil, fmt.Errorf("%w: %s body nests deeper than %d", ErrInvalid, t, MaxDepth)
+	}
 	if len(trim) == 0 || trim[0] != '{' || !json.Valid(trim) {
 		return nil, fmt.Errorf("%w: %s body is not a JSON object", ErrMalformed, t)
 	}
@@ -96,6 +99,9 @@ func Decode(t Type, body []byte) (Message, error) {
 		}
 		if needsChannel(t) && ChannelOf(m) == "" {
 			return m, fmt.Errorf("%w: %s: missing or empty channel_name", ErrInvalid, t)
+		}
+		if err := validate(m); err != nil {
+			return m, fmt.Errorf("%s: %w", t, err)
 		}
 	}
 	return m, nil
@@ -193,19 +199,49 @@ func CorrelationOf(m Message) string {
 }
 
 // PeekCorrelation extracts a string correlation_id from a body that may not
-// decode as its type (so an ERROR reply can still carry it). "" when absent.
+// decode as its type (so an ERROR reply can still carry it): too large, nested
+// too deep, or broken after the correlation_id. It reads the top-level keys in
+// order and stops at the first error. "" when absent.
 func PeekCorrelation(body []byte) string {
-	var h struct {
-		C json.RawMessage `json:"correlation_id"`
-	}
-	if json.Unmarshal(body, &h) != nil {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return ""
 	}
-	var s string
-	if json.Unmarshal(h.C, &s) != nil {
-		return ""
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if k == "correlation_id" {
+			v, _ := dec.Token()
+			s, _ := v.(string)
+			return s
+		}
+		if skipValue(dec) != nil {
+			return ""
+		}
 	}
-	return s
+	return ""
+}
+
+// skipValue reads one JSON value of any depth from dec, without recursion.
+func skipValue(dec *json.Decoder) error {
+	depth := 0
+	for {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch t {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
 }
 
 // IsNotify reports whether t is a notification type (ends in _NOTIFY).

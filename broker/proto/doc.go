@@ -7,11 +7,13 @@
 // The wire contract in prose is docs/protocol.md.
 //
 // Decoding is strict about what matters and tolerant about the rest: a body must
-// be one JSON object (ErrMalformed otherwise: the broker drops it and counts it,
-// as the original does); a known field of the wrong JSON type, a negative or
-// fractional pid, or a missing required field is ErrInvalid (the broker replies
-// INVALID_REQUEST); unknown fields are ignored, because original clients send
-// extras such as "msg_type". A request whose protocol_version has another major
+// be one JSON object nested at most MaxDepth deep (ErrMalformed / ErrInvalid: the
+// broker replies INVALID_REQUEST to requests that have a reply, drops
+// fire-and-forget ones); a body over MaxBody is ErrTooLarge (LIMIT_EXCEEDED); a
+// known field of the wrong JSON type, a negative or fractional pid, a registration
+// pid outside 1..PidMax, a missing required field, or a channel_name that is not
+// printable UTF-8 (ValidName) is ErrInvalid (INVALID_REQUEST); unknown fields are
+// ignored, because original clients send extras such as "msg_type". A request whose protocol_version has another major
 // version is ErrVersion (VERSION_MISMATCH); a request without protocol_version
 // is accepted (original clients never send it).
 //

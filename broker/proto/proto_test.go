@@ -3,6 +3,7 @@ package proto
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -55,10 +56,20 @@ func TestDecodeErrors(t *testing.T) {
 		code Code
 	}{
 		{"NOPE", `{}`, ErrUnknownType, CodeUnknownMsgType},
-		{TypeRegReq, `not json`, ErrMalformed, ""},
-		{TypeRegReq, `[1,2]`, ErrMalformed, ""},
-		{TypeRegReq, `null`, ErrMalformed, ""},
-		{TypeRegReq, `{"channel_name":"c"`, ErrMalformed, ""},
+		{TypeRegReq, `not json`, ErrMalformed, CodeInvalidRequest},
+		{TypeRegReq, `[1,2]`, ErrMalformed, CodeInvalidRequest},
+		{TypeRegReq, `null`, ErrMalformed, CodeInvalidRequest},
+		{TypeRegReq, `{"channel_name":"c"`, ErrMalformed, CodeInvalidRequest},
+		{TypeRegReq, `{"channel_name":"c","producer_pid":1,"metadata":` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + `}`, ErrInvalid, CodeInvalidRequest},
+		{TypeRegReq, `{"channel_name":"c","metadata":{"k":"` + strings.Repeat("x", MaxBody) + `"}}`, ErrTooLarge, CodeLimitExceeded},
+		{TypeRegReq, `{"channel_name":"c"}`, ErrInvalid, CodeInvalidRequest},
+		{TypeRegReq, `{"channel_name":"c","producer_pid":0}`, ErrInvalid, CodeInvalidRequest},
+		{TypeConsumerRegReq, `{"channel_name":"c","consumer_pid":4194305}`, ErrInvalid, CodeInvalidRequest},
+		{TypeConsumerRegReq, `{"channel_name":"c","consumer_pid":0}`, ErrInvalid, CodeInvalidRequest},
+		{TypeConsumerRegReq, `{"channel_name":"c","consumer_pid":18446744073709551615}`, ErrInvalid, CodeInvalidRequest},
+		{TypeDiscReq, "{\"channel_name\":\"c\xff\"}", ErrInvalid, CodeInvalidRequest},
+		{TypeDiscReq, `{"channel_name":"c\ud800"}`, ErrInvalid, CodeInvalidRequest},
+		{TypeDiscReq, `{"channel_name":"c\u0007"}`, ErrInvalid, CodeInvalidRequest},
 		{TypeRegReq, `{}`, ErrInvalid, CodeInvalidRequest},
 		{TypeRegReq, `{"channel_name":""}`, ErrInvalid, CodeInvalidRequest},
 		{TypeRegReq, `{"channel_name":5}`, ErrInvalid, CodeInvalidRequest},
@@ -89,6 +100,9 @@ func TestTolerated(t *testing.T) {
 	if err != nil || m.(*DiscReq).ChannelName != "c" {
 		t.Fatal(m, err)
 	}
+	if _, err := Decode(TypeDiscReq, []byte(`{"channel_name":"données β-1 (ok)","metadata":`+strings.Repeat("[", MaxDepth-1)+strings.Repeat("]", MaxDepth-1)+`}`)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Decode(TypePingReq, []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +114,10 @@ func TestTolerated(t *testing.T) {
 func TestPeekAndRemoteError(t *testing.T) {
 	if PeekCorrelation([]byte(`{"correlation_id":"x","channel_name":5}`)) != "x" || PeekCorrelation([]byte(`{"correlation_id":5}`)) != "" {
 		t.Fatal("peek")
+	}
+	deep := `{"a":` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + `,"correlation_id":"d","b":`
+	if got := PeekCorrelation([]byte(deep)); got != "d" {
+		t.Fatalf("peek after deep nesting, before a broken tail: %q", got)
 	}
 	err := Err(NewError(CodeChannelNotFound, "1", "no"))
 	if !errors.Is(err, ErrChannelNotFound) || errors.Is(err, ErrNotRegistered) {

@@ -59,11 +59,14 @@ const (
 	CodeNotRegistered   Code = "NOT_REGISTERED"
 	CodeUnknownMsgType  Code = "UNKNOWN_MSG_TYPE"
 	CodeVersionMismatch Code = "VERSION_MISMATCH"
+	// CodeLimitExceeded: the request would break one of the broker's limits
+	// (channels, consumers per channel, name, metadata or field length, body size).
+	CodeLimitExceeded Code = "LIMIT_EXCEEDED"
 )
 
 // Codes lists every error code (for counters and docs).
 var Codes = []Code{CodeInvalidRequest, CodeSchemaMismatch, CodeChannelNotFound, CodeChannelNotReady,
-	CodeNotRegistered, CodeUnknownMsgType, CodeVersionMismatch}
+	CodeNotRegistered, CodeUnknownMsgType, CodeVersionMismatch, CodeLimitExceeded}
 
 // Status values of a reply body.
 const (
@@ -189,19 +192,25 @@ type DeregReq struct {
 
 // ConsumerRegReq registers a consumer of a channel (§5.6). ConsumerStartTime
 // (plh addition) lets the broker watch the exact process with a pidfd.
+// ConsumerID (plh addition) tells apart several consumers of one channel that a
+// process registers over one socket; a registration repeating an existing
+// entry's process, socket and ConsumerID replaces that entry.
 type ConsumerRegReq struct {
 	ReqHeader
 	ChannelName       string `json:"channel_name"`
 	ConsumerPID       uint64 `json:"consumer_pid"`
 	ConsumerHostname  string `json:"consumer_hostname,omitempty"`
 	ConsumerStartTime uint64 `json:"consumer_start_time,omitempty"`
+	ConsumerID        string `json:"consumer_id,omitempty"`
 }
 
-// ConsumerDeregReq removes the first consumer entry with the pid (§5.7).
+// ConsumerDeregReq removes the first consumer entry with the pid (§5.7), and
+// with the ConsumerID when one is given.
 type ConsumerDeregReq struct {
 	ReqHeader
 	ChannelName string `json:"channel_name"`
 	ConsumerPID uint64 `json:"consumer_pid"`
+	ConsumerID  string `json:"consumer_id,omitempty"`
 }
 
 // ChecksumErrorReport reports a slot checksum failure (fire-and-forget, §5.8).
@@ -223,8 +232,14 @@ type ConsumerHeartbeatReq struct {
 // PingReq is the client's liveness probe of the broker (B-2).
 type PingReq struct{ ReqHeader }
 
-// ChannelListReq asks for every channel (B-10).
-type ChannelListReq struct{ ReqHeader }
+// ChannelListReq asks for one page of the channel list (B-10), in name order:
+// the channels named after Cursor ("" = from the start), at most Limit of them
+// (0 = the broker's default page; larger values are capped by the broker).
+type ChannelListReq struct {
+	ReqHeader
+	Cursor string `json:"cursor,omitempty"`
+	Limit  uint32 `json:"limit,omitempty"`
+}
 
 // ChannelCloseReq closes a channel, notifying all parties with "explicit_close" (B-10).
 type ChannelCloseReq struct {
@@ -280,10 +295,12 @@ type ChannelInfo struct {
 	HasSharedMemory bool   `json:"has_shared_memory"`
 }
 
-// ChannelListAck answers ChannelListReq.
+// ChannelListAck answers ChannelListReq with one page. NextCursor is the Cursor
+// of the next page; "" on the last page.
 type ChannelListAck struct {
 	ReplyHeader
-	Channels []ChannelInfo `json:"channels"`
+	Channels   []ChannelInfo `json:"channels"`
+	NextCursor string        `json:"next_cursor,omitempty"`
 }
 
 // ChannelCloseAck answers ChannelCloseReq.

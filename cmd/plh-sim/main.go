@@ -23,7 +23,7 @@ import (
 	"sort"
 
 	"github.com/pylabhub/plh/cmd/internal/shutdown"
-	"github.com/pylabhub/plh/sim"
+	"github.com/pylabhub/plh/sim/verdict"
 )
 
 // command is one subcommand: it parses its own args and returns the exit status.
@@ -43,7 +43,7 @@ func register(name string, c command, isHidden bool) {
 func main() {
 	if len(os.Args) < 2 {
 		usage(os.Stderr)
-		os.Exit(sim.ExitError)
+		os.Exit(verdict.ExitError)
 	}
 	name, args := os.Args[1], os.Args[2:]
 	if name == "-h" || name == "--help" || name == "help" {
@@ -54,7 +54,7 @@ func main() {
 	if !ok {
 		fmt.Fprintf(os.Stderr, "plh-sim: unknown command %q\n", name)
 		usage(os.Stderr)
-		os.Exit(sim.ExitError)
+		os.Exit(verdict.ExitError)
 	}
 	ctx, stop := shutdown.OnSignal(context.Background(), os.Exit)
 	rc := c(ctx, args, os.Stdout, os.Stderr)

@@ -14,6 +14,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/pylabhub/plh/sim"
+	"github.com/pylabhub/plh/sim/report"
+	"github.com/pylabhub/plh/sim/scenario"
+	"github.com/pylabhub/plh/sim/verdict"
 )
 
 func init() {
@@ -73,30 +76,30 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	seed := fs.Uint64("seed", 0, "seed for every run (default: the file's seed, else random)")
 	repeat := fs.Int("repeat", 1, "run each scenario N times")
 	if err := fs.Parse(args); err != nil {
-		return sim.ExitError
+		return verdict.ExitError
 	}
 	seedSet := false
 	fs.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "seed" })
 	if fs.NArg() == 0 || *repeat < 1 {
 		fmt.Fprintln(stderr, "usage: plh-sim run [--seed N] [--repeat N] [--out DIR] FILE...")
-		return sim.ExitError
+		return verdict.ExitError
 	}
 	cfg, err := ef.config(stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "plh-sim:", err)
-		return sim.ExitError
+		return verdict.ExitError
 	}
 	// Load everything first: a bad file stops the whole command before any run.
 	type job struct {
-		v    sim.Variant
+		v    scenario.Variant
 		seed uint64
 	}
 	var jobs []job
 	for _, file := range fs.Args() {
-		vs, err := sim.Load(file)
+		vs, err := scenario.Load(file)
 		if err != nil {
 			fmt.Fprintln(stderr, "plh-sim:", err)
-			return sim.ExitError
+			return verdict.ExitError
 		}
 		for _, v := range vs {
 			for i := 0; i < *repeat; i++ {
@@ -111,12 +114,12 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	worst := sim.ExitPass
+	worst := verdict.ExitPass
 	for _, j := range jobs {
-		p, err := sim.Resolve(j.v, j.seed)
+		p, err := scenario.Resolve(j.v, j.seed)
 		if err != nil {
 			fmt.Fprintln(stderr, "plh-sim:", err)
-			return sim.ExitError
+			return verdict.ExitError
 		}
 		worst = combine(worst, runOne(ctx, cfg, p, stdout, stderr))
 		if ctx.Err() != nil {
@@ -132,37 +135,37 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var ef engineFlags
 	ef.add(fs)
 	if err := fs.Parse(args); err != nil {
-		return sim.ExitError
+		return verdict.ExitError
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "usage: plh-sim replay [--out DIR] RUNDIR")
-		return sim.ExitError
+		return verdict.ExitError
 	}
 	outSet := false
 	fs.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
 	if !outSet {
 		ef.out = filepath.Dir(filepath.Clean(fs.Arg(0)))
 	}
-	p, err := sim.LoadPlan(filepath.Join(fs.Arg(0), sim.ResolvedFile))
+	p, err := scenario.LoadPlan(filepath.Join(fs.Arg(0), report.ResolvedFile))
 	if err != nil {
 		fmt.Fprintln(stderr, "plh-sim:", err)
-		return sim.ExitError
+		return verdict.ExitError
 	}
 	cfg, err := ef.config(stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "plh-sim:", err)
-		return sim.ExitError
+		return verdict.ExitError
 	}
 	return runOne(ctx, cfg, p, stdout, stderr)
 }
 
 // runOne runs one plan and prints its summary.
-func runOne(ctx context.Context, cfg sim.Config, p *sim.Plan, stdout, stderr io.Writer) int {
+func runOne(ctx context.Context, cfg sim.Config, p *scenario.Plan, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "== %s (seed %d, %v)\n", p.Name, p.Seed, p.Duration.D())
 	rep, err := sim.Run(ctx, cfg, p)
 	if rep == nil {
 		fmt.Fprintln(stderr, "plh-sim:", err)
-		return sim.ExitError
+		return verdict.ExitError
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "plh-sim: writing reports:", err)
@@ -182,16 +185,16 @@ func runOne(ctx context.Context, cfg sim.Config, p *sim.Plan, stdout, stderr io.
 		fmt.Fprintf(stdout, "   error        %s\n", rep.Error)
 	}
 	fmt.Fprintf(stdout, "-> %s (exit %d)\n   run folder: %s\n   timeline:   %s\n", upper(rep.Status), rep.ExitCode,
-		rep.Dir, filepath.Join(rep.Dir, sim.TimelineFile))
-	if err != nil && rep.ExitCode == sim.ExitPass {
-		return sim.ExitError
+		rep.Dir, filepath.Join(rep.Dir, report.TimelineFile))
+	if err != nil && rep.ExitCode == verdict.ExitPass {
+		return verdict.ExitError
 	}
 	return rep.ExitCode
 }
 
 // combine keeps the most serious exit status: error > fail > inconclusive > pass.
 func combine(a, b int) int {
-	rank := map[int]int{sim.ExitPass: 0, sim.ExitInconclusive: 1, sim.ExitFail: 2, sim.ExitError: 3}
+	rank := map[int]int{verdict.ExitPass: 0, verdict.ExitInconclusive: 1, verdict.ExitFail: 2, verdict.ExitError: 3}
 	if rank[b] > rank[a] {
 		return b
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/pylabhub/plh/sim"
+	"github.com/pylabhub/plh/sim/scenario"
+	"github.com/pylabhub/plh/sim/verdict"
 )
 
 func init() {
@@ -19,18 +21,18 @@ func init() {
 }
 
 // check loads and resolves every variant of file (seed: the file's, else 0).
-func check(file string) ([]*sim.Plan, error) {
-	vs, err := sim.Load(file)
+func check(file string) ([]*scenario.Plan, error) {
+	vs, err := scenario.Load(file)
 	if err != nil {
 		return nil, err
 	}
-	var out []*sim.Plan
+	var out []*scenario.Plan
 	for _, v := range vs {
 		var seed uint64
 		if v.Scenario.Seed != nil {
 			seed = *v.Scenario.Seed
 		}
-		p, err := sim.Resolve(v, seed)
+		p, err := scenario.Resolve(v, seed)
 		if err != nil {
 			return nil, err
 		}
@@ -42,14 +44,14 @@ func check(file string) ([]*sim.Plan, error) {
 func validateCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, "usage: plh-sim validate FILE...")
-		return sim.ExitError
+		return verdict.ExitError
 	}
-	rc := sim.ExitPass
+	rc := verdict.ExitPass
 	for _, f := range args {
 		ps, err := check(f)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
-			rc = sim.ExitError
+			rc = verdict.ExitError
 			continue
 		}
 		nodes, faults, expect := 0, 0, 0
@@ -64,20 +66,20 @@ func validateCmd(_ context.Context, args []string, stdout, stderr io.Writer) int
 func listCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 {
 		fmt.Fprintln(stderr, "usage: plh-sim list DIR")
-		return sim.ExitError
+		return verdict.ExitError
 	}
 	files, err := filepath.Glob(filepath.Join(args[0], "*.toml"))
 	if err != nil || len(files) == 0 {
 		fmt.Fprintf(stderr, "plh-sim: no scenario files in %s\n", args[0])
-		return sim.ExitError
+		return verdict.ExitError
 	}
 	sort.Strings(files)
-	rc := sim.ExitPass
+	rc := verdict.ExitPass
 	for _, f := range files {
 		ps, err := check(f)
 		if err != nil {
 			fmt.Fprintf(stdout, "%-34s INVALID  %v\n", filepath.Base(f), err)
-			rc = sim.ExitError
+			rc = verdict.ExitError
 			continue
 		}
 		p := ps[0]

@@ -14,7 +14,7 @@
 //     the Backend interface: channels, channel detail, close, config, metrics,
 //     shutdown, log, hub_name, reset, version.
 //   - Runaway scripts: every request runs under a step limit, a wall-clock limit
-//     and a heap-growth limit, checked every 10,000 steps from the thread's
+//     and a heap-growth limit, checked every 1,000 steps from the thread's
 //     OnMaxSteps hook, and a timer/context cancel. Built-ins never check
 //     cancellation, so before resolution the source tree is rewritten
 //     (rewrite.go) to route every size-growing operation (*, +, % and their
@@ -23,9 +23,23 @@
 //     sorted(), all(), str(), print() and friends refuse oversize inputs. The
 //     guard names contain '$', so admin code cannot call or rebind them.
 //     Recursion stays forbidden (it would grow the Go stack before any limit).
-//     Residual risk, documented in docs/operations.md: a builtin not listed
-//     here could still allocate in one call; the endpoint is loopback and
-//     token protected by default.
+//   - Memory (memory.go): each request has an account. The guards charge the
+//     size a result would have before producing it, and every call and slice
+//     result passes through plh$charge, which charges its size after the fact;
+//     any single charge of a MiB or more, and every MiB charged, reads the Go
+//     heap, so a comprehension of a dozen steps that allocates gigabytes is
+//     stopped at the heap-growth limit. After the request the globals are
+//     sized (sizer: shared containers and long strings counted once, stopping
+//     at the cap); over Limits.MaxGlobals the request's bindings are undone
+//     (a shallow copy of the globals taken before it), and if a kept value
+//     grew in place the user globals are cleared. A request that hit a limit
+//     or grew the heap a lot is followed by debug.FreeOSMemory.
+//     Residual risk, documented in docs/operations.md: one built-in call may
+//     allocate a few times its inputs before it is accounted.
+//   - Admin token (token.go): GenerateToken, and the token file a hub without
+//     a configured token keeps (TokenFile: $XDG_RUNTIME_DIR/plh/admin-<endpoint>.token,
+//     WriteTokenFile 0600 in a private 0700 directory, ReadTokenFile for
+//     plh-admin, RemoveTokenFile on shutdown).
 //   - Handler (protocol.go) parses the JSON envelope, compares the token in
 //     constant time (SHA-256 of both sides, then subtle.ConstantTimeCompare),
 //     expands the shortcuts :channels :config :metrics :help, and runs the code.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"runtime/debug"
 	"runtime/metrics"
 	"strings"
 	"sync"
@@ -22,7 +24,9 @@ type Limits struct {
 	// Timeout is the wall-clock time one request may run (default 5 s).
 	Timeout time.Duration
 	// MaxHeapGrowth is how much the Go heap may grow during one request before it
-	// is cancelled (default 256 MiB). Checked every 10,000 steps.
+	// is cancelled (default 256 MiB). Checked every 1,000 steps, before every
+	// size-growing operation by the size it would produce, and after every call
+	// and slice (memory.go).
 	MaxHeapGrowth uint64
 	// MaxValueLen bounds the result of one size-growing operation: elements of a
 	// list, tuple, dict or set, bytes of a string (default 4 Mi). Integer
@@ -31,6 +35,10 @@ type Limits struct {
 	// MaxOutput bounds the captured print output of one request (default 1 MiB);
 	// the rest is dropped and "[output truncated]" appended.
 	MaxOutput int
+	// MaxGlobals bounds the estimated size of what the persistent globals hold
+	// after a request (default 64 MiB); a request leaving them larger fails and
+	// its assignments are undone.
+	MaxGlobals uint64
 }
 
 // DefaultLimits returns the limits used for zero fields.
@@ -41,6 +49,7 @@ func DefaultLimits() Limits {
 		MaxHeapGrowth: 256 << 20,
 		MaxValueLen:   4 << 20,
 		MaxOutput:     1 << 20,
+		MaxGlobals:    64 << 20,
 	}
 }
 
@@ -60,6 +69,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxOutput <= 0 {
 		l.MaxOutput = d.MaxOutput
+	}
+	if l.MaxGlobals == 0 {
+		l.MaxGlobals = d.MaxGlobals
 	}
 	return l
 }
@@ -88,6 +100,7 @@ type Engine struct {
 
 	mu      sync.Mutex          // serialises Exec; guards the fields below
 	globals starlark.StringDict // persistent namespace
+	base    starlark.StringDict // the built-in entries of globals (not counted by MaxGlobals)
 	reset   bool                // plh.reset() called: rebuild globals after this request
 }
 
@@ -107,8 +120,14 @@ func NewEngine(cfg EngineConfig) *Engine {
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
-	e.globals = e.freshGlobals()
+	e.resetGlobals()
 	return e
+}
+
+// resetGlobals gives the engine a fresh namespace.
+func (e *Engine) resetGlobals() {
+	e.globals = e.freshGlobals()
+	e.base = maps.Clone(e.globals)
 }
 
 func (e *Engine) freshGlobals() starlark.StringDict {
@@ -136,7 +155,7 @@ func (e *Engine) Exec(ctx context.Context, filename, code string) (output string
 		output = out.String()
 		if e.reset {
 			e.reset = false
-			e.globals = e.freshGlobals()
+			e.resetGlobals()
 		}
 	}()
 
@@ -147,6 +166,27 @@ func (e *Engine) Exec(ctx context.Context, filename, code string) (output string
 	rewriteFile(f)
 	echoLast(f)
 
+	prev := maps.Clone(e.globals)
+	e.guard.acct = newAccount(e.lim.MaxHeapGrowth)
+	defer func() { e.guard.acct = nil }()
+	err = e.run(ctx, f, out)
+	if gerr := e.capGlobals(prev); gerr != nil {
+		err = gerr
+	}
+	if errors.Is(err, ErrLimit) || e.guard.acct.grew() > e.lim.MaxHeapGrowth/4 {
+		// Hand what the request allocated back to the OS now rather than at
+		// the next GC cycles: a few large requests in a row must not add up.
+		debug.FreeOSMemory()
+	}
+	return "", err
+}
+
+// stepChunk is how many interpreter steps run between two checks of the step,
+// time and heap limits.
+const stepChunk = 1_000
+
+// run executes the rewritten file f under the request's limits.
+func (e *Engine) run(ctx context.Context, f *syntax.File, out *capture) error {
 	thread := &starlark.Thread{Name: "admin", Print: func(_ *starlark.Thread, msg string) { out.line(msg) }}
 	var limitErr error
 	limit := func(err error) {
@@ -155,21 +195,19 @@ func (e *Engine) Exec(ctx context.Context, filename, code string) (output string
 			thread.Cancel(err.Error())
 		}
 	}
-	const chunk = 10_000
-	start := time.Now()
-	deadline := start.Add(e.lim.Timeout)
-	heap0 := heapBytes()
-	thread.SetMaxExecutionSteps(chunk)
+	deadline := time.Now().Add(e.lim.Timeout)
+	thread.SetMaxExecutionSteps(stepChunk)
 	thread.OnMaxSteps = func(t *starlark.Thread) {
-		switch steps := t.ExecutionSteps(); {
+		steps := t.ExecutionSteps()
+		switch heapErr := e.guard.acct.check(0); {
 		case steps >= e.lim.MaxSteps:
 			limit(fmt.Errorf("%w: more than %d steps", ErrLimit, e.lim.MaxSteps))
 		case time.Now().After(deadline):
 			limit(fmt.Errorf("%w: ran longer than %v", ErrLimit, e.lim.Timeout))
-		case heapBytes() > heap0+e.lim.MaxHeapGrowth:
-			limit(fmt.Errorf("%w: heap grew by more than %d MiB", ErrLimit, e.lim.MaxHeapGrowth>>20))
+		case heapErr != nil:
+			limit(heapErr)
 		default:
-			t.SetMaxExecutionSteps(steps + chunk)
+			t.SetMaxExecutionSteps(steps + stepChunk)
 		}
 	}
 	// A timer catches a script parked in a built-in that takes long; the context
@@ -181,17 +219,17 @@ func (e *Engine) Exec(ctx context.Context, filename, code string) (output string
 	stopCtx := context.AfterFunc(ctx, func() { thread.Cancel("request cancelled: " + context.Cause(ctx).Error()) })
 	defer stopCtx()
 
-	err = starlark.ExecREPLChunk(f, thread, e.globals)
+	err := starlark.ExecREPLChunk(f, thread, e.globals)
 	if err == nil {
-		return "", nil
+		return nil
 	}
 	if limitErr != nil {
-		return "", fmt.Errorf("%s: %w", backtrace(err), limitErr)
+		return fmt.Errorf("%s: %w", backtrace(err), limitErr)
 	}
 	if strings.Contains(err.Error(), ErrLimit.Error()) {
-		return "", fmt.Errorf("%s: %w", backtrace(err), ErrLimit)
+		return fmt.Errorf("%s: %w", backtrace(err), ErrLimit)
 	}
-	return "", errors.New(backtrace(err))
+	return errors.New(backtrace(err))
 }
 
 // Reset clears the user's names from the namespace, keeping the plh module and
@@ -199,7 +237,7 @@ func (e *Engine) Exec(ctx context.Context, filename, code string) (output string
 func (e *Engine) Reset() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.globals = e.freshGlobals()
+	e.resetGlobals()
 }
 
 func backtrace(err error) string {

@@ -29,4 +29,7 @@ var (
 	// ErrInsecureBind is returned by Listen when the endpoint is not loopback
 	// and no token is configured.
 	ErrInsecureBind = errors.New("admin endpoint beyond loopback requires a token")
+	// ErrTokenFile is returned when the generated token's file cannot be
+	// written or a token file cannot be read.
+	ErrTokenFile = errors.New("admin token file")
 )

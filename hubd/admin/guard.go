@@ -11,8 +11,9 @@ import (
 // guard holds the size limits the guard builtins enforce. One guard belongs to
 // one Engine; its builtins run on the engine's execution goroutine only.
 type guard struct {
-	maxLen  int // elements of a list/tuple/dict/set, bytes of a string
-	maxBits int // bits of an integer product
+	maxLen  int      // elements of a list/tuple/dict/set, bytes of a string
+	maxBits int      // bits of an integer product
+	acct    *account // the running request's memory account (nil between requests)
 }
 
 // errTooLarge is the error a guard builtin returns when an operation's result
@@ -30,10 +31,12 @@ func (g *guard) builtins() starlark.StringDict {
 		guardInplace:  starlark.NewBuiltin(guardInplace, g.inplace),
 		guardAugIndex: starlark.NewBuiltin(guardAugIndex, g.augIndex),
 		guardMethod:   starlark.NewBuiltin(guardMethod, g.method),
+		guardCharge:   starlark.NewBuiltin(guardCharge, g.chargeResult),
 	}
-	for _, name := range []string{"list", "tuple", "set", "dict", "sorted", "reversed",
-		"enumerate", "zip", "any", "all", "min", "max"} {
-		d[name] = g.wrapIterables(name)
+	for name, perElem := range map[string]int{"list": slotBytes, "tuple": slotBytes, "sorted": slotBytes,
+		"reversed": slotBytes, "set": hashEntry, "dict": hashEntry, "enumerate": hashEntry, "zip": hashEntry,
+		"any": 0, "all": 0, "min": 0, "max": 0} {
+		d[name] = g.wrapIterables(name, perElem)
 	}
 	for _, name := range []string{"str", "repr", "print"} {
 		d[name] = g.wrapRepr(name)
@@ -43,14 +46,21 @@ func (g *guard) builtins() starlark.StringDict {
 
 // wrapIterables wraps a universal builtin so that positional arguments longer
 // than maxLen are refused before the builtin walks them (a builtin never checks
-// for cancellation, so list(range(1 << 60)) would otherwise run for ever).
-func (g *guard) wrapIterables(name string) *starlark.Builtin {
+// for cancellation, so list(range(1 << 60)) would otherwise run for ever), and
+// what the result would hold (perElem bytes an element) is charged first.
+func (g *guard) wrapIterables(name string, perElem int) *starlark.Builtin {
 	real := starlark.Universe[name]
 	return starlark.NewBuiltin(name, func(thread *starlark.Thread, _ *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		total := 0
 		for _, a := range args {
-			if n := starlark.Len(a); n > g.maxLen {
+			n := starlark.Len(a)
+			if n > g.maxLen {
 				return nil, g.errTooLarge(name+"()", n)
 			}
+			total += max(n, 0)
+		}
+		if err := g.reserve(total * perElem); err != nil {
+			return nil, err
 		}
 		return starlark.Call(thread, real, args, kwargs)
 	})
@@ -67,6 +77,9 @@ func (g *guard) wrapRepr(name string) *starlark.Builtin {
 			if total > g.maxLen {
 				return nil, g.errTooLarge(name+"()", total)
 			}
+		}
+		if err := g.reserve(total); err != nil {
+			return nil, err
 		}
 		return starlark.Call(thread, real, args, kwargs)
 	})
@@ -87,30 +100,42 @@ func unpackOp(args starlark.Tuple, n int) (syntax.Token, error) {
 	return 0, fmt.Errorf("internal guard called with operator %v", args[0])
 }
 
-// binary implements plh$binary(op, x, y): x op y after a size check.
+// binary implements plh$binary(op, x, y): x op y after a size check, with the
+// result's size charged to the request first.
 func (g *guard) binary(_ *starlark.Thread, _ *starlark.Builtin, args starlark.Tuple, _ []starlark.Tuple) (starlark.Value, error) {
 	op, err := unpackOp(args, 3)
 	if err != nil {
 		return nil, err
 	}
-	x, y := args[1], args[2]
-	if err := g.check(op, x, y); err != nil {
+	return g.apply(op, args[1], args[2])
+}
+
+// apply computes x op y after check and reserve.
+func (g *guard) apply(op syntax.Token, x, y starlark.Value) (starlark.Value, error) {
+	size, err := g.check(op, x, y)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.reserve(size); err != nil {
 		return nil, err
 	}
 	return starlark.Binary(op, x, y)
 }
 
-// check refuses x op y when the result would exceed the limits.
-func (g *guard) check(op syntax.Token, x, y starlark.Value) error {
+// check refuses x op y when the result would exceed the limits, and returns
+// an estimate of the result's bytes (0 when small or unknown).
+func (g *guard) check(op syntax.Token, x, y starlark.Value) (int, error) {
 	switch op {
 	case syntax.STAR:
 		xi, xInt := x.(starlark.Int)
 		yi, yInt := y.(starlark.Int)
 		switch {
 		case xInt && yInt:
-			if bits := xi.BigInt().BitLen() + yi.BigInt().BitLen(); bits > g.maxBits {
-				return fmt.Errorf("%w: integer product of %d bits (limit %d)", ErrLimit, bits, g.maxBits)
+			bits := xi.BigInt().BitLen() + yi.BigInt().BitLen()
+			if bits > g.maxBits {
+				return 0, fmt.Errorf("%w: integer product of %d bits (limit %d)", ErrLimit, bits, g.maxBits)
 			}
+			return bits / 8, nil
 		case xInt:
 			return g.checkRepeat(y, xi)
 		case yInt:
@@ -118,37 +143,49 @@ func (g *guard) check(op syntax.Token, x, y starlark.Value) error {
 		}
 	case syntax.PLUS:
 		if isSized(x) && isSized(y) {
-			if n := starlark.Len(x) + starlark.Len(y); n > g.maxLen {
-				return g.errTooLarge("concatenation", n)
+			n := starlark.Len(x) + starlark.Len(y)
+			if n > g.maxLen {
+				return 0, g.errTooLarge("concatenation", n)
 			}
+			return n * elemBytes(x), nil
 		}
 	case syntax.PERCENT:
 		if s, ok := x.(starlark.String); ok {
 			n := len(s) + strings.Count(string(s), "%")*reprSize(y, g.maxLen, 0)
 			if n > g.maxLen {
-				return g.errTooLarge("formatting", n)
+				return 0, g.errTooLarge("formatting", n)
 			}
+			return n, nil
 		}
 	}
-	return nil
+	return 0, nil
 }
 
-func (g *guard) checkRepeat(seq starlark.Value, n starlark.Int) error {
+func (g *guard) checkRepeat(seq starlark.Value, n starlark.Int) (int, error) {
 	if !isSized(seq) {
-		return nil
+		return 0, nil
 	}
 	count, ok := n.Int64()
 	if !ok {
-		return g.errTooLarge("repeat", g.maxLen+1)
+		return 0, g.errTooLarge("repeat", g.maxLen+1)
 	}
 	if count <= 0 {
-		return nil
+		return 0, nil
 	}
 	l := int64(starlark.Len(seq))
 	if l > 0 && count > int64(g.maxLen)/l {
-		return g.errTooLarge("repeat", int(min(count*l, int64(1)<<40)))
+		return 0, g.errTooLarge("repeat", int(min(count*l, int64(1)<<40)))
 	}
-	return nil
+	return int(l*count) * elemBytes(seq), nil
+}
+
+// elemBytes is the size of one element of a sized value (isSized).
+func elemBytes(v starlark.Value) int {
+	switch v.(type) {
+	case *starlark.List, starlark.Tuple:
+		return slotBytes
+	}
+	return 1
 }
 
 func isSized(v starlark.Value) bool {
@@ -176,10 +213,7 @@ func (g *guard) applyInplace(op syntax.Token, x, y starlark.Value) (starlark.Val
 		}
 		return l, nil
 	}
-	if err := g.check(op, x, y); err != nil {
-		return nil, err
-	}
-	return starlark.Binary(op, x, y)
+	return g.apply(op, x, y)
 }
 
 // extend appends the elements of iterable y to l after a size check.
@@ -190,6 +224,9 @@ func (g *guard) extend(l *starlark.List, y starlark.Value) error {
 	n := starlark.Len(y)
 	if n < 0 || l.Len()+n > g.maxLen {
 		return g.errTooLarge("list extension", l.Len()+max(n, 0))
+	}
+	if err := g.reserve((l.Len() + n) * slotBytes); err != nil {
+		return err
 	}
 	elems := make([]starlark.Value, 0, n)
 	it := starlark.Iterate(y)
@@ -267,60 +304,56 @@ func (g *guard) method(thread *starlark.Thread, _ *starlark.Builtin, args starla
 	if fn == nil {
 		return nil, fmt.Errorf("%s has no .%s field or method", recv.Type(), name)
 	}
-	if err := g.checkMethod(recv, name, rest, kwargs); err != nil {
+	size, err := g.checkMethod(recv, name, rest, kwargs)
+	if err != nil {
 		return nil, err
 	}
-	return starlark.Call(thread, fn, rest, kwargs)
+	if err := g.reserve(size); err != nil {
+		return nil, err
+	}
+	v, err := starlark.Call(thread, fn, rest, kwargs)
+	if err != nil || size > 0 {
+		return v, err
+	}
+	if err := g.acct.charge(shallowSize(v), false); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
-func (g *guard) checkMethod(recv starlark.Value, name string, args starlark.Tuple, kwargs []starlark.Tuple) error {
+// checkMethod refuses recv.name(args) when its result would exceed the limits
+// and returns an estimate of the result's bytes (0 when unknown).
+func (g *guard) checkMethod(recv starlark.Value, name string, args starlark.Tuple, kwargs []starlark.Tuple) (int, error) {
 	if l, ok := recv.(*starlark.List); ok && name == "extend" && len(args) == 1 {
 		if n := starlark.Len(args[0]); n < 0 || l.Len()+n > g.maxLen {
-			return g.errTooLarge("list.extend", l.Len()+max(n, 0))
+			return 0, g.errTooLarge("list.extend", l.Len()+max(n, 0))
 		}
-		return nil
+		return (l.Len() + starlark.Len(args[0])) * slotBytes, nil
 	}
 	s, ok := recv.(starlark.String)
 	if !ok {
-		return nil
+		return 0, nil
 	}
 	switch name {
 	case "join":
-		if len(args) != 1 {
-			return nil
-		}
-		n := starlark.Len(args[0])
-		if n > g.maxLen {
-			return g.errTooLarge("str.join", n)
-		}
-		total := 0
-		it := starlark.Iterate(args[0])
-		if it == nil {
-			return nil
-		}
-		defer it.Done()
-		var v starlark.Value
-		for it.Next(&v) {
-			if e, ok := v.(starlark.String); ok {
-				total += len(e) + len(s)
-			}
-			if total > g.maxLen {
-				return g.errTooLarge("str.join", total)
-			}
+		if len(args) == 1 {
+			return g.checkJoin(s, args[0])
 		}
 	case "replace":
 		if len(args) < 2 {
-			return nil
+			return 0, nil
 		}
 		old, ok1 := args[0].(starlark.String)
 		repl, ok2 := args[1].(starlark.String)
 		if !ok1 || !ok2 || len(repl) <= len(old) {
-			return nil
+			return len(s), nil
 		}
 		count := strings.Count(string(s), string(old))
-		if n := len(s) + count*(len(repl)-len(old)); n > g.maxLen {
-			return g.errTooLarge("str.replace", n)
+		n := len(s) + count*(len(repl)-len(old))
+		if n > g.maxLen {
+			return 0, g.errTooLarge("str.replace", n)
 		}
+		return n, nil
 	case "format":
 		arg := 0
 		for _, a := range args {
@@ -329,11 +362,38 @@ func (g *guard) checkMethod(recv starlark.Value, name string, args starlark.Tupl
 		for _, kv := range kwargs {
 			arg = max(arg, reprSize(kv[1], g.maxLen, 0))
 		}
-		if n := len(s) + strings.Count(string(s), "{")*arg; n > g.maxLen {
-			return g.errTooLarge("str.format", n)
+		n := len(s) + strings.Count(string(s), "{")*arg
+		if n > g.maxLen {
+			return 0, g.errTooLarge("str.format", n)
+		}
+		return n, nil
+	}
+	return 0, nil
+}
+
+// checkJoin refuses sep.join(seq) when the result would exceed the limits and
+// returns its length.
+func (g *guard) checkJoin(sep starlark.String, seq starlark.Value) (int, error) {
+	n := starlark.Len(seq)
+	if n > g.maxLen {
+		return 0, g.errTooLarge("str.join", n)
+	}
+	it := starlark.Iterate(seq)
+	if it == nil {
+		return 0, nil
+	}
+	defer it.Done()
+	total := 0
+	var v starlark.Value
+	for it.Next(&v) {
+		if e, ok := v.(starlark.String); ok {
+			total += len(e) + len(sep)
+		}
+		if total > g.maxLen {
+			return 0, g.errTooLarge("str.join", total)
 		}
 	}
-	return nil
+	return total, nil
 }
 
 // reprSize estimates the length of str(v), giving up (returning a value above

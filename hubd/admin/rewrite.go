@@ -12,6 +12,7 @@ const (
 	guardInplace  = "plh$inplace"  // plh$inplace(op, x, y): x op= y for a name
 	guardAugIndex = "plh$augindex" // plh$augindex(op, a, i, y): a[i] op= y
 	guardMethod   = "plh$method"   // plh$method(recv, name, args...)
+	guardCharge   = "plh$charge"   // plh$charge(v): accounts a call's or slice's result
 )
 
 // guardedOps are the binary operators whose result can be much larger than its
@@ -117,6 +118,7 @@ func rewriteExpr(e syntax.Expr) syntax.Expr {
 			return e
 		}
 		e.Fn = rewriteExpr(e.Fn)
+		return call(guardCharge, e)
 	case *syntax.ParenExpr:
 		e.X = rewriteExpr(e.X)
 	case *syntax.DotExpr:
@@ -154,6 +156,7 @@ func rewriteExpr(e syntax.Expr) syntax.Expr {
 		e.Lo = rewriteExpr(e.Lo)
 		e.Hi = rewriteExpr(e.Hi)
 		e.Step = rewriteExpr(e.Step)
+		return call(guardCharge, e)
 	case *syntax.IndexExpr:
 		e.X = rewriteExpr(e.X)
 		e.Y = rewriteExpr(e.Y)

@@ -10,8 +10,11 @@
 //
 // Exits are observed with a pidfd (pidfd_open(2)): the descriptor becomes readable
 // when the process exits, so a Watch learns of a death within one scheduler tick
-// instead of polling. Watch owns one goroutine per watched process and stops every
-// one of them on Close.
+// instead of polling. A Watch has one goroutine for all the processes it watches:
+// it waits in epoll_wait(2) over their pidfds plus an eventfd that wakes it for
+// Close. Remove closes the process's pidfd at once, so a long-lived watcher that
+// adds and removes the same live process forever holds one descriptor per process
+// watched now, never one per Add.
 //
 // Now returns CLOCK_MONOTONIC nanoseconds, the time base that every plh process on
 // a host shares (heartbeats in segments, event timestamps in scenario runs).

@@ -12,10 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrNoProcess is returned when the process named by a pid does not exist (or is a
-// zombie, which for every purpose of plh is dead).
-var ErrNoProcess = errors.New("proc: no such process")
-
 // Identity names one process for its whole life: pid plus start time.
 type Identity struct {
 	Pid       int    // process id

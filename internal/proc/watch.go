@@ -8,35 +8,63 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrClosed is returned by Watch.Add after Close.
-var ErrClosed = errors.New("proc: watch closed")
-
-// Watch reports the exit of watched processes through a callback. Each watched
-// process costs one pidfd and one goroutine blocked in poll(2) on it (plus a shared
-// wake-up pipe so Close can stop them at once).
+// Watch reports the exit of watched processes through a callback. All watched
+// processes share one goroutine blocked in epoll_wait(2) over their pidfds and an
+// eventfd that wakes it for Close and for processes found dead at Add. Each
+// watched process costs one pidfd, which Remove closes at once.
 type Watch struct {
 	onExit func(Identity)
 
 	mu      sync.Mutex
 	closed  bool
-	watched map[Identity]int // pidfd per identity
-	wakeR   int
-	wakeW   int
-	wg      sync.WaitGroup
+	watched map[Identity]watchEntry // pidfd (or -1: dead at Add, report pending)
+	tokens  map[uint32]Identity     // epoll token → identity
+	pending []Identity              // found dead at Add, reported by the loop
+	next    uint32                  // last token handed out (0 is the wake-up eventfd)
+
+	epfd, wakefd int
+	done         chan struct{}
+	closeOnce    sync.Once
 }
 
-// NewWatch returns a Watch that calls onExit (from its own goroutine) once for
-// each watched process that exits. onExit must not block for long.
+type watchEntry struct {
+	fd    int
+	token uint32
+}
+
+// wakeToken marks the eventfd in epoll events; pidfds get tokens from 1 up (not
+// reused before the counter wraps at 2^32), so an event for a removed pidfd whose
+// number the kernel has handed out again is never taken for the new process.
+const wakeToken = 0
+
+// NewWatch returns a Watch that calls onExit (from its goroutine) once for each
+// watched process that exits. onExit must not block for long and may call Add
+// and Remove.
 func NewWatch(onExit func(Identity)) (*Watch, error) {
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
-		return nil, fmt.Errorf("proc: watch pipe: %w", err)
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("proc: watch epoll: %w", err)
 	}
-	return &Watch{onExit: onExit, watched: map[Identity]int{}, wakeR: p[0], wakeW: p[1]}, nil
+	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("proc: watch eventfd: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeToken}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
+		unix.Close(wakefd)
+		unix.Close(epfd)
+		return nil, fmt.Errorf("proc: watch epoll add: %w", err)
+	}
+	w := &Watch{onExit: onExit, watched: map[Identity]watchEntry{}, tokens: map[uint32]Identity{},
+		epfd: epfd, wakefd: wakefd, done: make(chan struct{})}
+	go w.loop()
+	return w, nil
 }
 
-// Add starts watching id. If the process is already gone, onExit is called at once
-// (from a new goroutine). Adding an identity twice is a no-op.
+// Add starts watching id. If the process is already gone (or cannot be watched),
+// onExit is called for it soon from the Watch's goroutine. Adding an identity
+// twice is a no-op.
 func (w *Watch) Add(id Identity) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -46,79 +74,137 @@ func (w *Watch) Add(id Identity) error {
 	if _, ok := w.watched[id]; ok {
 		return nil
 	}
-	fd, err := unix.PidfdOpen(id.Pid, 0)
-	if err != nil || !id.Alive() {
-		// Gone already (or pidfd refused): report it as exited.
-		if err == nil {
+	fd, err := unix.PidfdOpen(id.Pid, unix.PIDFD_NONBLOCK)
+	if err == nil && !id.Alive() {
+		unix.Close(fd)
+		err = ErrNoProcess
+	}
+	if err == nil {
+		w.nextToken()
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(w.next)}
+		if err = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 			unix.Close(fd)
 		}
-		w.watched[id] = -1
-		w.wg.Add(1)
-		go func() {
-			defer w.wg.Done()
-			w.fire(id)
-		}()
+	}
+	if err != nil {
+		// Gone already (or not watchable): report it as exited.
+		w.watched[id] = watchEntry{fd: -1}
+		w.pending = append(w.pending, id)
+		w.wake()
 		return nil
 	}
-	w.watched[id] = fd
-	w.wg.Add(1)
-	go w.wait(id, fd)
+	w.watched[id] = watchEntry{fd: fd, token: w.next}
+	w.tokens[w.next] = id
 	return nil
 }
 
-// Remove stops watching id (its goroutine ends when the process exits or at Close;
-// onExit is not called for it).
+// nextToken advances w.next to a token neither the eventfd's nor in use (after
+// 2^32 Adds the counter wraps). Caller holds w.mu.
+func (w *Watch) nextToken() {
+	for {
+		w.next++
+		if _, used := w.tokens[w.next]; !used && w.next != wakeToken {
+			return
+		}
+	}
+}
+
+// Remove stops watching id and closes its pidfd; onExit is not called for it.
 func (w *Watch) Remove(id Identity) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	delete(w.watched, id)
+	w.forgetLocked(id)
 }
 
-func (w *Watch) wait(id Identity, fd int) {
-	defer w.wg.Done()
-	defer unix.Close(fd)
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(w.wakeR), Events: unix.POLLIN}}
-	for {
-		_, err := unix.Poll(fds, -1)
-		if err != nil && !errors.Is(err, unix.EINTR) {
-			return
-		}
-		if fds[1].Revents != 0 {
-			return // Close
-		}
-		if fds[0].Revents != 0 {
-			w.fire(id)
-			return
-		}
-	}
-}
-
-func (w *Watch) fire(id Identity) {
+// Len returns the number of processes watched now.
+func (w *Watch) Len() int {
 	w.mu.Lock()
-	_, still := w.watched[id]
+	defer w.mu.Unlock()
+	return len(w.watched)
+}
+
+// forgetLocked drops id and releases its pidfd. It reports whether id was watched.
+func (w *Watch) forgetLocked(id Identity) bool {
+	e, ok := w.watched[id]
+	if !ok {
+		return false
+	}
 	delete(w.watched, id)
-	closed := w.closed
-	w.mu.Unlock()
-	if still && !closed {
-		w.onExit(id)
+	if e.fd >= 0 {
+		delete(w.tokens, e.token)
+		_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, e.fd, nil)
+		unix.Close(e.fd)
+	}
+	return true
+}
+
+func (w *Watch) wake() {
+	one := [8]byte{1}
+	_, _ = unix.Write(w.wakefd, one[:])
+}
+
+// loop is the Watch's one goroutine: it waits for pidfds to become readable
+// (their process exited) or for the eventfd (pending reports, Close).
+func (w *Watch) loop() {
+	defer close(w.done)
+	events := make([]unix.EpollEvent, 64)
+	for {
+		n, err := unix.EpollWait(w.epfd, events, -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return
+		}
+		var exited []Identity
+		w.mu.Lock()
+		if w.closed {
+			w.mu.Unlock()
+			return
+		}
+		for _, ev := range events[:n] {
+			if ev.Fd == wakeToken {
+				var buf [8]byte
+				_, _ = unix.Read(w.wakefd, buf[:])
+				for _, id := range w.pending {
+					if e, ok := w.watched[id]; ok && e.fd < 0 {
+						w.forgetLocked(id)
+						exited = append(exited, id)
+					}
+				}
+				w.pending = nil
+				continue
+			}
+			if id, ok := w.tokens[uint32(ev.Fd)]; ok && w.forgetLocked(id) {
+				exited = append(exited, id)
+			}
+		}
+		w.mu.Unlock()
+		for _, id := range exited {
+			w.onExit(id)
+		}
 	}
 }
 
-// Close stops every goroutine of the Watch and closes its descriptors. Idempotent.
+// Close stops the Watch's goroutine and closes its descriptors; no onExit call
+// starts after Close returns. Idempotent.
 func (w *Watch) Close() error {
 	if w == nil {
 		return nil
 	}
-	w.mu.Lock()
-	if w.closed {
+	w.closeOnce.Do(func() {
+		w.mu.Lock()
+		w.closed = true
+		w.wake()
 		w.mu.Unlock()
-		return nil
-	}
-	w.closed = true
-	w.mu.Unlock()
-	_, _ = unix.Write(w.wakeW, []byte{1})
-	w.wg.Wait()
-	unix.Close(w.wakeR)
-	unix.Close(w.wakeW)
+		<-w.done
+		w.mu.Lock()
+		for id := range w.watched {
+			w.forgetLocked(id)
+		}
+		w.mu.Unlock()
+		unix.Close(w.wakefd)
+		unix.Close(w.epfd)
+	})
 	return nil
 }

@@ -157,7 +157,7 @@ var _ = Describe("admin endpoint of a real plh-hub", func() {
 			cons1.registerConsumer(name)
 			cons2.registerConsumer(name)
 
-			c := h.client("")
+			c := h.client(h.token)
 			r := exec(c, "[(ch['name'], ch['consumer_count']) for ch in plh.channels() if ch['name'] == '"+name+"']")
 			Expect(r.Output).To(Equal(`[("` + name + `", 2)]` + "\n"))
 			r = exec(c, "d = plh.channel('"+name+"')\nprint(d['producer']['pid'] == "+strconv.Itoa(os.Getpid())+", [k['pid'] for k in d['consumers']] == ["+strconv.Itoa(os.Getpid())+"] * 2, d['status'])")
@@ -179,7 +179,7 @@ var _ = Describe("admin endpoint of a real plh-hub", func() {
 		})
 
 		It("shuts the hub down gracefully on plh.shutdown(), replying first", func() {
-			r := exec(h.client(""), "plh.shutdown()\nprint('bye')")
+			r := exec(h.client(h.token), "plh.shutdown()\nprint('bye')")
 			Expect(r.Success).To(BeTrue(), r.Error)
 			Expect(r.Output).To(Equal("bye\n"))
 			Expect(h.waitExit()).To(Equal(0))

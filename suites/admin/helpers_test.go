@@ -26,6 +26,8 @@ type hubProc struct {
 	admin   string
 	metrics string
 	dir     string
+	runtime string // the hub's XDG_RUNTIME_DIR (where it keeps a generated admin token)
+	token   string // the generated admin token, read from admin_token_file ("" when none)
 }
 
 // hubConfig returns a config for a hub on ephemeral loopback ports; callers add
@@ -51,10 +53,15 @@ func writeConfig(cfg map[string]any) (dir, path string) {
 }
 
 // launchHub starts plh-hub on cfg without waiting for it to be ready.
-func launchHub(cfg map[string]any) (*support.Proc, string) {
+func launchHub(cfg map[string]any) (*support.Proc, string) { return launchHubBin(bins["plh-hub"], cfg) }
+
+// launchHubBin is launchHub with the hub binary bin. The hub's
+// XDG_RUNTIME_DIR is dir/run, so a generated token's file stays in the spec's
+// temporary directory.
+func launchHubBin(bin string, cfg map[string]any) (*support.Proc, string) {
 	dir, path := writeConfig(cfg)
-	p, err := support.Start("hub", GinkgoWriter, []string{"PYLABHUB_CONFIG_FILE=" + path},
-		bins["plh-hub"], "--config", path)
+	p, err := support.Start("hub", GinkgoWriter, []string{"PYLABHUB_CONFIG_FILE=" + path, "XDG_RUNTIME_DIR=" + runtimeDir(dir)},
+		bin, "--config", path)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() {
 		if done, _ := p.Exited(); !done {
@@ -65,10 +72,18 @@ func launchHub(cfg map[string]any) (*support.Proc, string) {
 }
 
 // startHub starts plh-hub and waits for its ready event.
-func startHub(cfg map[string]any) *hubProc {
-	p, dir := launchHub(cfg)
+func startHub(cfg map[string]any) *hubProc { return startHubBin(bins["plh-hub"], cfg) }
+
+// startHubBin is startHub with the hub binary bin.
+func startHubBin(bin string, cfg map[string]any) *hubProc {
+	p, dir := launchHubBin(bin, cfg)
 	ready := support.WaitEvent(p, "ready", 30*time.Second)
-	h := &hubProc{p: p, dir: dir}
+	h := &hubProc{p: p, dir: dir, runtime: runtimeDir(dir)}
+	if f, ok := ready.Fields["admin_token_file"].(string); ok {
+		tok, err := admin.ReadTokenFile(f)
+		Expect(err).NotTo(HaveOccurred())
+		h.token = tok
+	}
 	h.broker, _ = ready.Fields["endpoint"].(string)
 	h.key, _ = ready.Fields["pubkey"].(string)
 	h.admin, _ = ready.Fields["admin_endpoint"].(string)
@@ -77,6 +92,9 @@ func startHub(cfg map[string]any) *hubProc {
 	Expect(h.admin).NotTo(BeEmpty(), "ready event: %v", ready)
 	return h
 }
+
+// runtimeDir is the XDG_RUNTIME_DIR of the hub whose config is in dir.
+func runtimeDir(dir string) string { return filepath.Join(dir, "run") }
 
 // client connects an admin client to h.
 func (h *hubProc) client(token string) *admin.Client {

@@ -39,7 +39,7 @@ var _ = Describe("plh-hub start-up with the admin module", func() {
 		h := startHub(cfg)
 		// Logged before the ready event, but stderr is read by another goroutine.
 		Eventually(h.p.Stderr).WithTimeout(20 * time.Second).Should(ContainSubstring("startup script: booting plh.test.admin"))
-		r := exec(h.client(""), "boot_count += 1\nprint(boot_count)")
+		r := exec(h.client(h.token), "boot_count += 1\nprint(boot_count)")
 		Expect(r.Output).To(Equal("2\n"))
 	})
 

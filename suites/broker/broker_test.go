@@ -186,7 +186,9 @@ var _ = Describe("versions and bad input from the wire (B-8)", func() {
 		r.CorrelationID, r.ProtocolVersion = "v2", "2.0"
 		c.send(r)
 		Expect(errCode(c.recv().(proto.Reply))).To(Equal(proto.CodeVersionMismatch))
-		c.sendFrames([]byte{'C'}, []byte("REG_REQ"), []byte(`{"channel_name":`)) // malformed: drop
+		c.sendFrames([]byte{'C'}, []byte("REG_REQ"), []byte(`{"channel_name":`)) // malformed: INVALID_REQUEST
+		Expect(errCode(c.recv().(proto.Reply))).To(Equal(proto.CodeInvalidRequest))
+		c.sendFrames([]byte{'A'}, []byte("payload")) // not a control message: drop
 		c.sendFrames([]byte{'C'}, []byte("BOGUS"), []byte(`{"correlation_id":"u"}`))
 		Expect(errCode(c.recv().(proto.Reply))).To(Equal(proto.CodeUnknownMsgType))
 		c.sendFrames([]byte{'C'}, []byte("PING_REQ"), []byte(`{}`)) // original client: no version
@@ -209,7 +211,6 @@ var _ = Describe("versions and bad input from the wire (B-8)", func() {
 		Expect(c.recv()).To(BeAssignableToTypeOf(&proto.PingAck{}))
 
 		bad := [][][]byte{
-			{[]byte{'C'}, []byte("REG_REQ"), []byte(`{"channel_name":`)},         // malformed: drop
 			{[]byte{'C'}, []byte("REG_REQ")},                                     // too few frames: drop
 			{[]byte{'A'}, []byte("payload")},                                     // data frame: drop
 			{[]byte{'C'}, []byte("HEARTBEAT_REQ"), []byte(`{"channel_name":3}`)}, // fire-and-forget: drop
@@ -223,6 +224,7 @@ var _ = Describe("versions and bad input from the wire (B-8)", func() {
 		}{
 			{[][]byte{{'C'}, []byte("BOGUS"), []byte(`{"correlation_id":"u"}`)}, proto.CodeUnknownMsgType},
 			{[][]byte{{'C'}, []byte("REG_REQ"), []byte(`{"correlation_id":"m"}`)}, proto.CodeInvalidRequest},
+			{[][]byte{{'C'}, []byte("REG_REQ"), []byte(`{"channel_name":`)}, proto.CodeInvalidRequest}, // malformed
 			{[][]byte{{'C'}, []byte("DISC_REQ"), []byte(`{"channel_name":42,"correlation_id":"w"}`)}, proto.CodeInvalidRequest},
 			{[][]byte{{'C'}, []byte("CONSUMER_REG_REQ"), []byte(`{"channel_name":"x","consumer_pid":-5}`)}, proto.CodeInvalidRequest},
 		}
@@ -232,7 +234,7 @@ var _ = Describe("versions and bad input from the wire (B-8)", func() {
 		}
 		Eventually(func() uint64 { return s.Stats().Dropped }).Should(BeEquivalentTo(len(bad)))
 		Expect(s.Stats().Received).To(HaveKeyWithValue("UNKNOWN", BeEquivalentTo(1)))
-		Expect(s.Stats().Errors).To(HaveKeyWithValue(string(proto.CodeInvalidRequest), BeEquivalentTo(3)))
+		Expect(s.Stats().Errors).To(HaveKeyWithValue(string(proto.CodeInvalidRequest), BeEquivalentTo(4)))
 
 		By("an oversized frame drops that connection only")
 		big := dialRaw(s.Endpoint())

@@ -99,6 +99,16 @@ var _ = Describe("a pyzmq client written from docs/protocol.md against a plh-hub
 			expectCode(steps, "version_mismatch", "VERSION_MISMATCH")
 			expectCode(steps, "invalid_request", "INVALID_REQUEST")
 			expectCode(steps, "invalid_request_empty", "INVALID_REQUEST")
+			for step, code := range map[string]string{
+				"name_invalid_utf8": "INVALID_REQUEST", "name_lone_surrogate": "INVALID_REQUEST",
+				"name_control": "INVALID_REQUEST", "name_too_long": "LIMIT_EXCEEDED",
+				"pid_zero": "INVALID_REQUEST", "pid_huge": "INVALID_REQUEST",
+				"body_too_large": "LIMIT_EXCEEDED", "body_too_deep": "INVALID_REQUEST",
+				"body_not_json": "INVALID_REQUEST", "type_empty": "UNKNOWN_MSG_TYPE", "type_huge": "UNKNOWN_MSG_TYPE",
+			} {
+				expectCode(steps, step, code)
+			}
+			Expect(expectOK(steps, "list_page", "CHANNEL_LIST_ACK")).To(HaveKeyWithValue("channels", HaveLen(1)))
 			expectOK(steps, "consumer_deregister", "CONSUMER_DEREG_ACK")
 			expectOK(steps, "deregister", "DEREG_ACK")
 			expectCode(steps, "gone", "CHANNEL_NOT_FOUND")

@@ -16,7 +16,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/pylabhub/plh/sim"
+	"github.com/pylabhub/plh/sim/report"
+	"github.com/pylabhub/plh/sim/verdict"
 	"github.com/pylabhub/plh/suites/support"
 )
 
@@ -58,7 +59,7 @@ func runSim(ctx context.Context, args ...string) simRun {
 
 // runFolder returns the single run folder under r.out.
 func (r simRun) runFolder() string {
-	dirs, _ := filepath.Glob(filepath.Join(r.out, "*", sim.ResultsFile))
+	dirs, _ := filepath.Glob(filepath.Join(r.out, "*", report.ResultsFile))
 	if len(dirs) == 0 {
 		return ""
 	}
@@ -74,7 +75,7 @@ func (r simRun) attach() {
 		return
 	}
 	AddReportEntry("run folder", dir, ReportEntryVisibilityFailureOrVerbose)
-	if b, err := os.ReadFile(filepath.Join(dir, sim.ResultsFile)); err == nil {
+	if b, err := os.ReadFile(filepath.Join(dir, report.ResultsFile)); err == nil {
 		AddReportEntry("results.json", string(b), ReportEntryVisibilityFailureOrVerbose)
 	}
 	logs, _ := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
@@ -110,29 +111,13 @@ func tail(s string, n int) string {
 	return s
 }
 
-// nodeRoleBuilt reports whether plh-sim carries the node role yet.
-func nodeRoleBuilt() bool {
-	r := exec.Command(simBin, "node", "--help")
-	b, _ := r.CombinedOutput()
-	return !strings.Contains(string(b), "unknown command")
-}
-
-// needsNodes reports whether a scenario file spawns producers or consumers.
-func needsNodes(file string) bool {
-	vs, err := sim.Load(file)
-	Expect(err).NotTo(HaveOccurred())
-	p, err := sim.Resolve(vs[0], 1)
-	Expect(err).NotTo(HaveOccurred())
-	return len(p.Nodes) > 0
-}
-
 // expectCleanHost checks that no segment of the run's channels is left.
 func expectCleanHost(r simRun) {
 	dir := r.runFolder()
 	Expect(dir).NotTo(BeEmpty(), "no run folder in %s", r.out)
-	b, err := os.ReadFile(filepath.Join(dir, sim.ResultsFile))
+	b, err := os.ReadFile(filepath.Join(dir, report.ResultsFile))
 	Expect(err).NotTo(HaveOccurred())
-	var rep sim.Report
+	var rep verdict.Report
 	Expect(json.Unmarshal(b, &rep)).To(Succeed())
 	for _, actual := range rep.Channels {
 		Expect(filepath.Join("/dev/shm", actual)).NotTo(BeAnExistingFile())
@@ -155,12 +140,9 @@ var _ = Describe("every scenario in scenarios/", func() {
 	for _, file := range scenarioFiles {
 		name := strings.TrimSuffix(filepath.Base(file), ".toml")
 		It(name+" passes", Label("scenario", name), func(ctx SpecContext) {
-			if needsNodes(file) && !nodeRoleBuilt() {
-				Skip("plh-sim has no node role yet (cmd/internal/noderole)")
-			}
 			r := runSim(ctx, "run", file)
 			r.attach()
-			Expect(r.code).To(Equal(sim.ExitPass), "plh-sim run %s exited %d:\n%s%s", name, r.code, r.stdout, r.stderr)
+			Expect(r.code).To(Equal(verdict.ExitPass), "plh-sim run %s exited %d:\n%s%s", name, r.code, r.stdout, r.stderr)
 			expectCleanHost(r)
 		}, SpecTimeout(2*time.Minute))
 	}
@@ -176,37 +158,45 @@ var _ = Describe("the harness itself", func() {
 	It("reports an expectation that cannot hold with exit 1 and evidence", func(ctx SpecContext) {
 		r := runSim(ctx, "run", testdata("must_fail.toml"))
 		r.attach()
-		Expect(r.code).To(Equal(sim.ExitFail), r.stdout+r.stderr)
-		b, err := os.ReadFile(filepath.Join(r.runFolder(), sim.ResultsFile))
+		Expect(r.code).To(Equal(verdict.ExitFail), r.stdout+r.stderr)
+		b, err := os.ReadFile(filepath.Join(r.runFolder(), report.ResultsFile))
 		Expect(err).NotTo(HaveOccurred())
-		var rep sim.Report
+		var rep verdict.Report
 		Expect(json.Unmarshal(b, &rep)).To(Succeed())
-		Expect(rep.Status).To(Equal(sim.StatusFail))
+		Expect(rep.Status).To(Equal(verdict.StatusFail))
 		Expect(rep.Expectations[0].Name).To(Equal("an impossible notification"))
-		Expect(rep.Expectations[0].Status).To(Equal(sim.StatusFail))
-		junit, err := os.ReadFile(filepath.Join(r.runFolder(), sim.JUnitFile))
+		Expect(rep.Expectations[0].Status).To(Equal(verdict.StatusFail))
+		junit, err := os.ReadFile(filepath.Join(r.runFolder(), report.JUnitFile))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(string(junit)).To(ContainSubstring(`failures="1"`))
-		for _, f := range []string{sim.ResolvedFile, sim.EventsFile, sim.TimelineFile, sim.ReplayFile, "logs/hub.log"} {
+		for _, f := range []string{report.ResolvedFile, report.EventsFile, report.TimelineFile, report.ReplayFile, "logs/hub.log"} {
 			Expect(filepath.Join(r.runFolder(), f)).To(BeAnExistingFile())
 		}
 	}, SpecTimeout(time.Minute))
 
-	It("rejects a broken file with exit 3, naming file, line and key", func(ctx SpecContext) {
-		r := runSim(ctx, "run", testdata("broken.toml"))
-		Expect(r.code).To(Equal(sim.ExitError))
-		Expect(r.stderr).To(ContainSubstring("broken.toml:3"))
-		Expect(r.stderr).To(ContainSubstring(`"duration"`))
-		Expect(r.runFolder()).To(BeEmpty(), "a bad file must not start a run")
-		v := runSim(ctx, "validate", testdata("broken.toml"))
-		Expect(v.code).To(Equal(sim.ExitError))
-	})
+	DescribeTable("rejects a bad file with exit 3, naming file, line and key",
+		func(ctx SpecContext, file, where, key, why string) {
+			r := runSim(ctx, "run", testdata(file))
+			Expect(r.code).To(Equal(verdict.ExitError), r.stdout+r.stderr)
+			Expect(r.stderr).To(ContainSubstring(where))
+			Expect(r.stderr).To(ContainSubstring(key))
+			Expect(r.stderr).To(ContainSubstring(why))
+			Expect(r.runFolder()).To(BeEmpty(), "a bad file must not start a run")
+			v := runSim(ctx, "validate", testdata(file))
+			Expect(v.code).To(Equal(verdict.ExitError))
+		},
+		Entry("a bad duration", "broken.toml", "broken.toml:3", `"duration"`, "soon"),
+		Entry("an unquoted duration", "unquoted_duration.toml", "unquoted_duration.toml:11", `"faults.at"`, "unquoted"),
+		Entry("a misspelt match field", "misspelt_match.toml", "misspelt_match.toml:13", `"expect.match.typ"`, "no field"),
+		Entry("a bound that holds when nothing is read", "bound_without_read.toml", "bound_without_read.toml:16",
+			`"expect.metric"`, "reads nothing"),
+	)
 
 	It("restarts the broker on the same endpoint and replays the exact schedule", func(ctx SpecContext) {
 		r := runSim(ctx, "run", "--seed", "99", testdata("hub_restart.toml"))
 		r.attach()
-		Expect(r.code).To(Equal(sim.ExitPass), r.stdout+r.stderr)
-		evs, err := sim.ReadEvents(filepath.Join(r.runFolder(), sim.EventsFile))
+		Expect(r.code).To(Equal(verdict.ExitPass), r.stdout+r.stderr)
+		evs, err := report.ReadEvents(filepath.Join(r.runFolder(), report.EventsFile))
 		Expect(err).NotTo(HaveOccurred())
 		var endpoints []string
 		for _, ev := range evs {
@@ -218,25 +208,22 @@ var _ = Describe("the harness itself", func() {
 		Expect(endpoints[1]).To(Equal(endpoints[0]))
 
 		again := runSim(ctx, "replay", r.runFolder())
-		Expect(again.code).To(Equal(sim.ExitPass), again.stdout+again.stderr)
-		a, _ := os.ReadFile(filepath.Join(r.runFolder(), sim.ResolvedFile))
-		b, _ := os.ReadFile(filepath.Join(again.runFolder(), sim.ResolvedFile))
+		Expect(again.code).To(Equal(verdict.ExitPass), again.stdout+again.stderr)
+		a, _ := os.ReadFile(filepath.Join(r.runFolder(), report.ResolvedFile))
+		b, _ := os.ReadFile(filepath.Join(again.runFolder(), report.ResolvedFile))
 		Expect(string(b)).To(Equal(string(a)))
 	}, SpecTimeout(time.Minute))
 
 	It("lists only real scenarios", func(ctx SpecContext) {
 		root, _ := support.ModuleRoot()
 		r := runSim(ctx, "list", filepath.Join(root, "scenarios"))
-		Expect(r.code).To(Equal(sim.ExitPass), r.stdout+r.stderr)
+		Expect(r.code).To(Equal(verdict.ExitPass), r.stdout+r.stderr)
 		Expect(strings.Count(r.stdout, "\n")).To(Equal(len(scenarioFiles)))
 		Expect(r.stdout).NotTo(ContainSubstring("INVALID"))
 		Expect(r.stdout).To(ContainSubstring("quickstart.toml"))
 	})
 
 	It("leaves nothing behind when plh-sim itself is killed", func(ctx SpecContext) {
-		if !nodeRoleBuilt() {
-			Skip("plh-sim has no node role yet")
-		}
 		root, _ := support.ModuleRoot()
 		out := GinkgoT().TempDir()
 		cmd := exec.Command(simBin, "run", "--out", out, filepath.Join(root, "scenarios", "quickstart.toml"))

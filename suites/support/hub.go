@@ -30,9 +30,13 @@ func WaitEvent(p *Proc, kind string, timeout time.Duration) event.Event {
 // GinkgoWriter), kills it at the end of the spec if it is still running, waits
 // up to 60 s for its ready event, records the broker's key (RememberKey) and
 // returns the process and the ready event (endpoint, pubkey, admin_endpoint…).
+// The hub's XDG_RUNTIME_DIR is a temporary directory of the spec (unless
+// extraEnv sets one), so the admin token file it generates (ready field
+// admin_token_file) never outlives the spec, even when the hub is killed.
 func StartHub(bin string, extraEnv []string, args ...string) (*Proc, event.Event) {
 	GinkgoHelper()
-	p, err := Start("hub", GinkgoWriter, extraEnv, bin, args...)
+	env := append([]string{"XDG_RUNTIME_DIR=" + GinkgoT().TempDir()}, extraEnv...)
+	p, err := Start("hub", GinkgoWriter, env, bin, args...)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() {
 		if done, _ := p.Exited(); !done {

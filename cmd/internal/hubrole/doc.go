@@ -8,6 +8,8 @@
 // stops everything and writes an "exit" event; a second signal meanwhile is the
 // caller's exit(1). A start-up failure is an "error" event whose op names the
 // part (config, admin, broker).
+// The ready event also carries admin_token_file when the hub generated its
+// admin token (docs/operations.md), never the token itself.
 // CURVE (curve.go): broker.use_curve / --curve / --no-curve, keys dir and
 // allowlist become broker.Config.Curve; the ready event carries "pubkey".
 // cmd/plh-hub and plh-sim (re-executing itself) both call Main.

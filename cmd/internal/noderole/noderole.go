@@ -30,7 +30,7 @@ type options struct {
 	count                                           uint64
 	delayPerRead, duration, linger                  time.Duration
 	heartbeat, peerHeartbeat, peerTimeout           time.Duration
-	connectTimeout                                  time.Duration
+	connectTimeout, stallAfter, stallEvery          time.Duration
 	secret                                          uint64
 	control                                         bool
 }
@@ -92,6 +92,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.peerHeartbeat, "peer-heartbeat", 0, "consumer: peer heartbeat period (0 = 1 s, negative = none)")
 	fs.DurationVar(&o.peerTimeout, "peer-timeout", 0, "producer: drop consumers silent this long (0 = 5 s, negative = never)")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 10*time.Second, "how long to wait for the broker and the channel")
+	fs.DurationVar(&o.stallAfter, "stall-after", defaultStallAfter, "producer: report a write still waiting after this long (backpressure_stall_start)")
+	fs.DurationVar(&o.stallEvery, "stall-every", defaultStallEvery, "producer: while a write waits, report it again this often (backpressure_stall_ongoing)")
 	fs.IntVar(&o.window, "window", 0, "consumer: flow-control window in messages (0 = 256)")
 	fs.StringVar(&o.uid, "uid", "", "consumer uid / producer uid stored in the segment")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "debug|info|warn|error")

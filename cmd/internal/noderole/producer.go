@@ -11,9 +11,6 @@ import (
 	"github.com/pylabhub/plh/shm"
 )
 
-// stallThreshold: a write that waited at least this long is a backpressure_stall.
-const stallThreshold = time.Millisecond
-
 func (n *node) runProducer(ctx context.Context) (int, string) {
 	o := n.o
 	opts := hub.ProducerOptions{Channel: o.channel, Pattern: hub.Pattern(o.pattern), SchemaHash: schemaHash(o.schema),
@@ -59,6 +56,12 @@ func (n *node) runProducer(ctx context.Context) (int, string) {
 		return n.fail("start", err)
 	}
 	n.emit("ready", map[string]any{"role": "producer", "channel": ch, "pid": n.m.Pid()})
+	stallPath := "peer"
+	if p.HasSHM() {
+		stallPath = "shm"
+	}
+	stall := newStallWatch(n, stallPath)
+	defer stall.close()
 
 	var interval time.Duration
 	if o.rate > 0 {
@@ -78,11 +81,13 @@ func (n *node) runProducer(ctx context.Context) (int, string) {
 			return n.holdLock(ctx, p, seq)
 		}
 		var err error
+		stall.begin()
 		if p.HasSHM() {
 			err = n.writeSHM(ctx, p, seq)
 		} else {
 			err = n.sendZMQ(ctx, p, seq, buf)
 		}
+		stall.end(err == nil)
 		if err != nil {
 			if ctx.Err() != nil {
 				return n.stopped(ctx)
@@ -136,9 +141,9 @@ func fill(b []byte, seq uint64) {
 	binary.LittleEndian.PutUint64(b[offTime:], uint64(now()))
 }
 
-// writeSHM writes one slot, retrying while the ring is full (backpressure).
+// writeSHM writes one slot, retrying while the ring is full (backpressure; the
+// stallWatch reports the wait).
 func (n *node) writeSHM(ctx context.Context, p *hub.Producer, seq uint64) error {
-	t0 := time.Now()
 	manual := n.o.checksum == "manual"
 	for {
 		err := p.SyncedWrite(ctx, 100*time.Millisecond, func(tx *hub.WriteTxn) error {
@@ -161,7 +166,6 @@ func (n *node) writeSHM(ctx context.Context, p *hub.Producer, seq uint64) error 
 		if err != nil {
 			return err
 		}
-		n.noteStall(time.Since(t0))
 		n.agg.add(seq, n.o.slotSize, -1)
 		return nil
 	}
@@ -169,7 +173,6 @@ func (n *node) writeSHM(ctx context.Context, p *hub.Producer, seq uint64) error 
 
 // sendZMQ sends one message on the peer link, waiting for consumers and credit.
 func (n *node) sendZMQ(ctx context.Context, p *hub.Producer, seq uint64, buf []byte) error {
-	t0 := time.Now()
 	fill(buf, seq)
 	for {
 		var err error
@@ -200,17 +203,8 @@ func (n *node) sendZMQ(ctx context.Context, p *hub.Producer, seq uint64, buf []b
 			return err
 		}
 	}
-	n.noteStall(time.Since(t0))
 	n.agg.add(seq, len(buf), -1)
 	return nil
-}
-
-func (n *node) noteStall(d time.Duration) {
-	if d < stallThreshold {
-		return
-	}
-	n.agg.note(func(a *aggregator) { a.stalls++ })
-	n.emit("backpressure_stall", map[string]any{"channel": n.o.channel, "duration_ns": d.Nanoseconds()})
 }
 
 // holdLock acquires a write slot and keeps it (without committing) until ctx

@@ -88,6 +88,23 @@ def main():
         emit("invalid_request", *cons.call("DISC_REQ", {"channel_name": 42}))
         emit("invalid_request_empty", *cons.call("REG_REQ", {"schema_hash": hash_a, "producer_pid": pid}))
 
+        # Hostile input (docs/protocol.md "Bad input: answered or dropped", "Limits").
+        emit("name_invalid_utf8", *cons.call("DISC_REQ", None,
+             raw=b'{"channel_name":"coll\xff","correlation_id":"py-utf8"}'))
+        emit("name_lone_surrogate", *cons.call("DISC_REQ", {"channel_name": "a\ud800b"}))
+        emit("name_control", *cons.call("DISC_REQ", {"channel_name": "a\x01b"}))
+        emit("name_too_long", *cons.call("DISC_REQ", {"channel_name": "n" * 100000}))
+        emit("pid_zero", *cons.call("CONSUMER_REG_REQ", {"channel_name": channel, "consumer_pid": 0}))
+        emit("pid_huge", *cons.call("CONSUMER_REG_REQ", {"channel_name": channel, "consumer_pid": 2**64 - 1}))
+        emit("body_too_large", *cons.call("REG_REQ", {"channel_name": channel + ".b", "producer_pid": pid,
+                                                      "metadata": {"k": "x" * (300 << 10)}}))
+        emit("body_too_deep", *cons.call("REG_REQ", None,
+             raw=b'{"correlation_id":"py-deep","metadata":' + b"[" * 100000 + b"]" * 100000 + b"}"))
+        emit("body_not_json", *cons.call("DISC_REQ", None, raw=b'{"correlation_id":"py-half","channel_name":'))
+        emit("type_empty", *cons.call("", None, raw=b'{"correlation_id":"py-empty"}'))
+        emit("type_huge", *cons.call("T" * 100000, None, raw=b'{"correlation_id":"py-huge"}'))
+        emit("list_page", *cons.call("CHANNEL_LIST_REQ", {"limit": 1}))
+
         emit("consumer_deregister", *cons.call("CONSUMER_DEREG_REQ", {"channel_name": channel, "consumer_pid": pid}))
         emit("deregister", *prod.call("DEREG_REQ", {"channel_name": channel, "producer_pid": pid}))
         emit("gone", *cons.call("DISC_REQ", {"channel_name": channel}))

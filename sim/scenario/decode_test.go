@@ -1,4 +1,4 @@
-package sim
+package scenario
 
 import (
 	"bytes"
@@ -57,6 +57,13 @@ type = "metric"
 metric = "lost"
 node = "c*"
 max = 0
+
+[[expect]]
+name = "c read"
+type = "metric"
+metric = "read"
+node = "c*"
+min = 1
 `
 
 func writeFiles(t *testing.T, files map[string]string) string {
@@ -153,7 +160,7 @@ func TestResolveDeterministic(t *testing.T) {
 	if !differs {
 		t.Fatal("five other seeds all gave the schedule of seed 42")
 	}
-	f := filepath.Join(t.TempDir(), ResolvedFile)
+	f := filepath.Join(t.TempDir(), "resolved.toml")
 	if err := os.WriteFile(f, a, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -194,6 +201,40 @@ func TestDecodeErrorsNameFileLineKey(t *testing.T) {
 			[]string{"metric"}},
 		{"syntax", "duration = \"1s\n", []string{"s.toml:1"}},
 		{"negative", "duration = \"-1s\"\n", []string{"s.toml:1", "negative"}},
+		// A bare integer is not a duration (go-toml would take it as nanoseconds).
+		{"unquoted duration", "duration = 3\n", []string{"s.toml:1", `"duration"`, "unquoted"}},
+		{"unquoted fault at", "duration = \"3s\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n[[faults]]\nat = 1\nkind = \"kill\"\ntarget = \"p\"\n",
+			[]string{"s.toml:6", `"faults.at"`, "unquoted"}},
+		{"unquoted fault duration", "duration = \"3s\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n[[faults]]\nat = \"1s\"\nkind = \"pause\"\ntarget = \"p\"\nduration = 3\n",
+			[]string{"s.toml:9", `"faults.duration"`, "unquoted"}},
+		{"unquoted in a list", "duration = \"3s\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n[[random_faults]]\nkinds = [\"pause\"]\ntargets = [\"p\"]\ninterval = [\"1s\", 2]\n",
+			[]string{"s.toml:8", `"random_faults.interval"`, "unquoted"}},
+		// Kinds and match fields are checked against docs/events.md (EventKinds).
+		{"misspelt kind", "duration = \"1s\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n[[expect]]\ntype = \"never\"\nkind = \"consumer_dead\"\n",
+			[]string{"s.toml:7", `"expect.kind"`, "consumer_dead"}},
+		{"misspelt match field", "duration = \"1s\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n[[expect]]\ntype = \"never\"\nkind = \"notification\"\nmatch = { typ = \"CHANNEL_CLOSING_NOTIFY\" }\n",
+			[]string{"s.toml:8", `"expect.match.typ"`, "notification events have no field"}},
+		{"match field of another kind", "duration = \"1s\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n[[expect]]\nkind = \"consumer_died\"\nmatch = { type = \"CONSUMER_DIED_NOTIFY\" }\n",
+			[]string{"s.toml:7", `"expect.match.type"`}},
+		{"metric match field", "duration = \"1s\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n[[expect]]\ntype = \"metric\"\nmetric = \"read\"\nmatch = { chanel = \"c\" }\nmin = 1\n",
+			[]string{"s.toml:8", `"expect.match.chanel"`, "read events"}},
+		{"unknown exit field", "duration = \"1s\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n[[expect]]\ntype = \"metric\"\nmetric = \"exit.lots\"\nmax = 0\n",
+			[]string{"s.toml:7", `"expect.metric"`, "lots"}},
+		// A bound that holds when nothing is read needs a read minimum.
+		{"bound without a read minimum", "duration = \"1s\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n[[consumers]]\nname = \"c\"\nchannel = \"c\"\n[[faults]]\nat = \"0s\"\nkind = \"kill\"\ntarget = \"c\"\n[[expect]]\ntype = \"metric\"\nmetric = \"reorders\"\nnode = \"c\"\nmax = 0\n",
+			[]string{"s.toml:14", `"expect.metric"`, "reads nothing", "min = 1"}},
+		{"fault without an end", "duration = \"1s\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n[[consumers]]\nname = \"c\"\nchannel = \"c\"\n[[faults]]\nat = \"0s\"\nkind = \"kill\"\ntarget = \"c\"\n[[expect]]\nkind = \"ready\"\nafter = \"kill-c:end\"\n",
+			[]string{"s.toml:14", `"expect.after"`, "has no end"}},
+		{"unknown node ready", "duration = \"1s\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n[[consumers]]\nname = \"c\"\nchannel = \"c\"\n[[faults]]\nat = \"0s\"\nkind = \"kill\"\ntarget = \"c\"\n[[expect]]\nkind = \"ready\"\nafter = \"ghost:ready\"\n",
+			[]string{"s.toml:14", `"expect.after"`, "ghost"}},
+		{"bad until", "duration = \"1s\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n[[consumers]]\nname = \"c\"\nchannel = \"c\"\n[[faults]]\nat = \"0s\"\nkind = \"kill\"\ntarget = \"c\"\n[[expect]]\nkind = \"ready\"\nuntil = \"later\"\n",
+			[]string{"s.toml:14", `"expect.until"`, "later"}},
+		{"until and within", "duration = \"1s\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n[[consumers]]\nname = \"c\"\nchannel = \"c\"\n[[faults]]\nat = \"0s\"\nkind = \"kill\"\ntarget = \"c\"\n[[expect]]\nkind = \"ready\"\nuntil = \"stop\"\nwithin = \"1s\"\n",
+			[]string{"s.toml:14", `"expect.until"`}},
+		{"each without node", "duration = \"1s\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n[[consumers]]\nname = \"c\"\nchannel = \"c\"\n[[faults]]\nat = \"0s\"\nkind = \"kill\"\ntarget = \"c\"\n[[expect]]\nkind = \"ready\"\neach = true\n",
+			[]string{`"expect.each"`, "needs node"}},
+		{"unquoted in a matrix", "duration = \"3s\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n[matrix]\n\"producers.start\" = [1, 2]\n",
+			[]string{"s.toml:6", "producers.start", "unquoted"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -207,6 +248,28 @@ func TestDecodeErrorsNameFileLineKey(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReadMinimumAndAnchorsAccepted: a bound paired with a read minimum of
+// the same consumers, and every kind of anchor, validate.
+func TestReadMinimumAndAnchorsAccepted(t *testing.T) {
+	body := "duration = \"1s\"\n[[producers]]\nname = \"p\"\nchannel = \"c\"\n[[consumers]]\nname = \"c\"\ninstances = 2\nchannel = \"c\"\n" +
+		"[[faults]]\nid = \"nap\"\nat = \"0s\"\nkind = \"pause\"\ntarget = \"c1\"\nduration = \"100ms\"\n" +
+		"[[faults]]\nid = \"bounce\"\nat = \"0s\"\nkind = \"broker_restart\"\n" +
+		"[[expect]]\ntype = \"metric\"\nmetric = \"lost\"\nnode = \"c*\"\nmax = 0\n" +
+		"[[expect]]\ntype = \"metric\"\nmetric = \"read\"\nnode = \"c*\"\neach = true\nmin = 10\n" +
+		"[[expect]]\nkind = \"read\"\nafter = \"nap:end\"\n" +
+		"[[expect]]\nkind = \"broker_reconnected\"\nafter = \"bounce:end\"\nwithin = \"2s\"\n" +
+		"[[expect]]\nkind = \"read\"\nafter = \"c2:ready\"\n" +
+		"[[expect]]\ntype = \"never\"\nkind = \"consumer_died\"\nafter = \"stop\"\n" +
+		"[[expect]]\nkind = \"consumer_left\"\nuntil = \"stop\"\n"
+	p, err := loadOne(t, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Expect[1].Each || p.Expect[6].Until != UntilStop {
+		t.Fatalf("expect %+v", p.Expect)
 	}
 }
 

@@ -1,9 +1,13 @@
-package sim
+package scenario
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
+
+	toml "github.com/pelletier/go-toml/v2"
 )
 
 // Scenario is one scenario file as written (before includes, matrix and seed are
@@ -92,6 +96,8 @@ type ExpectSpec struct {
 	Match  map[string]any `toml:"match,omitempty"`
 	After  string         `toml:"after,omitempty"`
 	Within Duration       `toml:"within,omitempty"`
+	Until  string         `toml:"until,omitempty"`
+	Each   bool           `toml:"each,omitempty"`
 	From   Duration       `toml:"from,omitempty"`
 	To     Duration       `toml:"to,omitempty"`
 	Metric Metric         `toml:"metric,omitempty"`
@@ -149,6 +155,7 @@ var (
 	exitModes   = []string{"clean", "error", "killed", "any"}
 	expectTypes = []string{"event", "never", "count", "metric", "exit"}
 	slotPicks   = []string{"next", "latest", "all"}
+	untils      = []string{UntilRunEnd, UntilStop}
 )
 
 // FaultKind names a fault injector.
@@ -166,11 +173,11 @@ const (
 	FaultCorruptSlot     FaultKind = "corrupt_slot"
 	FaultLinkDelay       FaultKind = "link_delay"
 	FaultLinkReset       FaultKind = "link_reset"
-	faultSpawn           FaultKind = "spawn" // internal: a node with start > 0
-	faultAutoResume      FaultKind = "resume"
 )
 
-var faultKinds = []string{"kill", "pause", "resume", "broker_restart", "schema_conflict",
+// FaultKinds lists every fault kind a scenario may name; the engine has one
+// row per kind in its fault table.
+var FaultKinds = []string{"kill", "pause", "resume", "broker_restart", "schema_conflict",
 	"slow_consumer", "kill_holding_lock", "corrupt_slot", "link_delay", "link_reset"}
 
 // Pattern is a channel pattern.
@@ -202,6 +209,39 @@ const (
 	ExpectExit   ExpectType = "exit"
 )
 
+// Window ends (ExpectSpec.Until) and anchors (ExpectSpec.After) beyond
+// faults.
+const (
+	// UntilRunEnd ends a window at run_end (t0 + duration): the default.
+	UntilRunEnd = "run_end"
+	// UntilStop ends a window once the stop phase is over (every process
+	// ended, end_state recorded): consumer_left, exits and deaths of the stop
+	// phase count.
+	UntilStop = "stop"
+	// AfterStart anchors a window at t0 (as no after at all, but from counts
+	// from t0 too).
+	AfterStart = "start"
+	// AfterStop anchors a window at run_end: the stop phase.
+	AfterStop = "stop"
+	// EndSuffix after a fault id anchors at that fault's fault_end.
+	EndSuffix = ":end"
+	// ReadySuffix after a node name anchors at that node's first ready event.
+	ReadySuffix = ":ready"
+)
+
+// Ends reports whether the engine records a fault_end for f: a
+// broker_restart (the broker is back), and a pause, link_delay or link_reset
+// with a duration.
+func (f FaultSpec) Ends() bool {
+	switch f.Kind {
+	case FaultBrokerRestart:
+		return true
+	case FaultPause, FaultLinkDelay, FaultLinkReset:
+		return f.Duration > 0
+	}
+	return false
+}
+
 // Metric names a metric computed over a window of events.
 type Metric string
 
@@ -213,3 +253,35 @@ type Signal string
 
 // SlotPick chooses which committed slot corrupt_slot damages.
 type SlotPick string
+
+// errUnquotedDuration is the error of a duration written as a bare number.
+var errUnquotedDuration = errors.New("a duration is a string such as \"1s\" or \"200ms\" (an unquoted number has no unit)")
+
+// durationError is an invalid duration value as written (raw), which
+// decodeStrict locates in the source to name its line and key.
+type durationError struct {
+	raw string
+	err error
+}
+
+func (e *durationError) Error() string { return e.err.Error() }
+func (e *durationError) Unwrap() error { return e.err }
+
+// UnmarshalTOML accepts only a TOML string: go-toml would otherwise store an
+// unquoted integer (`at = 1`) as that many nanoseconds.
+func (d *Duration) UnmarshalTOML(raw []byte) error {
+	s := strings.TrimSpace(string(raw))
+	if len(s) < 2 || (s[0] != '"' && s[0] != '\'') {
+		return &durationError{raw: s, err: fmt.Errorf("%w, got %s", errUnquotedDuration, s)}
+	}
+	var str string
+	if err := toml.Unmarshal([]byte("v = "+s), &struct {
+		V *string `toml:"v"`
+	}{&str}); err != nil {
+		return &durationError{raw: s, err: fmt.Errorf("bad duration %s", s)}
+	}
+	if err := d.UnmarshalText([]byte(str)); err != nil {
+		return &durationError{raw: s, err: err}
+	}
+	return nil
+}

@@ -1,10 +1,12 @@
-package sim
+package scenario
 
 import (
 	"fmt"
-	"github.com/pylabhub/plh/chaos"
 	"path"
+	"sort"
 	"strings"
+
+	"github.com/pylabhub/plh/chaos"
 )
 
 // HubName is the node name of the hub process in events and fault targets.
@@ -108,7 +110,7 @@ func validate(v *Variant) error {
 	for ri := range s.RandomFaults {
 		r := &s.RandomFaults[ri]
 		for i := range r.Kinds {
-			if err := checkEnum(c, "random_faults.kinds", &r.Kinds[i], "fault kind", faultKinds); err != nil {
+			if err := checkEnum(c, "random_faults.kinds", &r.Kinds[i], "fault kind", FaultKinds); err != nil {
 				return err
 			}
 		}
@@ -170,16 +172,65 @@ func validate(v *Variant) error {
 				return err
 			}
 		}
+		if err := checkEnum(c, "expect.until", &e.Until, "window end", untils); err != nil {
+			return err
+		}
 		if err := c.checkExpect(*e, roles); err != nil {
 			return err
+		}
+	}
+	return c.checkReadMinimum(s.Expect, roles)
+}
+
+// quietBounds are metrics whose upper bound holds when nothing is read at all.
+var quietBounds = []string{"lost", "gaps", "reorders", "checksum_errors", "latency_max_ns", "latency_p50_ns",
+	"exit.lost", "exit.gaps", "exit.reorders", "exit.checksum_errors"}
+
+// checkReadMinimum refuses an upper bound on losses, gaps, reorders, checksum
+// errors or latency of consumers unless an expectation also asks those
+// consumers to read something (metric read or exit.read with min > 0): such
+// a bound alone passes when nothing happens.
+func (c checker) checkReadMinimum(exps []ExpectSpec, roles map[string]string) error {
+	covered := func(name string) bool {
+		for _, e := range exps {
+			if (e.Metric == "read" || e.Metric == "exit.read") && e.Min != nil && *e.Min > 0 && nodeMatches(e.Node, name) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, e := range exps {
+		if e.Type != ExpectMetric || !contains(quietBounds, string(e.Metric)) || e.Max == nil || (e.Min != nil && *e.Min > 0) {
+			continue
+		}
+		names := make([]string, 0, len(roles))
+		for name := range roles {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			if roles[name] == "consumer" && nodeMatches(e.Node, name) && !covered(name) {
+				return c.errf("expect.metric", string(e.Metric), "%s ≤ %v holds when %s reads nothing: add a read minimum "+
+					"for it (type = \"metric\", metric = \"read\", node = %q, min = 1)", e.Metric, float64(*e.Max), name, name)
+			}
 		}
 	}
 	return nil
 }
 
+// nodeMatches reports whether an expectation's node pattern (empty: any)
+// matches node name.
+func nodeMatches(pattern, name string) bool {
+	if pattern == "" {
+		return true
+	}
+	ok, _ := path.Match(pattern, name)
+	return ok
+}
+
 func (c checker) checkFault(f FaultSpec, roles map[string]string, key string) error {
 	if f.Kind == "" {
-		return c.errf(key+".kind", "", "every fault needs a kind (%s)", strings.Join(faultKinds, ", "))
+		return c.errf(key+".kind", "", "every fault needs a kind (%s)", strings.Join(FaultKinds, ", "))
 	}
 	role, known := roles[f.Target]
 	if f.Target == HubName {
@@ -257,6 +308,9 @@ func (c checker) checkExpect(e ExpectSpec, roles map[string]string) error {
 			return c.errf("expect.match."+k, "", "match values must be strings, numbers or booleans")
 		}
 	}
+	if err := c.checkKindAndMatch(e, t); err != nil {
+		return err
+	}
 	if e.Min != nil && e.Max != nil && *e.Min > *e.Max {
 		return c.errf("expect.min", "", "min %v is above max %v", *e.Min, *e.Max)
 	}
@@ -280,7 +334,60 @@ func (c checker) checkExpect(e ExpectSpec, roles map[string]string) error {
 	if e.To > 0 && e.From > e.To {
 		return c.errf("expect.from", "", "from is after to")
 	}
+	if e.Until != "" && (e.Within > 0 || e.To > 0) {
+		return c.errf("expect.until", e.Until, "until and within/to both end the window: set one")
+	}
+	if e.After == AfterStop && e.Until == UntilRunEnd {
+		return c.errf("expect.until", e.Until, "a window after stop (run_end) cannot end at run_end")
+	}
+	if e.Each && (e.Node == "" || t == ExpectExit) {
+		return c.errf("expect.each", "", "each = true checks every node matching node one by one: it needs node, and an event, never, count or metric type")
+	}
 	return nil
+}
+
+// checkKindAndMatch checks the event kind an expectation names and its match
+// keys against EventKinds (docs/events.md): a misspelt kind or field would
+// never match, so a `never` or a bound on it would pass whatever happened.
+func (c checker) checkKindAndMatch(e ExpectSpec, t ExpectType) error {
+	kind := e.Kind
+	switch t {
+	case ExpectMetric:
+		if field, ok := strings.CutPrefix(string(e.Metric), "exit."); ok {
+			kind = "exit"
+			if !hasField(kind, field) {
+				return c.errf("expect.metric", string(e.Metric), "exit events have no field %q (fields: %s)",
+					field, strings.Join(EventKinds[kind], ", "))
+			}
+		} else if e.Metric != "" {
+			kind, _, _ = MetricSource(e.Metric)
+		}
+	case ExpectExit:
+		kind = ""
+	default:
+		if _, ok := EventKinds[kind]; !ok && kind != "" {
+			return c.errf("expect.kind", kind, "unknown event kind %q (docs/events.md; kinds: %s)", kind, strings.Join(sortedKinds(), ", "))
+		}
+	}
+	if kind == "" {
+		return nil
+	}
+	for k := range e.Match {
+		if !hasField(kind, k) {
+			return c.errAt(lineOf(c.v.src, "match", k), "expect.match."+k, "%s events have no field %q (fields: %s)",
+				kind, k, strings.Join(EventKinds[kind], ", "))
+		}
+	}
+	return nil
+}
+
+func sortedKinds() []string {
+	out := make([]string, 0, len(EventKinds))
+	for k := range EventKinds {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func contains(list []string, s string) bool {
@@ -295,17 +402,42 @@ func contains(list []string, s string) bool {
 // checkAfter verifies that every expectation's `after` names a fault of the
 // plan; it runs once fault ids are assigned.
 func checkAfter(v *Variant, p *Plan) error {
-	ids := map[string]bool{"start": true}
+	faults := map[string]FaultSpec{}
+	var known []string
 	for _, f := range p.Faults {
-		ids[f.ID] = true
+		faults[f.ID] = f
+		known = append(known, f.ID)
 	}
+	nodes := map[string]bool{HubName: true}
+	for _, n := range p.Nodes {
+		nodes[n.Name] = true
+	}
+	for _, f := range p.Faults {
+		if f.Kind == FaultSchemaConflict {
+			nodes[f.Name] = true
+		}
+	}
+	c := checker{v}
 	for _, e := range p.Expect {
-		if e.After != "" && !ids[e.After] {
-			var known []string
-			for _, f := range p.Faults {
-				known = append(known, f.ID)
+		a := e.After
+		switch {
+		case a == "" || a == AfterStart || a == AfterStop:
+		case strings.HasSuffix(a, EndSuffix):
+			f, ok := faults[strings.TrimSuffix(a, EndSuffix)]
+			if !ok {
+				return c.errf("expect.after", a, "no fault with id %q (faults: %s)", strings.TrimSuffix(a, EndSuffix), strings.Join(known, ", "))
 			}
-			return checker{v}.errf("expect.after", e.After, "no fault with id %q (faults: %s)", e.After, strings.Join(known, ", "))
+			if !f.Ends() {
+				return c.errf("expect.after", a, "fault %q has no end (a broker_restart, or a pause, link_delay or link_reset with a duration, has one)", f.ID)
+			}
+		case strings.HasSuffix(a, ReadySuffix):
+			if !nodes[strings.TrimSuffix(a, ReadySuffix)] {
+				return c.errf("expect.after", a, "no node %q to be ready", strings.TrimSuffix(a, ReadySuffix))
+			}
+		default:
+			if _, ok := faults[a]; !ok {
+				return c.errf("expect.after", a, "no fault with id %q (faults: %s; or start, stop, FAULT:end, NODE:ready)", a, strings.Join(known, ", "))
+			}
 		}
 	}
 	return nil
@@ -347,7 +479,7 @@ func (c checker) checkNodeEnums(key string, n *NodeSpec) error {
 }
 
 func (c checker) checkFaultEnums(f *FaultSpec) error {
-	if err := checkEnum(c, "faults.kind", &f.Kind, "fault kind", faultKinds); err != nil {
+	if err := checkEnum(c, "faults.kind", &f.Kind, "fault kind", FaultKinds); err != nil {
 		return err
 	}
 	if err := checkEnum(c, "faults.slot", &f.Slot, "slot choice", slotPicks); err != nil {

@@ -1,4 +1,4 @@
-package sim
+package scenario
 
 import (
 	"bytes"
@@ -314,11 +314,17 @@ func expectName(e ExpectSpec) string {
 	if e.Node != "" {
 		s += " at " + e.Node
 	}
+	if e.Each {
+		s += " (each)"
+	}
 	if e.After != "" {
 		s += " after " + e.After
 	}
 	if e.Within > 0 {
 		s += " within " + e.Within.D().String()
+	}
+	if e.Until != "" {
+		s += " until " + e.Until
 	}
 	return s
 }

@@ -1,14 +1,16 @@
-package sim
+package verdict
 
 import (
-	"bytes"
-	"encoding/xml"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/pylabhub/plh/internal/event"
+	"github.com/pylabhub/plh/sim/scenario"
 )
 
 const ms = int64(1e6)
@@ -54,7 +56,7 @@ duration = "100ms"
 name = "died"
 kind = "notification"
 node = "p"
-match = { type = "CONSUMER_DIED_NOTIFY", channel_name = "cam" }
+match = { type = "CONSUMER_DIED_NOTIFY", channel = "cam" }
 after = "kill"
 within = "1s"
 
@@ -77,6 +79,13 @@ type = "metric"
 metric = "lost"
 node = "c*"
 max = 0
+
+[[expect]]
+name = "c read"
+type = "metric"
+metric = "read"
+node = "c*"
+min = 1
 
 [[expect]]
 name = "latency"
@@ -116,26 +125,40 @@ within = "1s"
 func synthBase() *timeline {
 	tl := &timeline{}
 	for _, n := range []string{"p", "c1", "c2"} {
-		tl.at(-500, EngineName, "spawned", "target", n, "pid", 10)
+		tl.at(-500, scenario.EngineName, "spawned", "target", n, "pid", 10)
 		tl.at(-400, n, "ready")
 	}
-	tl.at(-600, EngineName, "spawned", "target", HubName, "pid", 9)
-	tl.at(0, EngineName, "run_start")
+	tl.at(-600, scenario.EngineName, "spawned", "target", scenario.HubName, "pid", 9)
+	tl.at(0, scenario.EngineName, "run_start")
 	tl.at(100, "p", "written", "count", 100.0)
 	tl.at(200, "p", "backpressure_stall", "duration_ns", 2e6)
 	tl.at(300, "c2", "read", "count", 50.0, "lat_max_ns", 1e6)
 	tl.at(400, "c2", "read", "count", 50.0, "lat_max_ns", 3e6)
-	tl.at(1000, EngineName, "fault", "id", "kill", "fault", "kill", "target", "c1")
-	tl.at(1001, EngineName, "process_end", "target", "c1", "code", -1.0, "signal", "SIGKILL", "forced", false, "stopped", false)
-	tl.at(1001, "c1", "exit", "code", -1.0, "reason", "signal", "recorded_by", EngineName)
-	tl.at(1200, "p", "notification", "type", "CONSUMER_DIED_NOTIFY", "channel_name", "plh_cam_x")
-	tl.at(5000, EngineName, "run_end")
-	for _, n := range []string{"c2", "p", HubName} {
+	tl.at(1000, scenario.EngineName, "fault", "id", "kill", "fault", "kill", "target", "c1")
+	tl.at(1001, scenario.EngineName, "process_end", "target", "c1", "code", -1.0, "signal", "SIGKILL", "forced", false, "stopped", false)
+	tl.at(1001, "c1", "exit", "code", -1.0, "reason", "signal", "recorded_by", scenario.EngineName)
+	tl.at(1200, "p", "notification", "type", "CONSUMER_DIED_NOTIFY", "channel", "plh_cam_x")
+	tl.at(5000, scenario.EngineName, "run_end")
+	for _, n := range []string{"c2", "p", scenario.HubName} {
 		tl.at(5100, n, "exit", "code", 0.0, "reason", "signal")
-		tl.at(5101, EngineName, "process_end", "target", n, "code", 0.0, "signal", "", "forced", false, "stopped", true)
+		tl.at(5101, scenario.EngineName, "process_end", "target", n, "code", 0.0, "signal", "", "forced", false, "stopped", true)
 	}
-	tl.at(5200, EngineName, "end_state", "leaked", []any{}, "leftover_segments", []any{})
+	tl.at(5200, scenario.EngineName, "end_state", "leaked", []any{}, "leftover_segments", []any{})
 	return tl
+}
+
+// loadOne loads and resolves a scenario given as text.
+func loadOne(t *testing.T, body string) (*scenario.Plan, error) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "s.toml")
+	if err := os.WriteFile(f, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := scenario.Load(f)
+	if err != nil {
+		return nil, err
+	}
+	return scenario.Resolve(vs[0], 7)
 }
 
 func synthEval(t *testing.T, tl *timeline) *Report {
@@ -144,7 +167,7 @@ func synthEval(t *testing.T, tl *timeline) *Report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	SortEvents(tl.evs)
+	sort.SliceStable(tl.evs, func(i, j int) bool { return tl.evs[i].T < tl.evs[j].T })
 	return Evaluate(p, tl.evs, map[string]string{"cam": "plh_cam_x"})
 }
 
@@ -190,8 +213,8 @@ func TestEvaluateViolations(t *testing.T) {
 	tl.at(3000, "c2", "notification", "type", "CHANNEL_CLOSING_NOTIFY")
 	tl.at(3100, "c2", "gap", "expected", 10.0, "got", 13.0, "lost", 3.0)
 	tl.at(3200, "c2", "read", "count", 1.0, "lat_max_ns", 9e6)
-	tl.at(4000, EngineName, "fault", "id", "later", "fault", "pause", "target", "c2")
-	tl.at(5150, EngineName, "process_end", "target", "ghost", "code", 0.0)
+	tl.at(4000, scenario.EngineName, "fault", "id", "later", "fault", "pause", "target", "c2")
+	tl.at(5150, scenario.EngineName, "process_end", "target", "ghost", "code", 0.0)
 	tl.at(5160, "c2", "exit", "code", 0.0, "reason", "signal", "gaps", 3.0)
 	tl.evs = tl.evs[:len(tl.evs)]
 	for i := range tl.evs {
@@ -230,34 +253,16 @@ func TestEvaluateViolations(t *testing.T) {
 	if rep.Status != StatusFail || rep.ExitCode != ExitFail {
 		t.Errorf("run %s %d", rep.Status, rep.ExitCode)
 	}
-	// JUnit: one failure per failed expectation, parseable XML.
-	b, err := JUnit(rep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc junitSuites
-	if err := xml.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
-	fails := 0
-	for _, x := range rep.Expectations {
-		if x.Status == StatusFail {
-			fails++
-		}
-	}
-	if doc.Failures != fails || doc.Suites[0].Tests != len(rep.Expectations) {
-		t.Errorf("junit failures %d tests %d, want %d %d", doc.Failures, doc.Suites[0].Tests, fails, len(rep.Expectations))
-	}
 }
 
 func TestEvaluateNeverStarted(t *testing.T) {
 	tl := &timeline{}
-	tl.at(0, EngineName, "spawned", "target", HubName)
+	tl.at(0, scenario.EngineName, "spawned", "target", scenario.HubName)
 	rep := synthEval(t, tl)
 	if rep.Status != StatusInconclusive || len(rep.Expectations) != 1 {
 		t.Fatalf("%s %+v", rep.Status, rep.Expectations)
 	}
-	rep.setError(ErrHarness)
+	rep.SetError(errors.New("harness"))
 	if rep.ExitCode != ExitError {
 		t.Fatal(rep.ExitCode)
 	}
@@ -277,44 +282,148 @@ func TestEqualField(t *testing.T) {
 	}
 }
 
-func TestTimelineRendering(t *testing.T) {
+// TestExitOKForcedIsNotClean: a process the engine had to SIGKILL at the end
+// did not exit clean, whatever its code.
+func TestExitOKForcedIsNotClean(t *testing.T) {
+	end := event.Event{Kind: "process_end", Fields: map[string]any{"code": -1.0, "signal": "SIGKILL", "forced": true, "stopped": true}}
+	if ok, _ := exitOK(end, scenario.ExitClean); ok {
+		t.Fatal("a forced stop counted as a clean exit")
+	}
+	if ok, _ := exitOK(end, scenario.ExitKilled); ok {
+		t.Fatal("a process stopped by the engine counted as killed by a fault")
+	}
+}
+
+// anchorPlan has the nodes and faults of synthPlan and expectations on the
+// stop phase, on a fault's end, on a node's ready event and per node.
+const anchorPlan = `name = "anchors"
+duration = "5s"
+
+[[producers]]
+name = "p"
+channel = "cam"
+
+[[consumers]]
+name = "c"
+instances = 2
+channel = "cam"
+
+[[faults]]
+id = "kill"
+at = "1s"
+kind = "kill"
+target = "c1"
+
+[[faults]]
+id = "later"
+at = "4s"
+kind = "pause"
+target = "c2"
+duration = "100ms"
+
+[[expect]]
+name = "left, run window"
+kind = "consumer_left"
+node = "p"
+
+[[expect]]
+name = "left, until stop"
+kind = "consumer_left"
+node = "p"
+until = "stop"
+
+[[expect]]
+name = "left, after stop"
+kind = "consumer_left"
+node = "p"
+after = "stop"
+
+[[expect]]
+name = "no death in the stop phase"
+type = "never"
+kind = "consumer_died"
+after = "stop"
+
+[[expect]]
+name = "read soon after the pause ended"
+kind = "read"
+node = "c2"
+after = "later:end"
+within = "100ms"
+
+[[expect]]
+name = "read soon after c2 was ready"
+kind = "read"
+node = "c2"
+after = "c2:ready"
+within = "800ms"
+
+[[expect]]
+name = "reads, summed"
+type = "metric"
+metric = "read"
+node = "c*"
+min = 1
+
+[[expect]]
+name = "reads, each"
+type = "metric"
+metric = "read"
+node = "c*"
+each = true
+min = 1
+
+[[expect]]
+name = "ready, each"
+type = "count"
+kind = "ready"
+node = "c*"
+each = true
+min = 1
+`
+
+// TestEvaluateStopPhaseAnchorsEach: windows reach the stop phase only when
+// asked (until = "stop", after = "stop"); after = "FAULT:end" and
+// "NODE:ready" anchor at those events; each = true checks node by node, so a
+// consumer that read nothing fails a minimum the sum meets.
+func TestEvaluateStopPhaseAnchorsEach(t *testing.T) {
 	tl := synthBase()
-	tl.at(4000, EngineName, "fault", "id", "later", "fault", "pause", "target", "c2", "detail", `<script>x</script>`)
-	tl.at(4100, EngineName, "fault_end", "id", "later")
-	tl.at(4200, EngineName, lockReclaimedKind, "target", "c2", "how", "reclaim-marker-on-c2-lane")
-	rep := synthEval(t, tl)
-	p, _ := loadOne(t, synthPlan)
-	var buf bytes.Buffer
-	if err := RenderTimeline(&buf, p, rep, tl.evs); err != nil {
+	tl.at(4100, scenario.EngineName, "fault", "id", "later", "fault", "pause", "target", "c2") // fired late: at 4.1 s
+	tl.at(4200, scenario.EngineName, "fault_end", "id", "later", "fault", "pause", "target", "c2")
+	tl.at(4250, "c2", "read", "count", 5.0)
+	tl.at(5050, "p", "consumer_left", "channel", "plh_cam_x", "identity", "ab")
+	tl.at(5060, "p", "consumer_died", "channel", "plh_cam_x", "consumer_pid", 10.0, "reason", "process_dead")
+	p, err := loadOne(t, anchorPlan)
+	if err != nil {
 		t.Fatal(err)
 	}
-	s := buf.String()
-	for _, want := range []string{"<svg", "</svg>", ">c1</text>", ">c2</text>", ">hub</text>", "⚡kill", "⚡later",
-		"CONSUMER_DIED_NOTIFY", "throughput", "stalls (1)", "died", "reclaim-marker-on-c2-lane"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("timeline lacks %q", want)
+	sort.SliceStable(tl.evs, func(i, j int) bool { return tl.evs[i].T < tl.evs[j].T })
+	v := verdicts(Evaluate(p, tl.evs, map[string]string{"cam": "plh_cam_x"}))
+	for name, want := range map[string]string{
+		"left, run window":                StatusFail,
+		"left, until stop":                StatusPass,
+		"left, after stop":                StatusPass,
+		"no death in the stop phase":      StatusFail,
+		"read soon after the pause ended": StatusPass,
+		"read soon after c2 was ready":    StatusPass,
+		"reads, summed":                   StatusPass,
+		"reads, each":                     StatusFail,
+		"ready, each":                     StatusPass,
+	} {
+		if v[name].Status != want {
+			t.Errorf("%s: %s %q, want %s", name, v[name].Status, v[name].Message, want)
 		}
 	}
-	for _, bad := range []string{"<script", "http://", "https://"} {
-		if strings.Contains(strings.ReplaceAll(s, `xmlns="http://www.w3.org/2000/svg"`, ""), bad) {
-			t.Errorf("timeline contains %q (must be self-contained and escaped)", bad)
-		}
+	if m := v["reads, each"].Message; !strings.Contains(m, "1 of 2 nodes") || !strings.Contains(m, "c1: read = 0") {
+		t.Errorf("each: %q", m)
 	}
-	// The whole report set writes and the events read back.
-	dir := t.TempDir()
-	if err := WriteEvents(filepath.Join(dir, EventsFile), tl.evs); err != nil {
-		t.Fatal(err)
+	if ev := v["read soon after the pause ended"].Evidence; len(ev) == 0 || ev[0].Kind != "fault_end" {
+		t.Errorf("the fault_end anchor is not the evidence: %+v", ev)
 	}
-	back, err := ReadEvents(filepath.Join(dir, EventsFile))
-	if err != nil || len(back) != len(tl.evs) {
-		t.Fatalf("read back %d events, %v", len(back), err)
-	}
-	if err := WriteReports(dir, p, rep, back); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{ResultsFile, JUnitFile, TimelineFile} {
-		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
-			t.Errorf("%s: %v", f, err)
-		}
+	// An anchor whose event never came is inconclusive.
+	tl.evs = slices.DeleteFunc(tl.evs, func(ev event.Event) bool { return ev.Kind == "fault_end" })
+	v = verdicts(Evaluate(p, tl.evs, map[string]string{"cam": "plh_cam_x"}))
+	if r := v["read soon after the pause ended"]; r.Status != StatusInconclusive || !strings.Contains(r.Message, "never ended") {
+		t.Errorf("missing fault_end: %s %q", r.Status, r.Message)
 	}
 }

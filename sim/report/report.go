@@ -1,4 +1,4 @@
-package sim
+package report
 
 import (
 	"bufio"
@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/pylabhub/plh/internal/event"
+	"github.com/pylabhub/plh/sim/scenario"
+	"github.com/pylabhub/plh/sim/verdict"
 )
 
 // Files of a run folder.
@@ -22,14 +24,15 @@ const (
 	ReplayFile   = "replay.sh"
 )
 
-// writeStatic writes what is known before the run: the plan and replay.sh.
-func (r *run) writeStatic() error {
-	b, err := r.plan.Encode()
+// WriteStatic writes into the run folder dir what is known before the run:
+// the plan (resolved.toml) and replay.sh.
+func WriteStatic(dir string, p *scenario.Plan) error {
+	b, err := p.Encode()
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrHarness, err)
+		return fmt.Errorf("%w: %v", ErrWrite, err)
 	}
-	if err := os.WriteFile(filepath.Join(r.dir, ResolvedFile), b, 0o644); err != nil {
-		return fmt.Errorf("%w: %v", ErrHarness, err)
+	if err := os.WriteFile(filepath.Join(dir, ResolvedFile), b, 0o644); err != nil {
+		return fmt.Errorf("%w: %v", ErrWrite, err)
 	}
 	script := fmt.Sprintf(`#!/bin/sh
 # Runs this exact schedule again (scenario %q from %s, seed %d) into a new
@@ -37,28 +40,20 @@ func (r *run) writeStatic() error {
 # The original file with the same seed: plh-sim run --seed %d %s
 cd "$(dirname "$0")" || exit 3
 exec ${PLH_SIM:-plh-sim} replay --out .. .
-`, r.plan.Name, r.plan.Source, r.plan.Seed, r.plan.Seed, shellQuote(r.plan.Source))
-	if err := os.WriteFile(filepath.Join(r.dir, ReplayFile), []byte(script), 0o755); err != nil {
-		return fmt.Errorf("%w: %v", ErrHarness, err)
+`, p.Name, p.Source, p.Seed, p.Seed, shellQuote(p.Source))
+	if err := os.WriteFile(filepath.Join(dir, ReplayFile), []byte(script), 0o755); err != nil {
+		return fmt.Errorf("%w: %v", ErrWrite, err)
 	}
 	return nil
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// writeReports writes events.jsonl, results.json, junit.xml and timeline.html.
-func (r *run) writeReports(rep *Report, evs []event.Event) error {
-	if err := WriteEvents(filepath.Join(r.dir, EventsFile), evs); err != nil {
-		return err
-	}
-	return WriteReports(r.dir, r.plan, rep, evs)
-}
-
 // WriteEvents writes the merged timeline as JSON lines.
 func WriteEvents(file string, evs []event.Event) error {
 	f, err := os.Create(file)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrHarness, err)
+		return fmt.Errorf("%w: %v", ErrWrite, err)
 	}
 	w := bufio.NewWriter(f)
 	for _, ev := range evs {
@@ -71,7 +66,7 @@ func WriteEvents(file string, evs []event.Event) error {
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()
-		return fmt.Errorf("%w: %v", ErrHarness, err)
+		return fmt.Errorf("%w: %v", ErrWrite, err)
 	}
 	return f.Close()
 }
@@ -97,23 +92,23 @@ func ReadEvents(file string) ([]event.Event, error) {
 }
 
 // WriteReports writes results.json, junit.xml and timeline.html into dir.
-func WriteReports(dir string, p *Plan, rep *Report, evs []event.Event) error {
+func WriteReports(dir string, p *scenario.Plan, rep *verdict.Report, evs []event.Event) error {
 	b, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
-		return fmt.Errorf("%w: results: %v", ErrHarness, err)
+		return fmt.Errorf("%w: results: %v", ErrWrite, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, ResultsFile), append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("%w: %v", ErrHarness, err)
+		return fmt.Errorf("%w: %v", ErrWrite, err)
 	}
 	if b, err = JUnit(rep); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, JUnitFile), b, 0o644); err != nil {
-		return fmt.Errorf("%w: %v", ErrHarness, err)
+		return fmt.Errorf("%w: %v", ErrWrite, err)
 	}
 	f, err := os.Create(filepath.Join(dir, TimelineFile))
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrHarness, err)
+		return fmt.Errorf("%w: %v", ErrWrite, err)
 	}
 	w := bufio.NewWriter(f)
 	if err := RenderTimeline(w, p, rep, evs); err != nil {
@@ -122,7 +117,7 @@ func WriteReports(dir string, p *Plan, rep *Report, evs []event.Event) error {
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()
-		return fmt.Errorf("%w: %v", ErrHarness, err)
+		return fmt.Errorf("%w: %v", ErrWrite, err)
 	}
 	return f.Close()
 }
@@ -167,7 +162,7 @@ type junitMessage struct {
 
 // JUnit renders a report as a JUnit XML document: one test case per
 // expectation; inconclusive ones are skipped, a harness error is an error case.
-func JUnit(rep *Report) ([]byte, error) {
+func JUnit(rep *verdict.Report) ([]byte, error) {
 	s := junitSuite{Name: rep.Name, Time: float64(rep.End-rep.T0) / 1e9,
 		Props: []junitProp{{"seed", fmt.Sprint(rep.Seed)}, {"source", rep.Source}, {"run_dir", rep.Dir}, {"status", rep.Status}}}
 	if s.Time < 0 {
@@ -191,10 +186,10 @@ func JUnit(rep *Report) ([]byte, error) {
 		c := junitCase{Name: v.Name, ClassName: rep.Name, SystemOut: v.Message}
 		body := v.Message + "\n" + evidenceText(v.Evidence)
 		switch v.Status {
-		case StatusFail:
+		case verdict.StatusFail:
 			c.Failure = &junitMessage{Message: v.Message, Body: body}
 			s.Failures++
-		case StatusInconclusive:
+		case verdict.StatusInconclusive:
 			c.Skipped = &junitMessage{Message: v.Message}
 			s.Skipped++
 		}
@@ -204,7 +199,7 @@ func JUnit(rep *Report) ([]byte, error) {
 	doc := junitSuites{Suites: []junitSuite{s}, Tests: s.Tests, Failures: s.Failures, Errors: s.Errors}
 	b, err := xml.MarshalIndent(doc, "", "  ")
 	if err != nil {
-		return nil, fmt.Errorf("%w: junit: %v", ErrHarness, err)
+		return nil, fmt.Errorf("%w: junit: %v", ErrWrite, err)
 	}
 	return append([]byte(xml.Header), append(b, '\n')...), nil
 }

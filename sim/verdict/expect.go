@@ -1,6 +1,7 @@
-package sim
+package verdict
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"sort"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pylabhub/plh/internal/event"
+	"github.com/pylabhub/plh/sim/scenario"
 )
 
 // Status of an expectation or a run.
@@ -34,7 +36,7 @@ type Report struct {
 	Name         string            `json:"name"`
 	Source       string            `json:"source"`
 	Seed         uint64            `json:"seed"`
-	Vars         []Var             `json:"vars,omitempty"`
+	Vars         []scenario.Var    `json:"vars,omitempty"`
 	Status       string            `json:"status"`
 	ExitCode     int               `json:"exit_code"`
 	Error        string            `json:"error,omitempty"`
@@ -67,7 +69,8 @@ type Verdict struct {
 	Evidence []event.Event `json:"evidence,omitempty"`
 }
 
-func (r *Report) setError(err error) {
+// SetError marks the report as a harness error (exit 3) with err's message.
+func (r *Report) SetError(err error) {
 	r.Status, r.ExitCode, r.Error = StatusError, ExitError, err.Error()
 }
 
@@ -78,10 +81,11 @@ func (w window) has(t int64) bool { return t >= w.from && t <= w.to }
 
 // evaluator holds what the expectations are checked against.
 type evaluator struct {
-	plan     *Plan
+	plan     *scenario.Plan
 	evs      []event.Event // sorted by t
 	channels map[string]string
-	t0, end  int64
+	t0, end  int64            // run_start, run_end
+	stopEnd  int64            // end of the stop phase: end_state, else the last event
 	faultT   map[string]int64 // fault id → t it fired
 }
 
@@ -89,12 +93,12 @@ type evaluator struct {
 // checks, against a run's merged timeline (sorted by t). channels maps logical
 // channel names to the names used in the run (match values naming a logical
 // channel are compared with the actual name). It is a pure function.
-func Evaluate(p *Plan, evs []event.Event, channels map[string]string) *Report {
+func Evaluate(p *scenario.Plan, evs []event.Event, channels map[string]string) *Report {
 	e := &evaluator{plan: p, evs: evs, channels: channels, faultT: map[string]int64{}}
 	rep := &Report{Name: p.Name, Source: p.Source, Seed: p.Seed, Vars: p.Vars, Channels: channels}
 	started := false
 	for _, ev := range evs {
-		if ev.Node != EngineName {
+		if ev.Node != scenario.EngineName {
 			continue
 		}
 		switch ev.Kind {
@@ -110,8 +114,14 @@ func Evaluate(p *Plan, evs []event.Event, channels map[string]string) *Report {
 			}
 		}
 	}
-	if e.end == 0 && len(evs) > 0 {
-		e.end = evs[len(evs)-1].T
+	if len(evs) > 0 {
+		e.stopEnd = evs[len(evs)-1].T
+		if e.end == 0 {
+			e.end = e.stopEnd
+		}
+	}
+	if st, ok := e.first(func(ev event.Event) bool { return ev.Node == scenario.EngineName && ev.Kind == "end_state" }); ok {
+		e.stopEnd = st.T
 	}
 	rep.T0, rep.End = e.t0, e.end
 	unfired := false
@@ -140,7 +150,7 @@ func Evaluate(p *Plan, evs []event.Event, channels map[string]string) *Report {
 		}
 		rep.Expectations = append(rep.Expectations, e.endState()...)
 	}
-	if ev, ok := e.first(func(ev event.Event) bool { return ev.Node == EngineName && ev.Kind == "interrupted" }); ok {
+	if ev, ok := e.first(func(ev event.Event) bool { return ev.Node == scenario.EngineName && ev.Kind == "interrupted" }); ok {
 		rep.Expectations = append(rep.Expectations, Verdict{Name: "run completed", Type: "run",
 			Status: StatusInconclusive, Message: "interrupted by a signal before the scenario's end", Evidence: []event.Event{ev}})
 	}
@@ -168,24 +178,53 @@ func (e *evaluator) first(match func(event.Event) bool) (event.Event, bool) {
 	return event.Event{}, false
 }
 
-// anchor returns the t an expectation counts from: run start or a fault.
-func (e *evaluator) anchor(x ExpectSpec) (int64, *event.Event, error) {
-	if x.After == "" || x.After == "start" {
+// anchor returns the t an expectation counts from, and the event that marks
+// it: run start, run_end (stop), a fault, a fault's end, or a node's first
+// ready event.
+func (e *evaluator) anchor(x scenario.ExpectSpec) (int64, *event.Event, error) {
+	engine := func(kind, id string) func(event.Event) bool {
+		return func(ev event.Event) bool {
+			return ev.Node == scenario.EngineName && ev.Kind == kind && ev.Str("id") == id
+		}
+	}
+	var match func(event.Event) bool
+	var missing string
+	switch a := x.After; {
+	case a == "" || a == scenario.AfterStart:
 		return e.t0, nil, nil
+	case a == scenario.AfterStop:
+		match, missing = func(ev event.Event) bool { return ev.Node == scenario.EngineName && ev.Kind == "run_end" }, "the run never reached run_end"
+	case strings.HasSuffix(a, scenario.EndSuffix):
+		id := strings.TrimSuffix(a, scenario.EndSuffix)
+		match, missing = engine("fault_end", id), fmt.Sprintf("fault %q never ended", id)
+		if _, fired := e.faultT[id]; !fired {
+			missing = fmt.Sprintf("fault %q never fired", id)
+		}
+	case strings.HasSuffix(a, scenario.ReadySuffix):
+		node := strings.TrimSuffix(a, scenario.ReadySuffix)
+		match, missing = func(ev event.Event) bool { return ev.Node == node && ev.Kind == "ready" }, node+" was never ready"
+	default:
+		if _, ok := e.faultT[a]; !ok {
+			return 0, nil, fmt.Errorf("fault %q never fired", a)
+		}
+		match = engine("fault", a)
 	}
-	t, ok := e.faultT[x.After]
+	ev, ok := e.first(match)
 	if !ok {
-		return 0, nil, fmt.Errorf("fault %q never fired", x.After)
+		return 0, nil, errors.New(missing)
 	}
-	ev, _ := e.first(func(ev event.Event) bool {
-		return ev.Node == EngineName && ev.Kind == "fault" && ev.Str("id") == x.After
-	})
-	return t, &ev, nil
+	if x.After == scenario.AfterStop {
+		return ev.T, &ev, nil
+	}
+	if t, ok := e.faultT[x.After]; ok {
+		return t, &ev, nil // the first fault event of a fault that records two (broker_restart)
+	}
+	return ev.T, &ev, nil
 }
 
 // matches reports whether ev is of the expectation's kind, at its node, with
 // every match field equal.
-func (e *evaluator) matches(x ExpectSpec, ev event.Event) bool {
+func (e *evaluator) matches(x scenario.ExpectSpec, ev event.Event) bool {
 	if x.Kind != "" && ev.Kind != x.Kind {
 		return false
 	}
@@ -249,7 +288,7 @@ func toFloat(v any) (float64, bool) {
 }
 
 // inWindow returns the matching events in w.
-func (e *evaluator) inWindow(x ExpectSpec, w window) []event.Event {
+func (e *evaluator) inWindow(x scenario.ExpectSpec, w window) []event.Event {
 	var out []event.Event
 	for _, ev := range e.evs {
 		if w.has(ev.T) && e.matches(x, ev) {
@@ -259,10 +298,13 @@ func (e *evaluator) inWindow(x ExpectSpec, w window) []event.Event {
 	return out
 }
 
-func (e *evaluator) check(x ExpectSpec) Verdict {
+func (e *evaluator) check(x scenario.ExpectSpec) Verdict {
 	v := Verdict{Name: x.Name, Type: string(x.Type)}
-	if x.Type == ExpectExit {
+	if x.Type == scenario.ExpectExit {
 		return e.checkExit(x, v)
+	}
+	if x.Each {
+		return e.checkEach(x, v)
 	}
 	at, faultEv, err := e.anchor(x)
 	if err != nil {
@@ -270,10 +312,13 @@ func (e *evaluator) check(x ExpectSpec) Verdict {
 		return v
 	}
 	w := window{from: at + int64(x.From), to: e.end}
+	if x.Until == scenario.UntilStop || (x.After == scenario.AfterStop && x.Until == "") {
+		w.to = e.stopEnd // through the stop phase
+	}
 	if (x.After == "" || x.After == "start") && x.From == 0 {
 		w.from = 0 // no anchor, no offset: the whole run, startup included
 	}
-	if x.Type == ExpectMetric && x.To > 0 {
+	if x.Type == scenario.ExpectMetric && x.To > 0 {
 		w.to = at + int64(x.To)
 	} else if x.Within > 0 {
 		w.to = at + int64(x.Within)
@@ -289,7 +334,7 @@ func (e *evaluator) check(x ExpectSpec) Verdict {
 		return fmtDur(t - at)
 	}
 	switch x.Type {
-	case ExpectEvent:
+	case scenario.ExpectEvent:
 		got := e.inWindow(x, w)
 		if len(got) > 0 {
 			v.Status = StatusPass
@@ -299,11 +344,11 @@ func (e *evaluator) check(x ExpectSpec) Verdict {
 		}
 		v.Status = StatusFail
 		v.Message = fmt.Sprintf("no %s%s within %s after %s", x.Kind, matchText(x), fmtDur(w.to-at), anchorName(x))
-		if w.to > e.end {
-			v.Message += fmt.Sprintf(" (the run ended %s after it)", fmtDur(e.end-at))
+		if w.to > e.stopEnd {
+			v.Message += fmt.Sprintf(" (the run ended %s after it)", fmtDur(e.stopEnd-at))
 		}
 		v.Evidence = append(lead, e.nearMisses(x, w)...)
-	case ExpectNever:
+	case scenario.ExpectNever:
 		got := e.inWindow(x, w)
 		if len(got) == 0 {
 			v.Status, v.Message = StatusPass, fmt.Sprintf("no %s%s from %s to %s after %s", x.Kind, matchText(x), rel(w.from), rel(w.to), anchorName(x))
@@ -312,11 +357,11 @@ func (e *evaluator) check(x ExpectSpec) Verdict {
 		v.Status = StatusFail
 		v.Message = fmt.Sprintf("%d %s event(s)%s, first %s after %s", len(got), x.Kind, matchText(x), rel(got[0].T), anchorName(x))
 		v.Evidence = append(lead, capEvents(got)...)
-	case ExpectCount:
+	case scenario.ExpectCount:
 		got := e.inWindow(x, w)
 		v.Status, v.Message = bounds(float64(len(got)), x, fmt.Sprintf("%d %s event(s)%s", len(got), x.Kind, matchText(x)))
 		v.Evidence = append(lead, capEvents(got)...)
-	case ExpectMetric:
+	case scenario.ExpectMetric:
 		val, evs := e.metric(x, w)
 		v.Status, v.Message = bounds(val, x, fmt.Sprintf("%s = %v (from %s to %s after %s)", x.Metric, val, rel(w.from), rel(w.to), anchorName(x)))
 		v.Evidence = append(lead, capEvents(evs)...)
@@ -324,14 +369,57 @@ func (e *evaluator) check(x ExpectSpec) Verdict {
 	return v
 }
 
-func anchorName(x ExpectSpec) string {
-	if x.After == "" || x.After == "start" {
+// checkEach checks x for every node matching x.Node on its own: it holds when
+// it holds for each of them.
+func (e *evaluator) checkEach(x scenario.ExpectSpec, v Verdict) Verdict {
+	v.Status = StatusPass
+	var fails, passes []string
+	n := 0
+	for _, name := range e.nodeNames() {
+		if ok, _ := path.Match(x.Node, name); !ok {
+			continue
+		}
+		n++
+		one := x
+		one.Node, one.Each = name, false
+		r := e.check(one)
+		if r.Status == StatusPass {
+			passes = append(passes, name+": "+r.Message)
+			continue
+		}
+		if r.Status == StatusFail || v.Status == StatusPass {
+			v.Status = r.Status
+		}
+		fails = append(fails, name+": "+r.Message)
+		v.Evidence = append(v.Evidence, r.Evidence...)
+	}
+	switch {
+	case n == 0:
+		v.Status, v.Message = StatusFail, "no node matches "+x.Node
+	case len(fails) > 0:
+		v.Message = fmt.Sprintf("%d of %d nodes: %s", len(fails), n, strings.Join(fails, "; "))
+	default:
+		v.Message = fmt.Sprintf("each of %d nodes: %s", n, strings.Join(passes, "; "))
+	}
+	v.Evidence = capEvents(v.Evidence)
+	return v
+}
+
+func anchorName(x scenario.ExpectSpec) string {
+	switch a := x.After; {
+	case a == "" || a == scenario.AfterStart:
 		return "run start"
+	case a == scenario.AfterStop:
+		return "run end (stop phase)"
+	case strings.HasSuffix(a, scenario.EndSuffix):
+		return "the end of fault " + strings.TrimSuffix(a, scenario.EndSuffix)
+	case strings.HasSuffix(a, scenario.ReadySuffix):
+		return strings.TrimSuffix(a, scenario.ReadySuffix) + " ready"
 	}
 	return "fault " + x.After
 }
 
-func matchText(x ExpectSpec) string {
+func matchText(x scenario.ExpectSpec) string {
 	if len(x.Match) == 0 && x.Node == "" {
 		return ""
 	}
@@ -355,7 +443,7 @@ func matchText(x ExpectSpec) string {
 }
 
 // bounds compares val with min/max.
-func bounds(val float64, x ExpectSpec, what string) (string, string) {
+func bounds(val float64, x scenario.ExpectSpec, what string) (string, string) {
 	if x.Min != nil && val < float64(*x.Min) {
 		return StatusFail, fmt.Sprintf("%s, want ≥ %v", what, float64(*x.Min))
 	}
@@ -368,8 +456,8 @@ func bounds(val float64, x ExpectSpec, what string) (string, string) {
 // nearMisses are events of the same kind at the same node in the window (the
 // match fields did not fit), or failing that the node's last events: what the
 // reader needs to see why nothing matched.
-func (e *evaluator) nearMisses(x ExpectSpec, w window) []event.Event {
-	loose := ExpectSpec{Kind: x.Kind, Node: x.Node}
+func (e *evaluator) nearMisses(x scenario.ExpectSpec, w window) []event.Event {
+	loose := scenario.ExpectSpec{Kind: x.Kind, Node: x.Node}
 	if got := e.inWindow(loose, w); len(got) > 0 {
 		return capEvents(got)
 	}
@@ -397,12 +485,12 @@ func capEvents(evs []event.Event) []event.Event {
 
 // metric computes x.Metric over the matching events of w; an "exit.FIELD"
 // metric sums that total of the nodes' own exit events, whatever the window.
-func (e *evaluator) metric(x ExpectSpec, w window) (float64, []event.Event) {
+func (e *evaluator) metric(x scenario.ExpectSpec, w window) (float64, []event.Event) {
 	if field, ok := strings.CutPrefix(string(x.Metric), "exit."); ok {
 		var val float64
 		var used []event.Event
 		for _, ev := range e.evs {
-			if ev.Kind == "exit" && ev.Str("recorded_by") == "" && e.matches(ExpectSpec{Node: x.Node, Match: x.Match}, ev) {
+			if ev.Kind == "exit" && ev.Str("recorded_by") == "" && e.matches(scenario.ExpectSpec{Node: x.Node, Match: x.Match}, ev) {
 				n, _ := ev.Num(field)
 				val += n
 				used = append(used, ev)
@@ -410,7 +498,7 @@ func (e *evaluator) metric(x ExpectSpec, w window) (float64, []event.Event) {
 		}
 		return val, used
 	}
-	kind, field, agg := metricSource(x.Metric)
+	kind, field, agg := scenario.MetricSource(x.Metric)
 	q := x
 	q.Kind = kind
 	var val float64
@@ -428,35 +516,6 @@ func (e *evaluator) metric(x ExpectSpec, w window) (float64, []event.Event) {
 		}
 	}
 	return val, used
-}
-
-// metricSource says which events a metric reads: kind, field, aggregation.
-func metricSource(m Metric) (kind, field, agg string) {
-	switch m {
-	case "stalls":
-		return "backpressure_stall", "", "count"
-	case "stall_ns":
-		return "backpressure_stall", "duration_ns", "sum"
-	case "lost":
-		return "gap", "lost", "sum"
-	case "gaps":
-		return "gap", "", "count"
-	case "reorders":
-		return "reorder", "", "count"
-	case "checksum_errors":
-		return "checksum_error", "", "count"
-	case "written":
-		return "written", "count", "sum"
-	case "read":
-		return "read", "count", "sum"
-	case "latency_max_ns":
-		return "read", "lat_max_ns", "max"
-	case "latency_p50_ns":
-		return "read", "lat_p50_ns", "max"
-	case "broker_lost", "broker_reconnected":
-		return string(m), "", "count"
-	}
-	return string(m), "", "count"
 }
 
 func fmtDur(ns int64) string {

@@ -1,4 +1,4 @@
-package sim
+package report
 
 import (
 	"encoding/json"
@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/pylabhub/plh/internal/event"
+	"github.com/pylabhub/plh/sim/scenario"
+	"github.com/pylabhub/plh/sim/verdict"
 )
 
 // Geometry of the timeline picture.
@@ -25,33 +27,31 @@ const (
 
 // marker styles per event kind: shape and colour.
 var markers = map[string][2]string{
-	"ready":               {"circle", "#2a9d3a"},
-	"registered":          {"circle", "#2a7fd4"},
-	"discovered":          {"circle", "#2a7fd4"},
-	"attached":            {"circle", "#2a7fd4"},
-	"notification":        {"diamond", "#e07b00"},
-	"consumer_joined":     {"circle", "#7b4fc9"},
-	"consumer_left":       {"diamond", "#7b4fc9"},
-	"consumer_died":       {"diamond", "#b0008a"},
-	"broker_lost":         {"cross", "#d1242f"},
-	"broker_reconnected":  {"circle", "#2a9d3a"},
-	"checksum_error":      {"square", "#d1242f"},
-	"gap":                 {"tick", "#d97706"},
-	"reorder":             {"square", "#d1242f"},
-	"error":               {"cross", "#d1242f"},
-	"exit":                {"bar", "#222"},
-	chaosLockHeld:         {"square", "#b0008a"},
-	lockReclaimedKind:     {"circle", "#2a9d3a"},
-	lockReclaimFailedKind: {"cross", "#d1242f"},
+	"ready":                        {"circle", "#2a9d3a"},
+	"registered":                   {"circle", "#2a7fd4"},
+	"discovered":                   {"circle", "#2a7fd4"},
+	"attached":                     {"circle", "#2a7fd4"},
+	"notification":                 {"diamond", "#e07b00"},
+	"consumer_joined":              {"circle", "#7b4fc9"},
+	"consumer_left":                {"diamond", "#7b4fc9"},
+	"consumer_died":                {"diamond", "#b0008a"},
+	"broker_lost":                  {"cross", "#d1242f"},
+	"broker_reconnected":           {"circle", "#2a9d3a"},
+	"checksum_error":               {"square", "#d1242f"},
+	"gap":                          {"tick", "#d97706"},
+	"reorder":                      {"square", "#d1242f"},
+	"error":                        {"cross", "#d1242f"},
+	"exit":                         {"bar", "#222"},
+	scenario.KindLockHeld:          {"square", "#b0008a"},
+	scenario.KindLockReclaimed:     {"circle", "#2a9d3a"},
+	scenario.KindLockReclaimFailed: {"cross", "#d1242f"},
 }
-
-const chaosLockHeld = "lock_held"
 
 // RenderTimeline writes a self-contained HTML page (inline SVG and CSS, no
 // script, no network): one lane per process with its life span and markers for
 // notable events, fault bands across all lanes, a throughput and backpressure
 // strip, and the verdicts with their evidence.
-func RenderTimeline(w io.Writer, p *Plan, rep *Report, evs []event.Event) error {
+func RenderTimeline(w io.Writer, p *scenario.Plan, rep *verdict.Report, evs []event.Event) error {
 	var sb strings.Builder
 	lanes := laneNames(p, evs)
 	tmin, tmax := rep.T0, rep.End
@@ -109,7 +109,7 @@ pre{margin:0;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere;max-widt
 			y+4, esc(n), tlLeft, y, tlWidth-tlRight, y)
 		var from int64
 		for _, ev := range evs {
-			if ev.Node != EngineName || ev.Str("target") != n {
+			if ev.Node != scenario.EngineName || ev.Str("target") != n {
 				continue
 			}
 			switch ev.Kind {
@@ -129,12 +129,12 @@ pre{margin:0;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere;max-widt
 	}
 	// Fault bands.
 	for _, ev := range evs {
-		if ev.Node != EngineName || (ev.Kind != "fault" && ev.Kind != "fault_failed") {
+		if ev.Node != scenario.EngineName || (ev.Kind != "fault" && ev.Kind != "fault_failed") {
 			continue
 		}
 		end := ev.T
 		for _, e2 := range evs {
-			if e2.Node == EngineName && e2.Kind == "fault_end" && e2.Str("id") == ev.Str("id") && e2.T >= ev.T {
+			if e2.Node == scenario.EngineName && e2.Kind == "fault_end" && e2.Str("id") == ev.Str("id") && e2.T >= ev.T {
 				end = e2.T
 				break
 			}
@@ -182,9 +182,9 @@ pre{margin:0;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere;max-widt
 
 // laneNames lists the hub, the plan's nodes and any other process that wrote
 // events (an intruder spawned by a fault), in that order.
-func laneNames(p *Plan, evs []event.Event) []string {
-	seen := map[string]bool{HubName: true, EngineName: true}
-	out := []string{HubName}
+func laneNames(p *scenario.Plan, evs []event.Event) []string {
+	seen := map[string]bool{scenario.HubName: true, scenario.EngineName: true}
+	out := []string{scenario.HubName}
 	for _, n := range p.Nodes {
 		if !seen[n.Name] {
 			seen[n.Name] = true
@@ -193,7 +193,7 @@ func laneNames(p *Plan, evs []event.Event) []string {
 	}
 	for _, ev := range evs {
 		name := ev.Node
-		if ev.Node == EngineName && ev.Kind == "spawned" {
+		if ev.Node == scenario.EngineName && ev.Kind == "spawned" {
 			name = ev.Str("target")
 		}
 		if !seen[name] {
@@ -207,7 +207,7 @@ func laneNames(p *Plan, evs []event.Event) []string {
 // markerLane is the lane an event is drawn on: its node's, except the engine's
 // own observations about a process (a reclaimed lock), drawn on that process's lane.
 func markerLane(ev event.Event) string {
-	if t := ev.Str("target"); ev.Node == EngineName && t != "" {
+	if t := ev.Str("target"); ev.Node == scenario.EngineName && t != "" {
 		return t
 	}
 	return ev.Node
@@ -278,7 +278,7 @@ func writeStrip(sb *strings.Builder, evs []event.Event, x func(int64) float64, t
 	}
 }
 
-func writeTables(sb *strings.Builder, rep *Report) {
+func writeTables(sb *strings.Builder, rep *verdict.Report) {
 	sb.WriteString("<h2>Expectations</h2><table><tr><th>status</th><th>expectation</th><th>message</th><th>evidence</th></tr>\n")
 	for _, v := range rep.Expectations {
 		var ev []string

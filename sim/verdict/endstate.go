@@ -1,12 +1,12 @@
-package sim
+package verdict
 
 import (
 	"fmt"
 	"path"
-	"sort"
 	"strings"
 
 	"github.com/pylabhub/plh/internal/event"
+	"github.com/pylabhub/plh/sim/scenario"
 )
 
 // lastEnd returns the last process_end event of node name (the hub may have
@@ -15,7 +15,7 @@ func (e *evaluator) lastEnd(name string) (event.Event, bool) {
 	var out event.Event
 	found := false
 	for _, ev := range e.evs {
-		if ev.Node == EngineName && ev.Kind == "process_end" && ev.Str("target") == name {
+		if ev.Node == scenario.EngineName && ev.Kind == "process_end" && ev.Str("target") == name {
 			out, found = ev, true
 		}
 	}
@@ -35,7 +35,7 @@ func (e *evaluator) ownExit(name string) (event.Event, bool) {
 }
 
 // exitOK checks one process_end against an exit mode.
-func exitOK(end event.Event, mode ExitMode) (bool, string) {
+func exitOK(end event.Event, mode scenario.ExitMode) (bool, string) {
 	code, _ := end.Num("code")
 	sig := end.Str("signal")
 	forced, _ := end.Fields["forced"].(bool)
@@ -48,11 +48,11 @@ func exitOK(end event.Event, mode ExitMode) (bool, string) {
 		how += " (did not stop within stop_grace after SIGTERM: killed)"
 	}
 	switch mode {
-	case ExitClean:
+	case scenario.ExitClean:
 		return code == 0 && sig == "" && !forced, how
-	case ExitFailed:
+	case scenario.ExitFailed:
 		return code > 0 && !forced, how
-	case ExitKilled:
+	case scenario.ExitKilled:
 		return sig != "" && !stopped, how
 	}
 	return true, how
@@ -60,7 +60,7 @@ func exitOK(end event.Event, mode ExitMode) (bool, string) {
 
 // checkExit evaluates an exit expectation: code and/or reason of every node
 // matching x.Node.
-func (e *evaluator) checkExit(x ExpectSpec, v Verdict) Verdict {
+func (e *evaluator) checkExit(x scenario.ExpectSpec, v Verdict) Verdict {
 	v.Status = StatusPass
 	var msgs []string
 	matched := false
@@ -107,8 +107,8 @@ func (e *evaluator) checkExit(x ExpectSpec, v Verdict) Verdict {
 
 // nodeNames returns the hub, the plan's nodes and any node spawned by a fault.
 func (e *evaluator) nodeNames() []string {
-	seen := map[string]bool{HubName: true}
-	names := []string{HubName}
+	seen := map[string]bool{scenario.HubName: true}
+	names := []string{scenario.HubName}
 	for _, n := range e.plan.Nodes {
 		if !seen[n.Name] {
 			seen[n.Name] = true
@@ -116,7 +116,7 @@ func (e *evaluator) nodeNames() []string {
 		}
 	}
 	for _, ev := range e.evs {
-		if ev.Node == EngineName && ev.Kind == "spawned" && !seen[ev.Str("target")] {
+		if ev.Node == scenario.EngineName && ev.Kind == "spawned" && !seen[ev.Str("target")] {
 			seen[ev.Str("target")] = true
 			names = append(names, ev.Str("target"))
 		}
@@ -129,7 +129,7 @@ func (e *evaluator) nodeNames() []string {
 // node ended as its exit mode says.
 func (e *evaluator) endState() []Verdict {
 	var out []Verdict
-	st, ok := e.first(func(ev event.Event) bool { return ev.Node == EngineName && ev.Kind == "end_state" })
+	st, ok := e.first(func(ev event.Event) bool { return ev.Node == scenario.EngineName && ev.Kind == "end_state" })
 	if !ok {
 		return []Verdict{{Name: "end state", Type: "end_state", Status: StatusInconclusive, Message: "no end_state record"}}
 	}
@@ -165,13 +165,13 @@ func (e *evaluator) endState() []Verdict {
 	}
 	out = append(out, v)
 
-	modes := map[string]ExitMode{HubName: e.plan.Hub.Exit}
+	modes := map[string]scenario.ExitMode{scenario.HubName: e.plan.Hub.Exit}
 	for _, n := range e.plan.Nodes {
 		modes[n.Name] = n.Exit
 	}
 	for _, name := range e.nodeNames() {
 		mode, ok := modes[name]
-		if !ok || mode == ExitAny {
+		if !ok || mode == scenario.ExitAny {
 			continue
 		}
 		v := Verdict{Name: fmt.Sprintf("end state: %s exited %s", name, mode), Type: "end_state"}
@@ -209,5 +209,3 @@ func strs(v any) []string {
 	}
 	return out
 }
-
-func sortStrings(s []string) { sort.Strings(s) }

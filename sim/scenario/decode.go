@@ -1,4 +1,4 @@
-package sim
+package scenario
 
 import (
 	"bytes"
@@ -61,7 +61,7 @@ func Load(file string) ([]Variant, error) {
 // decodeStrict decodes src into v, rejecting unknown keys, and turns go-toml's
 // errors into ones naming file, line and key.
 func decodeStrict(file string, src []byte, v any) error {
-	d := toml.NewDecoder(bytes.NewReader(src))
+	d := toml.NewDecoder(bytes.NewReader(src)).EnableUnmarshalerInterface()
 	d.DisallowUnknownFields()
 	err := d.Decode(v)
 	if err == nil {
@@ -77,6 +77,13 @@ func decodeStrict(file string, src []byte, v any) error {
 		}
 		return fmt.Errorf("%w: %s", ErrScenario, strings.Join(msgs, "; "))
 	}
+	var bad *durationError
+	if errors.As(err, &bad) {
+		if row := durationLine(src, bad.raw); row > 0 {
+			return fmt.Errorf("%w: %s:%d: key %q: %v", ErrScenario, file, row, keyOf(nil, src, row), err)
+		}
+		return fmt.Errorf("%w: %s: %v", ErrScenario, file, err)
+	}
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
 		row, _ := de.Position()
@@ -85,6 +92,49 @@ func decodeStrict(file string, src []byte, v any) error {
 	}
 	return fmt.Errorf("%w: %s: %v", ErrScenario, file, err)
 }
+
+// durationKeys are the keys whose values are durations (or lists of them).
+var durationKeys = func() map[string]bool {
+	keys := map[string]bool{}
+	dt := reflect.TypeFor[Duration]()
+	for _, t := range []reflect.Type{reflect.TypeFor[Scenario](), reflect.TypeFor[HubSpec](), reflect.TypeFor[NodeSpec](),
+		reflect.TypeFor[FaultSpec](), reflect.TypeFor[RandomSpec](), reflect.TypeFor[ExpectSpec](), reflect.TypeFor[Plan]()} {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if f.Type == dt || (f.Type.Kind() == reflect.Slice && f.Type.Elem() == dt) {
+				keys[strings.Split(f.Tag.Get("toml"), ",")[0]] = true
+			}
+		}
+	}
+	return keys
+}()
+
+// durationLine returns the first line (0: none found) that sets a duration
+// key to a value containing raw: as written when raw is quoted, else as a bare
+// token outside quotes.
+func durationLine(src []byte, raw string) int {
+	if raw == "" {
+		return 0
+	}
+	bare := regexp.MustCompile(`(^|[\s\[,])` + regexp.QuoteMeta(raw) + `($|[\s\],])`)
+	for i, l := range strings.Split(string(src), "\n") {
+		m := keyLine.FindStringSubmatch(l)
+		if m == nil || !durationKeys[strings.Trim(m[1], `"`)] {
+			continue
+		}
+		val := l[len(m[0]):]
+		if raw[0] == '"' || raw[0] == '\'' {
+			if strings.Contains(val, raw) {
+				return i + 1
+			}
+		} else if bare.MatchString(quoted.ReplaceAllString(val, `""`)) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+var quoted = regexp.MustCompile(`"[^"]*"|'[^']*'`)
 
 var keyLine = regexp.MustCompile(`^\s*("?[A-Za-z0-9_.\-]+"?)\s*=`)
 var tableLine = regexp.MustCompile(`^\s*\[\[?\s*([A-Za-z0-9_.\-]+)\s*\]\]?`)
@@ -358,7 +408,7 @@ func assign(f reflect.Value, val any) error {
 	holder := reflect.New(reflect.StructOf([]reflect.StructField{{
 		Name: "V", Type: f.Type(), Tag: `toml:"v"`,
 	}}))
-	if err := toml.Unmarshal(b, holder.Interface()); err != nil {
+	if err := toml.NewDecoder(bytes.NewReader(b)).EnableUnmarshalerInterface().Decode(holder.Interface()); err != nil {
 		return fmt.Errorf("value %v: %v", val, strings.TrimPrefix(err.Error(), "toml: "))
 	}
 	f.Set(holder.Elem().Field(0))
