@@ -76,10 +76,10 @@
 // with ErrBrokerLost, new calls fail fast, OnBrokerLost runs. When wire
 // reconnects (or a PING_ACK arrives) the state is recovering: every channel we
 // produce is registered again with its original ProducerInfo (the broker treats
-// it as a producer restart) and heartbeated, every channel we consume is
-// registered again once (one broker entry per process and channel, always with
-// the same pid, start time and host name, so a broker that kept it replaces it),
-// at most 64 registrations in flight (paced by the replies), then the state is
+// it as a producer restart) and heartbeated, every consumer registration is
+// repeated with its identity (pid, start time, host name and its consumer_id,
+// so a broker that kept the entry, e.g. after a mere pause, replaces it), at
+// most 64 registrations in flight (paced by the replies), then the state is
 // up and OnBrokerReconnected runs (B-1). Consumer registrations whose channel is
 // not known yet are retried in the background for ReregisterWindow. Every
 // threshold is listed in docs/config.md "Timeouts and thresholds".

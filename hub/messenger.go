@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pylabhub/plh/internal/proc"
@@ -156,6 +157,8 @@ type Messenger struct {
 	disp  *dispatcher
 	owned *ownedSet
 
+	consumerSeq atomic.Uint64 // consumer_id of the next consumer registration
+
 	// Callbacks (any number per channel).
 	onClosing    subList[func(reason string)]
 	onAnyClosing subList[func(channel, reason string)]
@@ -275,9 +278,9 @@ func (m *Messenger) id() procID {
 	return procID{pid: uint64(m.cfg.Identity.Pid), start: m.cfg.Identity.StartTime, host: m.cfg.Hostname}
 }
 
-// procID is the identity sent on the wire: the same in every registration and
-// re-registration of this Messenger, so a broker that already holds it replaces
-// its entry instead of adding one.
+// procID is the process identity sent on the wire: the same in every
+// registration and re-registration of this Messenger (with, for a consumer, its
+// consumer_id), so a broker that already holds an entry replaces it.
 type procID struct {
 	pid, start uint64
 	host       string

@@ -187,32 +187,29 @@ func (m *Messenger) Discover(ctx context.Context, channel string) (ChannelInfo, 
 // RegisterConsumer registers this process as a consumer of channel
 // (CONSUMER_REG_REQ with our pid, start time and host name, so a broker on this
 // host can watch the exact process), then heartbeats it (CONSUMER_HEARTBEAT_REQ)
-// every HeartbeatInterval and registers it again after a broker restart. The
-// broker holds one entry per consumer process and channel: the first call for
-// a channel registers, later calls (several Consumers of one channel in this
-// process) only count, and every registration of this Messenger, including the
-// ones after a broker restart, carries the same identity, so a broker that
-// still holds the entry replaces it instead of adding one.
+// every HeartbeatInterval and registers it again after a broker restart. Each
+// call adds one registration with its own consumer_id; every later
+// CONSUMER_REG_REQ for it (after a broker restart or loss, or when its
+// producer asked it back) carries the same identity, so a broker that still
+// holds the entry replaces it instead of adding one.
 func (m *Messenger) RegisterConsumer(ctx context.Context, channel string) error {
 	const op = "register consumer"
 	if err := checkChannel(op, channel); err != nil {
 		return err
 	}
-	if m.owned.addConsumerIfHeld(channel) {
-		return nil
-	}
-	if err := m.registerConsumer(ctx, channel); err != nil {
+	id := "c" + strconv.FormatUint(m.consumerSeq.Add(1), 10)
+	if err := m.registerConsumer(ctx, channel, id); err != nil {
 		return err
 	}
-	m.owned.addConsumer(channel)
+	m.owned.addConsumer(channel, id)
 	return nil
 }
 
-// registerConsumer sends one CONSUMER_REG_REQ for channel.
-func (m *Messenger) registerConsumer(ctx context.Context, channel string) error {
-	id := m.id()
-	rep, err := m.call(ctx, &proto.ConsumerRegReq{ChannelName: channel, ConsumerPID: id.pid, ConsumerStartTime: id.start,
-		ConsumerHostname: id.host}, false)
+// registerConsumer sends one CONSUMER_REG_REQ for registration id of channel.
+func (m *Messenger) registerConsumer(ctx context.Context, channel, id string) error {
+	me := m.id()
+	rep, err := m.call(ctx, &proto.ConsumerRegReq{ChannelName: channel, ConsumerPID: me.pid, ConsumerStartTime: me.start,
+		ConsumerHostname: me.host, ConsumerID: id}, false)
 	if err != nil {
 		return err
 	}
@@ -220,28 +217,27 @@ func (m *Messenger) registerConsumer(ctx context.Context, channel string) error 
 	return err
 }
 
-// refreshConsumer registers this process again as a consumer of channel when it
-// holds a registration (the broker may have dropped it: its producer asked it to
-// HELLO again). Idempotent on the broker (same identity).
+// refreshConsumer registers again every registration this Messenger holds for
+// channel (the broker may have dropped them: the producer asked a consumer of
+// ours to HELLO again). Idempotent on the broker (same identities).
 func (m *Messenger) refreshConsumer(ctx context.Context, channel string) error {
-	if !m.owned.holdsConsumer(channel) {
-		return nil
+	for _, id := range m.owned.consumerIDs(channel) {
+		if err := m.registerConsumer(ctx, channel, id); err != nil {
+			return err
+		}
 	}
-	return m.registerConsumer(ctx, channel)
+	return nil
 }
 
-// DeregisterConsumer drops one consumer registration of this process from
-// channel; when none is left it stops heartbeating it and removes the broker's
-// entry (CONSUMER_DEREG_REQ).
+// DeregisterConsumer removes one consumer registration of this process from
+// channel (CONSUMER_DEREG_REQ) and stops heartbeating it when none is left.
 func (m *Messenger) DeregisterConsumer(ctx context.Context, channel string) error {
 	const op = "deregister consumer"
 	if err := checkChannel(op, channel); err != nil {
 		return err
 	}
-	if m.owned.removeConsumer(channel) > 0 {
-		return nil // another Consumer of this process still reads the channel
-	}
-	rep, err := m.call(ctx, &proto.ConsumerDeregReq{ChannelName: channel, ConsumerPID: m.id().pid}, false)
+	id := m.owned.removeConsumer(channel) // "" when we hold none: the broker answers NOT_REGISTERED
+	rep, err := m.call(ctx, &proto.ConsumerDeregReq{ChannelName: channel, ConsumerPID: m.id().pid, ConsumerID: id}, false)
 	if err != nil {
 		return err
 	}

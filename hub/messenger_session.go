@@ -489,11 +489,13 @@ func (m *Messenger) recover(s *session, epoch uint64) {
 		m.recoveryFailed(s, lost)
 		return
 	}
-	chans := make([]string, 0, len(cons))
-	for ch := range cons {
-		chans = append(chans, ch)
+	var regs []consumerReg
+	for ch, ids := range cons {
+		for _, id := range ids {
+			regs = append(regs, consumerReg{ch, id})
+		}
 	}
-	pending := m.reregisterConsumers(s, chans)
+	pending := m.reregisterConsumers(s, regs)
 
 	m.mu.Lock()
 	if m.sess != s || m.state != stateRecovering {
@@ -515,19 +517,21 @@ func (m *Messenger) recover(s *session, epoch uint64) {
 	}
 }
 
-// reregisterConsumers sends one CONSUMER_REG_REQ per channel we consume (the
-// broker holds one entry per process and channel; the same identity replaces
-// an entry it still holds) and returns the channels whose registration failed
-// (the broker does not know them yet).
-func (m *Messenger) reregisterConsumers(s *session, chans []string) []string {
+// consumerReg is one consumer registration: its channel and consumer_id.
+type consumerReg struct{ channel, id string }
+
+// reregisterConsumers sends CONSUMER_REG_REQ again for every registration in
+// regs (same identity: a broker that kept the entry replaces it) and returns
+// those that failed (the broker does not know the channel yet).
+func (m *Messenger) reregisterConsumers(s *session, regs []consumerReg) []consumerReg {
 	var mu sync.Mutex
-	var pending []string
-	inFlight(len(chans), recoveryWindow, func() bool { return s.ctx.Err() != nil }, func(i int) {
+	var pending []consumerReg
+	inFlight(len(regs), recoveryWindow, func() bool { return s.ctx.Err() != nil }, func(i int) {
 		ctx, cancel := context.WithTimeout(s.ctx, m.cfg.RequestTimeout)
 		defer cancel()
-		if err := m.registerConsumer(ctx, chans[i]); err != nil {
+		if err := m.registerConsumer(ctx, regs[i].channel, regs[i].id); err != nil {
 			mu.Lock()
-			pending = append(pending, chans[i])
+			pending = append(pending, regs[i])
 			mu.Unlock()
 		}
 	})
@@ -539,7 +543,7 @@ func (m *Messenger) reregisterConsumers(s *session, chans []string) []string {
 // the session ends, or a later recovery (epoch) took over, which registers every
 // consumer itself. It runs on the recovery goroutine after the broker was
 // reported back.
-func (m *Messenger) retryConsumers(s *session, epoch uint64, pending []string) {
+func (m *Messenger) retryConsumers(s *session, epoch uint64, pending []consumerReg) {
 	deadline := time.Now().Add(m.cfg.ReregisterWindow)
 	wait := 50 * time.Millisecond
 	for len(pending) > 0 && time.Now().Before(deadline) {
@@ -551,7 +555,9 @@ func (m *Messenger) retryConsumers(s *session, epoch uint64, pending []string) {
 		case <-t.C:
 		}
 		wait = min(2*wait, time.Second)
-		pending = slices.DeleteFunc(pending, func(ch string) bool { return !m.owned.holdsConsumer(ch) }) // deregistered meanwhile
+		pending = slices.DeleteFunc(pending, func(r consumerReg) bool { // deregistered meanwhile
+			return !slices.Contains(m.owned.consumerIDs(r.channel), r.id)
+		})
 		if s.epoch.Load() != epoch {
 			return // lost again: the next recovery starts over from the owned set
 		}
@@ -560,8 +566,8 @@ func (m *Messenger) retryConsumers(s *session, epoch uint64, pending []string) {
 		}
 		pending = m.reregisterConsumers(s, pending)
 	}
-	for _, ch := range pending {
-		m.log.Warn("messenger: consumer not registered again after broker restart", "channel", ch)
+	for _, r := range pending {
+		m.log.Warn("messenger: consumer not registered again after broker restart", "channel", r.channel, "consumer_id", r.id)
 	}
 }
 
@@ -596,17 +602,17 @@ func (m *Messenger) reregisterFailed(channel string, err error) {
 
 // ownedSet is what a Messenger registered with the broker and must keep alive:
 // the channels it produces (with the registration to repeat after a broker
-// restart) and the channels it consumes (a count per channel, because the broker
-// keeps one entry per CONSUMER_REG_REQ, protocol.md §5.6). Heartbeats and
-// re-registration read snapshots; calls update it under mu.
+// restart) and the channels it consumes (the consumer_id of each registration,
+// because the broker keeps one entry per registration, protocol.md §5.6).
+// Heartbeats and re-registration read snapshots; calls update it under mu.
 type ownedSet struct {
 	mu        sync.Mutex
 	producers map[string]ProducerInfo // guarded by mu
-	consumers map[string]int          // guarded by mu
+	consumers map[string][]string     // guarded by mu: consumer_ids per channel
 }
 
 func newOwnedSet() *ownedSet {
-	return &ownedSet{producers: map[string]ProducerInfo{}, consumers: map[string]int{}}
+	return &ownedSet{producers: map[string]ProducerInfo{}, consumers: map[string][]string{}}
 }
 
 func (o *ownedSet) addProducer(ch string, info ProducerInfo) {
@@ -631,41 +637,36 @@ func (o *ownedSet) hasProducer(ch string) bool {
 	return ok
 }
 
-func (o *ownedSet) addConsumer(ch string) {
+// addConsumer records registration id of ch.
+func (o *ownedSet) addConsumer(ch, id string) {
 	o.mu.Lock()
-	o.consumers[ch]++
+	o.consumers[ch] = append(o.consumers[ch], id)
 	o.mu.Unlock()
 }
 
-// addConsumerIfHeld counts one more registration of ch when the broker holds
-// ours already, and reports whether it did.
-func (o *ownedSet) addConsumerIfHeld(ch string) bool {
+// consumerIDs returns the consumer_ids we hold for ch.
+func (o *ownedSet) consumerIDs(ch string) []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.consumers[ch] == 0 {
-		return false
+	return slices.Clone(o.consumers[ch])
+}
+
+// removeConsumer drops the latest registration of ch and returns its
+// consumer_id ("" when none is held).
+func (o *ownedSet) removeConsumer(ch string) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	ids := o.consumers[ch]
+	if len(ids) == 0 {
+		return ""
 	}
-	o.consumers[ch]++
-	return true
-}
-
-// holdsConsumer reports whether we consume ch.
-func (o *ownedSet) holdsConsumer(ch string) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.consumers[ch] > 0
-}
-
-// removeConsumer drops one registration of ch and returns how many are left.
-func (o *ownedSet) removeConsumer(ch string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.consumers[ch] <= 1 {
+	id := ids[len(ids)-1]
+	if len(ids) == 1 {
 		delete(o.consumers, ch)
-		return 0
+	} else {
+		o.consumers[ch] = ids[:len(ids)-1]
 	}
-	o.consumers[ch]--
-	return o.consumers[ch]
+	return id
 }
 
 // forget drops every producer and consumer registration of ch (the broker
@@ -680,7 +681,7 @@ func (o *ownedSet) forget(ch string) {
 func (o *ownedSet) clear() {
 	o.mu.Lock()
 	o.producers = map[string]ProducerInfo{}
-	o.consumers = map[string]int{}
+	o.consumers = map[string][]string{}
 	o.mu.Unlock()
 }
 
@@ -690,9 +691,9 @@ type ownedChannel struct {
 	info ProducerInfo
 }
 
-// snapshot returns the producer registrations and consumer counts, sorted by
-// channel name.
-func (o *ownedSet) snapshot() ([]ownedChannel, map[string]int) {
+// snapshot returns the producer registrations, sorted by channel name, and the
+// consumer_ids per consumed channel.
+func (o *ownedSet) snapshot() ([]ownedChannel, map[string][]string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	ps := make([]ownedChannel, 0, len(o.producers))
@@ -700,9 +701,9 @@ func (o *ownedSet) snapshot() ([]ownedChannel, map[string]int) {
 		ps = append(ps, ownedChannel{name: n, info: info})
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].name < ps[j].name })
-	cs := make(map[string]int, len(o.consumers))
-	for n, c := range o.consumers {
-		cs[n] = c
+	cs := make(map[string][]string, len(o.consumers))
+	for n, ids := range o.consumers {
+		cs[n] = slices.Clone(ids)
 	}
 	return ps, cs
 }

@@ -328,22 +328,28 @@ func TestLostAfterDerivedFromTimeouts(t *testing.T) {
 	}
 }
 
-// One broker consumer registration per process and channel: later local
-// registrations only count, the last removal is the one that deregisters.
-func TestOwnedConsumerCounts(t *testing.T) {
+// Each consumer registration keeps its consumer_id: re-registrations repeat it,
+// a deregistration removes one.
+func TestOwnedConsumerIDs(t *testing.T) {
 	o := newOwnedSet()
-	if o.addConsumerIfHeld("c") || o.holdsConsumer("c") {
-		t.Fatal("nothing held yet")
+	if id := o.removeConsumer("c"); id != "" {
+		t.Fatalf("removed %q from nothing", id)
 	}
-	o.addConsumer("c")
-	if !o.addConsumerIfHeld("c") || !o.holdsConsumer("c") {
-		t.Fatal("second registration not counted")
+	o.addConsumer("c", "c1")
+	o.addConsumer("c", "c2")
+	_, cons := o.snapshot()
+	if got := cons["c"]; len(got) != 2 || got[0] != "c1" || got[1] != "c2" {
+		t.Fatalf("snapshot %v", got)
 	}
-	if left := o.removeConsumer("c"); left != 1 {
-		t.Fatalf("left %d, want 1", left)
+	if id := o.removeConsumer("c"); id != "c2" {
+		t.Fatalf("removed %q, want c2", id)
 	}
-	if left := o.removeConsumer("c"); left != 0 || o.holdsConsumer("c") {
-		t.Fatalf("left %d, want 0", left)
+	if ids := o.consumerIDs("c"); len(ids) != 1 || ids[0] != "c1" {
+		t.Fatalf("left %v", ids)
+	}
+	o.removeConsumer("c")
+	if ids := o.consumerIDs("c"); len(ids) != 0 {
+		t.Fatalf("left %v", ids)
 	}
 }
 
