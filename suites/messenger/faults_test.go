@@ -45,6 +45,27 @@ var _ = Describe("Fault paths of the Messenger (issue 11)", func() {
 		Expect(died).NotTo(Receive())
 	})
 
+	It("item 3: a consumer that did declare the broker lost (plh-hub paused past LostAfter) registers again with the same identity: still one entry each", func() {
+		p, ep := startHub("tcp://127.0.0.1:0", GinkgoT().TempDir())
+		prod := connected(ep, hub.MessengerConfig{})
+		cons := connected(ep, hub.MessengerConfig{HeartbeatInterval: 500 * time.Millisecond})
+		w := watchRestart(cons)
+		ch := uniq("repause")
+		Expect(prod.RegisterProducer(ctx5(), ch, hub.ProducerInfo{})).To(Succeed())
+		Expect(cons.RegisterConsumer(ctx5(), ch)).To(Succeed())
+		Expect(cons.RegisterConsumer(ctx5(), ch)).To(Succeed()) // two consumers of one channel in one process
+		Expect(consumerCount(prod, ch)()).To(BeEquivalentTo(2))
+
+		Expect(p.Signal(syscall.SIGSTOP)).To(Succeed())
+		DeferCleanup(func() { _ = p.Signal(syscall.SIGCONT) })
+		Eventually(w.lost).WithTimeout(15 * time.Second).Should(Receive())
+		Expect(p.Signal(syscall.SIGCONT)).To(Succeed())
+		Eventually(w.back).WithTimeout(15 * time.Second).Should(Receive())
+		Consistently(consumerCount(prod, ch)).WithTimeout(2*time.Second).Should(BeEquivalentTo(2), "re-registration added entries")
+		Expect(cons.DeregisterConsumer(ctx5(), ch)).To(Succeed())
+		Expect(consumerCount(prod, ch)()).To(BeEquivalentTo(1))
+	})
+
 	It("item 5: a 500 ms delay each way on a consumer's broker link kills nobody: no broker loss, heartbeats go on, the broker keeps the consumer", func() {
 		cfg := brokerCfg()
 		cfg.ConsumerTimeout = 3 * time.Second // above the 1 s round trip
