@@ -52,6 +52,7 @@ type consumerLink struct {
 	restarts   atomic.Uint64
 	rejoins    atomic.Uint64
 	refreshing atomic.Bool // a broker re-registration after REJOIN is in flight
+	rejoining  atomic.Bool // HELLO sent for a REJOIN, its HELLO_ACK not yet read
 }
 
 // newConsumerLink returns the peer link of c; Connect sets its Dealer.
@@ -195,6 +196,7 @@ func (c *consumerLink) readLoop() {
 		switch f.Type {
 		case TypeHelloAck:
 			c.ackOne.Do(func() { close(c.acked) })
+			c.rejoining.Store(false)
 		case TypeByeAck:
 			c.byeAckOne.Do(func() { close(c.byeAcked) })
 		case TypeBye:
@@ -360,13 +362,16 @@ func (c *consumerLink) Stats() ChannelStats {
 // we were paused, and hears us again): HELLO again so it takes us back. The
 // credit we owed the old admission is void: HELLO grants a fresh window.
 func (c *consumerLink) rejoin() {
-	if c.closing.Load() {
+	// Every message the producer did not expect gets a REJOIN: one HELLO
+	// answers them all until its HELLO_ACK.
+	if c.closing.Load() || !c.rejoining.CompareAndSwap(false, true) {
 		return
 	}
 	c.rejoins.Add(1)
 	c.owed.Store(0)
 	c.log.Warn("hub: the producer no longer counted this consumer joined (declared dead?); HELLO again")
 	if err := c.hello(); err != nil {
+		c.rejoining.Store(false)
 		c.log.Warn("hub: HELLO after REJOIN failed", "err", err)
 		if fn := c.opts.Callbacks.OnChannelError; fn != nil {
 			cn := ChannelNotice{Channel: c.name, Event: EventRejoinFailed, Error: err.Error()}
