@@ -30,6 +30,17 @@
 // sim/scenario, which cannot see the engine; a test keeps faultTable equal to
 // scenario.FaultKinds. chaos holds the primitives the rows call.
 //
+// Resources and invariants. resources.go samples every running child every
+// 500 ms (/proc/PID/fd, /proc/PID/status) into `resource` events under the
+// child's name, and the hub with its goroutines (a {"cmd":"stats"} control
+// line, answered by a stats event) at baseline, t0, run_end and once every
+// node ended (quiesced, via supervisor.beforeHub). invariants.go records, at
+// run_end, the live parties and the hub's registry ({"cmd":"snapshot"} →
+// registry event), asking again while verdict.RegistryDiff finds
+// disagreements; and, for a node that died without an exit event, the reads
+// or writes its status file counted beyond its events (supervisor.recordTail).
+// sim/verdict judges all of it (the built-in invariants).
+//
 // Timeline. All times are CLOCK_MONOTONIC nanoseconds (proc.Now), the clock of
 // every process on the host, so sorting by t merges the streams. The engine
 // records its own events under node "plh-sim": spawned, run_start, fault,

@@ -107,7 +107,12 @@ func Run(ctx context.Context, cfg Config, p *scenario.Plan) (*verdict.Report, er
 	for _, actual := range r.channels {
 		jan.add("shm", actual)
 	}
-	r.sup = &supervisor{logDir: filepath.Join(r.dir, "logs"), col: r.col, janitor: jan}
+	r.sup = &supervisor{logDir: filepath.Join(r.dir, "logs"), col: r.col, janitor: jan,
+		statusDir: filepath.Join(r.dir, "status"), channelOf: func(n string) string { return r.channels[r.channelOf(n)] }}
+	r.sup.beforeHub = r.quiesceHub
+	if err := os.MkdirAll(r.sup.statusDir, 0o755); err != nil {
+		return nil, fmt.Errorf("%w: run folder: %v", ErrHarness, err)
+	}
 
 	herr := r.execute(ctx)
 	r.prog.finish()
@@ -128,6 +133,10 @@ func (r *run) execute(ctx context.Context) error {
 		r.stopEverything()
 		return err
 	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() { defer close(watched); r.watchResources(watchCtx) }()
+	defer func() { stopWatch(); <-watched }()
 	for _, role := range []string{"producer", "consumer"} {
 		var started []*child
 		from := r.col.len()
@@ -155,6 +164,7 @@ func (r *run) execute(ctx context.Context) error {
 	r.prog.start(t0)
 	r.col.add(event.Event{T: t0, Node: scenario.EngineName, Kind: "run_start",
 		Fields: map[string]any{"duration_ns": int64(p.Duration), "seed": p.Seed}})
+	r.sampleHub(ctx, "t0")
 
 	runCtx, stopActions := context.WithCancel(ctx)
 	for _, n := range p.Nodes {
@@ -179,6 +189,10 @@ func (r *run) execute(ctx context.Context) error {
 	stopActions()
 	r.actions.Wait()
 	r.col.engine("run_end", nil)
+	if ctx.Err() == nil {
+		r.sampleHub(ctx, "run_end")
+		r.snapshotRegistry(ctx)
+	}
 	r.stopEverything()
 	return nil
 }
@@ -232,7 +246,7 @@ func (r *run) startHub(ctx context.Context, endpoint string) error {
 	}
 	// The key pair lives in the run folder, so a restarted hub (broker_restart)
 	// keeps the public key the nodes were given.
-	argv := append(append([]string(nil), r.cfg.HubCmd...), "--endpoint", endpoint, "--keys-dir", filepath.Join(r.dir, "keys"))
+	argv := append(append([]string(nil), r.cfg.HubCmd...), "--endpoint", endpoint, "--keys-dir", filepath.Join(r.dir, "keys"), "--control")
 	if h.ChannelTimeout > 0 {
 		argv = append(argv, "--channel-timeout", h.ChannelTimeout.D().String())
 	}
@@ -255,11 +269,13 @@ func (r *run) startHub(ctx context.Context, endpoint string) error {
 	}
 	key := ev.Str("pubkey")
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.endpoint != "" && key != r.key {
+		r.mu.Unlock()
 		return fmt.Errorf("%w: restarted hub has public key %q, nodes were given %q", ErrHarness, key, r.key)
 	}
 	r.endpoint, r.key = ep, key
+	r.mu.Unlock()
+	r.sampleHub(ctx, "baseline")
 	return nil
 }
 
@@ -297,7 +313,8 @@ func (r *run) closeProxies() {
 // nodeArgs builds the plh-node flags of n.
 func (r *run) nodeArgs(n scenario.PlanNode, broker string) []string {
 	a := append([]string(nil), r.cfg.NodeCmd...)
-	a = append(a, "--name", n.Name, "--role", n.Role, "--broker", broker, "--channel", r.channels[n.Channel])
+	a = append(a, "--name", n.Name, "--role", n.Role, "--broker", broker, "--channel", r.channels[n.Channel],
+		"--status-file", statusPath(r.dir, n.Name))
 	r.mu.Lock()
 	key := r.key
 	r.mu.Unlock()

@@ -65,6 +65,13 @@ type supervisor struct {
 	logDir  string
 	col     *collector
 	janitor *janitorClient
+	// statusDir holds the nodes' status files (recordTail); channelOf maps a
+	// node name to its actual channel name.
+	statusDir string
+	channelOf func(name string) string
+	// beforeHub runs in stopAll once every node has ended, before the hub is
+	// stopped (nil: nothing).
+	beforeHub func()
 
 	mu       sync.Mutex
 	children []*child
@@ -91,11 +98,9 @@ func (s *supervisor) start(name, role string, exit scenario.ExitMode, argv []str
 		return nil, fmt.Errorf("%w: %v", ErrHarness, err)
 	}
 	c := &child{name: name, role: role, exit: exit, cmd: cmd, done: make(chan struct{})}
-	if role != scenario.HubName {
-		if c.stdin, err = cmd.StdinPipe(); err != nil {
-			logf.Close()
-			return nil, fmt.Errorf("%w: %v", ErrHarness, err)
-		}
+	if c.stdin, err = cmd.StdinPipe(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("%w: %v", ErrHarness, err)
 	}
 	fmt.Fprintf(logf, "# %s: %q\n", time.Now().Format(time.RFC3339Nano), argv)
 	if err := cmd.Start(); err != nil {
@@ -132,6 +137,7 @@ func (s *supervisor) start(name, role string, exit scenario.ExitMode, argv []str
 			code, sig = -1, unixSignalName(ws.Signal())
 		}
 		if !saw {
+			s.recordTail(c)
 			// A process killed by a signal writes no exit event: record its death.
 			s.col.add(event.Event{T: proc.Now(), Node: name, Kind: "exit", Fields: map[string]any{
 				"code": code, "reason": map[bool]string{true: "signal", false: "error"}[sig != ""],
@@ -194,6 +200,9 @@ func (s *supervisor) stop(c *child, grace time.Duration) {
 // producers, then the hub), the members of a tier in parallel.
 func (s *supervisor) stopAll(grace time.Duration) {
 	for _, tier := range []string{"consumer", "producer", scenario.HubName} {
+		if tier == scenario.HubName && s.beforeHub != nil {
+			s.beforeHub()
+		}
 		var wg sync.WaitGroup
 		for _, c := range s.list() {
 			if c.role == tier {

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -140,5 +141,47 @@ func TestJanitor(t *testing.T) {
 	}
 	if _, err := os.Stat(seg); !os.IsNotExist(err) {
 		t.Fatal("segment not removed")
+	}
+}
+
+// TestTailOfAKilledNode: a node killed without an exit event has its status
+// file read; what it counted beyond its read events is recorded as one read
+// event (tail, recorded_by plh-sim) with the last sequence and writer pid.
+func TestTailOfAKilledNode(t *testing.T) {
+	s := newSup(t)
+	s.statusDir = t.TempDir()
+	s.channelOf = func(string) string { return "plh_cam_x" }
+	b := make([]byte, 32)
+	for i, v := range []uint64{statusMagic, 9, 42, 77} {
+		binary.NativeEndian.PutUint64(b[i*8:], v)
+	}
+	if err := os.WriteFile(filepath.Join(s.statusDir, "c"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `echo '{"t":1,"node":"c","kind":"read","count":5}'; echo '{"t":2,"node":"c","kind":"ready"}'; exec sleep 60`
+	c, err := s.start("c", "consumer", scenario.ExitAny, []string{"sh", "-c", script})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := s.waitReady(ctx, c, 0); err != nil {
+		t.Fatal(err)
+	}
+	_ = syscall.Kill(-c.pid, syscall.SIGKILL)
+	s.wg.Wait()
+	var tail []event.Event
+	for _, ev := range s.col.Timeline() {
+		if ev.Node == "c" && ev.Kind == "read" && ev.Fields["tail"] == true {
+			tail = append(tail, ev)
+		}
+	}
+	if len(tail) != 1 {
+		t.Fatalf("tail events %v", tail)
+	}
+	f := tail[0].Fields
+	if f["count"] != uint64(4) || f["last_seq"] != uint64(42) || f["from_pid"] != uint64(77) || f["channel"] != "plh_cam_x" ||
+		f["recorded_by"] != scenario.EngineName {
+		t.Errorf("tail %+v", f)
 	}
 }

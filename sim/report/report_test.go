@@ -125,3 +125,26 @@ func TestRunFolderFiles(t *testing.T) {
 		t.Errorf("writing into a missing folder: %v, want ErrWrite", err)
 	}
 }
+
+// TestTimelineResourceStrip: the hub's sampled descriptors and goroutines are
+// lines of the resource strip, its marked samples dots with their event.
+func TestTimelineResourceStrip(t *testing.T) {
+	p, rep, evs := fixture()
+	evs = append(evs,
+		event.Event{T: rep.T0, Node: scenario.HubName, Kind: "resource", Fields: map[string]any{"fds": 13.0, "goroutines": 16.0, "phase": "t0"}},
+		event.Event{T: rep.T0 + 500*ms, Node: scenario.HubName, Kind: "stats", Fields: map[string]any{"goroutines": 40.0}},
+		event.Event{T: rep.T0 + 900*ms, Node: scenario.HubName, Kind: "resource", Fields: map[string]any{"fds": 218.0, "phase": "run_end"}},
+		event.Event{T: rep.T0 + 900*ms, Node: "c2", Kind: "resource", Fields: map[string]any{"fds": 20.0}},
+	)
+	var buf bytes.Buffer
+	if err := RenderTimeline(&buf, p, rep, evs); err != nil {
+		t.Fatal(err)
+	}
+	s := buf.String()
+	for _, want := range []string{">resources</text>", "peak 218", "<title>hub fds</title>", "<title>hub goroutines</title>",
+		"<title>c2 fds</title>", "&#34;phase&#34;:&#34;run_end&#34;"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("timeline lacks %q", want)
+		}
+	}
+}

@@ -50,7 +50,8 @@ var markers = map[string][2]string{
 // RenderTimeline writes a self-contained HTML page (inline SVG and CSS, no
 // script, no network): one lane per process with its life span and markers for
 // notable events, fault bands across all lanes, a throughput and backpressure
-// strip, and the verdicts with their evidence.
+// strip, a resource strip (descriptors, goroutines), and the verdicts with
+// their evidence.
 func RenderTimeline(w io.Writer, p *scenario.Plan, rep *verdict.Report, evs []event.Event) error {
 	var sb strings.Builder
 	lanes := laneNames(p, evs)
@@ -73,7 +74,7 @@ func RenderTimeline(w io.Writer, p *scenario.Plan, rep *verdict.Report, evs []ev
 		laneY[n] = float64(tlTop + i*tlLane + tlLane/2)
 	}
 	stripTop := float64(tlTop + len(lanes)*tlLane + 20)
-	height := int(stripTop) + tlStrip + 30
+	height := int(stripTop) + tlStrip + tlResStrip + 30
 
 	fmt.Fprintf(&sb, `<!DOCTYPE html><html><head><meta charset="utf-8"><title>%s — plh-sim timeline</title><style>
 body{font:14px system-ui,sans-serif;margin:20px;color:#222}
@@ -173,6 +174,7 @@ pre{margin:0;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere;max-widt
 		}
 	}
 	writeStrip(&sb, evs, x, tmin, tmax, stripTop)
+	writeResourceStrip(&sb, evs, x, stripTop+tlStrip)
 	sb.WriteString("</svg>\n")
 	writeTables(&sb, rep)
 	sb.WriteString("</body></html>\n")

@@ -11,6 +11,11 @@
 // expectation nodes and fault ids), and per fault kind what that kind needs
 // (FaultRules, one row per kind). Durations must be strings in Go syntax.
 //
+// invariants.go names the built-in invariants ([invariants], each turned off
+// only with a reason) and checks the resource and delivery expectations and
+// per_fault; Distinct random faults draw (kind, target) pairs without
+// replacement.
+//
 // Resolve turns a Variant and a seed into a Plan: nodes named per instance
 // (c → c1, c2), random faults drawn from the seed (math/rand PCG seeded per
 // block), fault ids made unique, defaults filled (exit modes, shm and secrets of

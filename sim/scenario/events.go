@@ -28,7 +28,11 @@ var EventKinds = map[string][]string{
 	"ready": {"endpoint", "pubkey", "admin_endpoint", "admin_token_file", "metrics_addr", "pid", "role", "channel"},
 	"error": {"error", "op"},
 	"exit": {"code", "reason", "written", "read", "lost", "gaps", "reorders", "checksum_errors", "stalls",
-		"signal", "recorded_by"},
+		"written_upstream", "read_upstream", "signal", "recorded_by"},
+	"stats":    {"goroutines", "channels", "consumers"},
+	"resource": {"pid", "fds", "threads", "rss_kb", "goroutines", "phase", "recorded_by"},
+	// The hub, on a snapshot control line.
+	"registry": {"channels"},
 	// Clients (producer, consumer).
 	"registered":      {"channel", "pattern", "shm"},
 	"discovered":      {"channel", "pattern", "shm_name", "consumer_count"},
@@ -44,12 +48,13 @@ var EventKinds = map[string][]string{
 	"backpressure_stall":         {"channel", "duration_ns", "path", "reported", "written"},
 	"backpressure_stall_start":   {"channel", "waited_ns", "path"},
 	"backpressure_stall_ongoing": {"channel", "waited_ns", "path"},
-	"written":                    {"channel", "count", "first_seq", "last_seq", "bytes"},
-	"read":                       {"channel", "count", "first_seq", "last_seq", "bytes", "lat_p50_ns", "lat_max_ns", "gaps", "lost"},
-	"gap":                        {"channel", "expected", "got", "lost", "gaps"},
-	"reorder":                    {"channel", "prev", "got"},
-	"checksum_error":             {"channel", "slot_index", "seq", "slot_id", "source"},
-	KindLockHeld:                 {"channel", "slot_index", "seq"},
+	"written":                    {"channel", "count", "first_seq", "last_seq", "bytes", "upstream", "from_pid", "tail", "recorded_by"},
+	"read": {"channel", "count", "first_seq", "last_seq", "bytes", "lat_p50_ns", "lat_max_ns", "gaps", "lost",
+		"from_pid", "upstream", "tail", "recorded_by"},
+	"gap":            {"channel", "expected", "got", "lost", "gaps", "from_pid"},
+	"reorder":        {"channel", "prev", "got", "from_pid"},
+	"checksum_error": {"channel", "slot_index", "seq", "slot_id", "source", "upstream"},
+	KindLockHeld:     {"channel", "slot_index", "seq"},
 	// The engine (node plh-sim).
 	"spawned":      {"target", "role", "pid"},
 	"run_start":    {"duration_ns", "seed"},
@@ -62,6 +67,7 @@ var EventKinds = map[string][]string{
 	"process_end":         {"target", "role", "pid", "code", "signal", "forced", "stopped"},
 	"end_state":           {"leaked", "leftover_segments"},
 	"run_end":             {},
+	"parties":             {"parties"},
 	"interrupted":         {"reason"},
 }
 

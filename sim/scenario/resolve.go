@@ -29,6 +29,8 @@ type Plan struct {
 	Nodes          []PlanNode   `toml:"nodes"`
 	Faults         []FaultSpec  `toml:"faults"`
 	Expect         []ExpectSpec `toml:"expect"`
+	// Invariants holds the built-in invariants a scenario turned off.
+	Invariants map[string]InvariantSpec `toml:"invariants,omitempty"`
 }
 
 // PlanNode is one process to spawn: a producer or a consumer.
@@ -90,6 +92,7 @@ func Resolve(v Variant, seed uint64) (*Plan, error) {
 	if s.Hub != nil {
 		p.Hub = *s.Hub
 	}
+	p.Invariants = s.Invariants
 	ids := map[string]int{}
 	addFault := func(f FaultSpec, prefix string) {
 		if f.ID == "" {
@@ -237,12 +240,29 @@ func drawFaults(rng *rand.Rand, r RandomSpec, runFor Duration) []FaultSpec {
 		hi = r.Window[1]
 	}
 	var out []FaultSpec
+	var pairs [][2]int // distinct: the (kind, target) pairs not drawn yet
+	if r.Distinct {
+		for k := range r.Kinds {
+			for t := range r.Targets {
+				pairs = append(pairs, [2]int{k, t})
+			}
+		}
+	}
 	t := lo + pick(rng, r.Interval)
 	for t <= hi && (r.Count == 0 || len(out) < r.Count) {
+		k, tg := rng.IntN(len(r.Kinds)), rng.IntN(len(r.Targets))
+		if r.Distinct {
+			if len(pairs) == 0 {
+				break
+			}
+			i := rng.IntN(len(pairs))
+			k, tg = pairs[i][0], pairs[i][1]
+			pairs = append(pairs[:i], pairs[i+1:]...)
+		}
 		f := FaultSpec{
 			At:     t,
-			Kind:   r.Kinds[rng.IntN(len(r.Kinds))],
-			Target: r.Targets[rng.IntN(len(r.Targets))],
+			Kind:   r.Kinds[k],
+			Target: r.Targets[tg],
 			Signal: r.Signal,
 		}
 		if len(r.Duration) > 0 {
@@ -302,8 +322,10 @@ func expandNodes(s *Scenario) []PlanNode {
 func expectName(e ExpectSpec) string {
 	s := string(e.Type)
 	switch e.Type {
-	case ExpectMetric:
+	case ExpectMetric, ExpectResource:
 		s += " " + string(e.Metric)
+	case ExpectDelivery:
+		s += " " + e.Delivery + " on " + e.Channel
 	case ExpectExit:
 	default:
 		s += " " + e.Kind

@@ -13,20 +13,21 @@ import (
 // Scenario is one scenario file as written (before includes, matrix and seed are
 // resolved). docs/scenarios.md documents every key.
 type Scenario struct {
-	Name           string           `toml:"name"`
-	Description    string           `toml:"description,omitempty"`
-	Seed           *uint64          `toml:"seed,omitempty"`
-	Duration       Duration         `toml:"duration,omitempty"`
-	StartupTimeout Duration         `toml:"startup_timeout,omitempty"`
-	StopGrace      Duration         `toml:"stop_grace,omitempty"`
-	Include        []string         `toml:"include,omitempty"`
-	Hub            *HubSpec         `toml:"hub,omitempty"`
-	Producers      []NodeSpec       `toml:"producers,omitempty"`
-	Consumers      []NodeSpec       `toml:"consumers,omitempty"`
-	Faults         []FaultSpec      `toml:"faults,omitempty"`
-	RandomFaults   []RandomSpec     `toml:"random_faults,omitempty"`
-	Expect         []ExpectSpec     `toml:"expect,omitempty"`
-	Matrix         map[string][]any `toml:"matrix,omitempty"`
+	Name           string                   `toml:"name"`
+	Description    string                   `toml:"description,omitempty"`
+	Seed           *uint64                  `toml:"seed,omitempty"`
+	Duration       Duration                 `toml:"duration,omitempty"`
+	StartupTimeout Duration                 `toml:"startup_timeout,omitempty"`
+	StopGrace      Duration                 `toml:"stop_grace,omitempty"`
+	Include        []string                 `toml:"include,omitempty"`
+	Hub            *HubSpec                 `toml:"hub,omitempty"`
+	Producers      []NodeSpec               `toml:"producers,omitempty"`
+	Consumers      []NodeSpec               `toml:"consumers,omitempty"`
+	Faults         []FaultSpec              `toml:"faults,omitempty"`
+	RandomFaults   []RandomSpec             `toml:"random_faults,omitempty"`
+	Expect         []ExpectSpec             `toml:"expect,omitempty"`
+	Matrix         map[string][]any         `toml:"matrix,omitempty"`
+	Invariants     map[string]InvariantSpec `toml:"invariants,omitempty"`
 }
 
 // HubSpec configures the hub (broker) process.
@@ -85,6 +86,8 @@ type RandomSpec struct {
 	Duration []Duration  `toml:"duration,omitempty"`
 	Signal   Signal      `toml:"signal,omitempty"`
 	Delay    []Duration  `toml:"delay,omitempty"`
+	// Distinct draws (kind, target) pairs without replacement.
+	Distinct bool `toml:"distinct,omitempty"`
 }
 
 // ExpectSpec is one [[expect]] entry.
@@ -105,6 +108,15 @@ type ExpectSpec struct {
 	Max    *Bound         `toml:"max,omitempty"`
 	Code   *int           `toml:"code,omitempty"`
 	Reason string         `toml:"reason,omitempty"`
+	// PerFault multiplies min and max by the number of faults that fired
+	// (those whose id matches Faults, a glob; default every fault).
+	PerFault bool   `toml:"per_fault,omitempty"`
+	Faults   string `toml:"faults,omitempty"`
+	// MaxGrowth bounds a resource expectation: last sample minus first.
+	MaxGrowth *Bound `toml:"max_growth,omitempty"`
+	// Delivery and Channel: a delivery expectation (exactly_once, each).
+	Delivery string `toml:"delivery,omitempty"`
+	Channel  string `toml:"channel,omitempty"`
 }
 
 // Duration is a time.Duration written as a string ("1.5s") in TOML.
@@ -153,7 +165,7 @@ var (
 	patterns    = []string{"PubSub", "Pipeline", "Bidir"}
 	policies    = []string{"Latest_only", "Single_reader", "Sync_reader"}
 	exitModes   = []string{"clean", "error", "killed", "any"}
-	expectTypes = []string{"event", "never", "count", "metric", "exit"}
+	expectTypes = []string{"event", "never", "count", "metric", "exit", "resource", "delivery"}
 	slotPicks   = []string{"next", "latest", "all"}
 	untils      = []string{UntilRunEnd, UntilStop}
 )
@@ -207,6 +219,11 @@ const (
 	ExpectCount  ExpectType = "count"
 	ExpectMetric ExpectType = "metric"
 	ExpectExit   ExpectType = "exit"
+	// ExpectResource bounds the growth of a process's sampled resource.
+	ExpectResource ExpectType = "resource"
+	// ExpectDelivery compares what a channel's consumers read with what
+	// each producer incarnation wrote.
+	ExpectDelivery ExpectType = "delivery"
 )
 
 // Window ends (ExpectSpec.Until) and anchors (ExpectSpec.After) beyond

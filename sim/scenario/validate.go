@@ -129,6 +129,9 @@ func validate(v *Variant) error {
 		if r.Count < 0 || r.Count > MaxRandomFaults {
 			return c.errf("random_faults.count", "", "must be between 0 and %d", MaxRandomFaults)
 		}
+		if pairs := len(r.Kinds) * len(r.Targets); r.Distinct && r.Count > pairs {
+			return c.errf("random_faults.count", "", "distinct = true draws each (kind, target) pair at most once: count %d is above the %d pairs", r.Count, pairs)
+		}
 		lo, hi := Duration(0), s.Duration
 		if len(r.Window) > 0 {
 			lo = r.Window[0]
@@ -162,10 +165,24 @@ func validate(v *Variant) error {
 			roles[name] = "producer"
 		}
 	}
+	if err := c.checkInvariants(s.Invariants, roles); err != nil {
+		return err
+	}
 	for i := range s.Expect {
 		e := &s.Expect[i]
 		if err := checkEnum(c, "expect.type", &e.Type, "expectation type", expectTypes); err != nil {
 			return err
+		}
+		if err := c.checkPerFault(*e); err != nil {
+			return err
+		}
+		if handled, err := c.checkResourceOrDelivery(e, roles); err != nil {
+			return err
+		} else if handled {
+			if err := c.checkNodeRef(e.Node, roles); err != nil {
+				return err
+			}
+			continue
 		}
 		if f, ok := strings.CutPrefix(string(e.Metric), "exit."); !ok || f == "" {
 			if err := checkEnum(c, "expect.metric", &e.Metric, "metric", metrics); err != nil {
@@ -287,19 +304,8 @@ func (c checker) checkExpect(e ExpectSpec, roles map[string]string) error {
 	if t == "" {
 		t = ExpectEvent
 	}
-	if e.Node != "" {
-		if _, err := path.Match(e.Node, "x"); err != nil {
-			return c.errf("expect.node", e.Node, "bad node pattern %q", e.Node)
-		}
-		matched := e.Node == HubName || e.Node == EngineName
-		for n := range roles {
-			if ok, _ := path.Match(e.Node, n); ok {
-				matched = true
-			}
-		}
-		if !matched {
-			return c.errf("expect.node", e.Node, "node %q matches no node of the scenario", e.Node)
-		}
+	if err := c.checkNodeRef(e.Node, roles); err != nil {
+		return err
 	}
 	for k, v := range e.Match {
 		switch v.(type) {
@@ -342,6 +348,44 @@ func (c checker) checkExpect(e ExpectSpec, roles map[string]string) error {
 	}
 	if e.Each && (e.Node == "" || t == ExpectExit) {
 		return c.errf("expect.each", "", "each = true checks every node matching node one by one: it needs node, and an event, never, count or metric type")
+	}
+	return nil
+}
+
+// checkNodeRef checks an expectation's node pattern (empty: any) names a
+// node of the scenario.
+func (c checker) checkNodeRef(node string, roles map[string]string) error {
+	if node == "" {
+		return nil
+	}
+	if _, err := path.Match(node, "x"); err != nil {
+		return c.errf("expect.node", node, "bad node pattern %q", node)
+	}
+	matched := node == HubName || node == EngineName
+	for n := range roles {
+		if ok, _ := path.Match(node, n); ok {
+			matched = true
+		}
+	}
+	if !matched {
+		return c.errf("expect.node", node, "node %q matches no node of the scenario", node)
+	}
+	return nil
+}
+
+// checkPerFault checks per_fault and faults: count and metric bounds only.
+func (c checker) checkPerFault(e ExpectSpec) error {
+	if e.Faults != "" && !e.PerFault {
+		return c.errf("expect.faults", e.Faults, "faults selects the faults per_fault counts: set per_fault = true")
+	}
+	if !e.PerFault {
+		return nil
+	}
+	if e.Type != ExpectCount && e.Type != ExpectMetric {
+		return c.errf("expect.per_fault", "", "per_fault scales the min/max of a count or metric expectation")
+	}
+	if _, err := path.Match(e.Faults, "x"); err != nil {
+		return c.errf("expect.faults", e.Faults, "bad fault id pattern %q", e.Faults)
 	}
 	return nil
 }

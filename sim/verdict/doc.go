@@ -6,6 +6,14 @@
 // the engine (package sim) calls it after a run and package report writes what
 // it returns.
 //
+// Built-in invariants (invariants.go, registry.go, deaths.go, sequences.go),
+// one check per name of scenario.Invariants, follow the end-state checks:
+// registry_matches, consumers_read, no_false_death, ordered_complete,
+// hub_resources_return, hub_resources_steady; a plan may turn one off with a
+// reason. sequences.go also holds the delivery expectation (per producer
+// incarnation, from the read events' from_pid), resource.go the resource
+// expectation and per_fault bounds.
+//
 // A window starts at its anchor (run start or a fault's firing) plus `from` and
 // ends at `within`/`to` after the anchor or at run_end. Every verdict carries
 // its evidence: the anchor event and the first match, the offenders, or the

@@ -149,6 +149,7 @@ func Evaluate(p *scenario.Plan, evs []event.Event, channels map[string]string) *
 			rep.Expectations = append(rep.Expectations, e.check(x))
 		}
 		rep.Expectations = append(rep.Expectations, e.endState()...)
+		rep.Expectations = append(rep.Expectations, e.invariants()...)
 	}
 	if ev, ok := e.first(func(ev event.Event) bool { return ev.Node == scenario.EngineName && ev.Kind == "interrupted" }); ok {
 		rep.Expectations = append(rep.Expectations, Verdict{Name: "run completed", Type: "run",
@@ -303,6 +304,12 @@ func (e *evaluator) check(x scenario.ExpectSpec) Verdict {
 	if x.Type == scenario.ExpectExit {
 		return e.checkExit(x, v)
 	}
+	if x.Type == scenario.ExpectDelivery {
+		return e.checkDelivery(x, v)
+	}
+	if x.PerFault {
+		return e.checkPerFault(x, v)
+	}
 	if x.Each {
 		return e.checkEach(x, v)
 	}
@@ -318,7 +325,7 @@ func (e *evaluator) check(x scenario.ExpectSpec) Verdict {
 	if (x.After == "" || x.After == "start") && x.From == 0 {
 		w.from = 0 // no anchor, no offset: the whole run, startup included
 	}
-	if x.Type == scenario.ExpectMetric && x.To > 0 {
+	if (x.Type == scenario.ExpectMetric || x.Type == scenario.ExpectResource) && x.To > 0 {
 		w.to = at + int64(x.To)
 	} else if x.Within > 0 {
 		w.to = at + int64(x.Within)
@@ -365,6 +372,8 @@ func (e *evaluator) check(x scenario.ExpectSpec) Verdict {
 		val, evs := e.metric(x, w)
 		v.Status, v.Message = bounds(val, x, fmt.Sprintf("%s = %v (from %s to %s after %s)", x.Metric, val, rel(w.from), rel(w.to), anchorName(x)))
 		v.Evidence = append(lead, capEvents(evs)...)
+	case scenario.ExpectResource:
+		return e.checkResource(x, v, w)
 	}
 	return v
 }

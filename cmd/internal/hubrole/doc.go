@@ -12,5 +12,10 @@
 // admin token (docs/operations.md), never the token itself.
 // CURVE (curve.go): broker.use_curve / --curve / --no-curve, keys dir and
 // allowlist become broker.Config.Curve; the ready event carries "pubkey".
+// With --control (control.go) it answers JSON lines on stdin:
+// {"cmd":"snapshot"} with a registry event (channels, producer pid, consumers'
+// pid and hostname, read from broker.Service), {"cmd":"stats"} with a stats
+// event (goroutines, registry size), also emitted every --stats-interval. The
+// scenario engine reads the registry this way, not through the admin shell.
 // cmd/plh-hub and plh-sim (re-executing itself) both call Main.
 package hubrole

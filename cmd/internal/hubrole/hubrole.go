@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/pylabhub/plh/hubd"
@@ -22,13 +23,20 @@ type options struct {
 	curve, noCurve                   bool
 	keysDir                          string
 	shutdownDelay                    time.Duration
+	control                          bool
+	statsInterval                    time.Duration
 	set                              map[string]bool
 }
 
 // Main runs plh-hub with args (without the program name) until ctx is cancelled.
 // It returns the exit status: 0 after a graceful stop, 1 on a start-up error, 2
-// on bad usage.
+// on bad usage. With --control it answers control lines read from os.Stdin.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return MainIO(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// MainIO is Main with the control input given (nil: no control lines).
+func MainIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("plh-hub", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
@@ -43,6 +51,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.noCurve, "no-curve", false, "serve the broker without CURVE, NULL security (overrides broker.use_curve)")
 	fs.StringVar(&o.keysDir, "keys-dir", "", "keep the CURVE server key pair in this directory (overrides security.curve_keys_dir)")
 	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "after the first SIGINT/SIGTERM keep serving this long before stopping (a second signal exits 1 at once)")
+	fs.BoolVar(&o.control, "control", false, "answer JSON control lines on stdin: {\"cmd\":\"snapshot\"} (registry event), {\"cmd\":\"stats\"} (stats event)")
+	fs.DurationVar(&o.statsInterval, "stats-interval", time.Second, "emit a stats event (goroutines, registry size) this often (0 = never)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -63,7 +73,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	events := event.NewWriter(stdout, o.name)
-	code := run(ctx, o, log, events)
+	code := run(ctx, o, stdin, log, events)
 	reason := "signal"
 	if code != 0 {
 		reason = "error"
@@ -72,7 +82,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-func run(ctx context.Context, o options, log *slog.Logger, events *event.Writer) int {
+func run(ctx context.Context, o options, stdin io.Reader, log *slog.Logger, events *event.Writer) int {
 	cfg, err := hubd.LoadConfig(hubd.Sources{ExplicitFile: o.config, Logger: log})
 	if err != nil {
 		log.Error("plh-hub: configuration", "err", err)
@@ -122,7 +132,16 @@ func run(ctx context.Context, o options, log *slog.Logger, events *event.Writer)
 		log.Warn("plh-hub: cannot write ready event", "err", err)
 	}
 	log.Info("running")
+	if o.control && stdin != nil {
+		// Ends with stdin (a blocked read cannot be interrupted) or the process.
+		go readControl(ctx, stdin, svc, events, log)
+	}
+	var wg sync.WaitGroup
+	if o.statsInterval > 0 {
+		wg.Go(func() { statsLoop(ctx, o.statsInterval, svc, events, log) })
+	}
 	<-ctx.Done()
+	wg.Wait()
 	log.Info("plh-hub shutting down", "delay", o.shutdownDelay)
 	if o.shutdownDelay > 0 {
 		// Keep serving (clients can deregister); a second signal exits 1 now.

@@ -12,54 +12,69 @@ import (
 	"github.com/pylabhub/plh/shm"
 )
 
-// seqTracker checks the sequence numbers a consumer sees.
+// seqTracker checks the sequence numbers a consumer sees, per producer
+// incarnation (the writer's pid carried in every payload): a successor
+// producer starts again at 0 without that counting as a reorder.
 type seqTracker struct {
-	n       *node
-	next    uint64 // next sequence wanted
-	maxSeen uint64
-	any     bool
-	latest  bool   // Latest_only: skips are normal, aggregated per interval
-	split   bool   // Pipeline: each consumer sees a subset; gaps are not losses
-	bad     uint64 // slot id of the last damaged slot reported
-	anyBad  bool
+	n      *node
+	latest bool // Latest_only: skips are normal, aggregated per interval
+	// split: each consumer sees a share of the stream (Pipeline, Bidir's
+	// round robin on the peer link): a jump is not a loss for this consumer
+	// alone; the engine's delivery expectation sums the shares.
+	split  bool
+	inc    map[uint64]*incarnation
+	bad    uint64 // slot id of the last damaged slot reported
+	anyBad bool
 }
 
-func (t *seqTracker) see(seq uint64) {
+// incarnation is what one consumer saw of one producer process.
+type incarnation struct {
+	next, maxSeen uint64 // next sequence wanted, highest seen
+}
+
+func (t *seqTracker) see(seq, from uint64) {
 	ch := t.n.o.channel
+	if t.inc == nil {
+		t.inc = map[uint64]*incarnation{}
+	}
+	in, ok := t.inc[from]
 	switch {
-	case !t.any:
-		t.any = true // a late joiner starts wherever the stream is
-	case seq < t.next:
+	case !ok:
+		in = &incarnation{} // a late joiner (or a new producer) starts wherever the stream is
+		t.inc[from] = in
+	case seq < in.next:
 		t.n.agg.note(func(a *aggregator) { a.reorders++ })
-		t.n.emit("reorder", map[string]any{"channel": ch, "prev": t.maxSeen, "got": seq})
+		t.n.emit("reorder", map[string]any{"channel": ch, "prev": in.maxSeen, "got": seq, "from_pid": from})
 		return
-	case seq > t.next && t.split:
-	case seq > t.next:
-		lost, expected := seq-t.next, t.next
+	case seq > in.next && t.split:
+	case seq > in.next:
+		lost, expected := seq-in.next, in.next
 		if t.latest { // one aggregated gap event per interval (aggregator.flush)
 			t.n.agg.note(func(a *aggregator) { a.skip(expected, seq, lost) })
 			break
 		}
 		t.n.agg.note(func(a *aggregator) { a.gaps++; a.lost += lost })
-		t.n.emit("gap", map[string]any{"channel": ch, "expected": expected, "got": seq, "lost": lost})
+		t.n.emit("gap", map[string]any{"channel": ch, "expected": expected, "got": seq, "lost": lost, "from_pid": from})
 	}
-	t.next = seq + 1
-	t.maxSeen = max(t.maxSeen, seq)
+	in.next = seq + 1
+	in.maxSeen = max(in.maxSeen, seq)
 }
 
-// verify checks a payload's pattern; it returns the sequence and send time.
-func verify(b []byte) (seq uint64, sent int64, ok bool) {
+// verify checks a payload's pattern; it returns the sequence, the send time
+// and the writer's pid.
+func verify(b []byte) (seq uint64, sent int64, from uint64, ok bool) {
 	if len(b) < minPayload {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	seq = binary.LittleEndian.Uint64(b[offSeq:])
 	sent = int64(binary.LittleEndian.Uint64(b[offTime:]))
+	from = binary.LittleEndian.Uint64(b[offFrom:])
 	for i := offPattern; i < len(b); i++ {
 		if b[i] != patternByte(seq, i) {
-			return seq, sent, false
+			return seq, sent, from, false
 		}
 	}
-	return seq, sent, true
+	return seq, sent, from, true
 }
 
 func (n *node) runConsumer(ctx context.Context) (int, string) {
@@ -91,6 +106,9 @@ func (n *node) runConsumer(ctx context.Context) (int, string) {
 			n.emit("producer_restarted", map[string]any{"channel": ch, "producer_pid": info.ProducerPid})
 		},
 	}
+	if o.churn > 0 {
+		n.churn(ctx)
+	}
 	cctx, cancel := context.WithTimeout(ctx, o.connectTimeout)
 	c, err := n.connect(cctx, opts)
 	cancel()
@@ -116,7 +134,7 @@ func (n *node) runConsumer(ctx context.Context) (int, string) {
 	}
 	n.emit("ready", map[string]any{"role": "consumer", "channel": ch, "pid": n.m.Pid()})
 	t := &seqTracker{n: n, latest: c.HasSHM() && c.SHM().Sync() == shm.LatestOnly,
-		split: !c.HasSHM() && info.Pattern == hub.PatternPipeline}
+		split: !c.HasSHM() && (info.Pattern == hub.PatternPipeline || info.Pattern == hub.PatternBidir)}
 	var read uint64
 	rctx, rcancel := context.WithCancel(ctx)
 	defer rcancel()
@@ -127,6 +145,11 @@ func (n *node) runConsumer(ctx context.Context) (int, string) {
 		}
 		rcancel()
 	}()
+	if info.Pattern == hub.PatternBidir && o.sendRate > 0 {
+		stop := n.sendUpstream(rctx, c)
+		defer stop()
+	}
+
 	for o.count == 0 || read < o.count {
 		if ctx.Err() != nil {
 			return n.stopped(ctx)
@@ -182,14 +205,14 @@ func (n *node) connect(ctx context.Context, opts hub.ConsumerOptions) (*hub.Cons
 }
 
 func (n *node) record(t *seqTracker, b []byte) {
-	seq, sent, ok := verify(b)
+	seq, sent, from, ok := verify(b)
 	if !ok {
 		n.agg.note(func(a *aggregator) { a.checksumErrs++ })
 		n.emit("checksum_error", map[string]any{"channel": n.o.channel, "slot_index": -1, "seq": seq, "source": "pattern"})
 		return
 	}
-	t.see(seq)
-	n.agg.add(seq, len(b), now()-sent)
+	t.see(seq, from)
+	n.agg.add(seq, len(b), now()-sent, from)
 }
 
 func (n *node) readZMQ(ctx context.Context, c *hub.Consumer, t *seqTracker) (bool, error) {
@@ -243,9 +266,11 @@ func (n *node) damaged(t *seqTracker, idx int, id uint64, buf []byte) {
 		return
 	}
 	t.anyBad, t.bad = true, id
-	seq := uint64(0)
-	if len(buf) >= 8 {
-		seq = binary.LittleEndian.Uint64(buf)
+	seq, from := uint64(0), uint64(0)
+	if len(buf) >= minPayload {
+		seq, from = binary.LittleEndian.Uint64(buf[offSeq:]), binary.LittleEndian.Uint64(buf[offFrom:])
+		// Seen, though damaged: reported as checksum_error, not as a loss.
+		t.see(seq, from)
 	}
 	n.agg.note(func(a *aggregator) { a.checksumErrs++ })
 	n.emit("checksum_error", map[string]any{"channel": n.o.channel, "slot_index": idx, "slot_id": id, "seq": seq})

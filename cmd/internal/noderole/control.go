@@ -20,10 +20,11 @@ type control struct {
 	delay atomic.Int64  // consumer delay per read, ns
 	hold  chan struct{} // closed by hold_lock
 	held  atomic.Bool
+	stats chan struct{} // a stats event is wanted now
 }
 
 func newControl(delay time.Duration) *control {
-	c := &control{hold: make(chan struct{})}
+	c := &control{hold: make(chan struct{}), stats: make(chan struct{}, 1)}
 	c.delay.Store(int64(delay))
 	return c
 }
@@ -54,6 +55,11 @@ func (c *control) read(r io.Reader, log *slog.Logger) {
 				}
 				c.delay.Store(int64(d))
 				log.Info("delay per read set", "delay", d)
+			}
+		case "stats":
+			select {
+			case c.stats <- struct{}{}:
+			default: // one is pending already
 			}
 		case "hold_lock":
 			if c.held.CompareAndSwap(false, true) {

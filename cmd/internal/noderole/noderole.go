@@ -26,7 +26,11 @@ type options struct {
 	useSHM                                          bool
 	policy, checksum, schema, logLevel, uid         string
 	slots, slotSize, window                         int
-	rate                                            float64
+	rate, sendRate                                  float64
+	statsInterval                                   time.Duration
+	statusFile                                      string
+	churn                                           int
+	churnEvery                                      time.Duration
 	count                                           uint64
 	delayPerRead, duration, linger                  time.Duration
 	heartbeat, peerHeartbeat, peerTimeout           time.Duration
@@ -81,6 +85,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.slots, "slots", 8, "ring capacity (producer with --shm)")
 	fs.IntVar(&o.slotSize, "slot-size", 4096, "payload bytes (≥ 24; SHM slots are rounded up to 4096)")
 	fs.Float64Var(&o.rate, "rate", 0, "producer messages per second (0 = as fast as possible)")
+	fs.Float64Var(&o.sendRate, "send-rate", 0, "Bidir consumer: messages per second sent to the producer (0 = none)")
+	fs.DurationVar(&o.statsInterval, "stats-interval", time.Second, "emit a stats event (goroutines) this often (0 = never)")
+	fs.StringVar(&o.statusFile, "status-file", "", "keep running totals in this file (mapped; read by the engine after a SIGKILL)")
+	fs.IntVar(&o.churn, "churn", 0, "consumer: before connecting, register and deregister a consumer of the channel this many times")
+	fs.DurationVar(&o.churnEvery, "churn-every", 20*time.Millisecond, "consumer: one --churn cycle this often")
 	fs.Uint64Var(&o.count, "count", 0, "producer: messages to write; consumer: messages to read (0 = until stopped)")
 	fs.DurationVar(&o.delayPerRead, "delay-per-read", 0, "consumer: sleep after each read")
 	fs.StringVar(&secret, "secret", "0", "DataBlock shared secret (decimal or 0x hex; consumer: 0 = do not attach)")
@@ -121,6 +130,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("--slots %d below 1", o.slots)
 	case o.rate < 0:
 		return o, fmt.Errorf("--rate %v is negative", o.rate)
+	case o.churn < 0 || o.churnEvery <= 0:
+		return o, fmt.Errorf("--churn %d / --churn-every %v: want churn ≥ 0 and a positive period", o.churn, o.churnEvery)
+	case o.sendRate < 0:
+		return o, fmt.Errorf("--send-rate %v is negative", o.sendRate)
 	}
 	if _, err := syncPolicy(o.policy); err != nil {
 		return o, err
@@ -175,6 +188,7 @@ type node struct {
 	ev  *event.Writer
 	ctl *control
 	agg *aggregator
+	up  *aggregator // Bidir's consumer-to-producer direction (nil: none)
 	m   *hub.Messenger
 }
 
@@ -192,8 +206,11 @@ func (n *node) fail(op string, err error) (int, string) {
 
 func (n *node) emitExit(code int, reason string) {
 	f := map[string]any{"code": code, "reason": reason}
-	if n.agg != nil {
-		for k, v := range n.agg.totals() {
+	for _, a := range []*aggregator{n.agg, n.up} {
+		if a == nil {
+			continue
+		}
+		for k, v := range a.totals() {
 			f[k] = v
 		}
 	}
@@ -226,8 +243,23 @@ func (n *node) run(ctx context.Context) (int, string) {
 	m.OnBrokerReconnected(func(k int) {
 		n.emit("broker_reconnected", map[string]any{"endpoint": n.o.broker, "channels": k})
 	})
-	n.agg = newAggregator(n, n.o.role == "producer")
+	st, err := openStatus(n.o.statusFile)
+	if err != nil {
+		return n.fail("status_file", err)
+	}
+	n.agg = newAggregator(n, n.o.role == "producer", false, st)
+	defer st.close()
 	defer n.agg.stop()
+	if n.o.pattern == string(hub.PatternBidir) || n.o.sendRate > 0 {
+		n.up = newAggregator(n, n.o.role != "producer", true, nil)
+		defer n.up.stop()
+	}
+	if n.o.statsInterval > 0 {
+		sctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); n.statsLoop(sctx) }()
+		defer func() { stop(); <-done }()
+	}
 	if n.o.role == "producer" {
 		return n.runProducer(ctx)
 	}
@@ -245,10 +277,11 @@ func (n *node) stopped(ctx context.Context) (int, string) {
 
 // Payload layout.
 const (
-	minPayload = 24
+	minPayload = 32
 	offSeq     = 0
 	offTime    = 8
-	offPattern = 16
+	offFrom    = 16 // the writer's pid: its incarnation
+	offPattern = 24
 )
 
 func patternByte(seq uint64, i int) byte { return byte(seq*131) ^ byte(i*7+1) }

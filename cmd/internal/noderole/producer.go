@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"os"
 	"time"
 
 	"github.com/pylabhub/plh/hub"
@@ -40,6 +41,9 @@ func (n *node) runProducer(ctx context.Context) (int, string) {
 			n.emit("notification", map[string]any{"type": "CHANNEL_CLOSING_NOTIFY", "channel": ch, "reason": reason})
 		},
 		OnChannelError: func(c hub.ChannelNotice) { n.emitNotice(c) },
+	}
+	if n.up != nil {
+		opts.Callbacks.OnConsumerData = func(_ hub.ConsumerIdentity, b []byte) { n.recordUpstream(b) }
 	}
 	cctx, cancel := context.WithTimeout(ctx, o.connectTimeout)
 	p, err := hub.NewProducer(cctx, n.m, opts)
@@ -135,6 +139,7 @@ func (n *node) waitUntil(ctx context.Context, p *hub.Producer, t time.Time) bool
 
 func fill(b []byte, seq uint64) {
 	binary.LittleEndian.PutUint64(b[offSeq:], seq)
+	binary.LittleEndian.PutUint64(b[offFrom:], uint64(os.Getpid()))
 	for i := offPattern; i < len(b); i++ {
 		b[i] = patternByte(seq, i)
 	}
@@ -166,7 +171,7 @@ func (n *node) writeSHM(ctx context.Context, p *hub.Producer, seq uint64) error 
 		if err != nil {
 			return err
 		}
-		n.agg.add(seq, n.o.slotSize, -1)
+		n.agg.add(seq, n.o.slotSize, -1, 0)
 		return nil
 	}
 }
@@ -203,7 +208,7 @@ func (n *node) sendZMQ(ctx context.Context, p *hub.Producer, seq uint64, buf []b
 			return err
 		}
 	}
-	n.agg.add(seq, len(buf), -1)
+	n.agg.add(seq, len(buf), -1, 0)
 	return nil
 }
 

@@ -1,22 +1,29 @@
 package noderole
 
 import (
+	"context"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
 )
 
 // aggregator batches written/read events per 100 ms interval and keeps the
-// totals for the exit event.
+// totals for the exit event. A batch holds the items of one writer
+// incarnation (from: the writer's pid, 0 for the node's own writes): when it
+// changes the batch is emitted at once.
 type aggregator struct {
 	n        *node
-	producer bool
+	producer bool        // written events, else read events
+	upstream bool        // Bidir's consumer-to-producer direction (events say upstream = true)
+	status   *statusFile // running totals that survive a SIGKILL (nil: none)
 	quit     chan struct{}
 	done     chan struct{}
 
 	mu                   sync.Mutex // guards everything below
 	count, bytes         uint64
 	first, last          uint64
+	from                 uint64
 	lat                  []int64
 	total                uint64
 	lost, gaps, reorders uint64
@@ -30,8 +37,8 @@ type aggregator struct {
 
 const aggInterval = 100 * time.Millisecond
 
-func newAggregator(n *node, producer bool) *aggregator {
-	a := &aggregator{n: n, producer: producer, quit: make(chan struct{}), done: make(chan struct{})}
+func newAggregator(n *node, producer, upstream bool, status *statusFile) *aggregator {
+	a := &aggregator{n: n, producer: producer, upstream: upstream, status: status, quit: make(chan struct{}), done: make(chan struct{})}
 	go a.loop()
 	return a
 }
@@ -51,13 +58,19 @@ func (a *aggregator) loop() {
 	}
 }
 
-// add records one message (latency < 0: none).
-func (a *aggregator) add(seq uint64, size int, latency int64) {
+// add records one message written by incarnation from (latency < 0: none).
+func (a *aggregator) add(seq uint64, size int, latency int64, from uint64) {
 	a.mu.Lock()
+	if a.count > 0 && from != a.from {
+		a.mu.Unlock()
+		a.flush() // one incarnation per batch
+		a.mu.Lock()
+	}
 	if a.count == 0 {
-		a.first = seq
+		a.first, a.from = seq, from
 	}
 	a.last = seq
+	a.status.set(a.total+1, seq, from)
 	a.count++
 	a.total++
 	a.bytes += uint64(size)
@@ -101,6 +114,12 @@ func (a *aggregator) flush() {
 		return
 	}
 	f := map[string]any{"channel": a.n.o.channel, "count": a.count, "first_seq": a.first, "last_seq": a.last, "bytes": a.bytes}
+	if a.from != 0 {
+		f["from_pid"] = a.from
+	}
+	if a.upstream {
+		f["upstream"] = true
+	}
 	kind := "written"
 	if !a.producer {
 		kind = "read"
@@ -139,6 +158,12 @@ func (a *aggregator) totals() map[string]any {
 	a.stop()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.upstream {
+		if a.producer {
+			return map[string]any{"written_upstream": a.total}
+		}
+		return map[string]any{"read_upstream": a.total}
+	}
 	f := map[string]any{"lost": a.lost, "gaps": a.gaps, "reorders": a.reorders,
 		"checksum_errors": a.checksumErrs, "stalls": a.stalls}
 	if a.producer {
@@ -147,4 +172,20 @@ func (a *aggregator) totals() map[string]any {
 		f["read"] = a.total
 	}
 	return f
+}
+
+// statsLoop emits a stats event (goroutines) every --stats-interval and on
+// each {"cmd":"stats"} control line, until ctx ends.
+func (n *node) statsLoop(ctx context.Context) {
+	t := time.NewTicker(n.o.statsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-n.ctl.stats:
+		}
+		n.emit("stats", map[string]any{"goroutines": runtime.NumGoroutine()})
+	}
 }

@@ -1,0 +1,163 @@
+package verdict
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pylabhub/plh/internal/event"
+	"github.com/pylabhub/plh/sim/scenario"
+)
+
+// deathNotice is one claim that a party died.
+type deathNotice struct {
+	ev     event.Event
+	victim string // node name
+	what   string
+}
+
+// noFalseDeath: no party is declared dead (consumer_died, producer_lost, a
+// CHANNEL_CLOSING_NOTIFY for a silent producer) while it goes on working: its
+// own written/read events continue after the notice, or it was never killed,
+// paused nor ended when the notice came (before run_end).
+func (e *evaluator) noFalseDeath() Verdict {
+	notices := e.deathNotices()
+	var bad []string
+	var evid []event.Event
+	for _, n := range notices {
+		if e.excepted("no_false_death", n.victim) {
+			continue
+		}
+		after := e.workAfter(n.victim, n.ev.T)
+		switch {
+		case after >= workingAfter:
+			bad = append(bad, fmt.Sprintf("%s declared dead (%s) %s after run start, then %d more written/read events of its own",
+				n.victim, n.what, fmtDur(n.ev.T-e.t0), after))
+			evid = append(evid, n.ev)
+		case n.ev.T < e.end && !e.faulted(n.victim, n.ev.T) && !e.ended(n.victim, n.ev.T):
+			bad = append(bad, fmt.Sprintf("%s declared dead (%s) %s after run start, never killed or paused and still running",
+				n.victim, n.what, fmtDur(n.ev.T-e.t0)))
+			evid = append(evid, n.ev)
+		}
+	}
+	if len(bad) > 0 {
+		return verdictOf(false, fmt.Sprintf("%d of %d death notice(s) false: %s", len(bad), len(notices), strings.Join(bad, "; ")), evid...)
+	}
+	return verdictOf(true, fmt.Sprintf("%d death notice(s), each about a party killed, paused or ended that did not go on working", len(notices)))
+}
+
+// deathNotices lists every death claim whose victim is a node of the run.
+func (e *evaluator) deathNotices() []deathNotice {
+	byPid := e.pidNames()
+	var out []deathNotice
+	for _, ev := range e.evs {
+		switch {
+		case ev.Kind == "consumer_died":
+			pid, _ := ev.Num("consumer_pid")
+			if name, ok := byPid[int(pid)]; ok {
+				out = append(out, deathNotice{ev, name, "consumer_died " + ev.Str("reason") + " at " + ev.Node})
+			}
+		case ev.Kind == "producer_lost":
+			if name := e.producerAt(e.channelOfNode(ev.Node), ev.T); name != "" {
+				out = append(out, deathNotice{ev, name, "producer_lost at " + ev.Node})
+			}
+		case ev.Kind == "notification" && ev.Str("type") == "CHANNEL_CLOSING_NOTIFY" && ev.Str("reason") == "heartbeat_timeout":
+			if name := e.producerAt(e.logicalOf(ev.Str("channel")), ev.T); name != "" && name != ev.Node {
+				out = append(out, deathNotice{ev, name, "channel closed for heartbeat_timeout, told " + ev.Node})
+			}
+		}
+	}
+	return out
+}
+
+// pidNames maps the pid of every process the engine spawned to its name.
+func (e *evaluator) pidNames() map[int]string {
+	out := map[int]string{}
+	for _, ev := range e.evs {
+		if ev.Node == scenario.EngineName && ev.Kind == "spawned" {
+			pid, _ := ev.Num("pid")
+			out[int(pid)] = ev.Str("target")
+		}
+	}
+	return out
+}
+
+// channelOfNode returns the logical channel of a plan node or intruder.
+func (e *evaluator) channelOfNode(name string) string {
+	if n, ok := e.plan.Node(name); ok {
+		return n.Channel
+	}
+	for _, f := range e.plan.Faults {
+		if f.Kind == scenario.FaultSchemaConflict && f.Name == name {
+			return f.Channel
+		}
+	}
+	return ""
+}
+
+// logicalOf maps a run channel name back to the scenario's.
+func (e *evaluator) logicalOf(actual string) string {
+	for l, a := range e.channels {
+		if a == actual {
+			return l
+		}
+	}
+	return actual
+}
+
+// producerAt returns the producer of channel that registered last before t.
+func (e *evaluator) producerAt(channel string, t int64) string {
+	name := ""
+	for _, ev := range e.evs {
+		if ev.T > t {
+			break
+		}
+		if ev.Kind == "registered" && e.channelOfNode(ev.Node) == channel {
+			name = ev.Node
+		}
+	}
+	return name
+}
+
+// workAfter counts name's own written/read events with count > 0 after t.
+func (e *evaluator) workAfter(name string, t int64) int {
+	n := 0
+	for _, ev := range e.evs {
+		if ev.T > t && ev.Node == name && (ev.Kind == "read" || ev.Kind == "written") && ev.Str("recorded_by") == "" {
+			if c, _ := ev.Num("count"); c > 0 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// faulted reports whether a kill, kill_holding_lock or pause fault targeted
+// name at or before t.
+func (e *evaluator) faulted(name string, t int64) bool {
+	for _, ev := range e.evs {
+		if ev.T > t {
+			break
+		}
+		if ev.Node == scenario.EngineName && ev.Kind == "fault" && ev.Str("target") == name {
+			switch scenario.FaultKind(ev.Str("fault")) {
+			case scenario.FaultKill, scenario.FaultKillHoldingLock, scenario.FaultPause:
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ended reports whether name wrote its exit event (or was recorded dead) at
+// or before t.
+func (e *evaluator) ended(name string, t int64) bool {
+	for _, ev := range e.evs {
+		if ev.T > t {
+			break
+		}
+		if ev.Node == name && ev.Kind == "exit" {
+			return true
+		}
+	}
+	return false
+}
