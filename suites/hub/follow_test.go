@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -50,12 +51,14 @@ func (l *seqLog) successor(from int) []uint64 {
 	return nil
 }
 
-// fillNodePayload writes plh-node's payload layout (cmd/internal/noderole):
-// sequence, send time, then the pattern a plh-node consumer verifies.
+// fillNodePayload writes plh-node's payload layout (cmd/internal/noderole,
+// at least 32 bytes): sequence, send time, the writer's pid, then the pattern a
+// plh-node consumer verifies.
 func fillNodePayload(b []byte, seq uint64) {
 	binary.LittleEndian.PutUint64(b, seq)
 	binary.LittleEndian.PutUint64(b[8:], uint64(proc.Now()))
-	for i := 16; i < len(b); i++ {
+	binary.LittleEndian.PutUint64(b[16:], uint64(os.Getpid()))
+	for i := 24; i < len(b); i++ {
 		b[i] = byte(seq*131) ^ byte(i*7+1)
 	}
 }
@@ -163,7 +166,7 @@ var _ = Describe("A consumer declared dead comes back (issue 11 item 4)", func()
 		DeferCleanup(func() { cancel(); <-sent })
 		go func() {
 			defer close(sent)
-			buf := make([]byte, 24)
+			buf := make([]byte, 32)
 			for seq := uint64(0); ctx.Err() == nil; seq++ {
 				fillNodePayload(buf, seq)
 				sctx, scancel := context.WithTimeout(ctx, 100*time.Millisecond)
