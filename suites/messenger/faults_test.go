@@ -141,7 +141,7 @@ var _ = Describe("Fault paths of the Messenger (issue 11)", func() {
 	It("item 10: a Messenger with 5,000 channels (more than its peer queue) heartbeats them all and re-registers them all after a plh-hub SIGKILL and restart on the same port", func() {
 		keys := GinkgoT().TempDir()
 		const timeout = "6s"
-		p, ep := startHubWith("tcp://127.0.0.1:0", keys, "--channel-timeout", timeout)
+		p, ep := startHubWith("tcp://127.0.0.1:0", keys, "--channel-timeout", timeout, "--log-level", "warn")
 		m := connected(ep, hub.MessengerConfig{Logger: quietLogger()})
 		w := watchRestart(m)
 		var closings atomic.Int64
@@ -177,9 +177,9 @@ var _ = Describe("Fault paths of the Messenger (issue 11)", func() {
 
 		p.Kill()
 		Eventually(w.lost).WithTimeout(10 * time.Second).Should(Receive())
-		startHubWith(ep, keys, "--channel-timeout", timeout)
+		startHubWith(ep, keys, "--channel-timeout", timeout, "--log-level", "warn")
 		t1 := time.Now()
-		Eventually(w.back).WithTimeout(60*time.Second).Should(Receive(Equal(n)), "not every channel was registered again")
+		Eventually(w.back).WithTimeout(120*time.Second).Should(Receive(Equal(n)), "not every channel was registered again")
 		GinkgoWriter.Printf("%d channels registered again %v after the hub was ready\n", n, time.Since(t1))
 		Consistently(closings.Load).WithTimeout(8*time.Second).Should(BeZero(), "channels timed out after the restart")
 		Expect(readyCount(m, names)()).To(Equal(n))
