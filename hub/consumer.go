@@ -31,12 +31,21 @@ type consumer struct {
 	opts  ConsumerOptions
 	log   *slog.Logger
 	name  string
-	info  ChannelInfo
 	cbs   *cbQueue
 	unsub []func()
 
+	infoMu sync.Mutex
+	info   ChannelInfo // guarded by infoMu; the successor's after a producer restart
+
 	closing    atomic.Bool
 	closedNote atomic.Bool // OnChannelClosing fired
+	chClosed   atomic.Bool // the broker closed the channel (CHANNEL_CLOSING_NOTIFY)
+
+	// The follower (consumer_follow.go): after the link was lost, it looks for
+	// a successor producer and moves the consumer to it.
+	followCtx    context.Context
+	followCancel context.CancelFunc
+	followWG     sync.WaitGroup
 
 	runMu   sync.Mutex // guards running, stopCh, done
 	running bool
@@ -81,9 +90,9 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 	c.cbs = newCBQueue(c.log)
 	c.consumerLink = newConsumerLink(c)
 	c.ringReader = newRingReader(c)
-	c.attach()
-	if c.refused != nil {
-		return nil, fmt.Errorf("%s %q: %w", op, name, c.refused)
+	c.attach(info)
+	if refused := c.cur.Load().refused; refused != nil {
+		return nil, fmt.Errorf("%s %q: %w", op, name, refused)
 	}
 	wcfg := opts.Wire
 	if len(wcfg.Identity) == 0 {
@@ -93,11 +102,12 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 		c.detach()
 		return nil, fmt.Errorf("%s %q: peer socket: %w", op, name, err)
 	}
-	c.d, err = wire.NewDealer(wcfg, info.CtrlEndpoint)
+	d, err := wire.NewDealer(wcfg, info.CtrlEndpoint)
 	if err != nil {
 		c.detach()
 		return nil, fmt.Errorf("%s %q: peer socket: %w", op, name, err)
 	}
+	c.setDealer(d)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.wg.Add(1)
 	go c.readLoop()
@@ -106,7 +116,7 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 		c.detach()
 		return nil, fmt.Errorf("%s %q: %w", op, name, err)
 	}
-	if err := c.waitLink(ctx, c.d); err != nil {
+	if err := c.waitLink(ctx, d); err != nil {
 		return fail(err)
 	}
 	c.wg.Add(1)
@@ -131,7 +141,8 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 		c.deregister()
 		return fail(fmt.Errorf("%w: no HELLO_ACK from the producer: %w", ErrTimeout, ctx.Err()))
 	}
-	c.log.Info("hub: consumer connected", "pattern", info.Pattern, "shm", c.block != nil)
+	c.startFollower()
+	c.log.Info("hub: consumer connected", "pattern", info.Pattern, "shm", c.HasSHM())
 	h := &Consumer{c}
 	runtime.AddCleanup(h, func(c *consumer) { c.close() }, c)
 	return h, nil
@@ -141,10 +152,15 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 func (c *consumer) Channel() string { return c.name }
 
 // Info returns what discovery said about the channel.
-func (c *consumer) Info() ChannelInfo { return c.info }
+// After a producer restart it describes the successor.
+func (c *consumer) Info() ChannelInfo {
+	c.infoMu.Lock()
+	defer c.infoMu.Unlock()
+	return c.info
+}
 
 // Pattern returns the channel's pattern.
-func (c *consumer) Pattern() Pattern { return c.info.Pattern }
+func (c *consumer) Pattern() Pattern { return c.consumerLink.info.Pattern }
 
 // Messenger returns the Consumer's Messenger.
 func (c *consumer) Messenger() *Messenger { return c.m }
@@ -211,6 +227,7 @@ func (c *Consumer) Close() error {
 func (c *consumer) close() error {
 	c.closeOnce.Do(func() {
 		c.closing.Store(true)
+		c.stopFollower()
 		c.Stop()
 		c.unsubscribe()
 		if err := c.deregister(); err != nil {
@@ -245,6 +262,7 @@ func (c *consumer) deregister() error {
 
 // onClosing fires OnChannelClosing once (see producer.onClosing).
 func (c *consumer) onClosing(reason string) {
+	c.chClosed.Store(true) // a closed channel is not followed
 	if c.closing.Load() || c.opts.Callbacks.OnChannelClosing == nil || !c.closedNote.CompareAndSwap(false, true) {
 		return
 	}

@@ -41,7 +41,7 @@ func (g *lostGrace) disarm() {
 // producerLost reports the producer lost once, unless the Consumer is closing,
 // the producer said BYE, or the link is up again (an event missed).
 func (c *consumerLink) producerLost() {
-	if c.closing.Load() || c.d.Connected() {
+	if d, _ := c.dealer(); c.closing.Load() || d.Connected() {
 		return
 	}
 	c.peerEndMu.Lock()
@@ -58,5 +58,6 @@ func (c *consumerLink) producerLost() {
 
 // ProducerLost reports whether the producer was declared lost: its peer link
 // went down without a BYE and stayed down for ConsumerOptions.ProducerLostAfter.
-// It stays true once set, even if the link comes back later.
+// It stays true once set, even if the link comes back later, until the consumer
+// moves to a successor producer (OnProducerRestarted).
 func (c *consumerLink) ProducerLost() bool { return c.producerL.Load() }

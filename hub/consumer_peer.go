@@ -28,7 +28,10 @@ type consumerLink struct {
 	cbs     *cbQueue     // the consumer's peer callbacks
 	closing *atomic.Bool // the consumer's: set first thing in Close
 
-	d         *wire.Dealer
+	dmu       sync.Mutex
+	d         *wire.Dealer  // guarded by dmu; replaced when following a restarted producer
+	swapped   chan struct{} // guarded by dmu; closed when d is replaced
+	follow    chan struct{} // capacity 1: the link was lost, the follower looks for a successor
 	data      chan []byte   // data messages for Recv / OnData
 	acked     chan struct{} // closed at the first HELLO_ACK
 	ackOne    sync.Once
@@ -39,19 +42,45 @@ type consumerLink struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	sent      atomic.Uint64 // messages accepted by Dealer.Send
-	dropped   atomic.Uint64
-	owed      atomic.Int64 // consumed messages whose credit is not returned yet
-	byeOnce   sync.Once
-	producerB atomic.Bool // the producer said BYE; written under peerEndMu
-	producerL atomic.Bool // OnProducerLost decided; written under peerEndMu
-	peerEndMu sync.Mutex  // orders the BYE and lost decisions (consumer_lost.go)
+	sent       atomic.Uint64 // messages accepted by Dealer.Send
+	dropped    atomic.Uint64
+	owed       atomic.Int64 // consumed messages whose credit is not returned yet
+	byeOnce    sync.Once
+	producerB  atomic.Bool // the producer said BYE; written under peerEndMu
+	producerL  atomic.Bool // OnProducerLost decided; written under peerEndMu
+	peerEndMu  sync.Mutex  // orders the BYE and lost decisions (consumer_lost.go)
+	restarts   atomic.Uint64
+	rejoins    atomic.Uint64
+	refreshing atomic.Bool // a broker re-registration after REJOIN is in flight
+	rejoining  atomic.Bool // HELLO sent for a REJOIN, its HELLO_ACK not yet read
 }
 
 // newConsumerLink returns the peer link of c; Connect sets its Dealer.
 func newConsumerLink(c *consumer) *consumerLink {
 	return &consumerLink{name: c.name, info: c.info, opts: &c.opts, log: c.log, m: c.m, cbs: c.cbs, closing: &c.closing,
-		data: make(chan []byte, c.opts.Window+16), acked: make(chan struct{}), byeAcked: make(chan struct{})}
+		data: make(chan []byte, c.opts.Window+16), acked: make(chan struct{}), byeAcked: make(chan struct{}),
+		swapped: make(chan struct{}), follow: make(chan struct{}, 1)}
+}
+
+// dealer returns the current Dealer and the channel closed when it is replaced.
+func (c *consumerLink) dealer() (*wire.Dealer, <-chan struct{}) {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	return c.d, c.swapped
+}
+
+// setDealer installs d as the current Dealer and returns the previous one (nil
+// at Connect), waking the goroutines that wait on the previous one.
+func (c *consumerLink) setDealer(d *wire.Dealer) *wire.Dealer {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	old := c.d
+	c.d = d
+	if old != nil {
+		close(c.swapped)
+		c.swapped = make(chan struct{})
+	}
+	return old
 }
 
 func (c *consumerLink) hello() error {
@@ -75,7 +104,8 @@ func startTimeFor(m *Messenger, self proc.Identity) uint64 {
 }
 
 func (c *consumerLink) send(frames ...[]byte) error {
-	if err := c.d.Send(frames...); err != nil {
+	d, _ := c.dealer()
+	if err := d.Send(frames...); err != nil {
 		return err
 	}
 	c.sent.Add(1)
@@ -83,7 +113,7 @@ func (c *consumerLink) send(frames ...[]byte) error {
 }
 
 // Identity returns the routing identity the producer knows this consumer by.
-func (c *consumerLink) Identity() []byte { return c.d.Identity() }
+func (c *consumerLink) Identity() []byte { d, _ := c.dealer(); return d.Identity() }
 
 // ProducerGone reports whether the producer said BYE (closed its channel).
 func (c *consumerLink) ProducerGone() bool { return c.producerB.Load() }
@@ -102,7 +132,8 @@ func (c *consumerLink) bye() {
 func (c *consumerLink) drain() {
 	t := time.NewTimer(500 * time.Millisecond)
 	defer t.Stop()
-	if c.d.Connected() {
+	d, _ := c.dealer()
+	if d.Connected() {
 		select {
 		case <-c.byeAcked:
 			return
@@ -112,8 +143,8 @@ func (c *consumerLink) drain() {
 	}
 	deadline := time.Now().Add(100 * time.Millisecond)
 	for time.Now().Before(deadline) {
-		st := c.d.Stats()
-		if st.Sent+st.SendErrors >= c.sent.Load() || !c.d.Connected() {
+		st := d.Stats()
+		if st.Sent+st.SendErrors >= c.sent.Load() || !d.Connected() {
 			return
 		}
 		time.Sleep(2 * time.Millisecond)
@@ -131,16 +162,21 @@ func newIdentity() []byte {
 // stop ends the link's goroutines and closes the Dealer.
 func (c *consumerLink) stop() {
 	c.cancel()
-	c.d.Close()
+	d, _ := c.dealer()
+	d.Close()
 	c.wg.Wait()
 }
 
-// readLoop receives every message from the producer.
+// readLoop receives every message from the producer, on the current Dealer.
 func (c *consumerLink) readLoop() {
 	defer c.wg.Done()
 	for {
-		frames, err := c.d.Recv(c.ctx)
+		d, _ := c.dealer()
+		frames, err := d.Recv(c.ctx)
 		if err != nil {
+			if nd, _ := c.dealer(); nd != d && c.ctx.Err() == nil {
+				continue // replaced (producer restart): read the successor
+			}
 			return
 		}
 		f, err := parsePeer(frames)
@@ -160,6 +196,7 @@ func (c *consumerLink) readLoop() {
 		switch f.Type {
 		case TypeHelloAck:
 			c.ackOne.Do(func() { close(c.acked) })
+			c.rejoining.Store(false)
 		case TypeByeAck:
 			c.byeAckOne.Do(func() { close(c.byeAcked) })
 		case TypeBye:
@@ -169,6 +206,8 @@ func (c *consumerLink) readLoop() {
 				c.cbs.submit("OnProducerBye", fn)
 			}
 			c.peerEndMu.Unlock()
+		case TypeRejoin:
+			c.rejoin()
 		case TypeHello, TypeCredit, TypePeerHeartbeat:
 			c.dropped.Add(1)
 		default:
@@ -194,14 +233,21 @@ func (c *consumerLink) tickLoop() {
 	var lg lostGrace
 	defer lg.disarm()
 	for {
+		d, swapped := c.dealer()
 		select {
 		case <-c.ctx.Done():
 			return
-		case ev := <-c.d.Events():
+		case <-swapped:
+			lg.disarm() // following a successor: its Dealer's events from now on
+		case ev := <-d.Events():
 			switch ev.Kind {
 			case wire.Lost:
 				lg.arm(c.opts.ProducerLostAfter)
 				c.log.Debug("hub: link to the producer lost", "err", ev.Err)
+				select {
+				case c.follow <- struct{}{}:
+				default:
+				}
 			case wire.Reconnected:
 				lg.disarm()
 				if !c.closing.Load() {
@@ -309,5 +355,46 @@ func (c *consumerLink) SendCtrl(typ string, body []byte) error {
 
 // Stats returns the consumer's peer counters (Consumers is 0).
 func (c *consumerLink) Stats() ChannelStats {
-	return ChannelStats{Sent: c.sent.Load(), Dropped: c.dropped.Load()}
+	return ChannelStats{Sent: c.sent.Load(), Dropped: c.dropped.Load(), Restarts: c.restarts.Load(), Rejoins: c.rejoins.Load()}
+}
+
+// rejoin answers the producer's REJOIN (it dropped us, e.g. declared dead while
+// we were paused, and hears us again): HELLO again so it takes us back. The
+// credit we owed the old admission is void: HELLO grants a fresh window.
+func (c *consumerLink) rejoin() {
+	// Every message the producer did not expect gets a REJOIN: one HELLO
+	// answers them all until its HELLO_ACK.
+	if c.closing.Load() || !c.rejoining.CompareAndSwap(false, true) {
+		return
+	}
+	c.rejoins.Add(1)
+	c.owed.Store(0)
+	c.log.Warn("hub: the producer no longer counted this consumer joined (declared dead?); HELLO again")
+	if err := c.hello(); err != nil {
+		c.rejoining.Store(false)
+		c.log.Warn("hub: HELLO after REJOIN failed", "err", err)
+		if fn := c.opts.Callbacks.OnChannelError; fn != nil {
+			cn := ChannelNotice{Channel: c.name, Event: EventRejoinFailed, Error: err.Error()}
+			c.cbs.submit(EventRejoinFailed, func() { fn(cn) })
+		}
+		return
+	}
+	if fn := c.opts.Callbacks.OnRejoined; fn != nil {
+		c.cbs.submit("OnRejoined", fn)
+	}
+	// A consumer declared dead was dropped by the broker too: register again
+	// (same identity, so a broker that kept the entry replaces it).
+	if !c.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer c.refreshing.Store(false)
+		ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
+		defer cancel()
+		if err := c.m.refreshConsumer(ctx, c.name); err != nil {
+			c.log.Warn("hub: consumer registration not renewed after REJOIN", "err", err)
+		}
+	}()
 }

@@ -18,104 +18,111 @@ import (
 // goroutine of one Start..Stop). Transactions reach the peer link for SendCtrl.
 type ringReader struct {
 	name    string
-	info    ChannelInfo
 	opts    *ConsumerOptions
 	log     *slog.Logger
 	m       *Messenger
 	closing *atomic.Bool  // the consumer's: set first thing in Close
 	link    *consumerLink // for ReadTxn.SendCtrl
 
-	block   *shm.Block                 // nil when not attached
-	rd      atomic.Pointer[shm.Reader] // nil when not attached; replaced by reattach
-	rmu     sync.Mutex                 // serialises reattach and detach
-	shmErr  error                      // why not attached (nil when attached or not tried)
-	refused error                      // the ring already has the one reader it allows (Connect fails)
-	lastHB  atomic.Int64               // unix ns of the last explicit reader heartbeat
-	health  *ringHealth                // ring faults and their notices (ring_health.go)
-	// delivered is 1 + the newest slot id acquired; fresh is a replacement
-	// Reader (reattach) until it acquires a slot not delivered before.
-	delivered atomic.Uint64
-	fresh     atomic.Pointer[shm.Reader]
+	// cur is the attachment transactions use. A producer restart replaces it
+	// (followProducer): mu is held shared by every transaction and exclusively
+	// while the old attachment is closed, and gen is cancelled first so that
+	// waiting transactions end at once. Within one attachment a Reader that
+	// lost its heartbeat entry is replaced alone (replaceReader).
+	cur    atomic.Pointer[ringAttach]
+	mu     sync.RWMutex
+	gen    atomic.Pointer[ringGen]
+	lastHB atomic.Int64 // unix ns of the last explicit reader heartbeat
+	health *ringHealth  // ring faults and their notices, of every attachment (ring_health.go)
 
 	handler atomic.Pointer[readHandler]
 	kick    chan struct{}
+}
+
+// ringAttach is one attachment: the DataBlock and its Reader (both nil when
+// not attached) and why not attached. It is used through its pointer only.
+type ringAttach struct {
+	shmName string                     // the segment's name (ChannelInfo.ShmName)
+	block   *shm.Block                 // nil when not attached
+	rd      atomic.Pointer[shm.Reader] // nil when not attached or closed; replaced by replaceReader
+	rmu     sync.Mutex                 // serialises replaceReader and close
+	err     error                      // nil when attached or not tried
+	refused error                      // the ring already has the one reader it allows (Connect fails)
+	// delivered is 1 + the newest slot id acquired on this ring; fresh is a
+	// replacement Reader (replaceReader) until it acquires a slot not
+	// delivered before.
+	delivered atomic.Uint64
+	fresh     atomic.Pointer[shm.Reader]
+}
+
+// ringGen ends the waits of the transactions on one attachment.
+type ringGen struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newRingGen() *ringGen {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &ringGen{ctx: ctx, cancel: cancel}
 }
 
 // newRingReader returns the (not yet attached) ring reader of c; c's peer link
 // must be set.
 func newRingReader(c *consumer) *ringReader {
 	notify := func(n ChannelNotice) { c.m.disp.submit(n.Event, func() { c.onError(n) }) }
-	return &ringReader{name: c.name, info: c.info, opts: &c.opts, log: c.log, m: c.m, closing: &c.closing,
+	r := &ringReader{name: c.name, opts: &c.opts, log: c.log, m: c.m, closing: &c.closing,
 		link: c.consumerLink, kick: make(chan struct{}, 1), health: newRingHealth(c.name, c.opts.RingErrorEvery, c.log, notify)}
+	r.cur.Store(&ringAttach{})
+	r.gen.Store(newRingGen())
+	return r
 }
 
-// attach maps the DataBlock when the channel has one and a secret is given.
-func (c *ringReader) attach() {
-	if !c.info.HasSharedMemory || c.opts.Secret == 0 || c.info.ShmName == "" {
-		if c.info.HasSharedMemory {
-			c.shmErr = errors.New("no secret given")
+// attach maps the DataBlock of info when the channel has one and a secret is
+// given.
+func (c *ringReader) attach(info ChannelInfo) {
+	c.cur.Store(c.open(info))
+}
+
+// open maps the DataBlock of info (checked against ExpectSHM and
+// RequireChecksum), takes the sole-reader lock where the ring allows one
+// reader, and registers a Reader.
+func (c *ringReader) open(info ChannelInfo) *ringAttach {
+	a := &ringAttach{shmName: info.ShmName}
+	if !info.HasSharedMemory || c.opts.Secret == 0 || info.ShmName == "" {
+		if info.HasSharedMemory {
+			a.err = errors.New("no secret given")
 		}
-		return
+		return a
 	}
-	b, err := shm.Attach(c.info.ShmName, c.opts.Secret, &shm.AttachOptions{Expect: c.opts.ExpectSHM,
+	b, err := shm.Attach(info.ShmName, c.opts.Secret, &shm.AttachOptions{Expect: c.opts.ExpectSHM,
 		RequireChecksum: c.opts.RequireChecksum, Logger: c.opts.Logger})
 	if err != nil {
-		c.shmErr = err
 		c.log.Warn("hub: shared memory not attached; continuing without it", "err", err)
-		return
+		a.err = err
+		return a
 	}
-	if soleReader(c.info.Pattern, b.Sync()) {
+	if soleReader(info.Pattern, b.Sync()) {
 		if err := b.LockSoleReader(); err != nil {
 			b.Close()
-			c.refused = fmt.Errorf("%w (%s ring of a %s channel): %w", ErrRingReaderTaken, b.Sync(), c.info.Pattern, err)
-			return
+			a.err = fmt.Errorf("%w (%s ring of a %s channel): %w", ErrRingReaderTaken, b.Sync(), info.Pattern, err)
+			a.refused = a.err
+			return a
 		}
 	}
 	r, err := b.NewReader(c.readerOptions())
 	if err != nil {
 		b.Close()
-		c.shmErr = err
 		c.log.Warn("hub: shared memory reader failed; continuing without it", "err", err)
-		return
+		a.err = err
+		return a
 	}
-	c.block = b
-	c.rd.Store(r)
+	a.block = b
+	a.rd.Store(r)
+	return a
 }
 
 func (c *ringReader) readerOptions() shm.ReaderOptions {
 	return shm.ReaderOptions{UID: c.opts.UID, Name: c.opts.Name, Wait: c.opts.Wait}
-}
-
-// reattach replaces lost, a Reader whose heartbeat entry was taken over
-// (cause wraps shm.ErrEntryLost), by a new Reader on the same Block (the
-// sole-reader lock stays held) and returns the Reader to use. When another
-// transaction replaced lost already, that Reader is returned. The new Reader
-// is made before lost is closed (lost's entry is not ours any more and is left
-// alone); when none can be made (no free heartbeat entry), lost stays and the
-// fault is reported (EventRingError).
-func (c *ringReader) reattach(lost *shm.Reader, cause error) (*shm.Reader, error) {
-	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	switch cur := c.rd.Load(); {
-	case cur == nil || c.closing.Load():
-		return nil, fmt.Errorf("reattach %q: %w", c.name, ErrClosed)
-	case cur != lost:
-		return cur, nil
-	}
-	r, err := c.block.NewReader(c.readerOptions())
-	if err == nil && r.Entry() < 0 {
-		r.Close()
-		err = shm.ErrNoConsumerEntry
-	}
-	if err != nil {
-		c.health.observe(cause)
-		return nil, fmt.Errorf("reattach %q: %w (after %w)", c.name, err, cause)
-	}
-	c.fresh.Store(r)
-	c.rd.Store(r)
-	lost.Close()
-	c.health.reattachedAfter(cause)
-	return r, nil
 }
 
 // soleReader reports whether a ring of policy sync on a channel of pattern pat
@@ -126,38 +133,107 @@ func soleReader(pat Pattern, sync shm.SyncPolicy) bool {
 	return pat == PatternPipeline || sync == shm.SingleReader
 }
 
-func (c *ringReader) detach() {
-	c.rmu.Lock()
-	r := c.rd.Swap(nil)
-	c.rmu.Unlock()
-	r.Close() // nil-safe
-	if c.block != nil {
-		c.block.Close()
+// followProducer replaces the whole attachment by the DataBlock of info (a
+// successor producer's segment): running transactions end (their waits fail
+// as ErrNoSlot), the old Reader and mapping are closed, the new ones opened.
+func (c *ringReader) followProducer(info ChannelInfo) {
+	c.gen.Load().cancel()
+	c.mu.Lock()
+	c.cur.Load().close()
+	a := c.open(info)
+	c.cur.Store(a)
+	c.gen.Store(newRingGen())
+	c.mu.Unlock()
+	if a.refused != nil {
+		c.log.Warn("hub: the successor's ring has its one reader already; continuing without it", "err", a.refused)
+	}
+	select {
+	case c.kick <- struct{}{}:
+	default:
 	}
 }
 
+// replaceReader replaces lost, a Reader of attachment a whose heartbeat entry
+// was taken over (cause wraps shm.ErrEntryLost), by a new Reader on the same
+// Block (the sole-reader lock stays held) and returns the Reader to use. When
+// another transaction replaced lost already, that Reader is returned. The new
+// Reader is made before lost is closed (lost's entry is not ours any more and
+// is left alone); when none can be made (no free heartbeat entry), lost stays
+// and the fault is reported (EventRingError). The caller holds c.mu shared, so
+// a is not closed meanwhile.
+func (c *ringReader) replaceReader(a *ringAttach, lost *shm.Reader, cause error) (*shm.Reader, error) {
+	a.rmu.Lock()
+	defer a.rmu.Unlock()
+	switch cur := a.rd.Load(); {
+	case cur == nil || c.closing.Load():
+		return nil, fmt.Errorf("replace reader %q: %w", c.name, ErrClosed)
+	case cur != lost:
+		return cur, nil
+	}
+	r, err := a.block.NewReader(c.readerOptions())
+	if err == nil && r.Entry() < 0 {
+		r.Close()
+		err = shm.ErrNoConsumerEntry
+	}
+	if err != nil {
+		c.health.observe(cause)
+		return nil, fmt.Errorf("replace reader %q: %w (after %w)", c.name, err, cause)
+	}
+	a.fresh.Store(r)
+	a.rd.Store(r)
+	lost.Close()
+	c.health.reattachedAfter(cause)
+	return r, nil
+}
+
+// close closes a's Reader and mapping (c.mu held exclusively). Idempotent for
+// the Reader; shm.Block.Close is idempotent.
+func (a *ringAttach) close() {
+	a.rmu.Lock()
+	r := a.rd.Swap(nil)
+	a.rmu.Unlock()
+	r.Close() // nil-safe
+	if a.block != nil {
+		a.block.Close()
+	}
+}
+
+// detach closes the attachment (Close: the Consumer is closing, so Pull and
+// the read goroutine refuse to use it); transactions still waiting end first.
+func (c *ringReader) detach() {
+	c.gen.Load().cancel()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cur.Load().close()
+}
+
 // HasSHM reports whether the DataBlock is attached.
-func (c *ringReader) HasSHM() bool { return c.block != nil }
+func (c *ringReader) HasSHM() bool { return c.cur.Load().block != nil }
 
 // SHM returns the attached DataBlock (nil when not attached).
-func (c *ringReader) SHM() *shm.Block { return c.block }
+func (c *ringReader) SHM() *shm.Block { return c.cur.Load().block }
 
 // SHMError says why the channel's DataBlock is not attached (nil when it is, or
 // when the channel has none).
-func (c *ringReader) SHMError() error { return c.shmErr }
+func (c *ringReader) SHMError() error { return c.cur.Load().err }
 
 // CheckSegment checks the attached DataBlock (shm.Block.Check) and repairs
 // nothing: header, indices, slot states, locks and consumers held by dead
 // processes, and the checksums of committed slots. ErrNoSHM when not attached;
-// shm.ErrClosed after Close.
+// shm.ErrClosed after Close. It holds the attachment like a read transaction
+// (a producer restart waits for it), so a read job must not call it.
 func (c *ringReader) CheckSegment() (shm.CheckReport, error) {
-	if c.block == nil {
-		return shm.CheckReport{Name: c.info.ShmName}, fmt.Errorf("check segment %q: %w", c.name, ErrNoSHM)
+	c.mu.RLock() // a producer restart does not unmap the Block meanwhile
+	defer c.mu.RUnlock()
+	a := c.cur.Load()
+	if a.block == nil {
+		return shm.CheckReport{Name: a.shmName}, fmt.Errorf("check segment %q: %w", c.name, ErrNoSHM)
 	}
-	return c.block.Check(false)
+	return a.block.Check(false)
 }
 
-// RingStats returns the ring-fault counters (doc.go, "Ring faults").
+// RingStats returns the ring-fault counters (doc.go, "Ring faults"), of every
+// attachment so far.
 func (c *ringReader) RingStats() RingStats { return c.health.stats() }
 
 // ReadTxn is one read transaction on the attached DataBlock (datablock.md §13):
@@ -167,7 +243,9 @@ func (c *ringReader) RingStats() RingStats { return c.health.stats() }
 // ReadTxn is only valid inside its job.
 type ReadTxn struct {
 	c       *ringReader
-	r       *shm.Reader // the Reader of this transaction (replaced by reattach)
+	a       *ringAttach     // the attachment of this transaction
+	r       *shm.Reader     // a's Reader for this transaction (replaced by replaceReader)
+	user    context.Context // the caller's context (ctx also ends at a producer restart)
 	ctx     context.Context
 	timeout time.Duration
 	slot    *shm.ReadSlot
@@ -180,7 +258,7 @@ type ReadTxn struct {
 // shm.ErrCorrupt (a scribbled control zone) comes at once and is also reported
 // through OnChannelError (EventRingError). A Reader that lost its heartbeat
 // entry (shm.ErrEntryLost) is replaced and the acquisition made again on the
-// new one (EventRingReattached).
+// new one (EventRingReattached). A producer restart ends the wait (ErrNoSlot).
 func (t *ReadTxn) Next() (*shm.ReadSlot, error) {
 	hb := t.c.lastHB.Load()
 	stepHeartbeat(&hb, t.r.Heartbeat)
@@ -191,7 +269,7 @@ func (t *ReadTxn) Next() (*shm.ReadSlot, error) {
 	s, err := t.acquire()
 	if errors.Is(err, shm.ErrEntryLost) {
 		var r *shm.Reader
-		if r, err = t.c.reattach(t.r, err); err == nil {
+		if r, err = t.c.replaceReader(t.a, t.r, err); err == nil {
 			t.r = r
 			s, err = t.acquire()
 		}
@@ -204,6 +282,9 @@ func (t *ReadTxn) Next() (*shm.ReadSlot, error) {
 		if errors.Is(err, shm.ErrTimeout) {
 			return nil, fmt.Errorf("%w: %w", ErrNoSlot, err)
 		}
+		if t.ctx.Err() != nil && t.user.Err() == nil {
+			return nil, fmt.Errorf("%w: the producer restarted (the DataBlock is re-attached)", ErrNoSlot)
+		}
 		t.c.health.observe(err)
 		return nil, err
 	}
@@ -211,31 +292,32 @@ func (t *ReadTxn) Next() (*shm.ReadSlot, error) {
 	return s, nil
 }
 
-// acquire acquires the next slot on t.r. A replacement Reader (reattach)
-// first passes over the slots this Consumer already delivered (releasing them
-// moves its position on): it joins where the lost Reader was, or later, so
-// nothing is delivered twice.
+// acquire acquires the next slot on t.r. A replacement Reader (replaceReader)
+// first passes over the slots this Consumer already delivered from the ring
+// (releasing them moves its position on): it joins where the lost Reader was,
+// or later, so nothing is delivered twice.
 func (t *ReadTxn) acquire() (*shm.ReadSlot, error) {
+	a := t.a
 	s, err := t.r.AcquireRead(t.ctx, t.timeout)
-	for n := 0; err == nil && t.c.fresh.Load() == t.r; n++ {
-		if s.ID() >= t.c.delivered.Load() || n > maxPassOver {
-			t.c.fresh.CompareAndSwap(t.r, nil)
+	for n := 0; err == nil && a.fresh.Load() == t.r; n++ {
+		if s.ID() >= a.delivered.Load() || n > maxPassOver {
+			a.fresh.CompareAndSwap(t.r, nil)
 			break
 		}
 		_ = s.Release()
 		s, err = t.r.AcquireRead(t.ctx, t.timeout)
 	}
 	if err == nil {
-		t.c.markDelivered(s.ID())
+		a.markDelivered(s.ID())
 	}
 	return s, err
 }
 
 // markDelivered raises delivered to id+1 (never lowers it).
-func (c *ringReader) markDelivered(id uint64) {
+func (a *ringAttach) markDelivered(id uint64) {
 	for {
-		d := c.delivered.Load()
-		if d > id || c.delivered.CompareAndSwap(d, id+1) {
+		d := a.delivered.Load()
+		if d > id || a.delivered.CompareAndSwap(d, id+1) {
 			return
 		}
 	}
@@ -272,7 +354,7 @@ func (t *ReadTxn) release(how func(*shm.ReadSlot) error) error {
 	t.slot = nil
 	err := how(s)
 	if errors.Is(err, shm.ErrEntryLost) {
-		r, rerr := t.c.reattach(t.r, err)
+		r, rerr := t.c.replaceReader(t.a, t.r, err)
 		if rerr != nil {
 			return rerr
 		}
@@ -291,7 +373,7 @@ func (t *ReadTxn) Drop() {
 }
 
 // Flex returns the flex zone (read-only by contract; nil when none).
-func (t *ReadTxn) Flex() []byte { return t.c.block.Flex() }
+func (t *ReadTxn) Flex() []byte { return t.a.block.Flex() }
 
 // Stopping reports whether Stop (or Close) was called.
 func (t *ReadTxn) Stopping() bool {
@@ -322,13 +404,21 @@ func (t *ReadTxn) ReportChecksumError(slot int32, description string) error {
 var readTxnPool = sync.Pool{New: func() any { return new(ReadTxn) }}
 
 func (c *ringReader) runRead(ctx context.Context, timeout time.Duration, stop <-chan struct{}, job func(*ReadTxn) error) (err error) {
-	t := readTxnPool.Get().(*ReadTxn)
-	r := c.rd.Load()
-	if r == nil {
-		readTxnPool.Put(t)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	a := c.cur.Load()
+	if a.block == nil {
+		return fmt.Errorf("read %q: %w", c.name, ErrNoSHM)
+	}
+	r := a.rd.Load()
+	if r == nil { // closed by Close
 		return fmt.Errorf("read %q: %w", c.name, ErrClosed)
 	}
-	*t = ReadTxn{c: c, r: r, ctx: ctx, timeout: timeout, stop: stop}
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.gen.Load().ctx, cancel)()
+	t := readTxnPool.Get().(*ReadTxn)
+	*t = ReadTxn{c: c, a: a, r: r, user: ctx, ctx: tctx, timeout: timeout, stop: stop}
 	defer func() {
 		*t = ReadTxn{}
 		readTxnPool.Put(t)
@@ -353,11 +443,11 @@ type readHandler struct{ fn func(*ReadTxn) error }
 // attached, ErrClosed after Close; otherwise the job's error or the release
 // verdict of the slot it left held.
 func (c *ringReader) Pull(ctx context.Context, timeout time.Duration, job func(*ReadTxn) error) error {
-	if c.block == nil {
-		return fmt.Errorf("pull %q: %w", c.name, ErrNoSHM)
-	}
-	if c.closing.Load() {
+	if c.closing.Load() && c.HasSHM() {
 		return fmt.Errorf("pull %q: %w", c.name, ErrClosed)
+	}
+	if !c.HasSHM() {
+		return fmt.Errorf("pull %q: %w", c.name, ErrNoSHM)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -374,7 +464,7 @@ func (c *ringReader) Pull(ctx context.Context, timeout time.Duration, job func(*
 // effect at the next call. Errors other than ErrNoSlot are logged; after a ring
 // fault the goroutine pauses first (doc.go "Ring faults").
 func (c *ringReader) SetReadHandler(fn func(*ReadTxn) error) error {
-	if c.block == nil {
+	if !c.HasSHM() {
 		return fmt.Errorf("set read handler %q: %w", c.name, ErrNoSHM)
 	}
 	if fn == nil {
@@ -423,7 +513,16 @@ func (c *ringReader) readShmLoop(stop <-chan struct{}, done *sync.WaitGroup) {
 			continue
 		}
 		before := c.health.events()
-		if err := c.runRead(ctx, c.opts.HandlerSlotTimeout, stop, h.fn); err != nil && !errors.Is(err, ErrNoSlot) && !isRingFault(err) && ctx.Err() == nil {
+		err := c.runRead(ctx, c.opts.HandlerSlotTimeout, stop, h.fn)
+		if errors.Is(err, ErrNoSHM) { // not attached (a successor's segment failed): wait for the next attach
+			select {
+			case <-stop:
+				return
+			case <-c.kick:
+			}
+			continue
+		}
+		if err != nil && !errors.Is(err, ErrNoSlot) && !isRingFault(err) && ctx.Err() == nil {
 			c.log.Warn("hub: read handler failed", "err", err)
 		}
 		bo.after(c.health, before, stop)

@@ -32,10 +32,14 @@
 //   - consumer.go: the Consumer, composing its peer link and its ring reader
 //     with the broker registration, Start/Stop and Close.
 //   - consumer_peer.go, consumer_lost.go: consumerLink, the peer link (Dealer,
-//     HELLO/BYE, heartbeats, credit, Recv, Send; producer-loss detection).
+//     HELLO/BYE, heartbeats, credit, Recv, Send, REJOIN; producer-loss
+//     detection).
+//   - consumer_follow.go: following a restarted producer (re-discovery, the
+//     switch to the successor's endpoint and DataBlock).
 //   - consumer_shm.go: ringReader, the ring reader (attached DataBlock, the
 //     sole-reader lock where the ring allows one reader, ReadTxn, Pull, the read
-//     goroutine).
+//     goroutine; the whole attachment is replaced after a producer restart,
+//     only its Reader after a lost heartbeat entry).
 //   - ring_health.go: ring faults (ringHealth: counters, EventRingError
 //     notices per distinct cause and their reminders; ringBackoff, the pause
 //     of the write and read goroutines after a fault).
@@ -54,10 +58,13 @@
 //     correlation_id through the pending table (every request carries a unique id
 //     and protocol_version); a reply nobody waits for any more is dropped. A
 //     *_NOTIFY message is decoded and its callbacks are queued. It never blocks.
-//   - tickLoop: heartbeats (HEARTBEAT_REQ per channel we produce,
-//     CONSUMER_HEARTBEAT_REQ per channel we consume) every HeartbeatInterval, the
-//     PING_REQ probe every PingInterval, the silence check, and wire's connection
-//     events. Heartbeats never wait behind a pending request.
+//   - tickLoop: every HeartbeatInterval it asks heartbeatLoop for a round
+//     (HEARTBEAT_REQ per channel we produce, CONSUMER_HEARTBEAT_REQ per channel
+//     we consume); the PING_REQ probe every PingInterval, the silence check, and
+//     wire's connection events. Heartbeats never wait behind a pending request,
+//     go on while the broker is silent or recovering (only a missing connection
+//     stops them), and a full DEALER queue paces a round instead of ending it,
+//     so thousands of channels are all heartbeated.
 //   - a recovery goroutine after the broker came back (below).
 //
 // Callers send directly (wire.Dealer.Send never blocks) and wait on their own
@@ -68,14 +75,18 @@
 //
 // States: idle → connecting (Connect waits for the first PING_ACK) → up. The
 // broker is lost when its connection drops (at once) or it is silent for
-// LostAfter (default two ping periods, B-2): pending calls fail with
-// ErrBrokerLost, new calls fail fast, OnBrokerLost runs. When wire reconnects (or
-// a PING_ACK arrives) the state is recovering: every channel we produce is
-// registered again with its original ProducerInfo (the broker treats it as a
-// producer restart) and heartbeated, every consumer registration is repeated,
-// then the state is up and OnBrokerReconnected runs (B-1). Consumer registrations
-// whose channel is not known yet are retried in the background for
-// ReregisterWindow.
+// LostAfter (default max(RequestTimeout, 2 × PingInterval) = 5 s, B-2; a reply
+// that is merely late, as over a slow link, is not a loss): pending calls fail
+// with ErrBrokerLost, new calls fail fast, OnBrokerLost runs. When wire
+// reconnects (or a PING_ACK arrives) the state is recovering: every channel we
+// produce is registered again with its original ProducerInfo (the broker treats
+// it as a producer restart) and heartbeated, every consumer registration is
+// repeated with its identity (pid, start time, host name and its consumer_id,
+// so a broker that kept the entry, e.g. after a mere pause, replaces it), at
+// most 64 registrations in flight (paced by the replies), then the state is
+// up and OnBrokerReconnected runs (B-1). Consumer registrations whose channel is
+// not known yet are retried in the background for ReregisterWindow. Every
+// threshold is listed in docs/config.md "Timeouts and thresholds".
 //
 // Locks: Messenger.connMu serialises Connect/Disconnect/Close and is held while
 // Connect waits; Messenger.mu guards state and the current session and is never
@@ -111,18 +122,42 @@
 // deadline (backpressure) and then fail with ErrBackpressure / ErrNoConsumers.
 // zmq4's PUSH (copies to every peer) and PUB (drops at its HWM) are not used.
 //
+// Re-admission. A producer drops a consumer it believes dead (peer heartbeat
+// timeout, CONSUMER_DIED_NOTIFY). When such a consumer is heard again (any
+// message from an identity not joined) the producer answers REJOIN; the
+// consumer says HELLO again (OnRejoined) and renews its broker registration,
+// so a paused consumer never starves silently.
+//
+// Producer restart. A consumer whose peer link is lost looks for a successor
+// producer (consumer_follow.go): it discovers the channel again with backoff
+// and, when a new incarnation (pid, endpoint, key) registered it, dials it,
+// re-attaches its DataBlock (ringReader.followProducer: a new attachment with
+// its own Reader, under the same ExpectSHM/RequireChecksum checks and ring-fault
+// handling; RingStats go on counting) and says HELLO (OnProducerRestarted); a
+// closed channel (CHANNEL_CLOSING_NOTIFY) or a BYE ends the search.
+//
 // Goroutines. Producer: peerLoop (Router.Recv → HELLO/BYE/CREDIT/user types),
 // tickLoop (prunes consumers silent for PeerTimeout, B-4), the callback goroutine
 // while started, and with SHM the write goroutine while started (Push jobs or the
 // real-time handler). Consumer: readLoop (Dealer.Recv → data queue / control),
 // tickLoop (PEER_HEARTBEAT, unsent credits, redial events → HELLO again, a link
 // lost for ProducerLostAfter without BYE → OnProducerLost once, consumer_lost.go),
-// the callback and data goroutines while started, and with SHM the read goroutine
-// while started. Close stops all of them; Stop only the started ones.
+// the follower (consumer_follow.go), the callback and data goroutines while
+// started, and with SHM the read goroutine while started. Close stops all of
+// them; Stop only the started ones. readLoop and tickLoop work on the current
+// Dealer (consumerLink.dealer) and move to the successor's when it is replaced.
 //
 // Locks. producerLink.mu guards the consumer table, credits and the wake
-// channel; the consumer's credit counters are atomic. No lock is held while
-// calling user code, the Messenger or blocking; wire sends are non-blocking.
+// channel; the consumer's credit counters are atomic; consumerLink.dmu guards
+// the current Dealer; ringReader.mu is held shared by every read transaction
+// and exclusively while a producer restart replaces the attachment
+// (ringReader.followProducer; waiting transactions are ended first);
+// ringAttach.rmu, taken inside a transaction, serialises the replacement of
+// that attachment's Reader after shm.ErrEntryLost (ringReader.replaceReader;
+// the delivered/fresh bookkeeping is per attachment, since a successor's ring
+// numbers its slots afresh); consumer.infoMu guards the discovery record.
+// No lock is held while calling user code, the Messenger or blocking; wire
+// sends are non-blocking.
 // ringWriter.runMu (RW) orders Push against Stop so every accepted job runs
 // before Stop returns.
 //
@@ -170,7 +205,8 @@
 //     a million transactions a second, each logged.) SyncedWrite and Pull
 //     callers get the error and pace themselves.
 //   - Reattach. On shm.ErrEntryLost the Consumer replaces its Reader by a new
-//     one on the same Block (the sole-reader lock stays held), makes the
+//     one on the same Block (ringReader.replaceReader: only the Reader of the
+//     current attachment; the sole-reader lock stays held), makes the
 //     acquisition again and raises EventRingReattached (RingStats.Reattached
 //     counts them); the job does not see the error. The new Reader first
 //     passes over the slots the Consumer already delivered, so none is

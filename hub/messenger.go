@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pylabhub/plh/internal/proc"
@@ -26,13 +28,26 @@ type MessengerConfig struct {
 	// (default: HeartbeatInterval when that is positive, else 2 s). Negative: no
 	// probe, so a silent (paused) broker is only noticed when its connection drops.
 	PingInterval time.Duration
-	// LostAfter is how long the broker may stay silent before it is declared lost
-	// (default 2 × PingInterval, backlog B-2). A dropped connection is reported at
-	// once, without waiting for it.
+	// LostAfter is how long the broker may stay silent (no reply, no
+	// notification) before it is declared lost (OnBrokerLost, backlog B-2) and the
+	// connection is dialled again. Default: the larger of RequestTimeout and
+	// 2 × PingInterval (5 s with the defaults), so a reply that is merely late, as
+	// over a slow link, never counts as a lost broker: a request may take
+	// RequestTimeout anyway. A dropped connection is reported at once, without
+	// waiting for it. Heartbeats go on while the broker is silent (they stop only
+	// while there is no connection), so the broker never sees a live client
+	// fall silent because of latency below its own timeouts (docs/config.md,
+	// "Timeouts and thresholds").
 	LostAfter time.Duration
 	// RequestTimeout bounds a request whose context has no deadline (default 5 s).
 	RequestTimeout time.Duration
-	// DiscoverAttempt bounds one DISC_REQ attempt (default 500 ms) and
+	// Hostname is sent as consumer_hostname (CONSUMER_REG_REQ) and
+	// producer_hostname (REG_REQ); the broker judges a consumer by /proc only
+	// when it runs on the broker's host (docs/protocol.md "Consumer liveness").
+	// Default: os.Hostname(). Tests set it to act as a process of another host.
+	Hostname string
+	// DiscoverAttempt bounds the first DISC_REQ attempt (default 500 ms; each
+	// attempt without a reply doubles it for the next) and
 	// DiscoverRetry is the pause after CHANNEL_NOT_READY (default 50 ms).
 	DiscoverAttempt, DiscoverRetry time.Duration
 	// ReregisterWindow is how long, after the broker came back, a consumer
@@ -57,7 +72,7 @@ func DefaultMessengerConfig() MessengerConfig {
 	return MessengerConfig{
 		HeartbeatInterval:  2 * time.Second,
 		PingInterval:       2 * time.Second,
-		LostAfter:          4 * time.Second,
+		LostAfter:          5 * time.Second,
 		RequestTimeout:     5 * time.Second,
 		DiscoverAttempt:    500 * time.Millisecond,
 		DiscoverRetry:      50 * time.Millisecond,
@@ -80,11 +95,14 @@ func (c MessengerConfig) withDefaults() MessengerConfig {
 			c.PingInterval = c.HeartbeatInterval
 		}
 	}
-	if c.LostAfter <= 0 && c.PingInterval > 0 {
-		c.LostAfter = 2 * c.PingInterval
-	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.LostAfter <= 0 && c.PingInterval > 0 {
+		c.LostAfter = max(2*c.PingInterval, c.RequestTimeout)
+	}
+	if c.Hostname == "" {
+		c.Hostname, _ = os.Hostname() // "" when unknown: the broker then judges by heartbeats
 	}
 	if c.DiscoverAttempt <= 0 {
 		c.DiscoverAttempt = d.DiscoverAttempt
@@ -138,6 +156,8 @@ type Messenger struct {
 	pend  *pendingTable
 	disp  *dispatcher
 	owned *ownedSet
+
+	consumerSeq atomic.Uint64 // consumer_id of the next consumer registration
 
 	// Callbacks (any number per channel).
 	onClosing    subList[func(reason string)]
@@ -255,11 +275,16 @@ func (m *Messenger) withTimeout(ctx context.Context) (context.Context, context.C
 }
 
 func (m *Messenger) id() procID {
-	return procID{pid: uint64(m.cfg.Identity.Pid), start: m.cfg.Identity.StartTime}
+	return procID{pid: uint64(m.cfg.Identity.Pid), start: m.cfg.Identity.StartTime, host: m.cfg.Hostname}
 }
 
-// procID is the identity sent on the wire.
-type procID struct{ pid, start uint64 }
+// procID is the process identity sent on the wire: the same in every
+// registration and re-registration of this Messenger (with, for a consumer, its
+// consumer_id), so a broker that already holds an entry replaces it.
+type procID struct {
+	pid, start uint64
+	host       string
+}
 
 // clientSecurity returns the CURVE client security for a broker's Z85 public key
 // (protocol.md §3): a fresh client key pair per connection, as the original.

@@ -41,6 +41,11 @@ type ChannelNotice struct {
 // producer took the name with another schema). The channel is then forgotten.
 const EventReregisterFailed = "reregister_failed"
 
+// EventRejoinFailed is the ChannelNotice.Event a Consumer raises (to its
+// OnChannelError) when its producer asked it to HELLO again (REJOIN) and the
+// HELLO could not be sent: the consumer is not admitted and gets no data.
+const EventRejoinFailed = "rejoin_failed"
+
 // Callbacks run on the Messenger's callback goroutine, one at a time and in the
 // order the broker sent the notifications, never on the socket's goroutines: a
 // slow callback delays other callbacks, never replies or heartbeats. Callbacks may

@@ -135,8 +135,9 @@ func (m *Messenger) UnregisterChannel(ctx context.Context, channel string) error
 
 // Discover returns the connection details of channel (DISC_REQ). While the
 // channel is registered but not yet Ready (CHANNEL_NOT_READY) it retries every
-// DiscoverRetry, each attempt waiting at most DiscoverAttempt, until ctx ends (or
-// RequestTimeout when ctx has no deadline). Any other error returns at once
+// DiscoverRetry, each attempt waiting at most DiscoverAttempt (doubled after
+// every attempt that got no reply, so a slow link is waited for), until ctx
+// ends (or RequestTimeout when ctx has no deadline). Any other error returns at once
 // (ErrChannelNotFound, ErrNotConnected, ...).
 func (m *Messenger) Discover(ctx context.Context, channel string) (ChannelInfo, error) {
 	const op = "discover"
@@ -146,8 +147,9 @@ func (m *Messenger) Discover(ctx context.Context, channel string) (ChannelInfo, 
 	ctx, cancel := m.withTimeout(ctx)
 	defer cancel()
 	var notReady error // the last CHANNEL_NOT_READY, reported if time runs out
+	attempt := m.cfg.DiscoverAttempt
 	for {
-		actx, acancel := context.WithTimeout(ctx, m.cfg.DiscoverAttempt)
+		actx, acancel := context.WithTimeout(ctx, attempt)
 		rep, err := m.call(actx, &proto.DiscReq{ChannelName: channel}, false)
 		acancel()
 		if err == nil {
@@ -161,7 +163,9 @@ func (m *Messenger) Discover(ctx context.Context, channel string) (ChannelInfo, 
 		case errors.Is(err, ErrChannelNotReady):
 			notReady = err
 		case errors.Is(err, ErrTimeout) && ctx.Err() == nil:
-			// This attempt's slice ended: try again within the overall deadline.
+			// This attempt's slice ended: try again within the overall deadline,
+			// waiting twice as long (a slow link answers later than one slice).
+			attempt *= 2
 		case ctx.Err() != nil && notReady != nil:
 			return ChannelInfo{}, fmt.Errorf("%w (last refusal: %w)", err, notReady)
 		default:
@@ -181,24 +185,47 @@ func (m *Messenger) Discover(ctx context.Context, channel string) (ChannelInfo, 
 }
 
 // RegisterConsumer registers this process as a consumer of channel
-// (CONSUMER_REG_REQ with our pid and start time, so a broker on this host can
-// watch the exact process), then heartbeats it (CONSUMER_HEARTBEAT_REQ) every
-// HeartbeatInterval and registers it again after a broker restart. Each call adds
-// one registration (the broker does not de-duplicate).
+// (CONSUMER_REG_REQ with our pid, start time and host name, so a broker on this
+// host can watch the exact process), then heartbeats it (CONSUMER_HEARTBEAT_REQ)
+// every HeartbeatInterval and registers it again after a broker restart. Each
+// call adds one registration with its own consumer_id; every later
+// CONSUMER_REG_REQ for it (after a broker restart or loss, or when its
+// producer asked it back) carries the same identity, so a broker that still
+// holds the entry replaces it instead of adding one.
 func (m *Messenger) RegisterConsumer(ctx context.Context, channel string) error {
 	const op = "register consumer"
 	if err := checkChannel(op, channel); err != nil {
 		return err
 	}
-	id := m.id()
-	rep, err := m.call(ctx, &proto.ConsumerRegReq{ChannelName: channel, ConsumerPID: id.pid, ConsumerStartTime: id.start}, false)
+	id := "c" + strconv.FormatUint(m.consumerSeq.Add(1), 10)
+	if err := m.registerConsumer(ctx, channel, id); err != nil {
+		return err
+	}
+	m.owned.addConsumer(channel, id)
+	return nil
+}
+
+// registerConsumer sends one CONSUMER_REG_REQ for registration id of channel.
+func (m *Messenger) registerConsumer(ctx context.Context, channel, id string) error {
+	me := m.id()
+	rep, err := m.call(ctx, &proto.ConsumerRegReq{ChannelName: channel, ConsumerPID: me.pid, ConsumerStartTime: me.start,
+		ConsumerHostname: me.host, ConsumerID: id}, false)
 	if err != nil {
 		return err
 	}
-	if _, err := expect[*proto.ConsumerRegAck](op, channel, rep); err != nil {
-		return err
+	_, err = expect[*proto.ConsumerRegAck]("register consumer", channel, rep)
+	return err
+}
+
+// refreshConsumer registers again every registration this Messenger holds for
+// channel (the broker may have dropped them: the producer asked a consumer of
+// ours to HELLO again). Idempotent on the broker (same identities).
+func (m *Messenger) refreshConsumer(ctx context.Context, channel string) error {
+	for _, id := range m.owned.consumerIDs(channel) {
+		if err := m.registerConsumer(ctx, channel, id); err != nil {
+			return err
+		}
 	}
-	m.owned.addConsumer(channel)
 	return nil
 }
 
@@ -209,8 +236,8 @@ func (m *Messenger) DeregisterConsumer(ctx context.Context, channel string) erro
 	if err := checkChannel(op, channel); err != nil {
 		return err
 	}
-	m.owned.removeConsumer(channel)
-	rep, err := m.call(ctx, &proto.ConsumerDeregReq{ChannelName: channel, ConsumerPID: m.id().pid}, false)
+	id := m.owned.removeConsumer(channel) // "" when we hold none: the broker answers NOT_REGISTERED
+	rep, err := m.call(ctx, &proto.ConsumerDeregReq{ChannelName: channel, ConsumerPID: m.id().pid, ConsumerID: id}, false)
 	if err != nil {
 		return err
 	}
@@ -337,17 +364,19 @@ func (m *Messenger) call(ctx context.Context, req proto.Request, internal bool) 
 		m.pend.remove(id)
 		return nil, opErr(op, channel, err)
 	}
-	if err := s.send(frames); err != nil {
-		m.pend.remove(id)
-		return nil, opErr(op, channel, err)
-	}
 	// Without a deadline in ctx, RequestTimeout bounds the wait (a plain timer:
 	// cheaper than a derived context on this hot path).
 	var timeout <-chan time.Time
-	if _, ok := ctx.Deadline(); !ok {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(m.cfg.RequestTimeout)
 		t := time.NewTimer(m.cfg.RequestTimeout)
 		defer t.Stop()
 		timeout = t.C
+	}
+	if err := s.sendWait(ctx, frames, deadline); err != nil {
+		m.pend.remove(id)
+		return nil, opErr(op, channel, err)
 	}
 	var r reply
 	select {
@@ -560,6 +589,7 @@ func (info ProducerInfo) regReq(channel string, id procID) *proto.RegReq {
 		ZmqPubkey:         info.PubKey,
 		Metadata:          info.Metadata,
 		ProducerStartTime: id.start,
+		ProducerHostname:  id.host,
 	}
 }
 

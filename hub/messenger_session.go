@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -155,6 +156,7 @@ type session struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	hbKick     chan struct{} // capacity 1: tickLoop asks heartbeatLoop for a round
 	lastHeard  atomic.Int64  // proc.Now() of the last message from the broker
 	recovering atomic.Bool   // a re-registration goroutine is running
 	epoch      atomic.Uint64 // counts recoveries
@@ -163,7 +165,7 @@ type session struct {
 
 func newSession(m *Messenger, d *wire.Dealer) *session {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{m: m, d: d, ctx: ctx, cancel: cancel}
+	s := &session{m: m, d: d, ctx: ctx, cancel: cancel, hbKick: make(chan struct{}, 1)}
 	s.lastHeard.Store(proc.Now())
 	return s
 }
@@ -171,6 +173,7 @@ func newSession(m *Messenger, d *wire.Dealer) *session {
 func (s *session) start() {
 	s.spawn(s.readLoop)
 	s.spawn(s.tickLoop)
+	s.spawn(s.heartbeatLoop)
 }
 
 // spawn runs fn on a goroutine that stop waits for.
@@ -206,6 +209,43 @@ func (s *session) send(frames [][]byte) error {
 	return err
 }
 
+// sendWait is send, waiting while the DEALER's queue is full (thousands of
+// heartbeats or registrations at once) until ctx ends or deadline passes (zero:
+// no deadline): a full queue paces the sender instead of failing it.
+func (s *session) sendWait(ctx context.Context, frames [][]byte, deadline time.Time) error {
+	wait := time.Millisecond
+	for {
+		err := s.send(frames)
+		if err == nil || !errors.Is(err, wire.ErrQueueFull) || (!deadline.IsZero() && !time.Now().Before(deadline)) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-s.ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 16*time.Millisecond)
+	}
+}
+
+// heartbeatLoop sends one round of heartbeats each time tickLoop asks (a round
+// that takes longer than the period absorbs the ticks that came meanwhile).
+func (s *session) heartbeatLoop() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.hbKick:
+		}
+		s.m.sendHeartbeats(s)
+	}
+}
+
 func (s *session) readLoop() {
 	for {
 		frames, err := s.d.Recv(s.ctx)
@@ -233,7 +273,10 @@ func (s *session) tickLoop() {
 		case ev := <-s.d.Events():
 			s.onWireEvent(ev)
 		case <-hb.C:
-			m.sendHeartbeats(s)
+			select {
+			case s.hbKick <- struct{}{}:
+			default: // a round is still running
+			}
 		case <-ping.C:
 			// Also while lost: a PING_ACK then starts the recovery when the
 			// connection survived (a paused broker, or an interrupted recovery).
@@ -323,26 +366,64 @@ func (m *Messenger) brokerLost(s *session, cause error) {
 }
 
 // sendHeartbeats sends HEARTBEAT_REQ for every channel we produce and
-// CONSUMER_HEARTBEAT_REQ for every channel we consume. Skipped while the broker
-// is lost or being recovered (recovery sends its own first heartbeats).
+// CONSUMER_HEARTBEAT_REQ for every channel we consume, whatever the state
+// (up, silent or recovering) as long as there is a connection: a broker that
+// merely answers late must go on hearing from us, or it would declare our live
+// channels and consumers dead. A full DEALER queue paces the round (it waits
+// for room) instead of ending it: every channel gets its heartbeat, and a round
+// longer than the period delays the next one (heartbeatLoop). Only a lost
+// connection ends a round early.
 func (m *Messenger) sendHeartbeats(s *session) {
-	if m.stateOf(s) != stateUp {
+	if st := m.stateOf(s); st == stateIdle || st == stateConnecting {
 		return
 	}
 	prods, cons := m.owned.snapshot()
 	pid := m.id().pid
+	var deadline time.Time // none: wait for room as long as the session lives
 	for _, p := range prods {
-		if err := m.oneWay(s, &proto.HeartbeatReq{ChannelName: p.name, ProducerPID: pid}); err != nil {
-			m.log.Debug("messenger: heartbeat not sent", "channel", p.name, "err", err)
+		if err := m.oneWayWait(s, &proto.HeartbeatReq{ChannelName: p.name, ProducerPID: pid}, deadline); err != nil {
+			m.log.Debug("messenger: heartbeats not sent", "channel", p.name, "err", err)
 			return
 		}
 	}
 	for ch := range cons {
-		if err := m.oneWay(s, &proto.ConsumerHeartbeatReq{ChannelName: ch, ConsumerPID: pid}); err != nil {
-			m.log.Debug("messenger: consumer heartbeat not sent", "channel", ch, "err", err)
+		if err := m.oneWayWait(s, &proto.ConsumerHeartbeatReq{ChannelName: ch, ConsumerPID: pid}, deadline); err != nil {
+			m.log.Debug("messenger: consumer heartbeats not sent", "channel", ch, "err", err)
 			return
 		}
 	}
+}
+
+// oneWayWait is oneWay paced by a full queue until deadline (sendWait).
+func (m *Messenger) oneWayWait(s *session, req proto.Request, deadline time.Time) error {
+	proto.Stamp(req, m.pend.newID())
+	frames, err := proto.Encode(req)
+	if err != nil {
+		return err
+	}
+	return s.sendWait(s.ctx, frames, deadline)
+}
+
+// recoveryWindow bounds the registrations in flight during a recovery: they
+// are paced by the broker's replies, so thousands of channels never overflow
+// the DEALER's queue (wire.Config.PeerQueue).
+const recoveryWindow = 64
+
+// inFlight runs fn(i) for every i < n, at most window at once, and starts no
+// more once stop reports true.
+func inFlight(n, window int, stop func() bool, fn func(i int)) {
+	sem := make(chan struct{}, window)
+	var wg sync.WaitGroup
+	for i := 0; i < n && !stop(); i++ {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
 }
 
 // startRecovery moves a lost session to recovering and starts the goroutine that
@@ -361,10 +442,11 @@ func (m *Messenger) startRecovery(s *session) {
 
 // recover registers every channel we produce again (same info, so the broker
 // treats it as a producer restart), heartbeats it at once, registers our
-// consumers again, and then reports the broker back. All registrations are in
-// flight together. A refused channel is forgotten and reported as
-// EventReregisterFailed; a consumer whose channel is not (yet) known is retried
-// until its producer re-registers or ReregisterWindow ends.
+// consumers again, and then reports the broker back. Registrations are paced
+// by the replies (recoveryWindow in flight, each bounded by RequestTimeout). A
+// refused channel is forgotten and reported as EventReregisterFailed; a
+// consumer whose channel is not (yet) known is retried until its producer
+// re-registers or ReregisterWindow ends.
 func (m *Messenger) recover(s *session, epoch uint64) {
 	done := false
 	defer func() {
@@ -375,43 +457,45 @@ func (m *Messenger) recover(s *session, epoch uint64) {
 	start := time.Now()
 	prods, cons := m.owned.snapshot()
 	pid := m.id().pid
-	ctx, cancel := context.WithTimeout(s.ctx, m.cfg.RequestTimeout)
-	defer cancel()
 
-	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var lost error
 	ok := 0
-	for _, p := range prods {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rep, err := m.call(ctx, p.info.regReq(p.name, m.id()), false)
-			if err == nil {
-				_, err = expect[*proto.RegAck]("register producer", p.name, rep)
+	stop := func() bool { mu.Lock(); defer mu.Unlock(); return lost != nil || s.ctx.Err() != nil }
+	inFlight(len(prods), recoveryWindow, stop, func(i int) {
+		p := prods[i]
+		ctx, cancel := context.WithTimeout(s.ctx, m.cfg.RequestTimeout)
+		defer cancel()
+		rep, err := m.call(ctx, p.info.regReq(p.name, m.id()), false)
+		if err == nil {
+			_, err = expect[*proto.RegAck]("register producer", p.name, rep)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err == nil:
+			ok++
+			_ = m.oneWayWait(s, &proto.HeartbeatReq{ChannelName: p.name, ProducerPID: pid}, time.Now().Add(m.cfg.RequestTimeout))
+		case isBrokerRefusal(err):
+			if m.owned.removeProducer(p.name) {
+				m.reregisterFailed(p.name, err)
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				ok++
-				_ = m.oneWay(s, &proto.HeartbeatReq{ChannelName: p.name, ProducerPID: pid})
-			case isBrokerRefusal(err):
-				if m.owned.removeProducer(p.name) {
-					m.reregisterFailed(p.name, err)
-				}
-			default:
-				lost = err // broker gone again, or too slow: the next recovery retries
-			}
-		}()
-	}
-	wg.Wait()
+		default:
+			lost = err // broker gone again, or too slow: the next recovery retries
+		}
+	})
 	if lost != nil || s.ctx.Err() != nil {
 		m.log.Warn("messenger: re-registration interrupted", "err", lost)
 		m.recoveryFailed(s, lost)
 		return
 	}
-	pending := m.reregisterConsumers(ctx, s, cons)
+	var regs []consumerReg
+	for ch, ids := range cons {
+		for _, id := range ids {
+			regs = append(regs, consumerReg{ch, id})
+		}
+	}
+	pending := m.reregisterConsumers(s, regs)
 
 	m.mu.Lock()
 	if m.sess != s || m.state != stateRecovering {
@@ -433,28 +517,24 @@ func (m *Messenger) recover(s *session, epoch uint64) {
 	}
 }
 
-// reregisterConsumers sends CONSUMER_REG_REQ once per registration we hold and
-// returns the channels the broker does not know (yet), with their counts.
-func (m *Messenger) reregisterConsumers(ctx context.Context, s *session, cons map[string]int) map[string]int {
-	id := m.id()
-	var wg sync.WaitGroup
+// consumerReg is one consumer registration: its channel and consumer_id.
+type consumerReg struct{ channel, id string }
+
+// reregisterConsumers sends CONSUMER_REG_REQ again for every registration in
+// regs (same identity: a broker that kept the entry replaces it) and returns
+// those that failed (the broker does not know the channel yet).
+func (m *Messenger) reregisterConsumers(s *session, regs []consumerReg) []consumerReg {
 	var mu sync.Mutex
-	pending := map[string]int{}
-	for ch, n := range cons {
-		for range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, err := m.call(ctx, &proto.ConsumerRegReq{ChannelName: ch, ConsumerPID: id.pid, ConsumerStartTime: id.start}, false)
-				if err != nil {
-					mu.Lock()
-					pending[ch]++
-					mu.Unlock()
-				}
-			}()
+	var pending []consumerReg
+	inFlight(len(regs), recoveryWindow, func() bool { return s.ctx.Err() != nil }, func(i int) {
+		ctx, cancel := context.WithTimeout(s.ctx, m.cfg.RequestTimeout)
+		defer cancel()
+		if err := m.registerConsumer(ctx, regs[i].channel, regs[i].id); err != nil {
+			mu.Lock()
+			pending = append(pending, regs[i])
+			mu.Unlock()
 		}
-	}
-	wg.Wait()
+	})
 	return pending
 }
 
@@ -463,7 +543,7 @@ func (m *Messenger) reregisterConsumers(ctx context.Context, s *session, cons ma
 // the session ends, or a later recovery (epoch) took over, which registers every
 // consumer itself. It runs on the recovery goroutine after the broker was
 // reported back.
-func (m *Messenger) retryConsumers(s *session, epoch uint64, pending map[string]int) {
+func (m *Messenger) retryConsumers(s *session, epoch uint64, pending []consumerReg) {
 	deadline := time.Now().Add(m.cfg.ReregisterWindow)
 	wait := 50 * time.Millisecond
 	for len(pending) > 0 && time.Now().Before(deadline) {
@@ -475,25 +555,19 @@ func (m *Messenger) retryConsumers(s *session, epoch uint64, pending map[string]
 		case <-t.C:
 		}
 		wait = min(2*wait, time.Second)
-		_, cons := m.owned.snapshot()
-		for ch := range pending {
-			pending[ch] = min(pending[ch], cons[ch]) // deregistered meanwhile
-			if pending[ch] == 0 {
-				delete(pending, ch)
-			}
-		}
+		pending = slices.DeleteFunc(pending, func(r consumerReg) bool { // deregistered meanwhile
+			return !slices.Contains(m.owned.consumerIDs(r.channel), r.id)
+		})
 		if s.epoch.Load() != epoch {
 			return // lost again: the next recovery starts over from the owned set
 		}
 		if m.stateOf(s) != stateUp {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(s.ctx, m.cfg.RequestTimeout)
-		pending = m.reregisterConsumers(ctx, s, pending)
-		cancel()
+		pending = m.reregisterConsumers(s, pending)
 	}
-	for ch := range pending {
-		m.log.Warn("messenger: consumer not registered again after broker restart", "channel", ch)
+	for _, r := range pending {
+		m.log.Warn("messenger: consumer not registered again after broker restart", "channel", r.channel, "consumer_id", r.id)
 	}
 }
 
@@ -528,17 +602,17 @@ func (m *Messenger) reregisterFailed(channel string, err error) {
 
 // ownedSet is what a Messenger registered with the broker and must keep alive:
 // the channels it produces (with the registration to repeat after a broker
-// restart) and the channels it consumes (a count per channel, because the broker
-// keeps one entry per CONSUMER_REG_REQ, protocol.md §5.6). Heartbeats and
-// re-registration read snapshots; calls update it under mu.
+// restart) and the channels it consumes (the consumer_id of each registration,
+// because the broker keeps one entry per registration, protocol.md §5.6).
+// Heartbeats and re-registration read snapshots; calls update it under mu.
 type ownedSet struct {
 	mu        sync.Mutex
 	producers map[string]ProducerInfo // guarded by mu
-	consumers map[string]int          // guarded by mu
+	consumers map[string][]string     // guarded by mu: consumer_ids per channel
 }
 
 func newOwnedSet() *ownedSet {
-	return &ownedSet{producers: map[string]ProducerInfo{}, consumers: map[string]int{}}
+	return &ownedSet{producers: map[string]ProducerInfo{}, consumers: map[string][]string{}}
 }
 
 func (o *ownedSet) addProducer(ch string, info ProducerInfo) {
@@ -563,21 +637,36 @@ func (o *ownedSet) hasProducer(ch string) bool {
 	return ok
 }
 
-func (o *ownedSet) addConsumer(ch string) {
+// addConsumer records registration id of ch.
+func (o *ownedSet) addConsumer(ch, id string) {
 	o.mu.Lock()
-	o.consumers[ch]++
+	o.consumers[ch] = append(o.consumers[ch], id)
 	o.mu.Unlock()
 }
 
-// removeConsumer drops one registration of ch.
-func (o *ownedSet) removeConsumer(ch string) {
+// consumerIDs returns the consumer_ids we hold for ch.
+func (o *ownedSet) consumerIDs(ch string) []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.consumers[ch] <= 1 {
-		delete(o.consumers, ch)
-		return
+	return slices.Clone(o.consumers[ch])
+}
+
+// removeConsumer drops the latest registration of ch and returns its
+// consumer_id ("" when none is held).
+func (o *ownedSet) removeConsumer(ch string) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	ids := o.consumers[ch]
+	if len(ids) == 0 {
+		return ""
 	}
-	o.consumers[ch]--
+	id := ids[len(ids)-1]
+	if len(ids) == 1 {
+		delete(o.consumers, ch)
+	} else {
+		o.consumers[ch] = ids[:len(ids)-1]
+	}
+	return id
 }
 
 // forget drops every producer and consumer registration of ch (the broker
@@ -592,7 +681,7 @@ func (o *ownedSet) forget(ch string) {
 func (o *ownedSet) clear() {
 	o.mu.Lock()
 	o.producers = map[string]ProducerInfo{}
-	o.consumers = map[string]int{}
+	o.consumers = map[string][]string{}
 	o.mu.Unlock()
 }
 
@@ -602,9 +691,9 @@ type ownedChannel struct {
 	info ProducerInfo
 }
 
-// snapshot returns the producer registrations and consumer counts, sorted by
-// channel name.
-func (o *ownedSet) snapshot() ([]ownedChannel, map[string]int) {
+// snapshot returns the producer registrations, sorted by channel name, and the
+// consumer_ids per consumed channel.
+func (o *ownedSet) snapshot() ([]ownedChannel, map[string][]string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	ps := make([]ownedChannel, 0, len(o.producers))
@@ -612,9 +701,9 @@ func (o *ownedSet) snapshot() ([]ownedChannel, map[string]int) {
 		ps = append(ps, ownedChannel{name: n, info: info})
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].name < ps[j].name })
-	cs := make(map[string]int, len(o.consumers))
-	for n, c := range o.consumers {
-		cs[n] = c
+	cs := make(map[string][]string, len(o.consumers))
+	for n, ids := range o.consumers {
+		cs[n] = slices.Clone(ids)
 	}
 	return ps, cs
 }

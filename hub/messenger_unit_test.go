@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -300,5 +302,71 @@ func TestCloseInterruptsConnect(t *testing.T) {
 	case <-closed:
 	case <-time.After(20 * time.Second):
 		t.Fatal("Close did not return")
+	}
+}
+
+// The broker-lost threshold follows the request timeout, not the heartbeat
+// (issue 11 item 5): a fast heartbeat does not make a late reply a loss.
+func TestLostAfterDerivedFromTimeouts(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  MessengerConfig
+		want time.Duration
+	}{
+		{MessengerConfig{}, 5 * time.Second},
+		{MessengerConfig{HeartbeatInterval: 500 * time.Millisecond}, 5 * time.Second},
+		{MessengerConfig{HeartbeatInterval: 10 * time.Second}, 20 * time.Second},
+		{MessengerConfig{RequestTimeout: 8 * time.Second}, 8 * time.Second},
+		{MessengerConfig{LostAfter: time.Second}, time.Second},
+	} {
+		if got := tc.cfg.withDefaults().LostAfter; got != tc.want {
+			t.Errorf("%+v: LostAfter %v, want %v", tc.cfg, got, tc.want)
+		}
+	}
+	host, _ := os.Hostname()
+	if got := (MessengerConfig{}).withDefaults().Hostname; got != host {
+		t.Errorf("default Hostname %q, want %q", got, host)
+	}
+}
+
+// Each consumer registration keeps its consumer_id: re-registrations repeat it,
+// a deregistration removes one.
+func TestOwnedConsumerIDs(t *testing.T) {
+	o := newOwnedSet()
+	if id := o.removeConsumer("c"); id != "" {
+		t.Fatalf("removed %q from nothing", id)
+	}
+	o.addConsumer("c", "c1")
+	o.addConsumer("c", "c2")
+	_, cons := o.snapshot()
+	if got := cons["c"]; len(got) != 2 || got[0] != "c1" || got[1] != "c2" {
+		t.Fatalf("snapshot %v", got)
+	}
+	if id := o.removeConsumer("c"); id != "c2" {
+		t.Fatalf("removed %q, want c2", id)
+	}
+	if ids := o.consumerIDs("c"); len(ids) != 1 || ids[0] != "c1" {
+		t.Fatalf("left %v", ids)
+	}
+	o.removeConsumer("c")
+	if ids := o.consumerIDs("c"); len(ids) != 0 {
+		t.Fatalf("left %v", ids)
+	}
+}
+
+// inFlight never runs more than its window at once and runs everything.
+func TestInFlightWindow(t *testing.T) {
+	var cur, peak, ran atomic.Int64
+	var mu sync.Mutex
+	inFlight(500, 8, func() bool { return false }, func(int) {
+		n := cur.Add(1)
+		mu.Lock()
+		peak.Store(max(peak.Load(), n))
+		mu.Unlock()
+		time.Sleep(time.Millisecond)
+		cur.Add(-1)
+		ran.Add(1)
+	})
+	if ran.Load() != 500 || peak.Load() > 8 {
+		t.Fatalf("ran %d (want 500), peak %d (want ≤ 8)", ran.Load(), peak.Load())
 	}
 }

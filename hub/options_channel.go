@@ -154,9 +154,21 @@ type ConsumerCallbacks struct {
 	OnProducerBye     func() // the producer closed the channel (Go addition)
 	// OnProducerLost: the peer link to the producer was lost and not
 	// re-established within ConsumerOptions.ProducerLostAfter (Go addition). It
-	// runs at most once per Consumer, never after OnProducerBye, and does not
-	// replace OnChannelClosing, which still comes from the broker.
-	OnProducerLost   func()
+	// runs at most once per producer incarnation (again for a successor the
+	// consumer moved to), never after OnProducerBye, and does not replace
+	// OnChannelClosing, which still comes from the broker.
+	OnProducerLost func()
+	// OnProducerRestarted: a successor producer re-registered the channel (same
+	// schema, the broker kept this consumer) and the consumer moved to it by
+	// itself: discovered it again, re-attached its DataBlock (when the channel has
+	// one and Secret is set), connected to its peer endpoint and said HELLO. info
+	// is the successor's discovery record. Counted in Stats().Restarts.
+	OnProducerRestarted func(info ChannelInfo)
+	// OnRejoined: the producer had dropped this consumer (declared dead, e.g.
+	// after a pause past a timeout) and asked it to HELLO again (REJOIN); the
+	// HELLO is sent. Counted in Stats().Rejoins. A HELLO that cannot be sent is
+	// reported to OnChannelError with event EventRejoinFailed.
+	OnRejoined       func()
 	OnChannelClosing func(reason string)
 	// OnChannelError: CHANNEL_ERROR_NOTIFY and CHANNEL_EVENT_NOTIFY, and the
 	// ring notices the Consumer raises itself (n.Event EventRingError or

@@ -35,6 +35,11 @@ const (
 	// TypeCredit: consumer → producer, JSON creditBody: the consumer has consumed
 	// N more data messages, so the producer may send N more (flow control).
 	TypeCredit = "CREDIT"
+	// TypeRejoin: producer → consumer, empty body: the producer heard a
+	// consumer it does not count joined (it was dropped as dead, e.g. paused past
+	// a timeout, and is back). The consumer answers with HELLO and is admitted
+	// again (Go addition; a consumer that does not know it sees a user message).
+	TypeRejoin = "REJOIN"
 	// TypeCtrl is the default user control type.
 	TypeCtrl = "CTRL"
 )
@@ -48,7 +53,7 @@ const maxWindow = 1 << 16
 
 func reservedType(t string) bool {
 	switch t {
-	case TypeHello, TypeHelloAck, TypeBye, TypeByeAck, TypePeerHeartbeat, TypeCredit:
+	case TypeHello, TypeHelloAck, TypeBye, TypeByeAck, TypePeerHeartbeat, TypeCredit, TypeRejoin:
 		return true
 	}
 	return false

@@ -160,6 +160,10 @@ type ChannelStats struct {
 	Sent      uint64 // peer messages queued for sending
 	Dropped   uint64 // malformed peer messages dropped
 	Skipped   uint64 // PubSub deliveries skipped for lack of credit at the deadline
+	// Consumer side: Restarts counts producer restarts followed (the consumer
+	// moved to a successor producer, OnProducerRestarted); Rejoins counts the
+	// producer's REJOIN requests answered with a new HELLO (OnRejoined).
+	Restarts, Rejoins uint64
 }
 
 // Start delivers peer callbacks (those queued first) and, with SHM, starts the

@@ -154,6 +154,9 @@ func (p *producerLink) handlePeer(m wire.Msg) {
 	now := time.Now()
 	if f.Kind == proto.KindData {
 		ps := p.touch(key, now)
+		if ps == nil {
+			p.unknownPeer(m.Peer)
+		}
 		if ps == nil || p.pat != PatternBidir {
 			p.dropped.Add(1)
 			return
@@ -180,7 +183,9 @@ func (p *producerLink) handlePeer(m wire.Msg) {
 			}
 		}
 	case TypePeerHeartbeat:
-		p.touch(key, now)
+		if p.touch(key, now) == nil {
+			p.unknownPeer(m.Peer)
+		}
 	case TypeCredit:
 		n, err := decodeCredit(f.Body)
 		if err != nil {
@@ -189,17 +194,22 @@ func (p *producerLink) handlePeer(m wire.Msg) {
 			return
 		}
 		p.mu.Lock()
-		if ps := p.peers[key]; ps != nil {
+		ps := p.peers[key]
+		if ps != nil {
 			ps.lastSeen = now
 			ps.credit = min(ps.credit+n, maxWindow)
 			p.wakeLocked()
 		}
 		p.mu.Unlock()
+		if ps == nil {
+			p.unknownPeer(m.Peer)
+		}
 	case TypeHelloAck, TypeByeAck:
 		p.dropped.Add(1)
 	default:
 		ps := p.touch(key, now)
 		if ps == nil {
+			p.unknownPeer(m.Peer)
 			p.dropped.Add(1)
 			return
 		}
@@ -208,6 +218,20 @@ func (p *producerLink) handlePeer(m wire.Msg) {
 			p.cbs.submit("OnConsumerMessage", func() { fn(id, typ, body) })
 		}
 	}
+}
+
+// unknownPeer answers a message from a consumer we do not count joined (we
+// dropped it as dead and it is still there) with REJOIN, so it says HELLO again
+// and is re-admitted instead of starving silently.
+func (p *producerLink) unknownPeer(peer []byte) {
+	if p.isClosed() {
+		return
+	}
+	if err := p.send(peer, proto.ControlFrames(TypeRejoin, nil)...); err != nil {
+		p.log.Debug("hub: REJOIN not sent", "err", err)
+		return
+	}
+	p.log.Info("hub: message from a consumer not joined (dropped earlier); asked it to HELLO again", "identity", hex.EncodeToString(peer))
 }
 
 func (p *producerLink) handleHello(peer []byte, body []byte, now time.Time) {

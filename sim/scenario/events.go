@@ -43,6 +43,7 @@ var EventKinds = map[string][]string{
 	"notification": {"type", "channel", "reason", "event", "consumer_pid", "existing_schema_hash",
 		"attempted_schema_hash", "attempted_pid", "slot_index", "error", "reporter_pid", "broker_action"},
 	"producer_lost":              {"channel"},
+	"producer_restarted":         {"channel", "producer_pid"},
 	"broker_lost":                {"endpoint"},
 	"broker_reconnected":         {"endpoint", "channels"},
 	"backpressure_stall":         {"channel", "duration_ns", "path", "reported", "written"},

@@ -19,6 +19,11 @@ func logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(GinkgoWriter, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
+// quietLogger logs warnings and errors only (specs with thousands of channels).
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(GinkgoWriter, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
 // startBroker runs an in-process broker on an ephemeral loopback port (unless
 // cfg.Endpoint is set) and closes it after the spec.
 func startBroker(cfg broker.Config) *broker.Service {

@@ -102,6 +102,9 @@ func (n *node) runConsumer(ctx context.Context) (int, string) {
 		// The producer's link broke without BYE (e.g. killed): reported at once,
 		// the run goes on until the broker closes the channel.
 		OnProducerLost: func() { n.emit("producer_lost", map[string]any{"channel": ch}) },
+		OnProducerRestarted: func(info hub.ChannelInfo) {
+			n.emit("producer_restarted", map[string]any{"channel": ch, "producer_pid": info.ProducerPid})
+		},
 	}
 	if o.churn > 0 {
 		n.churn(ctx)

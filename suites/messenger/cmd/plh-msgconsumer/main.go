@@ -2,6 +2,8 @@
 // connects a Messenger to a broker, registers as a consumer of one channel, emits
 // a "registered" event on stdout and then waits to be killed (SIGTERM/SIGINT end
 // it cleanly). The suite SIGKILLs it to prove the producer hears CONSUMER_DIED_NOTIFY.
+// $PLH_HEARTBEAT (a duration) sets the Messenger's heartbeat interval; the
+// Messenger's broker_lost and broker_reconnected are events too.
 //
 //	plh-msgconsumer ENDPOINT CHANNEL
 package main
@@ -32,7 +34,16 @@ func main() {
 
 func run(endpoint, channel, key string) int {
 	ev := event.NewWriter(os.Stdout, "msgconsumer")
-	m, err := hub.NewMessenger(hub.MessengerConfig{})
+	var cfg hub.MessengerConfig
+	if hb := os.Getenv("PLH_HEARTBEAT"); hb != "" {
+		d, err := time.ParseDuration(hb)
+		if err != nil {
+			_ = ev.Emit("error", map[string]any{"op": "PLH_HEARTBEAT", "error": err.Error()})
+			return 2
+		}
+		cfg.HeartbeatInterval = d
+	}
+	m, err := hub.NewMessenger(cfg)
 	if err != nil {
 		_ = ev.Emit("error", map[string]any{"op": "new", "error": err.Error()})
 		return 1
@@ -44,6 +55,8 @@ func run(endpoint, channel, key string) int {
 		_ = ev.Emit("error", map[string]any{"op": "connect", "error": err.Error()})
 		return 1
 	}
+	m.OnBrokerLost(func(err error) { _ = ev.Emit("broker_lost", map[string]any{"error": err.Error()}) })
+	m.OnBrokerReconnected(func(n int) { _ = ev.Emit("broker_reconnected", map[string]any{"channels": n}) })
 	if err := m.RegisterConsumer(ctx, channel); err != nil {
 		_ = ev.Emit("error", map[string]any{"op": "register consumer", "error": err.Error()})
 		return 1
