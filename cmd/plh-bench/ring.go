@@ -32,10 +32,15 @@ var spin = shm.WaitOptions{Spin: time.Hour}
 
 const ringSecret = 0x5EC2E7
 
+// ringOnly restricts the ring benchmark to one part ("tput" or "lat"; "" = all).
+var ringOnly string
+
 func runRing(args []string) int {
 	fs := flag.NewFlagSet("ring", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "short run (≤ 40 s)")
 	peer := fs.String("peer", "", "internal: run as the peer process")
+	prof := fs.String("cpuprofile", "", "write a CPU profile of this (the producer) process to this file")
+	fs.StringVar(&ringOnly, "only", "", "run only the throughput (tput) or the latency (lat) part, e.g. to profile it")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -46,6 +51,12 @@ func runRing(args []string) int {
 		}
 		return 0
 	}
+	stop, err := startCPUProfile(*prof)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ring:", err)
+		return 1
+	}
+	defer stop()
 	if err := ringBench(*quick); err != nil {
 		fmt.Fprintln(os.Stderr, "ring:", err)
 		return 1
@@ -75,6 +86,9 @@ func ringBench(quick bool) error {
 	fmt.Printf("%-8s %12s %12s %12s %12s %12s %12s %9s %9s %9s %9s\n", "size", "shm msg/s", "raw msg/s", "shm zc", "raw zc", "uds msg/s", "copy msg/s",
 		"shm GB/s", "raw GB/s", "zc GB/s", "rawzc GB/s")
 	res := map[string]float64{}
+	if ringOnly == "lat" {
+		cases = nil
+	}
 	for _, c := range cases {
 		var runs [4][]float64 // shm, raw, shm zc, raw zc
 		for range reps {
@@ -111,6 +125,9 @@ func ringBench(quick bool) error {
 		for k, v := range map[string]float64{"shm": shmRate, "raw": rawRate, "zc": zcRate, "rawzc": rawZc, "uds": udsRate, "copy": copyRate} {
 			res[c.label+"/"+k], res[c.label+"/"+k+"gb"] = v, gb(v)
 		}
+	}
+	if ringOnly == "tput" {
+		return nil
 	}
 	var shmLats, rawLats [][3]int64
 	fmt.Printf("\n64 B one-way latency (ping-pong / 2, %d round trips per run, DataBlock and raw interleaved)\n", latN)
