@@ -54,7 +54,8 @@ func runCurve(args []string) int {
 		fmt.Printf("%-6s 4 KiB one-way %9.0f msg/s (%6.1f MB/s)   64 B round trips %8.0f /s\n",
 			name, res[i].oneway, res[i].oneway*4096/1e6, res[i].rr)
 	}
-	fmt.Printf("CURVE/NULL: throughput %.2fx, round trips %.2fx\n", res[1].oneway/res[0].oneway, res[1].rr/res[0].rr)
+	ratio("curve 4 KiB one-way msg/s, CURVE/NULL", res[1].oneway/res[0].oneway, noRatio, 0)
+	ratio("curve 64 B round trips/s, CURVE/NULL", res[1].rr/res[0].rr, noRatio, 0)
 	fmt.Printf("RESULT curve_4k_msgs=%.0f null_4k_msgs=%.0f curve_rr_per_s=%.0f null_rr_per_s=%.0f\n",
 		res[1].oneway, res[0].oneway, res[1].rr, res[0].rr)
 	return 0

@@ -28,7 +28,11 @@ const (
 // ratio prints one ratio against its target. A NaN value (no reference measured)
 // prints as n/a and neither passes nor misses.
 func ratio(name string, v float64, c cmp, target float64) {
-	fmt.Printf("  %-52s %s (target %s %.2fx)\n", name, fmtRatio(v), c, target)
+	if c == noRatio {
+		fmt.Printf("  %-52s %s (no target)\n", name, fmtRatio(v))
+	} else {
+		fmt.Printf("  %-52s %s (target %s %.2fx)\n", name, fmtRatio(v), c, target)
+	}
 	fmt.Printf("RATIO %s|%s|%s|%g\n", name, strconv.FormatFloat(v, 'g', 4, 64), c, target)
 }
 
