@@ -5,13 +5,23 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 
 	"github.com/pylabhub/plh/shm"
 )
 
-// runPeer is the second process of a ring measurement.
+// runPeer is the second process of a ring measurement. With PLH_BENCH_PEER_PROFILE
+// set it writes a CPU profile there (each peer overwrites it: use with --only and
+// PLH_BENCH_PEER_ROLE to keep the one wanted).
 func runPeer(role string, args []string) error {
+	if p := os.Getenv("PLH_BENCH_PEER_PROFILE"); p != "" && (os.Getenv("PLH_BENCH_PEER_ROLE") == "" || os.Getenv("PLH_BENCH_PEER_ROLE") == role) {
+		stop, err := startCPUProfile(p)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	atoi := func(i int) int {
 		if i >= len(args) {
 			return 0
