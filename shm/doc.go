@@ -32,7 +32,10 @@
 // word of commit_index, writers on releaseSeq, which every reader release bumps.
 // Waiters count themselves (commitWaiters, releaseWaiters) so wakers skip the
 // syscall when nobody sleeps; the waiter re-reads the word after counting itself, so
-// no wake-up is lost. Hot paths (acquire, commit, release, read) allocate nothing.
+// no wake-up is lost. While spinning, a waiter reads the clock once per 32 pauses
+// and between looks at the ring watches the futex word alone (a bounded number of
+// loads); a writer loads releaseSeq only once the ring is full, then looks again
+// before sleeping on it. Hot paths (acquire, commit, release, read) allocate nothing.
 //
 // # Go extensions to the layout (all in bytes the spec leaves as pad or zero)
 //

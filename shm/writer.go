@@ -113,8 +113,9 @@ func (b *Block) awaitRelease(wt *waiter, seq uint32, reap bool) error {
 // produces (read_index beyond write_index, more than N in flight) are ErrCorrupt.
 func (b *Block) claim(wt *waiter) (uint64, error) {
 	h := b.h
+	var seq uint32
+	armed := false // seq was loaded before the last look at the indices
 	for {
-		seq := atomic.LoadUint32(&h.releaseSeq)
 		wi := atomic.LoadUint64(&h.writeIndex)
 		ri := wi
 		if b.sync.ordered() {
@@ -126,6 +127,14 @@ func (b *Block) claim(wt *waiter) (uint64, error) {
 			}
 			continue
 		}
+		if !armed {
+			// Full: take releaseSeq, then look again before sleeping on it, so no
+			// release is missed. Loaded only here: the releaseSeq line, which every
+			// reader release bumps, stays off the writer's fast path.
+			seq, armed = atomic.LoadUint32(&h.releaseSeq), true
+			continue
+		}
+		armed = false
 		if err := b.checkRing(wi, ri); err != nil {
 			return 0, err
 		}

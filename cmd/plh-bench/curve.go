@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -53,22 +54,88 @@ func runCurve(args []string) int {
 		fmt.Printf("%-6s 4 KiB one-way %9.0f msg/s (%6.1f MB/s)   64 B round trips %8.0f /s\n",
 			name, res[i].oneway, res[i].oneway*4096/1e6, res[i].rr)
 	}
-	fmt.Printf("CURVE/NULL: throughput %.2fx, round trips %.2fx\n", res[1].oneway/res[0].oneway, res[1].rr/res[0].rr)
+	ratio("curve 4 KiB one-way msg/s, CURVE/NULL", res[1].oneway/res[0].oneway, noRatio, 0)
+	ratio("curve 64 B round trips/s, CURVE/NULL", res[1].rr/res[0].rr, noRatio, 0)
 	fmt.Printf("RESULT curve_4k_msgs=%.0f null_4k_msgs=%.0f curve_rr_per_s=%.0f null_rr_per_s=%.0f\n",
 		res[1].oneway, res[0].oneway, res[1].rr, res[0].rr)
 	return 0
 }
 
+// benchPair is a DEALER → ROUTER pair. Any failure of either side (fail) ends
+// every blocked Send and Recv of the pair at once (their context is cancelled), so
+// a measurement ends promptly with the first error, never at a timeout.
 type benchPair struct {
 	cancel   context.CancelFunc
 	router   zmq4.Socket
 	dealer   zmq4.Socket
 	releases []func() error
+	failure  atomic.Pointer[error]
+	echo     func(zmq4.Msg) error // the echo side's reply (nil: router.Send)
+	done     <-chan struct{}      // closed when the pair fails or closes
+}
+
+// benchStall is how long a measurement may go without a message before it fails.
+var benchStall = 10 * time.Second
+
+// fail records the first failure and unblocks everything waiting on the pair.
+func (p *benchPair) fail(err error) {
+	if p.failure.CompareAndSwap(nil, &err) {
+		p.cancel()
+	}
+}
+
+// cause returns the first failure, or err when there was none.
+func (p *benchPair) cause(err error) error {
+	if f := p.failure.Load(); f != nil {
+		return *f
+	}
+	return err
+}
+
+// pause waits d, or returns the failure that ends the pair first.
+func (p *benchPair) pause(d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-p.done:
+		return p.cause(errors.New("benchmark pair closed"))
+	}
+}
+
+// watchdog fails the pair when progress stops moving for benchStall; the
+// returned func ends the watch.
+func (p *benchPair) watchdog(progress *atomic.Int64) (stop func()) {
+	quit := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		tick := time.NewTicker(benchStall / 10)
+		defer tick.Stop()
+		last, since := progress.Load(), time.Now()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-p.done:
+				return
+			case now := <-tick.C:
+				if v := progress.Load(); v != last {
+					last, since = v, now
+				} else if now.Sub(since) >= benchStall {
+					p.fail(fmt.Errorf("no message moved for %v", benchStall))
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(quit); <-exited }
 }
 
 func newBenchPair(secure bool, srv curve.KeyPair) (*benchPair, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &benchPair{cancel: cancel}
+	p := &benchPair{cancel: cancel, done: ctx.Done()}
 	p.router = zmq4.NewRouter(ctx, zmq4.WithTimeout(5*time.Second))
 	p.dealer = zmq4.NewDealer(ctx, zmq4.WithTimeout(5*time.Second), zmq4.WithDialerMaxRetries(0))
 	listen, dial := "tcp://127.0.0.1:0", ""
@@ -117,113 +184,130 @@ func (p *benchPair) close() {
 func (p *benchPair) oneWay(size int, d time.Duration) (float64, error) {
 	var got atomic.Int64
 	stop := make(chan struct{})
-	recvDone := make(chan error, 1)
+	recvDone, sendDone := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(recvDone)
 		for {
 			if _, err := p.router.Recv(); err != nil {
-				recvDone <- err
+				p.fail(fmt.Errorf("ROUTER recv: %w", err))
 				return
 			}
 			got.Add(1)
 			select {
 			case <-stop:
-				recvDone <- nil
 				return
 			default:
 			}
 		}
 	}()
-	sendDone := make(chan error, 1)
 	go func() {
+		defer close(sendDone)
 		msg := zmq4.NewMsg(make([]byte, size))
 		for {
 			select {
 			case <-stop:
-				sendDone <- nil
 				return
 			default:
 			}
 			if err := p.dealer.Send(msg); err != nil {
-				sendDone <- err
+				p.fail(fmt.Errorf("DEALER send: %w", err))
 				return
 			}
 		}
 	}()
-	time.Sleep(d / 8) // warm-up
-	n0, t0 := got.Load(), time.Now()
-	time.Sleep(d)
-	n1, t1 := got.Load(), time.Now()
-	close(stop)
-	if err := <-sendDone; err != nil {
+	unwatch := p.watchdog(&got)
+	defer unwatch()
+	if err := p.pause(d / 8); err != nil { // warm-up
+		close(stop)
 		return 0, err
 	}
-	// Unblock the receiver with one more message, then wait for it.
-	_ = p.dealer.Send(zmq4.NewMsg([]byte("end")))
-	if err := <-recvDone; err != nil {
+	n0, t0 := got.Load(), time.Now()
+	err := p.pause(d)
+	n1, t1 := got.Load(), time.Now()
+	close(stop)
+	<-sendDone
+	if err == nil { // unblock the receiver with one more message
+		if serr := p.dealer.Send(zmq4.NewMsg([]byte("end"))); serr != nil {
+			p.fail(fmt.Errorf("DEALER send: %w", serr))
+		}
+	}
+	<-recvDone
+	if err := p.cause(nil); err != nil {
 		return 0, err
 	}
 	// Drain what is still queued so the next test starts clean.
-	return float64(n1-n0) / t1.Sub(t0).Seconds(), p.drain()
+	return float64(n1-n0) / t1.Sub(t0).Seconds(), p.drain(&got)
 }
 
 // drain sends a marker and receives until it arrives.
-func (p *benchPair) drain() error {
+func (p *benchPair) drain(progress *atomic.Int64) error {
 	if err := p.dealer.Send(zmq4.NewMsg([]byte("drain"))); err != nil {
-		return err
+		return p.cause(err)
 	}
 	for {
 		m, err := p.router.Recv()
 		if err != nil {
-			return err
+			return p.cause(err)
 		}
+		progress.Add(1)
 		if len(m.Frames) == 2 && string(m.Frames[1]) == "drain" {
 			return nil
 		}
 	}
 }
 
-// roundTrips measures size-byte request/reply pairs per second for d.
+// roundTrips measures size-byte request/reply pairs per second for d. The echo
+// goroutine's failure ends the caller's blocked Recv at once (fail).
 func (p *benchPair) roundTrips(size int, d time.Duration) (float64, error) {
-	errc := make(chan error, 1)
-	stop := make(chan struct{})
+	var moved atomic.Int64
+	echoDone := make(chan struct{})
 	go func() {
+		defer close(echoDone)
 		for {
 			m, err := p.router.Recv()
 			if err != nil {
-				errc <- err
+				p.fail(fmt.Errorf("echo recv: %w", err))
 				return
 			}
-			if err := p.router.Send(m); err != nil {
-				errc <- err
+			if len(m.Frames) == 2 && string(m.Frames[1]) == "stop" {
 				return
 			}
-			select {
-			case <-stop:
-				errc <- nil
+			reply := p.router.Send
+			if p.echo != nil {
+				reply = p.echo
+			}
+			if err := reply(m); err != nil {
+				p.fail(fmt.Errorf("echo send: %w", err))
 				return
-			default:
 			}
 		}
 	}()
+	unwatch := p.watchdog(&moved)
+	defer unwatch()
 	msg := zmq4.NewMsg(make([]byte, size))
 	n := 0
 	start := time.Now()
+	var err error
 	for time.Since(start) < d {
-		if err := p.dealer.Send(msg); err != nil {
-			return 0, err
+		if err = p.dealer.Send(msg); err != nil {
+			break
 		}
-		if _, err := p.dealer.Recv(); err != nil {
-			return 0, err
+		if _, err = p.dealer.Recv(); err != nil {
+			break
 		}
 		n++
+		moved.Add(1)
 	}
 	elapsed := time.Since(start)
-	close(stop)
-	if err := p.dealer.Send(msg); err != nil { // let the echo loop see stop
+	if err == nil {
+		err = p.dealer.Send(zmq4.NewMsg([]byte("stop")))
+	}
+	if err != nil {
+		p.fail(err)
+	}
+	<-echoDone
+	if err := p.cause(nil); err != nil {
 		return 0, err
 	}
-	if _, err := p.dealer.Recv(); err != nil {
-		return 0, err
-	}
-	return float64(n) / elapsed.Seconds(), <-errc
+	return float64(n) / elapsed.Seconds(), nil
 }

@@ -1,37 +1,51 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
+	"os/exec"
 	"runtime/pprof"
-	"sort"
-	"strings"
+	"strconv"
+	"syscall"
 	"time"
 
-	"github.com/pylabhub/plh/broker"
 	"github.com/pylabhub/plh/hub"
 	"github.com/pylabhub/plh/shm"
 )
 
-// The hub benchmark: end-to-end 4 KiB throughput producer → consumer through the
-// hub API over the DataBlock (SyncedWrite / Pull) and over the peer link
-// (Pipeline Send / Recv), against the bare DataBlock Writer/Reader measured the
-// same way in the same run (two goroutines of one process, copy in and copy out,
-// Single_reader, 256 slots, no checksum, default waits).
+// The hub benchmark, as users run it: the producer in this process, the consumer in
+// a second one (this binary re-executed with --consumer). Over the DataBlock:
+// SyncedWrite / Pull against the bare DataBlock Writer/Reader measured the same way
+// in the same run (copy in, copy out, Single_reader, 256 slots, no checksum,
+// default waits). Over the peer link: Pipeline Send / Recv, NULL and CURVE, 64 B,
+// 4 KiB and 64 KiB, against libzmq PUSH/PULL through pyzmq in the same run.
+//
+// Every rate is taken by the consumer over the messages after the first tenth
+// (connection set-up and the first credit round excluded alike for all paths).
 func init() { register("hub", runHub) }
 
 const hubMsg = 4096
 
 func runHub(args []string) int {
 	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
-	quick := fs.Bool("quick", false, "short run (≤ 40 s)")
-	prof := fs.String("cpuprofile", "", "write a CPU profile of the SHM runs to this file")
-	fs.BoolVar(&benchNull, "null", false, "NULL security on the broker and Pipeline links instead of CURVE (the default configuration)")
+	quick := fs.Bool("quick", false, "short run (≤ 90 s)")
+	prof := fs.String("cpuprofile", "", "write a CPU profile of the producer process to this file")
+	consumer := fs.String("consumer", "", "internal: run as the consumer process (bare|shm|pipe)")
+	fs.BoolVar(&benchNull, "null", false, "NULL security on the broker instead of CURVE (the default configuration)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *consumer != "" {
+		if err := hubConsumer(*consumer, fs.Args(), *prof); err != nil {
+			fmt.Fprintln(os.Stderr, "hub consumer:", err)
+			return 1
+		}
+		return 0
 	}
 	stop, err := startCPUProfile(*prof)
 	if err != nil {
@@ -46,69 +60,100 @@ func runHub(args []string) int {
 	return 0
 }
 
+// socketCase is one row of the socket path: message size and count per run.
+type socketCase struct {
+	label string
+	size  int
+	n     int
+}
+
 func hubBench(quick bool) error {
-	// Each SHM run lasts ~0.5-2 s (100k messages took 40-150 ms: scheduler noise
-	// dominated); runs alternate ring/hub so load drift hits both alike.
-	nShm, nZmq, runs := 3_000_000, 100_000, 5
+	nShm, runs, scale := 3_000_000, 5, 3
 	if quick {
-		nShm, nZmq = 1_000_000, 30_000
+		nShm, runs, scale = 500_000, 3, 1
 	}
-	cc, err := benchCurve()
-	if err != nil {
-		return err
-	}
-	b, err := broker.Start(context.Background(), broker.Config{Endpoint: "tcp://127.0.0.1:0", Curve: cc})
+	b, err := startBenchBroker("tcp://127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	m, err := hub.NewMessenger(hub.MessengerConfig{})
+	m, err := connectMessenger(b.Endpoint(), hub.MessengerConfig{})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	if err := m.Connect(context.Background(), b.Endpoint(), b.PublicKey()); err != nil {
-		return err
-	}
-	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Printf("hub benchmark: 4 KiB messages producer → consumer, two goroutines of one process; SHM: median of %d runs of %d\n", runs, nShm)
-	fmt.Printf("machine load before: %s\n", strings.TrimSpace(string(load)))
+	env := &hubEnv{m: m, endpoint: b.Endpoint(), key: b.PublicKey()}
+	fmt.Printf("hub benchmark: producer and consumer in two processes; SHM: 4 KiB, median of %d interleaved runs of %d\n", runs, nShm)
+	fmt.Printf("machine load before: %s\n", loadAvg())
 	var rings, hubs []float64
 	for range runs {
-		r, err := bareRing(nShm)
+		r, err := env.bareRing(nShm)
 		if err != nil {
 			return fmt.Errorf("bare ring: %w", err)
 		}
-		h, err := hubSHM(m, nShm)
+		h, err := env.hubSHM(nShm)
 		if err != nil {
 			return fmt.Errorf("hub shm: %w", err)
 		}
 		rings, hubs = append(rings, r), append(hubs, h)
 	}
-	sort.Float64s(rings)
-	sort.Float64s(hubs)
-	ring, hubShm := rings[runs/2], hubs[runs/2]
-	hubZmq, err := median3Hub(func() (float64, error) { return hubPipeline(m, nZmq) })
-	if err != nil {
-		return fmt.Errorf("hub pipeline: %w", err)
+	ring, hubShm := median(rings), median(hubs)
+	fmt.Printf("%-44s %12s %10s\n", "path (4 KiB)", "msg/s", "GB/s")
+	fmt.Printf("%-44s %12.0f %10.2f\n", "bare DataBlock Writer/Reader", ring, ring*hubMsg/1e9)
+	fmt.Printf("%-44s %12.0f %10.2f\n", "hub over SHM (SyncedWrite/Pull)", hubShm, hubShm*hubMsg/1e9)
+	ratio("hub SHM 4 KiB msg/s, hub/bare ring", hubShm/ring, atLeast, 0.9)
+
+	zmqErr := pyzmqAvailable()
+	if zmqErr != nil {
+		fmt.Printf("\nlibzmq reference: NOT MEASURED (%v): no ratio to libzmq is printed\n", zmqErr)
 	}
-	rows := []benchRow{{"bare DataBlock Writer/Reader", ring}, {"hub over SHM (SyncedWrite/Pull)", hubShm},
-		{"hub Pipeline socket (Send/Recv), " + securityName(), hubZmq}}
-	if !benchNull { // the same over NULL, for comparison
-		benchNull = true
-		v, err := median3Hub(func() (float64, error) { return hubPipeline(m, nZmq) })
-		benchNull = false
-		if err != nil {
-			return fmt.Errorf("hub pipeline over NULL: %w", err)
+	cases := []socketCase{{"64 B", 64, 60_000 * scale}, {"4 KiB", 4096, 30_000 * scale}, {"64 KiB", 64 << 10, 3_000 * scale}}
+	fmt.Printf("\nsocket path, one way over TCP loopback: hub Pipeline Send/Recv against libzmq %s PUSH/PULL (pyzmq), median of 3 interleaved runs\n", pyzmqVersion())
+	fmt.Printf("%-8s %-6s %14s %14s %8s\n", "size", "sec", "hub msg/s", "libzmq msg/s", "hub/zmq")
+	res := map[string]float64{}
+	for _, c := range cases {
+		for _, sec := range []string{"NULL", "CURVE"} {
+			var hs, zs []float64
+			for range 3 {
+				h, err := env.hubPipeline(c, sec == "NULL")
+				if err != nil {
+					return fmt.Errorf("hub pipeline %s %s: %w", c.label, sec, err)
+				}
+				hs = append(hs, h)
+				if zmqErr == nil {
+					z, err := libzmqRate(c, sec == "CURVE")
+					if err != nil {
+						return fmt.Errorf("libzmq %s %s: %w", c.label, sec, err)
+					}
+					zs = append(zs, z)
+				}
+			}
+			h, z := median(hs), math.NaN()
+			if zmqErr == nil {
+				z = median(zs)
+			}
+			res[c.label+"/"+sec+"/hub"], res[c.label+"/"+sec+"/zmq"] = h, z
+			fmt.Printf("%-8s %-6s %14.0f %14.0f %8s\n", c.label, sec, h, z, fmtRatio(h/z))
 		}
-		rows = append(rows, benchRow{"hub Pipeline socket, NULL", v})
 	}
-	fmt.Printf("%-40s %12s %10s\n", "path", "msg/s", "GB/s")
-	for _, r := range rows {
-		fmt.Printf("%-40s %12.0f %10.2f\n", r.name, r.v, r.v*hubMsg/1e9)
+	fmt.Printf("machine load after: %s\n", loadAvg())
+	for _, c := range cases {
+		for _, sec := range []string{"NULL", "CURVE"} {
+			ratio(fmt.Sprintf("hub Pipeline %s %s msg/s, hub/libzmq", c.label, sec), res[c.label+"/"+sec+"/hub"]/res[c.label+"/"+sec+"/zmq"], atLeast, 1.0)
+		}
 	}
-	fmt.Printf("ratio hub SHM / bare ring: %.2f (target ≥ 0.8)\n", hubShm/ring)
-	fmt.Printf("RESULT hub_shm_4k_msgs=%.0f ring_4k_msgs=%.0f hub_zmq_4k_msgs=%.0f\n", hubShm, ring, hubZmq)
+	f := func(k string) string {
+		if v := res[k]; !math.IsNaN(v) {
+			return strconv.FormatFloat(v, 'f', 0, 64)
+		}
+		return "NaN"
+	}
+	fmt.Printf("RESULT hub_shm_4k_msgs=%.0f ring_4k_msgs=%.0f hub_zmq_4k_msgs=%s hub_zmq_null_4k_msgs=%s libzmq_curve_4k_msgs=%s libzmq_null_4k_msgs=%s "+
+		"hub_zmq_64_msgs=%s hub_zmq_null_64_msgs=%s libzmq_curve_64_msgs=%s libzmq_null_64_msgs=%s "+
+		"hub_zmq_64k_msgs=%s hub_zmq_null_64k_msgs=%s libzmq_curve_64k_msgs=%s libzmq_null_64k_msgs=%s\n",
+		hubShm, ring, f("4 KiB/CURVE/hub"), f("4 KiB/NULL/hub"), f("4 KiB/CURVE/zmq"), f("4 KiB/NULL/zmq"),
+		f("64 B/CURVE/hub"), f("64 B/NULL/hub"), f("64 B/CURVE/zmq"), f("64 B/NULL/zmq"),
+		f("64 KiB/CURVE/hub"), f("64 KiB/NULL/hub"), f("64 KiB/CURVE/zmq"), f("64 KiB/NULL/zmq"))
 	return nil
 }
 
@@ -128,19 +173,6 @@ func startCPUProfile(path string) (stop func(), err error) {
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
-func median3Hub(f func() (float64, error)) (float64, error) {
-	var rs []float64
-	for range 3 {
-		r, err := f()
-		if err != nil {
-			return 0, err
-		}
-		rs = append(rs, r)
-	}
-	sort.Float64s(rs)
-	return rs[1], nil
-}
-
 func benchShmConfig() shm.Config {
 	return shm.Config{PageSize: shm.Page4K, Capacity: 256, Policy: shm.PolicyRingBuffer, Sync: shm.SingleReader,
 		Checksum: shm.ChecksumNone, Secret: 0x4B5B}
@@ -153,79 +185,161 @@ func hubBenchName(label string) string {
 	return fmt.Sprintf("plh_bench_hub_%s_%d_%d", label, os.Getpid(), hubBenchSeq)
 }
 
-// bareRing: shm.Writer.Write in one goroutine, Reader.AcquireRead + copy out in
-// another.
-func bareRing(n int) (float64, error) {
+// hubEnv is the producer side: the broker and this process's Messenger.
+type hubEnv struct {
+	m        *hub.Messenger
+	endpoint string
+	key      string
+}
+
+// consumerProc is a running consumer process.
+type consumerProc struct {
+	cmd  *exec.Cmd
+	out  *bufio.Reader
+	done chan error // the consumer's END (nil) or its failure
+	rate float64
+}
+
+// startConsumer starts the consumer process and waits for its READY. Its END
+// line (or its failure) arrives on done; stop the producer when it does.
+func (e *hubEnv) startConsumer(mode, target string, n, size int) (*consumerProc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"hub", "--consumer", mode}
+	if p := os.Getenv("PLH_BENCH_CONSUMER_PROFILE"); p != "" {
+		args = append(args, "--cpuprofile", p)
+	}
+	cmd := exec.Command(self, append(args, e.endpoint, target, strconv.Itoa(n), strconv.Itoa(size))...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Env = append(os.Environ(), benchKeyEnv+"="+e.key)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &consumerProc{cmd: cmd, out: bufio.NewReader(stdout), done: make(chan error, 1)}
+	if _, err := expectLine(c.out, "READY"); err != nil {
+		c.kill()
+		return nil, fmt.Errorf("consumer process: %w", err)
+	}
+	go func() {
+		f, err := expectLine(c.out, "END")
+		if err == nil {
+			c.rate, err = windowRate(f)
+		}
+		c.done <- err
+	}()
+	return c, nil
+}
+
+// windowRate parses "END k tk tn n": (n − k) messages from tk to tn ns.
+func windowRate(f []string) (float64, error) {
+	if len(f) != 5 {
+		return 0, fmt.Errorf("consumer said %q, want END k tk tn n", f)
+	}
+	var v [4]float64
+	for i := range v {
+		x, err := strconv.ParseFloat(f[i+1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("consumer said %q: %w", f, err)
+		}
+		v[i] = x
+	}
+	if v[2] <= v[1] || v[3] <= v[0] {
+		return 0, fmt.Errorf("consumer said %q: empty window", f)
+	}
+	return (v[3] - v[0]) / ((v[2] - v[1]) / 1e9), nil
+}
+
+func (c *consumerProc) kill() {
+	_ = c.cmd.Process.Kill()
+	_ = c.cmd.Wait()
+}
+
+// run feeds the consumer with produce (which must stop when ctx ends) and returns
+// the consumer's rate; a failure on either side ends both at once.
+func (c *consumerProc) run(produce func(ctx context.Context) error) (float64, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	perr := make(chan error, 1)
+	go func() { perr <- produce(ctx) }()
+	var err error
+	select {
+	case err = <-c.done:
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("consumer process: %w", err)
+		} else if perr := <-perr; perr != nil && !errors.Is(perr, context.Canceled) {
+			err = fmt.Errorf("producer: %w", perr)
+		}
+	case err = <-perr:
+		if err == nil { // all sent: wait for the consumer, boundedly
+			select {
+			case err = <-c.done:
+			case <-time.After(30 * time.Second):
+				err = errors.New("consumer process did not finish within 30 s of the last message")
+			}
+		} else {
+			err = fmt.Errorf("producer: %w", err)
+		}
+	}
+	if err != nil {
+		c.kill()
+		return 0, err
+	}
+	if werr := c.cmd.Wait(); werr != nil {
+		return 0, fmt.Errorf("consumer process: %w", werr)
+	}
+	return c.rate, nil
+}
+
+// bareRing: shm.Writer.Write here, Reader.AcquireRead + copy out in the consumer.
+func (e *hubEnv) bareRing(n int) (float64, error) {
 	name := hubBenchName("ring")
 	blk, err := shm.Create(name, benchShmConfig())
 	if err != nil {
 		return 0, err
 	}
 	defer blk.Close()
-	att, err := shm.Attach(name, 0x4B5B, nil)
-	if err != nil {
-		return 0, err
-	}
-	defer att.Close()
 	w, err := blk.NewWriter(shm.WaitOptions{})
 	if err != nil {
 		return 0, err
 	}
-	r, err := att.NewReader(shm.ReaderOptions{})
+	c, err := e.startConsumer("bare", name, n, hubMsg)
 	if err != nil {
 		return 0, err
 	}
-	ctx := context.Background()
-	errc := make(chan error, 1)
-	start := time.Now()
-	go func() {
+	return c.run(func(ctx context.Context) error {
 		msg := make([]byte, hubMsg)
 		for i := range n {
 			msg[0] = byte(i)
 			if _, err := w.Write(ctx, 5*time.Second, msg); err != nil {
-				errc <- err
-				return
+				return err
 			}
 		}
-		errc <- nil
-	}()
-	out := make([]byte, hubMsg)
-	for range n {
-		s, err := r.AcquireRead(ctx, 5*time.Second)
-		if err != nil {
-			return 0, err
-		}
-		copy(out, s.Bytes()[:hubMsg])
-		if err := s.Release(); err != nil {
-			return 0, err
-		}
-	}
-	if err := <-errc; err != nil {
-		return 0, err
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
+		return nil
+	})
 }
 
-// hubSHM: Producer.SyncedWrite (copy in) vs Consumer.Pull (copy out).
-func hubSHM(m *hub.Messenger, n int) (float64, error) {
+// hubSHM: Producer.SyncedWrite (copy in) here, Consumer.Pull (copy out) in the
+// consumer.
+func (e *hubEnv) hubSHM(n int) (float64, error) {
 	cfg := benchShmConfig()
-	p, err := hub.NewProducer(context.Background(), m, hub.ProducerOptions{Channel: hubBenchName("shm"), SHM: &cfg})
+	p, err := hub.NewProducer(context.Background(), e.m, hub.ProducerOptions{Channel: hubBenchName("shm"), SHM: &cfg})
 	if err != nil {
 		return 0, err
 	}
 	defer p.Close()
-	c, err := hub.Connect(context.Background(), m, hub.ConsumerOptions{Channel: p.Channel(), Secret: cfg.Secret})
+	c, err := e.startConsumer("shm", p.Channel(), n, hubMsg)
 	if err != nil {
 		return 0, err
 	}
-	defer c.Close()
-	if !c.HasSHM() {
-		return 0, fmt.Errorf("consumer not attached: %w", c.SHMError())
-	}
-	ctx := context.Background()
-	errc := make(chan error, 1)
-	start := time.Now()
-	go func() {
+	return c.run(func(ctx context.Context) error {
 		msg := make([]byte, hubMsg)
 		write := func(tx *hub.WriteTxn) error {
 			s, err := tx.Next()
@@ -238,74 +352,33 @@ func hubSHM(m *hub.Messenger, n int) (float64, error) {
 		for i := range n {
 			msg[0] = byte(i)
 			if err := p.SyncedWrite(ctx, 5*time.Second, write); err != nil {
-				errc <- err
-				return
+				return err
 			}
 		}
-		errc <- nil
-	}()
-	out := make([]byte, hubMsg)
-	read := func(tx *hub.ReadTxn) error {
-		s, err := tx.Next()
-		if err != nil {
-			return err
-		}
-		copy(out, s.Bytes()[:hubMsg])
 		return nil
-	}
-	for range n {
-		if err := c.Pull(ctx, 5*time.Second, read); err != nil {
-			return 0, err
-		}
-	}
-	if err := <-errc; err != nil {
-		return 0, err
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	})
 }
 
-// hubPipeline: Producer.Send on a Pipeline channel vs Consumer.Recv over TCP
-// loopback.
-func hubPipeline(m *hub.Messenger, n int) (float64, error) {
-	p, err := hub.NewProducer(context.Background(), m, hub.ProducerOptions{Channel: hubBenchName("zmq"), Pattern: hub.PatternPipeline, NoCurve: benchNull})
+// hubPipeline: Producer.Send on a Pipeline channel here, Consumer.Recv in the
+// consumer, over TCP loopback.
+func (e *hubEnv) hubPipeline(c socketCase, null bool) (float64, error) {
+	p, err := hub.NewProducer(context.Background(), e.m, hub.ProducerOptions{Channel: hubBenchName("zmq"), Pattern: hub.PatternPipeline, NoCurve: null})
 	if err != nil {
 		return 0, err
 	}
 	defer p.Close()
-	c, err := hub.Connect(context.Background(), m, hub.ConsumerOptions{Channel: p.Channel()})
+	cp, err := e.startConsumer("pipe", p.Channel(), c.n, c.size)
 	if err != nil {
 		return 0, err
 	}
-	defer c.Close()
-	ctx := context.Background()
-	errc := make(chan error, 1)
-	start := time.Now()
-	go func() {
-		msg := make([]byte, hubMsg)
-		for i := range n {
+	return cp.run(func(ctx context.Context) error {
+		msg := make([]byte, c.size)
+		for i := range c.n {
 			msg[0] = byte(i)
 			if err := p.Send(ctx, msg); err != nil {
-				errc <- err
-				return
+				return err
 			}
 		}
-		errc <- nil
-	}()
-	out := make([]byte, hubMsg)
-	for range n {
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		b, err := c.Recv(rctx)
-		cancel()
-		if err != nil {
-			return 0, err
-		}
-		if len(b) != hubMsg {
-			return 0, errors.New("short message")
-		}
-		copy(out, b)
-	}
-	if err := <-errc; err != nil {
-		return 0, err
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
+		return nil
+	})
 }

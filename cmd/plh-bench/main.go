@@ -1,6 +1,8 @@
 // Command plh-bench measures plh on this machine. Each subcommand lives in its own
 // file and registers itself in benches; every subcommand prints a readable table
-// and ends with one machine-readable line starting with "RESULT".
+// and ends with one machine-readable line starting with "RESULT"; ratios held to a
+// target are printed with ratio() ("RATIO" lines), and "all" ends with a summary
+// table of them (summary.go).
 //
 //	plh-bench ring|broker|hub|curve [--quick]
 //	plh-bench all [--quick]
@@ -27,17 +29,7 @@ func main() {
 	}
 	name, args := os.Args[1], os.Args[2:]
 	if name == "all" {
-		status := 0
-		for _, n := range names() {
-			if n == "demo" {
-				continue // a demonstration, not a measurement
-			}
-			fmt.Printf("== %s\n", n)
-			if rc := benches[n](args); rc != 0 {
-				status = rc
-			}
-		}
-		os.Exit(status)
+		os.Exit(runAll(args))
 	}
 	b, ok := benches[name]
 	if !ok {

@@ -5,14 +5,23 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 
-	"github.com/pylabhub/plh/internal/proc"
 	"github.com/pylabhub/plh/shm"
 )
 
-// runPeer is the second process of a ring measurement.
+// runPeer is the second process of a ring measurement. With PLH_BENCH_PEER_PROFILE
+// set it writes a CPU profile there (each peer overwrites it: use with --only and
+// PLH_BENCH_PEER_ROLE to keep the one wanted).
 func runPeer(role string, args []string) error {
+	if p := os.Getenv("PLH_BENCH_PEER_PROFILE"); p != "" && (os.Getenv("PLH_BENCH_PEER_ROLE") == "" || os.Getenv("PLH_BENCH_PEER_ROLE") == role) {
+		stop, err := startCPUProfile(p)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	atoi := func(i int) int {
 		if i >= len(args) {
 			return 0
@@ -29,6 +38,12 @@ func runPeer(role string, args []string) error {
 		return udsConsume(args[0], atoi(1), atoi(2))
 	case "shm-pong":
 		return shmPong(args[0], args[1], atoi(2))
+	case "raw-consume":
+		return rawConsume(args[0], atoi(1), atoi(2), atoi(3), atoi(4), false)
+	case "raw-touch":
+		return rawConsume(args[0], atoi(1), atoi(2), atoi(3), atoi(4), true)
+	case "raw-pong":
+		return rawPong(args[0], args[1], atoi(2))
 	case "uds-pong":
 		return udsPong(args[0], atoi(1))
 	}
@@ -56,12 +71,7 @@ func shmConsume(name string, n, size int, touch bool) error {
 			return err
 		}
 		if touch {
-			var x byte
-			b := s.Bytes()[:size]
-			for i := 0; i < len(b); i += 64 {
-				x ^= b[i]
-			}
-			dst[0] = x
+			dst[0] = touchLines(s.Bytes()[:size])
 		} else {
 			copy(dst, s.Bytes()[:size])
 		}
@@ -69,7 +79,7 @@ func shmConsume(name string, n, size int, touch bool) error {
 			return err
 		}
 	}
-	fmt.Println("END", proc.Now())
+	fmt.Println("END", nowNS())
 	return nil
 }
 
@@ -86,7 +96,7 @@ func udsConsume(path string, n, size int) error {
 			return err
 		}
 	}
-	fmt.Println("END", proc.Now())
+	fmt.Println("END", nowNS())
 	return nil
 }
 
