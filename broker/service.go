@@ -136,7 +136,7 @@ func (s *Service) CloseChannel(name string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok := s.channels[name]
+	c, ok := s.channels[proto.LogicalName(name)]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrChannelNotFound, name)
 	}
@@ -242,7 +242,7 @@ func (s *Service) closeChannelLocked(c *channel, reason string) {
 	for _, k := range c.consumers {
 		s.unwatchLocked(k)
 	}
-	delete(s.channels, c.name)
+	delete(s.channels, c.key)
 	s.chanGen++
 }
 
@@ -302,7 +302,7 @@ func (s *Service) sweepLiveness() {
 	}
 	s.mu.Lock()
 	for c := range chans {
-		if s.channels[c.name] == c {
+		if s.channels[c.key] == c {
 			s.removeConsumersLocked(c, func(k *consumer) bool { return dead[k] && !k.watched && s.procJudged(k) }, proto.ReasonProcessDead)
 		}
 	}
