@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pylabhub/plh/broker/proto"
+	"github.com/pylabhub/plh/internal/trace"
 	"github.com/pylabhub/plh/internal/wire"
 )
 
@@ -17,6 +18,7 @@ import (
 // counted only when it is not a control message at all, or is fire-and-forget.
 func (s *Service) handle(m wire.Msg) {
 	start := time.Now()
+	s.trace.Message(trace.In, m.Peer, m.Frames)
 	f, err := proto.Parse(m.Frames)
 	if err != nil || f.Kind != proto.KindControl {
 		if badTypeFrame(m.Frames) {
