@@ -11,6 +11,7 @@ import (
 
 	"github.com/pylabhub/plh/broker/proto"
 	"github.com/pylabhub/plh/internal/proc"
+	"github.com/pylabhub/plh/internal/trace"
 	"github.com/pylabhub/plh/internal/wire"
 )
 
@@ -195,6 +196,7 @@ func (s *session) send(frames [][]byte) error {
 	err := s.d.Send(frames...)
 	switch {
 	case err == nil:
+		s.m.trace.Message(trace.Out, []byte(s.d.Endpoint()), frames)
 		return nil
 	case errors.Is(err, wire.ErrNotConnected):
 		return fmt.Errorf("%w: %w: %w", ErrNotConnected, ErrBrokerLost, err)
@@ -212,6 +214,7 @@ func (s *session) readLoop() {
 		if err != nil {
 			return // stopped
 		}
+		s.m.trace.Message(trace.In, []byte(s.d.Endpoint()), frames)
 		s.m.handleIncoming(s, frames)
 	}
 }
