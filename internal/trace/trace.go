@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -139,14 +140,19 @@ func (t *Tracer) closeLocked() {
 }
 
 func (t *Tracer) openLocked(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	// No symlink is followed and only a regular file is appended to, so a
+	// trace path never writes through to another file.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
 		return fmt.Errorf("%w: open %s: %w", ErrTrace, path, err)
 	}
 	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+	}
 	if err != nil {
 		_ = f.Close()
-		return fmt.Errorf("%w: stat %s: %w", ErrTrace, path, err)
+		return fmt.Errorf("%w: %s: %w", ErrTrace, path, err)
 	}
 	t.f, t.size = f, fi.Size()
 	return nil
