@@ -128,3 +128,19 @@ func TestLogicalNames(t *testing.T) {
 		t.Fatalf("left %+v", s.Channels())
 	}
 }
+
+// TestLogicalNameCounters: a request under a display name counts on its channel.
+func TestLogicalNameCounters(t *testing.T) {
+	s := start(t, Config{})
+	c := dial(t, s)
+	c.reg("ctr | pid:1-0", "h", "", 0, "")
+	c.send(&proto.DiscReq{ChannelName: "ctr | pid:2-2"})
+	c.recv()
+	d, err := s.ChannelDetail("ctr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Counters.Requests["DISC_REQ"] != 1 || d.Counters.Errors["CHANNEL_NOT_READY"] != 1 {
+		t.Fatalf("counters %+v", d.Counters)
+	}
+}
