@@ -2,6 +2,8 @@ package broker
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/pylabhub/plh/broker/proto"
@@ -42,7 +44,7 @@ type ConsumerDetail struct {
 func (s *Service) ChannelDetail(name string) (ChannelDetail, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok := s.channels[name]
+	c, ok := s.channels[proto.LogicalName(name)]
 	if !ok {
 		return ChannelDetail{}, fmt.Errorf("%w: %q", ErrChannelNotFound, name)
 	}
@@ -65,4 +67,31 @@ func (s *Service) ChannelDetail(name string) (ChannelDetail, error) {
 		d.Consumers = append(d.Consumers, cd)
 	}
 	return d, nil
+}
+
+// SchemaEntry is one channel's schema as registered (B-9; plh.schemas()).
+type SchemaEntry struct {
+	Channel    string `json:"channel"`
+	SchemaHash string `json:"schema_hash"`
+	proto.Schema
+	// VersionText is Version as "major.minor.patch".
+	VersionText string `json:"version_text"`
+	// Fields is the number of BLDS members.
+	Fields int `json:"fields"`
+}
+
+// Schemas returns the schema of every channel, by channel name (channels
+// registered without a descriptor have an empty Name).
+func (s *Service) Schemas() []SchemaEntry {
+	s.mu.Lock()
+	out := make([]SchemaEntry, 0, len(s.channels))
+	for _, c := range s.channels {
+		sc := c.reg.Schema()
+		f, _ := proto.SchemaFields(sc.BLDS) // validated at registration
+		out = append(out, SchemaEntry{Channel: c.name, SchemaHash: c.reg.SchemaHash, Schema: sc,
+			VersionText: proto.VersionString(sc.Version), Fields: len(f)})
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b SchemaEntry) int { return strings.Compare(a.Channel, b.Channel) })
+	return out
 }

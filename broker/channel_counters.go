@@ -111,7 +111,7 @@ func (s *Service) countRequestLocked(t proto.Type, msg, reply proto.Message) {
 	if name == "" {
 		return
 	}
-	c, ok := s.channels[name]
+	c, ok := s.channels[proto.LogicalName(name)]
 	if !ok {
 		return
 	}

@@ -51,6 +51,9 @@ type Config struct {
 	// ObserveRequest, if set, is called after each request is handled with its
 	// type and handling time (for latency histograms). It must not block.
 	ObserveRequest func(t proto.Type, d time.Duration)
+	// Trace is the protocol trace at start (B-13; off by default); SetTrace
+	// switches it at run time.
+	Trace TraceConfig
 	// Logger receives the broker's logs (nil → discard).
 	Logger *slog.Logger
 }

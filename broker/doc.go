@@ -30,6 +30,20 @@
 // The sweep copies its candidates under s.mu, reads /proc without it, and removes
 // the dead under it again.
 //
+// Registry keys are logical names (proto.LogicalName, B-21): a display suffix
+// " | pid:<pid>-<n>" is cut before every lookup; the entry keeps the display
+// name of its latest registration (channel.name) for listings and notices.
+//
+// Schema registry (B-9): the registration's descriptor (schema_name,
+// schema_version, schema_blds) is kept in the entry and returned on DISC_ACK
+// and by Schemas. A registration with another schema_hash replaces the entry
+// only when both carry a descriptor and proto.CheckSchema finds the new one
+// compatible (schemaConflict); otherwise SCHEMA_MISMATCH naming the reason.
+//
+// Protocol trace (B-13, trace.go): handle traces every message in, send every
+// message out, through internal/trace (off by default: one atomic load);
+// Config.Trace at start, SetTrace at run time (the admin shell's plh.trace).
+//
 // Limits (Config.Limits) bound the registry and the input; a request over one
 // gets LIMIT_EXCEEDED (Stats.LimitsExceeded). CHANNEL_LIST is paged; the names are
 // sorted outside s.mu. Log lines a client can provoke go through limitedLog

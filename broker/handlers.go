@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pylabhub/plh/broker/proto"
+	"github.com/pylabhub/plh/internal/trace"
 	"github.com/pylabhub/plh/internal/wire"
 )
 
@@ -17,6 +18,7 @@ import (
 // counted only when it is not a control message at all, or is fire-and-forget.
 func (s *Service) handle(m wire.Msg) {
 	start := time.Now()
+	s.trace.Message(trace.In, m.Peer, m.Frames)
 	f, err := proto.Parse(m.Frames)
 	if err != nil || f.Kind != proto.KindControl {
 		if badTypeFrame(m.Frames) {
@@ -151,18 +153,41 @@ func (s *Service) limitError(limit, corr, format string, args ...any) proto.Mess
 func (s *Service) checkRegLimits(r *proto.RegReq) proto.Message {
 	for name, v := range map[string]string{"shm_name": r.ShmName, "schema_hash": r.SchemaHash,
 		"producer_hostname": r.ProducerHostname, "zmq_ctrl_endpoint": r.ZmqCtrlEndpoint,
-		"zmq_data_endpoint": r.ZmqDataEndpoint, "zmq_pubkey": r.ZmqPubkey} {
+		"zmq_data_endpoint": r.ZmqDataEndpoint, "zmq_pubkey": r.ZmqPubkey, "schema_name": r.SchemaName} {
 		if !within(len(v), s.cfg.Limits.MaxFieldBytes) {
 			return s.limitError("field_bytes", r.CorrelationID, "%s of %d bytes, limit %d", name, len(v), s.cfg.Limits.MaxFieldBytes)
 		}
 	}
-	if r.Metadata != nil && s.cfg.Limits.MaxMetadataBytes >= 0 {
-		b, _ := json.Marshal(r.Metadata)
-		if len(b) > s.cfg.Limits.MaxMetadataBytes {
-			return s.limitError("metadata_bytes", r.CorrelationID, "metadata of %d bytes, limit %d", len(b), s.cfg.Limits.MaxMetadataBytes)
+	if s.cfg.Limits.MaxMetadataBytes >= 0 && (r.Metadata != nil || r.SchemaBLDS != "") {
+		n := len(r.SchemaBLDS)
+		if r.Metadata != nil {
+			b, _ := json.Marshal(r.Metadata)
+			n += len(b)
+		}
+		if n > s.cfg.Limits.MaxMetadataBytes {
+			return s.limitError("metadata_bytes", r.CorrelationID, "metadata and schema_blds of %d bytes, limit %d", n, s.cfg.Limits.MaxMetadataBytes)
 		}
 	}
 	return nil
+}
+
+// schemaConflict decides whether registration r may replace the channel
+// registered as old (docs/protocol.md "Schema registry"), and why not: the
+// same schema_hash always may (a producer restart); with another hash, only
+// when both carry a schema descriptor and r's is compatible with old's
+// (proto.CheckSchema: same name and major, old's fields kept, appended
+// fields only with a higher minor version).
+func schemaConflict(old proto.RegReq, r *proto.RegReq) string {
+	if old.SchemaHash == r.SchemaHash {
+		return ""
+	}
+	if !old.Schema().Present() || !r.Schema().Present() {
+		return fmt.Sprintf("schema_hash %q, registered %q", quote(r.SchemaHash), quote(old.SchemaHash))
+	}
+	if err := proto.CheckSchema(old.Schema(), r.Schema()); err != nil {
+		return err.Error()
+	}
+	return ""
 }
 
 func (s *Service) handleRegReq(peer []byte, r *proto.RegReq) proto.Message {
@@ -170,17 +195,19 @@ func (s *Service) handleRegReq(peer []byte, r *proto.RegReq) proto.Message {
 	if e := s.checkRegLimits(r); e != nil {
 		return e
 	}
-	if old, ok := s.channels[r.ChannelName]; ok {
-		if old.reg.SchemaHash != r.SchemaHash {
+	key := proto.LogicalName(r.ChannelName)
+	if old, ok := s.channels[key]; ok {
+		if why := schemaConflict(old.reg, r); why != "" {
 			s.log.errorLine("Cat1 schema mismatch", "channel", r.ChannelName,
-				"existing_schema_hash", old.reg.SchemaHash, "attempted_schema_hash", r.SchemaHash, "attempted_pid", r.ProducerPID)
-			s.notify(old, old.producer, &proto.ChannelErrorNotify{ChannelName: r.ChannelName, Event: proto.EventSchemaMismatch,
+				"existing_schema_hash", old.reg.SchemaHash, "attempted_schema_hash", r.SchemaHash, "attempted_pid", r.ProducerPID, "why", why)
+			s.notify(old, old.producer, &proto.ChannelErrorNotify{ChannelName: old.name, Event: proto.EventSchemaMismatch,
 				ExistingSchemaHash: old.reg.SchemaHash, AttemptedSchemaHash: r.SchemaHash, AttemptedPID: r.ProducerPID})
 			return proto.NewError(proto.CodeSchemaMismatch, r.CorrelationID,
-				fmt.Sprintf("Schema hash differs for channel '%s'", r.ChannelName))
+				fmt.Sprintf("Schema differs for channel '%s': %s", r.ChannelName, why))
 		}
-		// Producer restart: replace the entry, keep the consumers.
-		old.reg, old.producer = *r, append([]byte(nil), peer...)
+		// Producer restart (or a compatible schema upgrade): replace the
+		// entry, keep the consumers.
+		old.name, old.reg, old.producer = r.ChannelName, *r, append([]byte(nil), peer...)
 		old.status, old.lastHeartbeat = pendingReady, time.Now()
 		old.cnt.registrations++ // the counters are kept across a producer re-registration
 	} else {
@@ -188,7 +215,7 @@ func (s *Service) handleRegReq(peer []byte, r *proto.RegReq) proto.Message {
 			return s.limitError("channels", r.CorrelationID, "the broker holds %d channels, limit %d", len(s.channels), s.cfg.Limits.MaxChannels)
 		}
 		now := time.Now()
-		s.channels[r.ChannelName] = &channel{name: r.ChannelName, reg: *r, producer: append([]byte(nil), peer...),
+		s.channels[key] = &channel{key: key, name: r.ChannelName, reg: *r, producer: append([]byte(nil), peer...),
 			status: pendingReady, lastHeartbeat: now, cnt: chanCounters{registeredAt: now, registrations: 1}}
 		s.chanGen++
 	}
@@ -197,7 +224,7 @@ func (s *Service) handleRegReq(peer []byte, r *proto.RegReq) proto.Message {
 }
 
 func (s *Service) handleHeartbeatReq(r *proto.HeartbeatReq) {
-	c, ok := s.channels[r.ChannelName]
+	c, ok := s.channels[proto.LogicalName(r.ChannelName)]
 	if !ok {
 		s.log.warn("heartbeat for unknown channel", "channel", r.ChannelName)
 		return
@@ -209,7 +236,7 @@ func (s *Service) handleHeartbeatReq(r *proto.HeartbeatReq) {
 }
 
 func (s *Service) handleDiscReq(r *proto.DiscReq) proto.Message {
-	c, ok := s.channels[r.ChannelName]
+	c, ok := s.channels[proto.LogicalName(r.ChannelName)]
 	if !ok {
 		s.log.warn("discover: channel not found", "channel", r.ChannelName)
 		return proto.NewError(proto.CodeChannelNotFound, r.CorrelationID, fmt.Sprintf("Channel '%s' not found", r.ChannelName))
@@ -221,11 +248,12 @@ func (s *Service) handleDiscReq(r *proto.DiscReq) proto.Message {
 		ShmName: c.reg.ShmName, SchemaHash: c.reg.SchemaHash, SchemaVersion: c.reg.SchemaVersion,
 		Metadata: c.reg.Metadata, ConsumerCount: uint64(len(c.consumers)), HasSharedMemory: c.reg.HasSharedMemory,
 		ChannelPattern: c.reg.ChannelPattern, ZmqCtrlEndpoint: c.reg.ZmqCtrlEndpoint,
-		ZmqDataEndpoint: c.reg.ZmqDataEndpoint, ZmqPubkey: c.reg.ZmqPubkey, ProducerPID: c.reg.ProducerPID}
+		ZmqDataEndpoint: c.reg.ZmqDataEndpoint, ZmqPubkey: c.reg.ZmqPubkey, ProducerPID: c.reg.ProducerPID,
+		SchemaName: c.reg.SchemaName, SchemaBLDS: c.reg.SchemaBLDS}
 }
 
 func (s *Service) handleDeregReq(r *proto.DeregReq) proto.Message {
-	c, ok := s.channels[r.ChannelName]
+	c, ok := s.channels[proto.LogicalName(r.ChannelName)]
 	if !ok || c.reg.ProducerPID != r.ProducerPID {
 		s.log.warn("deregister: not registered", "channel", r.ChannelName, "pid", r.ProducerPID)
 		return proto.NewError(proto.CodeNotRegistered, r.CorrelationID,
@@ -234,7 +262,7 @@ func (s *Service) handleDeregReq(r *proto.DeregReq) proto.Message {
 	for _, k := range c.consumers {
 		s.unwatchLocked(k)
 	}
-	delete(s.channels, r.ChannelName)
+	delete(s.channels, c.key)
 	s.chanGen++
 	return &proto.DeregAck{ReplyHeader: proto.Success(r.CorrelationID, "Producer deregistered successfully")}
 }
@@ -243,7 +271,7 @@ func (s *Service) handleDeregReq(r *proto.DeregReq) proto.Message {
 // consumer (sameConsumer: process, socket, consumer_id) when it registers
 // again: one entry per consumer, whatever its client retries.
 func (s *Service) handleConsumerRegReq(peer []byte, r *proto.ConsumerRegReq) proto.Message {
-	c, ok := s.channels[r.ChannelName]
+	c, ok := s.channels[proto.LogicalName(r.ChannelName)]
 	if !ok {
 		s.log.warn("consumer register: channel not found", "channel", r.ChannelName)
 		return proto.NewError(proto.CodeChannelNotFound, r.CorrelationID, fmt.Sprintf("Channel '%s' not found", r.ChannelName))
@@ -270,7 +298,7 @@ func (s *Service) handleConsumerRegReq(peer []byte, r *proto.ConsumerRegReq) pro
 }
 
 func (s *Service) handleConsumerDeregReq(r *proto.ConsumerDeregReq) proto.Message {
-	if c, ok := s.channels[r.ChannelName]; ok {
+	if c, ok := s.channels[proto.LogicalName(r.ChannelName)]; ok {
 		for i, k := range c.consumers {
 			if k.pid == r.ConsumerPID && (r.ConsumerID == "" || k.id == r.ConsumerID) {
 				s.unwatchLocked(k)
@@ -288,7 +316,7 @@ func (s *Service) handleConsumerDeregReq(r *proto.ConsumerDeregReq) proto.Messag
 func (s *Service) handleChecksumErrorReport(r *proto.ChecksumErrorReport) {
 	s.log.warn("Cat2 checksum error reported", "channel", r.ChannelName, "slot_index", r.SlotIndex,
 		"error", quote(r.Error), "reporter_pid", r.ReporterPID)
-	c, ok := s.channels[r.ChannelName]
+	c, ok := s.channels[proto.LogicalName(r.ChannelName)]
 	if !ok {
 		return
 	}
@@ -305,7 +333,7 @@ func (s *Service) handleChecksumErrorReport(r *proto.ChecksumErrorReport) {
 }
 
 func (s *Service) handleConsumerHeartbeatReq(r *proto.ConsumerHeartbeatReq) {
-	c, ok := s.channels[r.ChannelName]
+	c, ok := s.channels[proto.LogicalName(r.ChannelName)]
 	if !ok {
 		return
 	}
@@ -318,7 +346,7 @@ func (s *Service) handleConsumerHeartbeatReq(r *proto.ConsumerHeartbeatReq) {
 }
 
 func (s *Service) handleChannelCloseReq(r *proto.ChannelCloseReq) proto.Message {
-	c, ok := s.channels[r.ChannelName]
+	c, ok := s.channels[proto.LogicalName(r.ChannelName)]
 	if !ok {
 		return proto.NewError(proto.CodeChannelNotFound, r.CorrelationID, fmt.Sprintf("Channel '%s' not found", r.ChannelName))
 	}
@@ -337,8 +365,9 @@ func (s *Service) handleChannelListReq(r *proto.ChannelListReq) proto.Message {
 		limit = int(r.Limit)
 	}
 	names := s.sortedChannelNames()
-	from, _ := slices.BinarySearch(names, r.Cursor)
-	for from < len(names) && names[from] <= r.Cursor {
+	cursor := proto.LogicalName(r.Cursor) // next_cursor is a display name
+	from, _ := slices.BinarySearch(names, cursor)
+	for from < len(names) && names[from] <= cursor {
 		from++
 	}
 

@@ -27,7 +27,8 @@ func (s status) String() string {
 
 // channel is one registry entry (spec/protocol.md §4). Guarded by Service.mu.
 type channel struct {
-	name          string
+	key           string       // logical name (proto.LogicalName), the registry key
+	name          string       // display name of the latest registration
 	reg           proto.RegReq // the producer's registration (defaults applied)
 	producer      []byte       // ROUTER identity of the registering socket
 	consumers     []*consumer  // in registration order, one entry per consumer process

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pylabhub/plh/broker/proto"
 	"github.com/pylabhub/plh/internal/proc"
+	"github.com/pylabhub/plh/internal/trace"
 	"github.com/pylabhub/plh/internal/wire"
 )
 
@@ -22,6 +23,7 @@ type Service struct {
 	cnt      *counters
 	log      *limitedLog // rate-limited WARN/ERROR lines that clients can provoke
 	hostname string
+	trace    *trace.Tracer // protocol trace (B-13), off unless configured
 
 	quit chan struct{}
 	wg   sync.WaitGroup
@@ -48,14 +50,21 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	host, _ := os.Hostname()
 	s := &Service{cfg: cfg, cnt: newCounters(), log: newLimitedLog(cfg.Logger), hostname: host, quit: make(chan struct{}),
-		channels: map[string]*channel{}, watched: map[proc.Identity]int{}}
+		channels: map[string]*channel{}, watched: map[proc.Identity]int{}, trace: trace.New("broker")}
+	if cfg.Trace.On {
+		if err := s.SetTrace(cfg.Trace); err != nil {
+			return nil, err
+		}
+	}
 	s.watch, err = proc.NewWatch(s.onProcessExit)
 	if err != nil {
+		s.trace.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	s.router, err = wire.Listen(cfg.Wire, cfg.Endpoint)
 	if err != nil {
 		s.watch.Close()
+		s.trace.Close()
 		return nil, fmt.Errorf("broker: bind %s: %w", cfg.Endpoint, err)
 	}
 	cfg.Logger.Info("broker ready", "endpoint", s.router.Endpoint(), "pubkey", s.router.PublicKey())
@@ -88,6 +97,7 @@ func (s *Service) Close() error {
 		s.closeErr = s.router.Close()
 		s.wg.Wait()
 		s.watch.Close()
+		s.trace.Close()
 		s.log.flush()
 		s.cfg.Logger.Info("broker stopped")
 	})
@@ -136,7 +146,7 @@ func (s *Service) CloseChannel(name string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok := s.channels[name]
+	c, ok := s.channels[proto.LogicalName(name)]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrChannelNotFound, name)
 	}
@@ -212,6 +222,7 @@ func (s *Service) send(peer []byte, m proto.Message) bool {
 		s.log.warn("broker: send failed", "type", m.MsgType(), "err", err)
 		return false
 	}
+	s.trace.Message(trace.Out, peer, frames)
 	if e, ok := m.(*proto.ErrorReply); ok {
 		s.cnt.add(s.cnt.errors, string(e.ErrorCode))
 	} else if proto.IsNotify(m.MsgType()) {
@@ -242,7 +253,7 @@ func (s *Service) closeChannelLocked(c *channel, reason string) {
 	for _, k := range c.consumers {
 		s.unwatchLocked(k)
 	}
-	delete(s.channels, c.name)
+	delete(s.channels, c.key)
 	s.chanGen++
 }
 
@@ -302,7 +313,7 @@ func (s *Service) sweepLiveness() {
 	}
 	s.mu.Lock()
 	for c := range chans {
-		if s.channels[c.name] == c {
+		if s.channels[c.key] == c {
 			s.removeConsumersLocked(c, func(k *consumer) bool { return dead[k] && !k.watched && s.procJudged(k) }, proto.ReasonProcessDead)
 		}
 	}

@@ -83,6 +83,9 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 	if len(opts.ExpectedSchemaHash) > 0 && len(info.SchemaHash) == 32 && !bytes.Equal(opts.ExpectedSchemaHash, info.SchemaHash) {
 		return nil, fmt.Errorf("%s %q: %w: channel has %s", op, name, ErrSchemaMismatch, info.SchemaHashHex)
 	}
+	if err := checkExpectedSchema(opts.ExpectedSchema, info.Schema); err != nil {
+		return nil, fmt.Errorf("%s %q: %w", op, name, err)
+	}
 	if info.CtrlEndpoint == "" {
 		return nil, fmt.Errorf("%s %q: %w: channel has no peer endpoint", op, name, ErrBadReply)
 	}

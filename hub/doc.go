@@ -88,6 +88,11 @@
 // not known yet are retried in the background for ReregisterWindow. Every
 // threshold is listed in docs/config.md "Timeouts and thresholds".
 //
+// Protocol trace (B-13): the session traces every frame it sends (send) and
+// receives (readLoop) through internal/trace when MessengerConfig.Trace or
+// SetTrace switched it on; bodies are never written. Notification callbacks are
+// keyed by logical channel name (B-21), as the broker compares names.
+//
 // Locks: Messenger.connMu serialises Connect/Disconnect/Close and is held while
 // Connect waits; Messenger.mu guards state and the current session and is never
 // held while sending or waiting. The pending table, the owned set and each

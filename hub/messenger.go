@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pylabhub/plh/internal/proc"
+	"github.com/pylabhub/plh/internal/trace"
 	"github.com/pylabhub/plh/internal/wire"
 	"github.com/pylabhub/plh/internal/wire/curve"
 )
@@ -65,6 +66,9 @@ type MessengerConfig struct {
 	// MaxQueuedCallbacks bounds the notifications waiting for the callback
 	// goroutine (default 4096); beyond it notifications are dropped and logged.
 	MaxQueuedCallbacks int
+	// Trace is the protocol trace at start (B-13; off by default);
+	// Messenger.SetTrace switches it at run time.
+	Trace TraceConfig
 }
 
 // DefaultMessengerConfig returns the defaults that zero fields take.
@@ -156,6 +160,7 @@ type Messenger struct {
 	pend  *pendingTable
 	disp  *dispatcher
 	owned *ownedSet
+	trace *trace.Tracer // protocol trace (B-13), off unless configured
 
 	consumerSeq atomic.Uint64 // consumer_id of the next consumer registration
 
@@ -193,6 +198,12 @@ func NewMessenger(cfg MessengerConfig) (*Messenger, error) {
 		log:   cfg.Logger,
 		pend:  newPendingTable(),
 		owned: newOwnedSet(),
+		trace: trace.New("messenger"),
+	}
+	if cfg.Trace.On {
+		if err := m.SetTrace(cfg.Trace); err != nil {
+			return nil, err
+		}
 	}
 	m.disp = newDispatcher(cfg.Logger, cfg.MaxQueuedCallbacks)
 	return m, nil
@@ -232,6 +243,7 @@ func (m *Messenger) Close() error {
 		m.stopSession(fmt.Errorf("%w", ErrClosed))
 		m.owned.clear()
 		m.disp.close()
+		_ = m.trace.Close()
 	})
 	return nil
 }

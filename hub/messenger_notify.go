@@ -168,7 +168,10 @@ type subEntry[F any] struct {
 }
 
 // add registers fn under key and returns its idempotent unsubscribe function.
+// Keys are channel names compared as logical names (B-21: a " | pid:<pid>-<n>"
+// suffix is ignored), as the broker compares them.
 func (s *subList[F]) add(key string, fn F) func() {
+	key = proto.LogicalName(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
@@ -203,6 +206,7 @@ func (s *subList[F]) remove(key string, id uint64) {
 
 // get returns the callbacks registered under key, in subscription order.
 func (s *subList[F]) get(key string) []F {
+	key = proto.LogicalName(key)
 	s.mu.Lock()
 	list := s.m[key]
 	s.mu.Unlock()
@@ -215,6 +219,7 @@ func (s *subList[F]) get(key string) []F {
 
 // count returns how many callbacks are registered under key.
 func (s *subList[F]) count(key string) int {
+	key = proto.LogicalName(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.m[key])

@@ -26,6 +26,29 @@ const (
 	PatternBidir    Pattern = proto.PatternBidir
 )
 
+// Schema is a schema descriptor (B-9): name, packed version
+// (proto.PackVersion) and BLDS text. A producer registers it
+// (ProducerInfo.Schema, ProducerOptions.Schema); Discover returns it
+// (ChannelInfo.Schema); a consumer checks its expectation against it
+// (ConsumerOptions.ExpectedSchema). The compatibility policy is
+// proto.CheckSchema (docs/protocol.md "Schema registry").
+type Schema = proto.Schema
+
+// checkExpectedSchema checks the channel's descriptor against the consumer's
+// expectation (nil = no check) by the policy of proto.CheckSchema.
+func checkExpectedSchema(want *Schema, got Schema) error {
+	if want == nil {
+		return nil
+	}
+	if !got.Present() {
+		return fmt.Errorf("%w: expected schema %q, the channel registered no schema descriptor", ErrSchemaMismatch, want.Name)
+	}
+	if err := proto.CheckSchema(*want, got); err != nil {
+		return fmt.Errorf("%w: %w", ErrSchemaMismatch, err)
+	}
+	return nil
+}
+
 // ProducerInfo is what a producer registers for its channel (REG_REQ, protocol.md
 // §5.2). The Messenger keeps it to register the channel again after a broker
 // restart.
@@ -39,6 +62,9 @@ type ProducerInfo struct {
 	DataEndpoint    string         // PUB/PUSH endpoint ("" for Bidir)
 	PubKey          string         // producer's P2C CURVE key, Z85 ("" = none)
 	Metadata        map[string]any // stored by the broker verbatim (optional)
+	// Schema is the descriptor (optional; Schema.Version is sent as
+	// schema_version when SchemaVersion is 0).
+	Schema Schema
 }
 
 // ChannelInfo is what Discover returns (DISC_ACK, protocol.md §5.4).
@@ -56,6 +82,9 @@ type ChannelInfo struct {
 	ConsumerCount   uint64
 	ProducerPid     uint64 // 0 when the broker does not say
 	Metadata        map[string]any
+	// Schema is the descriptor as registered (Name "" when none; Version is
+	// SchemaVersion).
+	Schema Schema
 }
 
 // ChannelSummary is one entry of ListChannels (CHANNEL_LIST_ACK).
@@ -576,7 +605,12 @@ func decodeHash(s string) []byte {
 func patternOf(s string) Pattern { return Pattern(proto.NormalizePattern(s)) }
 
 func (info ProducerInfo) regReq(channel string, id procID) *proto.RegReq {
+	if info.SchemaVersion == 0 {
+		info.SchemaVersion = info.Schema.Version
+	}
 	return &proto.RegReq{
+		SchemaName:        info.Schema.Name,
+		SchemaBLDS:        info.Schema.BLDS,
 		ChannelName:       channel,
 		ShmName:           info.ShmName,
 		SchemaHash:        hex.EncodeToString(info.SchemaHash),
@@ -608,5 +642,6 @@ func channelInfo(name string, a *proto.DiscAck) ChannelInfo {
 		ConsumerCount:   a.ConsumerCount,
 		ProducerPid:     a.ProducerPID,
 		Metadata:        a.Metadata,
+		Schema:          a.Schema(),
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pylabhub/plh/broker/proto"
 	"github.com/pylabhub/plh/internal/proc"
+	"github.com/pylabhub/plh/internal/trace"
 	"github.com/pylabhub/plh/internal/wire"
 )
 
@@ -198,6 +199,7 @@ func (s *session) send(frames [][]byte) error {
 	err := s.d.Send(frames...)
 	switch {
 	case err == nil:
+		s.m.trace.Message(trace.Out, []byte(s.d.Endpoint()), frames)
 		return nil
 	case errors.Is(err, wire.ErrNotConnected):
 		return fmt.Errorf("%w: %w: %w", ErrNotConnected, ErrBrokerLost, err)
@@ -252,6 +254,7 @@ func (s *session) readLoop() {
 		if err != nil {
 			return // stopped
 		}
+		s.m.trace.Message(trace.In, []byte(s.d.Endpoint()), frames)
 		s.m.handleIncoming(s, frames)
 	}
 }

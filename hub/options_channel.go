@@ -24,6 +24,12 @@ type ProducerOptions struct {
 	// hash is refused with ErrSchemaMismatch.
 	SchemaHash    []byte
 	SchemaVersion uint32
+	// Schema is the schema descriptor registered with the channel (B-9,
+	// optional). With one, a channel registered with another hash is still
+	// taken over when its descriptor allows (same name and major version,
+	// fields only appended with a higher minor: proto.CheckSchema); consumers
+	// check it with ConsumerOptions.ExpectedSchema.
+	Schema Schema
 	// Endpoint is where the peer ROUTER binds (default tcp://127.0.0.1:0).
 	Endpoint string
 	// Wire configures the peer ROUTER (limits, queues). Wire.Security, when set,
@@ -94,6 +100,13 @@ type ConsumerOptions struct {
 	// ExpectedSchemaHash (raw bytes): when set and the channel's hash is 32 bytes,
 	// they must be equal (ErrSchemaMismatch).
 	ExpectedSchemaHash []byte
+	// ExpectedSchema, when set, is the descriptor this consumer reads the data
+	// as (B-9). Connect fails with ErrSchemaMismatch (also wrapping
+	// proto.ErrSchemaIncompatible and naming the first differing field) unless
+	// the channel registered a descriptor compatible with it: the same name
+	// and major version, and this one's fields first, unchanged (the channel
+	// may have appended fields with a higher minor version).
+	ExpectedSchema *Schema
 	// Secret is the segment's shared secret; 0 = do not attach shared memory.
 	Secret uint64
 	// ExpectSHM, when set, must agree with the segment's geometry.

@@ -102,7 +102,7 @@ func NewProducer(ctx context.Context, m *Messenger, opts ProducerOptions) (*Prod
 	}
 	p.producerLink = newProducerLink(p, r)
 	p.ringWriter = newRingWriter(p, block)
-	info := ProducerInfo{SchemaHash: opts.SchemaHash, SchemaVersion: opts.SchemaVersion, HasSharedMemory: block != nil,
+	info := ProducerInfo{SchemaHash: opts.SchemaHash, SchemaVersion: opts.SchemaVersion, Schema: opts.Schema, HasSharedMemory: block != nil,
 		Pattern: p.pat, CtrlEndpoint: r.Endpoint(), PubKey: r.PublicKey()}
 	if block != nil {
 		info.ShmName = name

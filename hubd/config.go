@@ -41,6 +41,11 @@ type Config struct {
 		MaxFrameBytes          int     `json:"max_frame_bytes"`
 		PeerQueue              int     `json:"peer_queue"`
 		UseCurve               bool    `json:"use_curve"`
+		// Trace, TracePath and TraceMaxBytes: the protocol trace at start
+		// (B-13; broker.TraceConfig; TracePath "" = the hub's log).
+		Trace         bool   `json:"trace"`
+		TracePath     string `json:"trace_path"`
+		TraceMaxBytes int64  `json:"trace_max_bytes"`
 		// BrokerLimits: max_channels … stale_consumer_age_s (config_limits.go).
 		BrokerLimits
 	} `json:"broker"`
@@ -98,7 +103,8 @@ const DefaultConfigJSON = `{
              "use_curve": true, "max_channels": 100000, "max_consumers_per_channel": 1024,
              "max_name_bytes": 256, "max_metadata_bytes": 65536, "max_field_bytes": 1024,
              "max_body_bytes": 262144, "list_page": 1000, "list_page_bytes": 524288,
-             "stale_consumer_age_s": 3600},
+             "stale_consumer_age_s": 3600,
+             "trace": false, "trace_path": "", "trace_max_bytes": 67108864},
   "paths": {"scripts_python": "../share/scripts/python", "scripts_lua": "../share/scripts/lua",
             "data_dir": "../data", "config_dir": "../config"},
   "python": {"startup_script": null, "requirements": "../share/scripts/python/requirements.txt"},

@@ -21,6 +21,7 @@ func (c *Config) BrokerConfig(log *slog.Logger) broker.Config {
 		LivenessInterval: c.ConsumerLivenessCheck(),
 		Wire:             wire.Config{MaxFrame: c.Broker.MaxFrameBytes, PeerQueue: c.Broker.PeerQueue},
 		Limits:           c.Broker.Limits(),
+		Trace:            broker.TraceConfig{On: c.Broker.Trace, Path: c.Broker.TracePath, MaxBytes: c.Broker.TraceMaxBytes},
 		Logger:           log,
 	}
 	if c.Broker.ChecksumRepairPolicy == "NotifyOnly" {

@@ -127,3 +127,21 @@ func TestBrokerConfigMapsKeys(t *testing.T) {
 		t.Fatalf("%+v", bc)
 	}
 }
+
+func TestBrokerConfigMapsTraceKeys(t *testing.T) {
+	cfg, err := LoadConfig(Sources{ExplicitFile: writeFile(t, t.TempDir(), "hub.json",
+		`{"broker":{"trace":true,"trace_path":"/tmp/plh-trace.jsonl","trace_max_bytes":4096}}`), Getenv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc := cfg.BrokerConfig(nil).Trace; tc != (broker.TraceConfig{On: true, Path: "/tmp/plh-trace.jsonl", MaxBytes: 4096}) {
+		t.Fatalf("%+v", tc)
+	}
+	def, err := LoadConfig(Sources{Getenv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc := def.BrokerConfig(nil).Trace; tc.On || tc.Path != "" {
+		t.Fatalf("default %+v", tc)
+	}
+}

@@ -17,5 +17,11 @@
 // version is ErrVersion (VERSION_MISMATCH); a request without protocol_version
 // is accepted (original clients never send it).
 //
+// Schema descriptors (schema.go, B-9): Schema, the BLDS grammar check
+// (SchemaFields), version packing and CheckSchema, the one compatibility policy
+// that both the broker (re-registration) and the hub (a consumer's expectation)
+// apply. Logical names (name.go, B-21): LogicalName cuts a display suffix
+// " | pid:<pid>-<n>"; the broker compares channel names through it.
+//
 // The package is pure data: no goroutines, no I/O, no state.
 package proto

@@ -3,9 +3,11 @@ package proto
 // Versions carried on the wire.
 const (
 	// ProtocolVersion is sent by plh clients in every request ("protocol_version").
-	ProtocolVersion = "1.0"
+	// 1.1 added the schema descriptor (B-9: REG_REQ and DISC_ACK schema_name,
+	// schema_blds), a compatible addition.
+	ProtocolVersion = "1.1"
 	// BrokerVersion is sent by the broker in every reply ("broker_version").
-	BrokerVersion = "1.0"
+	BrokerVersion = "1.1"
 )
 
 // Type is a message-type string (the second frame).
@@ -168,6 +170,15 @@ type RegReq struct {
 	Metadata         map[string]any `json:"metadata,omitempty"`
 	// ProducerStartTime is the producer's /proc start time (plh addition, optional).
 	ProducerStartTime uint64 `json:"producer_start_time,omitempty"`
+	// SchemaName and SchemaBLDS, with SchemaVersion, are the schema descriptor
+	// (B-9, protocol 1.1; optional): see Schema and CheckSchema.
+	SchemaName string `json:"schema_name,omitempty"`
+	SchemaBLDS string `json:"schema_blds,omitempty"`
+}
+
+// Schema returns the registration's schema descriptor.
+func (r *RegReq) Schema() Schema {
+	return Schema{Name: r.SchemaName, Version: r.SchemaVersion, BLDS: r.SchemaBLDS}
 }
 
 // HeartbeatReq keeps a channel alive (fire-and-forget, §5.3).
@@ -267,6 +278,15 @@ type DiscAck struct {
 	ZmqDataEndpoint string         `json:"zmq_data_endpoint"`
 	ZmqPubkey       string         `json:"zmq_pubkey"`
 	ProducerPID     uint64         `json:"producer_pid"`
+	// SchemaName and SchemaBLDS (protocol 1.1) are the schema descriptor as
+	// registered, "" when the producer gave none.
+	SchemaName string `json:"schema_name"`
+	SchemaBLDS string `json:"schema_blds"`
+}
+
+// Schema returns the channel's schema descriptor as registered.
+func (a *DiscAck) Schema() Schema {
+	return Schema{Name: a.SchemaName, Version: a.SchemaVersion, BLDS: a.SchemaBLDS}
 }
 
 // DeregAck answers DeregReq.

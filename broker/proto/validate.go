@@ -53,12 +53,28 @@ func validate(m Message) error {
 	case *RegReq:
 		// Required, but only an id for DEREG_REQ: the broker never looks a
 		// producer up in /proc (its heartbeats decide), so any non-zero value.
-		return validPid("producer_pid", r.ProducerPID, math.MaxUint64)
+		if err := validPid("producer_pid", r.ProducerPID, math.MaxUint64); err != nil {
+			return err
+		}
+		return validSchema(r.Schema())
 	case *ConsumerRegReq:
 		// Judged by /proc on this host when local: a real pid or nothing.
 		return validPid("consumer_pid", r.ConsumerPID, PidMax)
 	}
 	return nil
+}
+
+// validSchema checks a registration's schema descriptor: BLDS only with a
+// name, and in the §12.1 grammar.
+func validSchema(s Schema) error {
+	if !s.Present() {
+		if s.BLDS != "" {
+			return fmt.Errorf("%w: schema_blds without schema_name", ErrInvalid)
+		}
+		return nil
+	}
+	_, err := SchemaFields(s.BLDS)
+	return err
 }
 
 // tooDeep reports whether body nests objects and arrays deeper than limit. It

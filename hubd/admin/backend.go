@@ -1,6 +1,9 @@
 package admin
 
 import (
+	"fmt"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pylabhub/plh/broker"
@@ -46,6 +49,24 @@ func (b *BrokerBackend) Shutdown() {
 	if b.shutdown != nil {
 		b.shutdown()
 	}
+}
+
+// Schemas implements Backend.
+func (b *BrokerBackend) Schemas() any { return b.svc.Schemas() }
+
+// Trace implements Backend: the broker's protocol trace. A file path from the
+// shell must be absolute and end in ".jsonl" (admin code cannot append trace
+// lines to an arbitrary file of the hub's user).
+func (b *BrokerBackend) Trace(on *bool, path string) (any, error) {
+	if on != nil && *on && path != "" && (!filepath.IsAbs(path) || !strings.HasSuffix(path, ".jsonl")) {
+		return nil, fmt.Errorf("trace: %w: path %q must be absolute and end in .jsonl", ErrBadArgument, path)
+	}
+	if on != nil {
+		if err := b.svc.SetTrace(broker.TraceConfig{On: *on, Path: path}); err != nil {
+			return nil, err
+		}
+	}
+	return b.svc.TraceStatus(), nil
 }
 
 // BrokerStats converts the broker's counters into HubStats: heartbeat timeouts

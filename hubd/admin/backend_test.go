@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +153,43 @@ func TestBrokerBackendChannelsDetailCloseMetrics(t *testing.T) {
 	ex("plh.shutdown()")
 	if shutdowns != 1 {
 		t.Fatalf("shutdown hook called %d times", shutdowns)
+	}
+}
+
+func TestBrokerBackendSchemasAndTrace(t *testing.T) {
+	svc := startBroker(t, NewMetrics(nil))
+	e := NewEngine(EngineConfig{HubName: "unit.hub", Backend: NewBrokerBackend(svc, nil, nil)})
+	ex := func(code string) (string, error) { return e.Exec(context.Background(), "<test>", code) }
+	dir := t.TempDir()
+	path := filepath.Join(dir, "broker.jsonl")
+	if out, err := ex(fmt.Sprintf("s = plh.trace(on=True, path=%q)\nprint(s['on'], s['path'] == %q)", path, path)); err != nil || out != "True True\n" {
+		t.Fatalf("trace on: %q %v", out, err)
+	}
+	name := fmt.Sprintf("plh_test_schemas_%d", os.Getpid())
+	prod := dialTestParty(t, svc.Endpoint())
+	if r, ok := prod.request(&proto.RegReq{ChannelName: name, SchemaHash: "ab", ProducerPID: 7, SchemaName: "imu",
+		SchemaVersion: proto.PackVersion(1, 2, 0), SchemaBLDS: "t:u64;x:f32"}).(*proto.RegAck); !ok || !r.OK() {
+		t.Fatalf("REG_REQ: %+v", r)
+	}
+	out, err := ex("[(s['channel'], s['name'], s['version_text'], s['blds'], s['fields'], s['schema_hash']) for s in plh.schemas()]")
+	if want := fmt.Sprintf("[(%q, \"imu\", \"1.2.0\", \"t:u64;x:f32\", 2, \"ab\")]\n", name); err != nil || out != want {
+		t.Fatalf("schemas: %q %v, want %q", out, err, want)
+	}
+	if out, err := ex("s = plh.trace(on=False)\nprint(s['on'], s['written'])"); err != nil || out != "False 2\n" {
+		t.Fatalf("trace off: %q %v", out, err)
+	}
+	if raw, _ := os.ReadFile(path); strings.Count(string(raw), "\n") != 2 || !strings.Contains(string(raw), `"type":"REG_ACK"`) {
+		t.Fatalf("trace file: %s", raw)
+	}
+	for _, bad := range []string{"plh.trace(on=True, path='relative.jsonl')", "plh.trace(on=True, path='/etc/passwd')", "plh.trace(on=1)"} {
+		if _, err := ex(bad); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+	if _, err := ex(fmt.Sprintf("plh.trace(on=True, path=%q)", filepath.Join(dir, "nodir", "t.jsonl"))); err == nil || !strings.Contains(err.Error(), "nodir") {
+		t.Fatalf("unwritable path: %v", err)
+	}
+	if out, err := ex("plh.trace()['on']"); err != nil || out != "False\n" {
+		t.Fatalf("status: %q %v", out, err)
 	}
 }

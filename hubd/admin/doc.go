@@ -12,7 +12,8 @@
 //     printed, as in an interactive interpreter.
 //   - The plh module (module.go, also bound as pylabhub) reaches the hub through
 //     the Backend interface: channels, channel detail, close, config, metrics,
-//     shutdown, log, hub_name, reset, version.
+//     shutdown, schemas (B-9), trace (B-13: the broker's protocol trace,
+//     switched at run time), log, hub_name, reset, version.
 //   - Runaway scripts: every request runs under a step limit, a wall-clock limit
 //     and a heap-growth limit, checked every 1,000 steps from the thread's
 //     OnMaxSteps hook, and a timer/context cancel. Built-ins never check

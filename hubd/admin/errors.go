@@ -20,6 +20,9 @@ var (
 	// ErrBadRequest is returned when a request is not a JSON object or lacks a
 	// string "code".
 	ErrBadRequest = errors.New("bad admin request")
+	// ErrBadArgument is returned by a plh function given an unusable argument
+	// (e.g. a plh.trace path that is not an absolute .jsonl file).
+	ErrBadArgument = errors.New("bad argument")
 )
 
 // Server lifecycle.

@@ -34,6 +34,12 @@ type Backend interface {
 	// Shutdown requests a graceful hub shutdown (as the first SIGINT does). It
 	// must not wait for the shutdown, which waits for the admin server.
 	Shutdown()
+	// Schemas lists every channel's schema as registered (B-9): channel,
+	// schema_hash, name, version, version_text, blds, fields.
+	Schemas() any
+	// Trace switches the broker's protocol trace (B-13) on (to path, "" = the
+	// hub's log) or off, and returns its status; Trace(nil, "") only reports.
+	Trace(on *bool, path string) (any, error)
 }
 
 // module builds the plh module. Each function reaches the backend at call time.
@@ -122,6 +128,38 @@ func (e *Engine) module() *starlarkstruct.Module {
 			e.log.Info("admin requested shutdown")
 			b.Shutdown()
 			return starlark.None, nil
+		}),
+		"schemas": noArgs("schemas", func() (starlark.Value, error) {
+			if b == nil {
+				return starlark.NewList(nil), nil
+			}
+			return fromGo(b.Schemas())
+		}),
+		"trace": fn("trace", func(args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			on, path := starlark.Value(starlark.None), ""
+			if err := starlark.UnpackArgs("trace", args, kwargs, "on?", &on, "path?", &path); err != nil {
+				return nil, err
+			}
+			if err := need("trace"); err != nil {
+				return nil, err
+			}
+			var want *bool
+			switch v := on.(type) {
+			case starlark.NoneType:
+			case starlark.Bool:
+				w := bool(v)
+				want = &w
+			default:
+				return nil, fmt.Errorf("trace: on must be True, False or None, not %s", on.Type())
+			}
+			st, err := b.Trace(want, path)
+			if err != nil {
+				return nil, err
+			}
+			if want != nil {
+				e.log.Info("admin switched the protocol trace", "on", *want, "path", path)
+			}
+			return fromGo(st)
 		}),
 		"log": fn("log", func(args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			var msg string

@@ -53,7 +53,7 @@ func expectCode(steps map[string]pyStep, step, code string) {
 	Expect(s.Type).To(Equal("ERROR"), "step %s: %+v", step, s)
 	Expect(s.Body).To(HaveKeyWithValue("status", "error"))
 	Expect(s.Body).To(HaveKeyWithValue("error_code", code), "step %s", step)
-	Expect(s.Body).To(HaveKeyWithValue("broker_version", "1.0"))
+	Expect(s.Body).To(HaveKeyWithValue("broker_version", "1.1"))
 	Expect(s.Body).To(HaveKeyWithValue("correlation_id", Not(BeEmpty())))
 }
 
@@ -109,6 +109,20 @@ var _ = Describe("a pyzmq client written from docs/protocol.md against a plh-hub
 				expectCode(steps, step, code)
 			}
 			Expect(expectOK(steps, "list_page", "CHANNEL_LIST_ACK")).To(HaveKeyWithValue("channels", HaveLen(1)))
+			// Schema registry (B-9) and logical names (B-21).
+			expectOK(steps, "schema_register", "REG_ACK")
+			Expect(expectOK(steps, "schema_discover", "DISC_ACK")).To(And(HaveKeyWithValue("schema_name", "imu"),
+				HaveKeyWithValue("schema_blds", "t:u64;x:f32"), HaveKeyWithValue("schema_version", BeEquivalentTo(1<<22))))
+			expectCode(steps, "schema_incompatible", "SCHEMA_MISMATCH")
+			Expect(steps["schema_incompatible"].Body).To(HaveKeyWithValue("message", ContainSubstring(`field 1 "x"`)))
+			Expect(steps["schema_owner_notified"].Type).To(Equal("CHANNEL_ERROR_NOTIFY"))
+			Expect(steps["schema_owner_notified"].Body).To(HaveKeyWithValue("channel_name", HaveSuffix("-0")), "named as its owner registered it")
+			expectOK(steps, "schema_upgrade", "REG_ACK")
+			expectCode(steps, "schema_bad_blds", "INVALID_REQUEST")
+			Expect(expectOK(steps, "schema_close", "CHANNEL_CLOSE_ACK")).To(HaveKey("channel_name"))
+			Expect(steps["schema_closing_notify"].Type).To(Equal("CHANNEL_CLOSING_NOTIFY"))
+			Expect(steps["schema_closing_notify"].Body).To(HaveKeyWithValue("reason", "explicit_close"))
+
 			expectOK(steps, "consumer_deregister", "CONSUMER_DEREG_ACK")
 			expectOK(steps, "deregister", "DEREG_ACK")
 			expectCode(steps, "gone", "CHANNEL_NOT_FOUND")

@@ -61,8 +61,8 @@ func (n *node) recordUpstream(b []byte) {
 // CONSUMER_REG then CONSUMER_DEREG from one live pid with no other
 // registration, no data. It returns early when ctx ends.
 func (n *node) churn(ctx context.Context) {
-	opts := hub.ConsumerOptions{Channel: n.o.channel, ExpectedSchemaHash: schemaHash(n.o.schema), UID: n.o.uid,
-		Name: n.o.name, PeerHeartbeat: -1, Logger: n.log}
+	opts := hub.ConsumerOptions{Channel: n.o.channel, UID: n.o.uid, Name: n.o.name, PeerHeartbeat: -1, Logger: n.log}
+	n.o.schemaExpectation(&opts)
 	t := time.NewTicker(n.o.churnEvery)
 	defer t.Stop()
 	done := 0

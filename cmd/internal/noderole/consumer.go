@@ -87,8 +87,9 @@ func (n *node) runConsumer(ctx context.Context) (int, string) {
 			close(closed)
 		}
 	}
-	opts := hub.ConsumerOptions{Channel: ch, ExpectedSchemaHash: schemaHash(o.schema), UID: o.uid, Name: o.name,
+	opts := hub.ConsumerOptions{Channel: ch, UID: o.uid, Name: o.name,
 		Window: o.window, PeerHeartbeat: o.peerHeartbeat, Logger: n.log}
+	o.schemaExpectation(&opts)
 	if o.useSHM {
 		opts.Secret = o.secret
 	}

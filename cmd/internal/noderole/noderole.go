@@ -26,6 +26,8 @@ type options struct {
 	endpoint                                        string
 	useSHM                                          bool
 	policy, checksum, schema, logLevel, uid         string
+	schemaVersion, schemaBLDS                       string
+	descriptor                                      *hub.Schema // from the --schema* flags (schema.go)
 	slots, slotSize, window                         int
 	rate, sendRate                                  float64
 	statsInterval                                   time.Duration
@@ -96,6 +98,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.delayPerRead, "delay-per-read", 0, "consumer: sleep after each read")
 	fs.StringVar(&secret, "secret", "0", "DataBlock shared secret (decimal or 0x hex; consumer: 0 = do not attach)")
 	fs.StringVar(&o.schema, "schema", "", "schema name; its BLAKE2b-256 is the channel's schema_hash (\"\" = none)")
+	fs.StringVar(&o.schemaVersion, "schema-version", "1.0.0", "with --schema-blds: the schema's version, major.minor.patch")
+	fs.StringVar(&o.schemaBLDS, "schema-blds", "", "schema descriptor fields (BLDS, e.g. t:u64;x:f32): registered (producer) or expected (consumer) with --schema as its name")
 	fs.StringVar(&o.checksum, "checksum", "enforced", "none|manual|enforced (producer with --shm)")
 	fs.DurationVar(&o.duration, "duration", 0, "stop (done) after this long (0 = no limit)")
 	fs.DurationVar(&o.linger, "linger", 0, "producer: after --count, keep the channel open this long")
@@ -138,6 +142,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("--send-rate %v is negative", o.sendRate)
 	}
 	if _, err := syncPolicy(o.policy); err != nil {
+		return o, err
+	}
+	if err := o.parseSchema(); err != nil {
 		return o, err
 	}
 	if _, err := checksumPolicy(o.checksum); err != nil {

@@ -14,8 +14,11 @@ import (
 
 func (n *node) runProducer(ctx context.Context) (int, string) {
 	o := n.o
-	opts := hub.ProducerOptions{Channel: o.channel, Pattern: hub.Pattern(o.pattern), SchemaHash: schemaHash(o.schema),
+	opts := hub.ProducerOptions{Channel: o.channel, Pattern: hub.Pattern(o.pattern), SchemaHash: o.channelSchemaHash(),
 		PeerTimeout: o.peerTimeout, Logger: n.log, Endpoint: o.endpoint}
+	if o.descriptor != nil {
+		opts.Schema = *o.descriptor
+	}
 	if o.useSHM {
 		sp, _ := syncPolicy(o.policy)
 		cp, _ := checksumPolicy(o.checksum)

@@ -105,6 +105,26 @@ def main():
         emit("type_huge", *cons.call("T" * 100000, None, raw=b'{"correlation_id":"py-huge"}'))
         emit("list_page", *cons.call("CHANNEL_LIST_REQ", {"limit": 1}))
 
+        # Schema registry (protocol 1.1) under a display name: the broker
+        # compares the part before " | pid:<pid>-<n>" (logical names).
+        named, v100, v110 = channel + ".imu", 1 << 22, (1 << 22) | (1 << 12)
+        emit("schema_register", *prod.call("REG_REQ", {
+            "channel_name": "%s | pid:%d-0" % (named, pid), "schema_hash": hash_a, "producer_pid": pid,
+            "schema_name": "imu", "schema_version": v100, "schema_blds": "t:u64;x:f32", "protocol_version": "1.1"}))
+        prod.send("HEARTBEAT_REQ", {"channel_name": named, "producer_pid": pid})
+        emit("schema_discover", *prod.call("DISC_REQ", {"channel_name": named, "protocol_version": "1.1"}))
+        emit("schema_incompatible", *cons.call("REG_REQ", {
+            "channel_name": named, "schema_hash": hash_b, "producer_pid": pid + 2,
+            "schema_name": "imu", "schema_version": v110, "schema_blds": "t:u64;x:f64"}))
+        emit("schema_owner_notified", *prod.recv())
+        emit("schema_upgrade", *prod.call("REG_REQ", {
+            "channel_name": named, "schema_hash": hash_b, "producer_pid": pid,
+            "schema_name": "imu", "schema_version": v110, "schema_blds": "t:u64;x:f32;y:f32"}))
+        emit("schema_bad_blds", *cons.call("REG_REQ", {
+            "channel_name": named + ".bad", "producer_pid": pid, "schema_name": "imu", "schema_blds": "t"}))
+        emit("schema_close", *cons.call("CHANNEL_CLOSE_REQ", {"channel_name": "%s | pid:1-9" % named}))
+        emit("schema_closing_notify", *prod.recv())
+
         emit("consumer_deregister", *cons.call("CONSUMER_DEREG_REQ", {"channel_name": channel, "consumer_pid": pid}))
         emit("deregister", *prod.call("DEREG_REQ", {"channel_name": channel, "producer_pid": pid}))
         emit("gone", *cons.call("DISC_REQ", {"channel_name": channel}))
