@@ -60,7 +60,11 @@ type Reclaimed struct {
 	Contention uint64 // rise of write_lock_contention since WatchLock
 	Recovery   uint64 // rise of recovery_actions_count since WatchLock
 	StuckSeen  bool   // Diagnose showed the slot stuck (dead holder) before the reclaim
-	Reacquired bool   // the engine's writer took the slot index itself afterwards
+	// StuckFor is the slot's stuck duration (shm SlotDiagnosis.StuckDuration, from
+	// the acquisition time the holder stored) at the last diagnosis before the
+	// reclaim; 0 when never seen stuck.
+	StuckFor   time.Duration
+	Reacquired bool // the engine's writer took the slot index itself afterwards
 	Took       time.Duration
 }
 
@@ -115,7 +119,7 @@ func (lw *LockWatch) Reclaim(ctx context.Context, timeout time.Duration) (Reclai
 			reclaimedAt = time.Now()
 			res.Took = reclaimedAt.Sub(start)
 		case reclaimedAt.IsZero() && d.IsStuck:
-			res.StuckSeen = true
+			res.StuckSeen, res.StuckFor = true, d.StuckDuration
 		case reclaimedAt.IsZero():
 			return res, fmt.Errorf("%w: %s slot %d holder %s", ErrHolderAlive, lw.b.Name(), lw.slot, lw.holder)
 		}

@@ -64,7 +64,7 @@ var EventKinds = map[string][]string{
 	"fault_failed": {"id", "fault", "target", "error"},
 	"fault_end":    {"id", "fault", "target", "detail"},
 	KindLockReclaimed: {"id", "target", "channel", "slot_index", "holder_pid", "holder", "by", "how",
-		"write_lock_contention", "recovery_actions", "stuck_seen", "reacquired", "duration_ns"},
+		"write_lock_contention", "recovery_actions", "stuck_seen", "stuck_duration_ms", "reacquired", "duration_ns"},
 	KindLockReclaimFailed: {"id", "target", "channel", "slot_index", "holder_pid", "holder", "stuck_seen", "error"},
 	"process_end":         {"target", "role", "pid", "code", "signal", "forced", "stopped"},
 	"end_state":           {"leaked", "leftover_segments"},
@@ -100,6 +100,8 @@ func MetricSource(m Metric) (kind, field, agg string) {
 		return "read", "lat_max_ns", "max"
 	case "latency_p50_ns":
 		return "read", "lat_p50_ns", "max"
+	case "stuck_duration_ms":
+		return KindLockReclaimed, "stuck_duration_ms", "max"
 	case "broker_lost", "broker_reconnected":
 		return string(m), "", "count"
 	}
