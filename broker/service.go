@@ -23,8 +23,10 @@ type Service struct {
 	log      *limitedLog // rate-limited WARN/ERROR lines that clients can provoke
 	hostname string
 
-	quit chan struct{}
-	wg   sync.WaitGroup
+	quit       chan struct{}
+	wg         sync.WaitGroup
+	repairs    chan RepairRequest // policy Repair: reports waiting for repairLoop (repair.go)
+	stopRepair context.CancelFunc
 
 	mu       sync.Mutex // guards channels, chanGen, listed, watched; never held while blocking
 	channels map[string]*channel
@@ -48,7 +50,7 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	host, _ := os.Hostname()
 	s := &Service{cfg: cfg, cnt: newCounters(), log: newLimitedLog(cfg.Logger), hostname: host, quit: make(chan struct{}),
-		channels: map[string]*channel{}, watched: map[proc.Identity]int{}}
+		channels: map[string]*channel{}, watched: map[proc.Identity]int{}, repairs: make(chan RepairRequest, repairQueue)}
 	s.watch, err = proc.NewWatch(s.onProcessExit)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
@@ -69,6 +71,12 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 		s.wg.Add(1)
 		go s.livenessLoop()
 	}
+	if cfg.Checksum == ChecksumRepair {
+		rctx, cancel := context.WithCancel(context.Background())
+		s.stopRepair = cancel
+		s.wg.Add(1)
+		go s.repairLoop(rctx)
+	}
 	return s, nil
 }
 
@@ -85,6 +93,9 @@ func (s *Service) Close() error {
 	}
 	s.closeOnce.Do(func() {
 		close(s.quit)
+		if s.stopRepair != nil {
+			s.stopRepair()
+		}
 		s.closeErr = s.router.Close()
 		s.wg.Wait()
 		s.watch.Close()

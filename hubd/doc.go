@@ -25,6 +25,14 @@
 //   - The admin shell itself (Starlark engine, protocol, server, metrics) is
 //     the subpackage hubd/admin.
 //
-// Imports: broker, broker/proto, internal/wire (and its curve subpackage); never
-// hub.
+//   - RepairSlot (repair.go) is the broker's hook for checksum_repair_policy
+//     "Repair" (B-16, opt-in and dangerous): the broker queues each
+//     CHECKSUM_ERROR_REPORT on its repair goroutine and calls it; it opens the
+//     segment as a diagnostic tool, checks the segment is the registered
+//     producer's, and recomputes the reported slot's hash if it fails. Why a
+//     hook: the broker stays free of shm (a registry any host talks to); the
+//     hub process runs beside its host's producers and can map their segments.
+//
+// Imports: broker, broker/proto, shm (RepairSlot only), internal/wire (and its
+// curve subpackage); never hub.
 package hubd

@@ -139,21 +139,17 @@ func (b *Block) Check(repair bool) (r CheckReport, err error) {
 		if b.csum == ChecksumNone || state != stateCommitted || skipped == 1 {
 			continue
 		}
-		atomic.AddUint32(&e.readerCount, 1)
-		if st, _, _ := loadState(e); st == stateCommitted {
-			r.SlotsVerified++
-			if !b.verifySlotChecksum(uint64(i)) {
-				if repair {
-					b.storeSlotChecksum(uint64(i))
-					r.Repaired++
-				} else {
-					r.BadSlots = append(r.BadSlots, i)
-					r.addf("slot %d: checksum mismatch", i)
-				}
-			}
+		verified, bad := b.verifyHeld(uint64(i), repair)
+		switch {
+		case verified && bad && repair:
+			r.Repaired++
+		case verified && bad:
+			r.BadSlots = append(r.BadSlots, i)
+			r.addf("slot %d: checksum mismatch", i)
 		}
-		decSat(&e.readerCount)
-		b.wakeWriters()
+		if verified {
+			r.SlotsVerified++
+		}
 	}
 	if b.csum != ChecksumNone && b.lay.flexSize > 0 && h.flexChecksums[0].valid == 1 {
 		r.FlexChecked = true
