@@ -41,7 +41,7 @@ var EventKinds = map[string][]string{
 	"consumer_left":   {"channel", "identity"},
 	"consumer_died":   {"channel", "consumer_pid", "reason"},
 	"notification": {"type", "channel", "reason", "event", "consumer_pid", "existing_schema_hash",
-		"attempted_schema_hash", "attempted_pid", "slot_index", "error", "reporter_pid", "broker_action"},
+		"attempted_schema_hash", "attempted_pid", "slot_index", "error", "reporter_pid", "broker_action", "broker_detail"},
 	"producer_lost":              {"channel"},
 	"broker_lost":                {"endpoint"},
 	"broker_reconnected":         {"endpoint", "channels"},
