@@ -137,7 +137,10 @@
 //
 // Recovery and tools: Diagnose, ForceReset, ReleaseZombieReaders/Writer,
 // CleanupDeadConsumers, Reap, Check (integrity, with in-place repair of hashes;
-// reachable as "plh-admin check SEGMENT") and Sweep (removes leftover segments
+// reachable as "plh-admin check SEGMENT"), RepairSlotChecksum (one slot's hash
+// recomputed in place while held as a reader: the hub's checksum Repair policy,
+// B-16; dangerous, it blesses the bytes there), OwnedBy (creator or last
+// committer is a given pid) and Sweep (removes leftover segments
 // whose creator, producer and consumers are dead). Inspect/InspectFile read a
 // snapshot of the header, slot entries and heartbeat entries with pread, without
 // mapping, secret or registration: the one definition of the layout that tools
