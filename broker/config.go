@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -12,10 +13,15 @@ import (
 // ChecksumPolicy says what the broker does with CHECKSUM_ERROR_REPORT.
 type ChecksumPolicy int
 
-// Checksum policies (spec/protocol.md §5.8). Repair is not implemented.
+// Checksum policies (spec/protocol.md §5.8).
 const (
 	ChecksumNone       ChecksumPolicy = iota // log only
 	ChecksumNotifyOnly                       // forward as CHANNEL_EVENT_NOTIFY to every party
+	// ChecksumRepair (B-16, opt-in, DANGEROUS): Config.RepairSlot recomputes
+	// the reported slot's hash, then every party gets CHANNEL_EVENT_NOTIFY with
+	// the outcome (repair.go). A recomputed hash vouches for whatever the slot
+	// holds, corrupted bytes included.
+	ChecksumRepair
 )
 
 // Config configures a Service. Zero fields take the defaults of DefaultConfig;
@@ -43,6 +49,11 @@ type Config struct {
 	SweepInterval time.Duration
 	// Checksum is the CHECKSUM_ERROR_REPORT policy (default ChecksumNone).
 	Checksum ChecksumPolicy
+	// RepairSlot does the repair of policy ChecksumRepair (required with it,
+	// unused otherwise). The broker knows no segment: the hub process gives it
+	// (hubd.RepairSlot). It runs on the broker's repair goroutine, one report at
+	// a time, never under the registry lock; ctx ends at Close.
+	RepairSlot func(ctx context.Context, r RepairRequest) (RepairResult, error)
 	// Limits bounds what clients can make the broker hold (defaults: DefaultLimits).
 	Limits Limits
 	// OnReady is called once after bind with the real endpoint and the public key
@@ -162,8 +173,11 @@ func (c Config) withDefaults() (Config, error) {
 		c.SweepInterval = d.SweepInterval
 	}
 	c.Limits = c.Limits.withDefaults()
-	if c.Checksum != ChecksumNone && c.Checksum != ChecksumNotifyOnly {
+	switch {
+	case c.Checksum < ChecksumNone || c.Checksum > ChecksumRepair:
 		return c, fmt.Errorf("%w: unknown checksum policy %d", ErrBadConfig, c.Checksum)
+	case c.Checksum == ChecksumRepair && c.RepairSlot == nil:
+		return c, fmt.Errorf("%w: checksum policy Repair needs Config.RepairSlot", ErrBadConfig)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

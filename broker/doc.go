@@ -5,7 +5,10 @@
 // CHANNEL_EVENT_NOTIFY. Start runs it in-process (B-6); cmd/plh-hub runs it as a
 // process.
 //
-// Goroutines: recvLoop (decode + handle, one message at a time), sweepLoop
+// Goroutines: recvLoop (decode + handle, one message at a time), repairLoop
+// (policy Repair only: Config.RepairSlot for each queued CHECKSUM_ERROR_REPORT,
+// one at a time, without s.mu; at most repairQueue wait, more are answered
+// repair_failed at once; repair.go), sweepLoop
 // (channel heartbeat timeout, consumer heartbeat timeout (B-3), stale entries;
 // every SweepInterval), livenessLoop (/proc liveness of unwatched consumers,
 // every LivenessInterval), and the one proc.Watch goroutine that

@@ -321,11 +321,17 @@ func (s *Service) handleChecksumErrorReport(r *proto.ChecksumErrorReport) {
 		return
 	}
 	c.cnt.checksum++
-	if s.cfg.Checksum != ChecksumNotifyOnly {
-		return
+	switch s.cfg.Checksum {
+	case ChecksumNotifyOnly:
+		s.notifyParties(c, &proto.ChannelEventNotify{ChannelName: r.ChannelName, SlotIndex: r.SlotIndex, Error: r.Error,
+			ReporterPID: r.ReporterPID, BrokerAction: proto.ActionNotifyOnly})
+	case ChecksumRepair:
+		s.queueRepair(c, r)
 	}
-	n := &proto.ChannelEventNotify{ChannelName: r.ChannelName, SlotIndex: r.SlotIndex, Error: r.Error,
-		ReporterPID: r.ReporterPID, BrokerAction: proto.ActionNotifyOnly}
+}
+
+// notifyParties sends n to every consumer of c, then its producer.
+func (s *Service) notifyParties(c *channel, n proto.Message) {
 	for _, k := range c.consumers {
 		s.notify(c, k.identity, n)
 	}

@@ -25,8 +25,10 @@ type Service struct {
 	hostname string
 	trace    *trace.Tracer // protocol trace (B-13), off unless configured
 
-	quit chan struct{}
-	wg   sync.WaitGroup
+	quit       chan struct{}
+	wg         sync.WaitGroup
+	repairs    chan RepairRequest // policy Repair: reports waiting for repairLoop (repair.go)
+	stopRepair context.CancelFunc
 
 	mu       sync.Mutex // guards channels, chanGen, listed, watched; never held while blocking
 	channels map[string]*channel
@@ -50,7 +52,8 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	host, _ := os.Hostname()
 	s := &Service{cfg: cfg, cnt: newCounters(), log: newLimitedLog(cfg.Logger), hostname: host, quit: make(chan struct{}),
-		channels: map[string]*channel{}, watched: map[proc.Identity]int{}, trace: trace.New("broker")}
+		channels: map[string]*channel{}, watched: map[proc.Identity]int{}, trace: trace.New("broker"),
+		repairs: make(chan RepairRequest, repairQueue)}
 	if cfg.Trace.On {
 		if err := s.SetTrace(cfg.Trace); err != nil {
 			return nil, err
@@ -78,6 +81,12 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 		s.wg.Add(1)
 		go s.livenessLoop()
 	}
+	if cfg.Checksum == ChecksumRepair {
+		rctx, cancel := context.WithCancel(context.Background())
+		s.stopRepair = cancel
+		s.wg.Add(1)
+		go s.repairLoop(rctx)
+	}
 	return s, nil
 }
 
@@ -94,6 +103,9 @@ func (s *Service) Close() error {
 	}
 	s.closeOnce.Do(func() {
 		close(s.quit)
+		if s.stopRepair != nil {
+			s.stopRepair()
+		}
 		s.closeErr = s.router.Close()
 		s.wg.Wait()
 		s.watch.Close()

@@ -19,6 +19,8 @@ type Stats struct {
 	SendFailures     uint64            // replies/notifications refused by the wire (queue full)
 	LimitsExceeded   map[string]uint64 // requests refused with LIMIT_EXCEEDED, by limit (Limits field docs)
 	LivenessSweeps   uint64            // /proc liveness sweeps finished
+	Repaired         uint64            // checksum repairs that recomputed a hash (policy Repair)
+	RepairsFailed    uint64            // checksum repairs that failed or could not run here (policy Repair)
 	Channels         int               // channels registered now
 	Consumers        int               // consumer entries now
 	Wire             wire.Stats        // the ROUTER's counters
@@ -28,7 +30,7 @@ type counters struct {
 	mu                                                            sync.Mutex
 	received, errors, notifications, limits                       map[string]uint64
 	dropped, chTimeouts, consTimeouts, dead, closed, sendFailures uint64
-	sweeps                                                        uint64
+	sweeps, repaired, repairsFailed                               uint64
 }
 
 func newCounters() *counters {
@@ -64,5 +66,6 @@ func (c *counters) snapshot() Stats {
 		Dropped: c.dropped, ChannelTimeouts: c.chTimeouts, ConsumerTimeouts: c.consTimeouts,
 		DeadConsumers: c.dead, ChannelsClosed: c.closed, SendFailures: c.sendFailures,
 		LimitsExceeded: copyMap(c.limits), LivenessSweeps: c.sweeps,
+		Repaired: c.repaired, RepairsFailed: c.repairsFailed,
 	}
 }

@@ -48,6 +48,8 @@ type LockWatch struct {
 	pid    int
 	base   shm.Metrics
 	tap    *logTap
+	held   time.Duration // the lock's age at WatchLock (shm SlotDiagnosis.LockHeld)
+	at     time.Time     // when WatchLock read it
 }
 
 // Reclaimed describes an observed reclaim of a dead writer's lock.
@@ -60,7 +62,13 @@ type Reclaimed struct {
 	Contention uint64 // rise of write_lock_contention since WatchLock
 	Recovery   uint64 // rise of recovery_actions_count since WatchLock
 	StuckSeen  bool   // Diagnose showed the slot stuck (dead holder) before the reclaim
-	Reacquired bool   // the engine's writer took the slot index itself afterwards
+	// StuckFor is how long the dead holder had held the lock (B-22, from the
+	// acquisition time it stored in the slot entry): the stuck duration at the
+	// last diagnosis before the reclaim, or, when another process reclaimed it
+	// before the engine saw it stuck, the held time seen at WatchLock plus the
+	// time until the reclaim was seen. 0 when the holder stored no time.
+	StuckFor   time.Duration
+	Reacquired bool // the engine's writer took the slot index itself afterwards
 	Took       time.Duration
 }
 
@@ -81,7 +89,8 @@ func WatchLock(name string, secret uint64, slot int) (*LockWatch, error) {
 		b.Close()
 		return nil, fmt.Errorf("%w: %s slot %d", ErrLockNotHeld, name, slot)
 	}
-	return &LockWatch{b: b, slot: slot, holder: d.Writer, pid: d.WriterPid, base: b.Metrics(), tap: tap}, nil
+	return &LockWatch{b: b, slot: slot, holder: d.Writer, pid: d.WriterPid, base: b.Metrics(), tap: tap,
+		held: d.LockHeld, at: time.Now()}, nil
 }
 
 // Holder returns the pid and identity ("pid/start") of the lock holder seen by
@@ -114,8 +123,11 @@ func (lw *LockWatch) Reclaim(ctx context.Context, timeout time.Duration) (Reclai
 		case reclaimedAt.IsZero() && d.Writer != lw.holder:
 			reclaimedAt = time.Now()
 			res.Took = reclaimedAt.Sub(start)
+			if !res.StuckSeen && lw.held > 0 {
+				res.StuckFor = lw.held + reclaimedAt.Sub(lw.at)
+			}
 		case reclaimedAt.IsZero() && d.IsStuck:
-			res.StuckSeen = true
+			res.StuckSeen, res.StuckFor = true, d.StuckDuration
 		case reclaimedAt.IsZero():
 			return res, fmt.Errorf("%w: %s slot %d holder %s", ErrHolderAlive, lw.b.Name(), lw.slot, lw.holder)
 		}

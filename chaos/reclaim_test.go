@@ -142,6 +142,7 @@ func watch(t *testing.T, name string, slot int) *LockWatch {
 // reaches the slot within one lap and takes the dead writer's lock over.
 func TestReclaimLatestOnlyTakesTheLockOver(t *testing.T) {
 	b, name := realBlock(t, shm.LatestOnly, 3)
+	start := time.Now()
 	h := startHolder(t, name, 7)
 	lw := watch(t, name, h.slot)
 	if pid, id := lw.Holder(); pid != h.cmd.Process.Pid || id == "" {
@@ -156,7 +157,8 @@ func TestReclaimLatestOnlyTakesTheLockOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.By != ByEngine || res.How != HowWriteLock || res.Contention != 1 || res.Recovery < 1 ||
-		!res.Reacquired || !res.StuckSeen || res.Slot != h.slot || res.HolderPid != h.cmd.Process.Pid {
+		!res.Reacquired || !res.StuckSeen || res.Slot != h.slot || res.HolderPid != h.cmd.Process.Pid ||
+		res.StuckFor <= 0 || res.StuckFor > time.Since(start) {
 		t.Fatalf("reclaim %+v", res)
 	}
 	d, err := b.DiagnoseSlot(h.slot)
@@ -201,6 +203,7 @@ func TestReclaimOrderedSkipMarker(t *testing.T) {
 // then gets past the slot.
 func TestReclaimOrderedWithReader(t *testing.T) {
 	_, name := realBlock(t, shm.SingleReader, 2)
+	start := time.Now()
 	h := startHolder(t, name, 7)
 	lw := watch(t, name, h.slot)
 	rb, err := shm.Attach(name, 7, nil)
@@ -229,7 +232,10 @@ func TestReclaimOrderedWithReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.How != HowSkipMarker || res.Recovery < 1 || !res.Reacquired || (res.By != ByEngine && res.By != ByOther) {
+	// Whoever reclaimed it, the stuck time is known (from the holder's stored
+	// acquisition time) and no older than the holder process.
+	if res.How != HowSkipMarker || res.Recovery < 1 || !res.Reacquired || (res.By != ByEngine && res.By != ByOther) ||
+		res.StuckFor <= 0 || res.StuckFor > time.Since(start) {
 		t.Fatalf("reclaim %+v", res)
 	}
 }

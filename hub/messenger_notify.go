@@ -28,7 +28,8 @@ type ChannelNotice struct {
 	SlotIndex    int32
 	Error        string
 	ReporterPid  uint64
-	BrokerAction string
+	BrokerAction string // notify_only, or the outcome of a repair (repaired, not_repaired, repair_failed)
+	BrokerDetail string // why a repair did nothing or failed (policy Repair)
 	// Body is the notification's JSON body as received.
 	Body json.RawMessage
 	// Ring details the ring notices a Producer or Consumer raises itself
@@ -141,6 +142,7 @@ func (m *Messenger) notify(typ string, body []byte) {
 		cn := ChannelNotice{
 			Channel: ch, Type: typ, Event: n.Event, Body: append([]byte(nil), body...),
 			SlotIndex: n.SlotIndex, Error: n.Error, ReporterPid: n.ReporterPID, BrokerAction: n.BrokerAction,
+			BrokerDetail: n.BrokerDetail,
 		}
 		if cn.Event == "" {
 			cn.Event = typ

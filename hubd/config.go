@@ -216,9 +216,9 @@ func LoadConfig(src Sources) (*Config, error) {
 		log.Warn("hub.uid does not start with HUB-", "uid", cfg.Hub.UID)
 	}
 	switch cfg.Broker.ChecksumRepairPolicy {
-	case "", "None", "NotifyOnly":
+	case "", "None", "NotifyOnly", "Repair":
 	default:
-		return nil, fmt.Errorf("%w: broker.checksum_repair_policy %q: want None or NotifyOnly", ErrConfig, cfg.Broker.ChecksumRepairPolicy)
+		return nil, fmt.Errorf("%w: broker.checksum_repair_policy %q: want None, NotifyOnly or Repair", ErrConfig, cfg.Broker.ChecksumRepairPolicy)
 	}
 	return cfg, nil
 }

@@ -4,6 +4,7 @@
 // only talk to a hub use package hub, which knows nothing of this one.
 //
 // Pieces:
+//
 //   - Config (config.go) is the hub configuration of spec/api.md §9, loaded by
 //     LoadConfig in layers: built-in defaults < config_dir's hub.default.json <
 //     hub.user.json (or one explicit file instead), then the PYLABHUB_*
@@ -11,8 +12,10 @@
 //     config_admin.go reads the admin shell's and metrics' own keys from the
 //     merged JSON; config_security.go the CURVE keys (docs/security.md);
 //     config_limits.go the broker limits (broker.max_*, PYLABHUB_BROKER_*).
+//
 //   - Config.BrokerConfig (hub.go) maps the broker keys onto broker.Config; the
 //     caller applies its overrides (flags, CURVE) before Start.
+//
 //   - Start (hub.go) configures the admin shell (shell.go: admin endpoint
 //     check, metrics hook on the broker's request timing), starts the broker,
 //     runs the startup script in the admin engine, then serves the metrics and
@@ -22,9 +25,18 @@
 //     on Close. Its error is a *StartError naming the failed part;
 //     nothing is left running after a failure. Hub.Close stops them in reverse
 //     order, the broker last.
+//
 //   - The admin shell itself (Starlark engine, protocol, server, metrics) is
 //     the subpackage hubd/admin.
 //
-// Imports: broker, broker/proto, internal/wire (and its curve subpackage); never
-// hub.
+//   - RepairSlot (repair.go) is the broker's hook for checksum_repair_policy
+//     "Repair" (B-16, opt-in and dangerous): the broker queues each
+//     CHECKSUM_ERROR_REPORT on its repair goroutine and calls it; it opens the
+//     segment as a diagnostic tool, checks the segment is the registered
+//     producer's, and recomputes the reported slot's hash if it fails. Why a
+//     hook: the broker stays free of shm (a registry any host talks to); the
+//     hub process runs beside its host's producers and can map their segments.
+//
+// Imports: broker, broker/proto, shm (RepairSlot only), internal/wire (and its
+// curve subpackage); never hub.
 package hubd

@@ -7,6 +7,11 @@ import "errors"
 // by the Config accessors (AdminSettings, AllowedClients) for a malformed key.
 var ErrConfig = errors.New("hubd: bad configuration")
 
+// ErrRepair wraps why RepairSlot could not repair a reported slot (segment
+// missing or not a DataBlock, not the registered producer's, slot out of
+// range). The broker sends its text as broker_detail with repair_failed.
+var ErrRepair = errors.New("hubd: checksum repair refused")
+
 // StartError is what Start returns: Op names the part that failed ("admin" for
 // the admin shell, startup script or metrics server, "broker" for the broker);
 // its message is the underlying error's.

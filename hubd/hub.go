@@ -24,10 +24,21 @@ func (c *Config) BrokerConfig(log *slog.Logger) broker.Config {
 		Trace:            broker.TraceConfig{On: c.Broker.Trace, Path: c.Broker.TracePath, MaxBytes: c.Broker.TraceMaxBytes},
 		Logger:           log,
 	}
-	if c.Broker.ChecksumRepairPolicy == "NotifyOnly" {
-		bc.Checksum = broker.ChecksumNotifyOnly
-	}
+	bc.Checksum, bc.RepairSlot = ChecksumPolicy(c.Broker.ChecksumRepairPolicy)
 	return bc
+}
+
+// ChecksumPolicy maps a checksum_repair_policy value ("None", "NotifyOnly",
+// "Repair"; anything else is None) onto the broker's policy and, for Repair,
+// the hook that does it (RepairSlot).
+func ChecksumPolicy(name string) (broker.ChecksumPolicy, func(context.Context, broker.RepairRequest) (broker.RepairResult, error)) {
+	switch name {
+	case "NotifyOnly":
+		return broker.ChecksumNotifyOnly, nil
+	case "Repair":
+		return broker.ChecksumRepair, RepairSlot
+	}
+	return broker.ChecksumNone, nil
 }
 
 // Params is what Start needs.

@@ -520,3 +520,47 @@ func TestShortTimeoutStillReaps(t *testing.T) {
 		t.Fatalf("short-timeout write over a dead reader's slot: %v", err)
 	}
 }
+
+// B-22: a writer stores when it took a slot's write lock, so a diagnosis tells
+// how long the lock is held and, once its holder is dead, how long it is stuck.
+func TestLockHeldDuration(t *testing.T) {
+	b := createT(t, testConfig(4, LatestOnly))
+	w, err := b.NewWriter(WaitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	before := time.Now()
+	s, err := w.AcquireWrite(context.Background(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // the held time must grow measurably
+	d, _ := b.DiagnoseSlot(s.Index())
+	if d.LockHeld < 20*time.Millisecond || d.LockHeld > time.Since(before) || d.IsStuck || d.StuckDuration != 0 {
+		t.Fatalf("live holder: %+v", d)
+	}
+	if err := s.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := b.DiagnoseSlot(s.Index()); d.LockHeld != 0 || atomic.LoadUint64(&b.slots[s.Index()].lockSince) != 0 {
+		t.Fatalf("released lock still timed: %+v", d)
+	}
+	// A dead holder that took the lock 3 s ago.
+	e := &b.slots[2]
+	atomic.StoreUint64(&e.writeLock, deadID)
+	atomic.StoreUint64(&e.lockSince, uint64(monoNow()-3e9))
+	storeState(e, stateWriting, 0, 0)
+	d, _ = b.DiagnoseSlot(2)
+	if !d.IsStuck || d.StuckDuration < 3*time.Second || d.StuckDuration > 4*time.Second || d.LockHeld != d.StuckDuration {
+		t.Fatalf("dead holder: %+v", d)
+	}
+	in, err := Inspect(b.Name())
+	if err != nil || in.Slots[2].StuckDuration < 3*time.Second {
+		t.Fatalf("inspection: %v %+v", err, in.Slots[2])
+	}
+	// Freeing the lock clears its time.
+	if r := b.ForceReset(2, false); r != RecoverySuccess || atomic.LoadUint64(&e.lockSince) != 0 {
+		t.Fatalf("force reset: %v", r)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // CheckReport is the result of an integrity check.
@@ -41,6 +42,17 @@ func (r CheckReport) String() string {
 
 func (r *CheckReport) addf(format string, a ...any) {
 	r.Problems = append(r.Problems, fmt.Sprintf(format, a...))
+}
+
+// StuckText renders a held lock's age as the original's stuck_duration_ms:
+// "stuck_duration_ms N", or "stuck_duration_ms unknown" for 0 (a lock whose
+// holder never stored its acquisition time: another implementation, or the
+// instant between taking the lock and storing it).
+func StuckText(d time.Duration) string {
+	if d <= 0 {
+		return "stuck_duration_ms unknown"
+	}
+	return fmt.Sprintf("stuck_duration_ms %d", d.Milliseconds())
 }
 
 // Check opens the segment name for diagnostics and checks its integrity (see
@@ -117,7 +129,7 @@ func (b *Block) Check(repair bool) (r CheckReport, err error) {
 			continue
 		}
 		if lock := atomic.LoadUint64(&e.writeLock); lock != 0 && !b.alive(lock) {
-			r.addf("slot %d: write lock held by dead writer %s", i, unpackString(lock))
+			r.addf("slot %d: write lock held by dead writer %s, %s", i, unpackString(lock), StuckText(heldFor(atomic.LoadUint64(&e.lockSince))))
 		}
 		if rc := atomic.LoadUint32(&e.readerCount); rc > maxPlausibleReaders {
 			r.addf("slot %d: implausible reader count %d", i, rc)
@@ -127,21 +139,17 @@ func (b *Block) Check(repair bool) (r CheckReport, err error) {
 		if b.csum == ChecksumNone || state != stateCommitted || skipped == 1 {
 			continue
 		}
-		atomic.AddUint32(&e.readerCount, 1)
-		if st, _, _ := loadState(e); st == stateCommitted {
-			r.SlotsVerified++
-			if !b.verifySlotChecksum(uint64(i)) {
-				if repair {
-					b.storeSlotChecksum(uint64(i))
-					r.Repaired++
-				} else {
-					r.BadSlots = append(r.BadSlots, i)
-					r.addf("slot %d: checksum mismatch", i)
-				}
-			}
+		verified, bad := b.verifyHeld(uint64(i), repair)
+		switch {
+		case verified && bad && repair:
+			r.Repaired++
+		case verified && bad:
+			r.BadSlots = append(r.BadSlots, i)
+			r.addf("slot %d: checksum mismatch", i)
 		}
-		decSat(&e.readerCount)
-		b.wakeWriters()
+		if verified {
+			r.SlotsVerified++
+		}
 	}
 	if b.csum != ChecksumNone && b.lay.flexSize > 0 && h.flexChecksums[0].valid == 1 {
 		r.FlexChecked = true

@@ -45,6 +45,13 @@
 //   - Slot entry +12 is a 32-bit state word: byte 0 slot_state, 1 writer_waiting,
 //     2 skipped. Slot entry +24 holds the id last committed in the slot, so a
 //     reader never takes the previous lap's data for the id it waits for.
+//   - Slot entry +32 (pad): lock_since, the CLOCK_MONOTONIC ns at which the
+//     current holder took write_lock (stored right after the CAS, cleared before
+//     the unlock), so a dead writer's stuck_duration_ms is real (B-22;
+//     SlotDiagnosis.LockHeld/StuckDuration, Check, "plh-admin check", the reclaim
+//     warnings). Slot entries are outside the header layout hash, so the hash and
+//     compatibility with other implementations are kept; a lock taken by one that
+//     does not store it reads as "unknown" (0).
 //   - Consumer entry +88..+119 (pad): held[4], slot index+1 of every slot the
 //     consumer holds. Recorded before reader_count++ and cleared after the
 //     decrement, so a dead consumer's holds can be given back. (If a process dies
@@ -133,7 +140,10 @@
 //
 // Recovery and tools: Diagnose, ForceReset, ReleaseZombieReaders/Writer,
 // CleanupDeadConsumers, Reap, Check (integrity, with in-place repair of hashes;
-// reachable as "plh-admin check SEGMENT") and Sweep (removes leftover segments
+// reachable as "plh-admin check SEGMENT"), RepairSlotChecksum (one slot's hash
+// recomputed in place while held as a reader: the hub's checksum Repair policy,
+// B-16; dangerous, it blesses the bytes there), OwnedBy (creator or last
+// committer is a given pid) and Sweep (removes leftover segments
 // whose creator, producer and consumers are dead). Inspect/InspectFile read a
 // snapshot of the header, slot entries and heartbeat entries with pread, without
 // mapping, secret or registration: the one definition of the layout that tools

@@ -155,6 +155,10 @@ func diagnoseEntry(e *slotEntry, i int, commit uint64, alive func(uint64) bool) 
 	if lock != 0 {
 		d.Writer, d.WriterPid = unpackString(lock), unpack(lock).Pid
 		d.IsStuck = !alive(lock)
+		d.LockHeld = heldFor(atomic.LoadUint64(&e.lockSince))
+		if d.IsStuck {
+			d.StuckDuration = d.LockHeld
+		}
 	}
 	return d
 }

@@ -165,14 +165,19 @@ type flexChecksumEntry struct {
 // slotEntry is one slot coordination entry (64-byte stride). state is the 32-bit word
 // at offset 12: byte 0 slot_state, byte 1 writer_waiting, byte 2 skipped (Go: the
 // skip marker of §7.6), byte 3 pad. id (offset 24, Go extension in the pad) is the
-// slot id last committed or skipped in this entry.
+// slot id last committed or skipped in this entry. lockSince (offset 32, Go
+// extension in the pad) is the CLOCK_MONOTONIC ns at which the current holder took
+// write_lock (0 = unlocked or not yet stored), so a stuck lock's age is known
+// (B-22, stuck_duration_ms). The slot entry is outside the header layout hash: an
+// original attacher sees it as pad.
 type slotEntry struct {
 	writeLock   uint64 // +0 packed identity of the writer, 0 = free
 	readerCount uint32 // +8
 	state       uint32 // +12
 	generation  uint64 // +16
 	id          uint64 // +24
-	_           [32]byte
+	lockSince   uint64 // +32
+	_           [24]byte
 }
 
 // layout is the geometry computed from the config or header fields.

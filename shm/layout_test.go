@@ -41,7 +41,7 @@ var specOffsets = map[string][2]uintptr{
 	"consumer.id": {0, 8}, "consumer.last_hb": {8, 8}, "consumer.uid": {16, 40},
 	"consumer.name": {56, 32}, "consumer.held": {88, 32},
 	"slot.write_lock": {0, 8}, "slot.reader_count": {8, 4}, "slot.state": {12, 4},
-	"slot.generation": {16, 8}, "slot.id": {24, 8},
+	"slot.generation": {16, 8}, "slot.id": {24, 8}, "slot.lock_since": {32, 8},
 }
 
 func TestHeaderOffsetsMatchSpec(t *testing.T) {

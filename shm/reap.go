@@ -121,11 +121,13 @@ func (b *Block) reclaimHole() bool {
 	if holder == 0 || b.alive(holder) {
 		return false
 	}
+	since := atomic.LoadUint64(&e.lockSince)
 	if !atomic.CompareAndSwapUint64(&e.writeLock, holder, b.self) {
 		return false
 	}
 	b.recoveryAction()
-	b.log.Warn("dead writer left slot unfinished; marked skipped", "name", b.name, "id", ri, "holder", unpackString(holder))
+	b.log.Warn("dead writer left slot unfinished; marked skipped", "name", b.name, "id", ri, "holder", unpackString(holder),
+		"stuck_duration_ms", heldFor(since).Milliseconds())
 	b.markSkipped(e, ri)
 	b.wakeWriters()
 	return true

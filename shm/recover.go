@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 )
 
 // RecoveryResult is the outcome of a recovery action (spec §9.5).
@@ -60,6 +61,13 @@ type SlotDiagnosis struct {
 	WriterWaiting bool
 	Skipped       bool
 	IsStuck       bool // locked by a dead writer
+	// LockHeld is how long the current holder has held the write lock (from the
+	// acquisition time the writer stores in the slot entry, B-22); 0 when
+	// unlocked, or in the instant between taking the lock and storing the time.
+	LockHeld time.Duration
+	// StuckDuration is LockHeld when IsStuck (the original's stuck_duration_ms),
+	// else 0.
+	StuckDuration time.Duration
 }
 
 // DiagnoseSlot reads slot i's entry.
@@ -121,7 +129,7 @@ func (b *Block) ForceReset(i int, force bool) RecoveryResult {
 		if !force && (lock != 0 && b.alive(lock) || atomic.LoadUint32(&e.readerCount) > 0) {
 			return RecoveryUnsafe
 		}
-		atomic.StoreUint64(&e.writeLock, 0)
+		unlock(e)
 		atomic.StoreUint32(&e.readerCount, 0)
 		storeState(e, stateFree, 0, 0)
 		b.log.Warn("slot force-reset", "name", b.name, "slot", i)

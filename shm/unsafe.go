@@ -148,5 +148,6 @@ func headerOffsets() map[string][2]uintptr {
 		"slot.state":                  o(unsafe.Offsetof(slotEntry{}.state), 4),
 		"slot.generation":             o(unsafe.Offsetof(slotEntry{}.generation), 8),
 		"slot.id":                     o(unsafe.Offsetof(slotEntry{}.id), 8),
+		"slot.lock_since":             o(unsafe.Offsetof(slotEntry{}.lockSince), 8),
 	}
 }

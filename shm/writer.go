@@ -150,14 +150,18 @@ func (b *Block) lockSlot(wt *waiter, e *slotEntry, idx uint64) error {
 	h := b.h
 	for {
 		if atomic.CompareAndSwapUint64(&e.writeLock, 0, b.self) {
+			atomic.StoreUint64(&e.lockSince, uint64(monoNow()))
 			return nil
 		}
 		holder := atomic.LoadUint64(&e.writeLock)
 		if holder != 0 && !b.alive(holder) {
+			since := atomic.LoadUint64(&e.lockSince)
 			if atomic.CompareAndSwapUint64(&e.writeLock, holder, b.self) {
+				atomic.StoreUint64(&e.lockSince, uint64(monoNow()))
 				atomic.AddUint64(&h.writeLockContention, 1)
 				b.recoveryAction()
-				b.log.Warn("reclaimed write lock of dead writer", "name", b.name, "slot", idx, "holder", unpackString(holder))
+				b.log.Warn("reclaimed write lock of dead writer", "name", b.name, "slot", idx, "holder", unpackString(holder),
+					"stuck_duration_ms", heldFor(since).Milliseconds())
 				return nil
 			}
 			continue
@@ -225,7 +229,7 @@ func (b *Block) undrain(e *slotEntry, id uint64, drained bool, state uint8) {
 		state = stateCommitted
 	}
 	storeState(e, state, 0, 0)
-	atomic.StoreUint64(&e.writeLock, 0)
+	unlock(e)
 }
 
 // foreignHolder reports a write lock held, through a whole lock wait, by a live
@@ -306,8 +310,23 @@ func (b *Block) markSkipped(e *slotEntry, id uint64) {
 	atomic.AddUint64(&e.generation, 1)
 	storeState(e, stateCommitted, 0, 1)
 	_ = b.publishCommit(id)
-	atomic.StoreUint64(&e.writeLock, 0)
+	unlock(e)
 	b.wakeReaders()
+}
+
+// unlock frees e's write lock (held by us), clearing its acquisition time first.
+func unlock(e *slotEntry) {
+	atomic.StoreUint64(&e.lockSince, 0)
+	atomic.StoreUint64(&e.writeLock, 0)
+}
+
+// heldFor is the age of a lock taken at since (CLOCK_MONOTONIC ns; 0 = unknown
+// → 0).
+func heldFor(since uint64) time.Duration {
+	if since == 0 {
+		return 0
+	}
+	return time.Duration(max(0, monoNow()-int64(since)))
 }
 
 // publishCommit stores commit_index = id, never moving it back past a newer commit
@@ -406,7 +425,7 @@ func (s *WriteSlot) Release() (err error) {
 			b.markSkipped(e, s.id)
 		} else {
 			storeState(e, stateFree, 0, 0)
-			atomic.StoreUint64(&e.writeLock, 0)
+			unlock(e)
 		}
 		b.wakeWriters()
 		return nil
@@ -423,7 +442,7 @@ func (s *WriteSlot) Release() (err error) {
 	cerr := b.publishCommit(s.id) // several writers may commit out of order: never move back
 	atomic.AddUint64(&h.totalSlotsWritten, 1)
 	b.producerHeartbeat()
-	atomic.StoreUint64(&e.writeLock, 0)
+	unlock(e)
 	b.wakeReaders()
 	return cerr // the slot is published even when commit_index had to be repaired
 }

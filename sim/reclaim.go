@@ -34,7 +34,7 @@ func (r *run) reclaimLock(ctx context.Context, f scenario.FaultSpec, lw *chaos.L
 		"id": f.ID, "target": f.Target, "channel": segment, "slot_index": res.Slot,
 		"holder_pid": pid, "holder": holder, "by": res.By, "how": res.How,
 		"write_lock_contention": res.Contention, "recovery_actions": res.Recovery,
-		"stuck_seen": res.StuckSeen, "reacquired": res.Reacquired,
+		"stuck_seen": res.StuckSeen, "stuck_duration_ms": float64(res.StuckFor.Microseconds()) / 1000, "reacquired": res.Reacquired,
 		"duration_ns": seen - dead}})
 }
 

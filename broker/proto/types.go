@@ -106,6 +106,11 @@ const (
 	ReasonExplicitClose    = "explicit_close"
 	EventSchemaMismatch    = "schema_mismatch_attempt"
 	ActionNotifyOnly       = "notify_only"
+	// Repair policy (B-16): the hub recomputed the slot's hash, found nothing to
+	// repair (broker_detail says why), or could not (broker_detail: the error).
+	ActionRepaired     = "repaired"
+	ActionNotRepaired  = "not_repaired"
+	ActionRepairFailed = "repair_failed"
 )
 
 // Message is any control message.
@@ -361,7 +366,9 @@ type ConsumerDiedNotify struct {
 	Reason           string `json:"reason"`
 }
 
-// ChannelEventNotify forwards a checksum error report under NotifyOnly (§5.8).
+// ChannelEventNotify forwards a checksum error report under NotifyOnly (§5.8),
+// or tells the outcome of a repair under Repair (B-16; BrokerDetail says why a
+// repair did nothing or failed).
 type ChannelEventNotify struct {
 	ChannelName  string `json:"channel_name"`
 	Event        string `json:"event,omitempty"`
@@ -369,6 +376,7 @@ type ChannelEventNotify struct {
 	Error        string `json:"error,omitempty"`
 	ReporterPID  uint64 `json:"reporter_pid,omitempty"`
 	BrokerAction string `json:"broker_action"`
+	BrokerDetail string `json:"broker_detail,omitempty"`
 }
 
 func (*RegReq) MsgType() Type               { return TypeRegReq }

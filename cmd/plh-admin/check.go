@@ -54,6 +54,15 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	return checkProblems
 }
 
+// lockAge renders how long a slot's write lock has been held: the original's
+// stuck_duration_ms for a dead holder, held_ms for a live one (B-22).
+func lockAge(s shm.SlotDiagnosis) string {
+	if s.IsStuck {
+		return shm.StuckText(s.StuckDuration)
+	}
+	return fmt.Sprintf("held_ms %d", s.LockHeld.Milliseconds())
+}
+
 // printInspection prints the segment's geometry, indices, held slots and
 // consumers.
 func printInspection(w io.Writer, name string, in *shm.Inspection) {
@@ -71,7 +80,7 @@ func printInspection(w io.Writer, name string, in *shm.Inspection) {
 		}
 		fmt.Fprintf(w, "slot %d: %v id %d, readers %d", s.Index, s.State, s.SlotID, s.ReaderCount)
 		if s.Writer != "" {
-			fmt.Fprintf(w, ", write lock %s (alive %t)", s.Writer, !s.IsStuck)
+			fmt.Fprintf(w, ", write lock %s (alive %t, %s)", s.Writer, !s.IsStuck, lockAge(s))
 		}
 		fmt.Fprintln(w)
 	}

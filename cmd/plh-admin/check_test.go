@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pylabhub/plh/internal/proc"
 	"github.com/pylabhub/plh/shm"
 )
 
@@ -78,12 +80,16 @@ func TestCheckFindsDamage(t *testing.T) {
 	var lock [8]byte // slot entry 3's write_lock (spec/datablock.md §3, §5): a dead writer
 	binary.LittleEndian.PutUint64(lock[:], uint64(dead.Process.Pid))
 	pwrite(t, b.Name(), 4096+3*64, lock[:])
+	var since [8]byte // its lock_since (+32, shm doc "Go extensions"): taken 2.5 s ago
+	binary.LittleEndian.PutUint64(since[:], uint64(proc.Now()-2_500_000_000))
+	pwrite(t, b.Name(), 4096+3*64+32, since[:])
 
 	code, out, errOut := runCheckArgs(b.Name())
 	if code != checkProblems || !strings.Contains(out, "result: 2 problem(s)") ||
 		!strings.Contains(out, "  - slot 1: checksum mismatch") ||
 		!strings.Contains(out, fmt.Sprintf("  - slot 3: write lock held by dead writer %d", dead.Process.Pid)) ||
-		!strings.Contains(out, "(alive false)") {
+		!regexp.MustCompile(`\(alive false, stuck_duration_ms 2[5-9]\d\d\)`).MatchString(out) ||
+		!regexp.MustCompile(`dead writer \d+/\d+, stuck_duration_ms 2[5-9]\d\d`).MatchString(out) {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 }

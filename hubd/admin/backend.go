@@ -86,6 +86,7 @@ func BrokerStats(svc *broker.Service) HubStats {
 		Consumers:         st.Consumers,
 		HeartbeatTimeouts: st.ChannelTimeouts + st.ConsumerTimeouts,
 		DeadConsumers:     st.DeadConsumers + st.ConsumerTimeouts,
+		ChecksumRepairs:   map[string]uint64{"repaired": st.Repaired, "failed": st.RepairsFailed},
 	}
 }
 

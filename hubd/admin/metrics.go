@@ -32,6 +32,10 @@ type HubStats struct {
 	HeartbeatTimeouts uint64 `json:"heartbeat_timeouts"`
 	// DeadConsumers counts consumers found dead (any reason).
 	DeadConsumers uint64 `json:"dead_consumers"`
+	// ChecksumRepairs counts checksum repairs under policy Repair (B-16), by
+	// outcome: "repaired" (a slot hash was recomputed), "failed" (failed or
+	// refused).
+	ChecksumRepairs map[string]uint64 `json:"checksum_repairs"`
 }
 
 // Metrics is the hub's Prometheus instrumentation on its own registry (never
@@ -124,6 +128,8 @@ var (
 		"Parties declared dead because their heartbeats stopped.", nil, nil)
 	descDeadConsumers = prometheus.NewDesc("plh_broker_dead_consumers_total",
 		"Consumers found dead (heartbeat timeout or process exit).", nil, nil)
+	descChecksumRepairs = prometheus.NewDesc("plh_broker_checksum_repairs_total",
+		"Checksum repairs under policy Repair, by outcome (repaired, failed).", []string{"outcome"}, nil)
 )
 
 // statsCollector turns a HubStats snapshot into const metrics at scrape time.
@@ -133,7 +139,7 @@ type statsCollector struct {
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descErrors, descNotifications,
-		descChannels, descConsumers, descHeartbeatTimeouts, descDeadConsumers} {
+		descChannels, descConsumers, descHeartbeatTimeouts, descDeadConsumers, descChecksumRepairs} {
 		ch <- d
 	}
 }
@@ -155,6 +161,9 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descConsumers, prometheus.GaugeValue, float64(s.Consumers))
 	ch <- prometheus.MustNewConstMetric(descHeartbeatTimeouts, prometheus.CounterValue, float64(s.HeartbeatTimeouts))
 	ch <- prometheus.MustNewConstMetric(descDeadConsumers, prometheus.CounterValue, float64(s.DeadConsumers))
+	for k, v := range s.ChecksumRepairs {
+		ch <- prometheus.MustNewConstMetric(descChecksumRepairs, prometheus.CounterValue, float64(v), k)
+	}
 }
 
 // MetricsServer serves Metrics over HTTP at /metrics.

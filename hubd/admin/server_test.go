@@ -171,6 +171,7 @@ func TestMetricsAdminCountsOverHTTP(t *testing.T) {
 		Notifications:    map[string]uint64{"CHANNEL_CLOSING_NOTIFY": 4},
 		ChannelsByStatus: map[string]int{"Ready": 2},
 		Consumers:        5, HeartbeatTimeouts: 6, DeadConsumers: 7,
+		ChecksumRepairs: map[string]uint64{"repaired": 8, "failed": 9},
 	}
 	m := NewMetrics(func() HubStats { return stats })
 	m.ObserveRequest("REG_REQ", time.Millisecond)
@@ -208,6 +209,8 @@ func TestMetricsAdminCountsOverHTTP(t *testing.T) {
 		"plh_broker_consumers 5",
 		"plh_broker_heartbeat_timeouts_total 6",
 		"plh_broker_dead_consumers_total 7",
+		`plh_broker_checksum_repairs_total{outcome="repaired"} 8`,
+		`plh_broker_checksum_repairs_total{outcome="failed"} 9`,
 		`plh_broker_request_duration_seconds_count{type="REG_REQ"} 1`,
 		"go_goroutines ",
 	} {

@@ -55,6 +55,8 @@ var rules = []rule{
 		only: []string{p("internal/...")}},
 	{name: "hubd (the hub process) does not import hub, sim, chaos or cmd", from: []string{p("hubd/...")},
 		never: []string{p("hub/..."), p("sim/..."), p("chaos/..."), p("cmd/..."), p("suites/...")}},
+	{name: "hubd imports only broker, broker/proto, shm and internal", from: []string{p("hubd/...")},
+		only: []string{p("hubd/..."), p("broker/..."), p("shm/..."), p("internal/...")}},
 	{name: "chaos imports only shm and internal/proc", from: []string{p("chaos/...")},
 		only: []string{p("chaos/..."), p("shm/..."), p("internal/proc")}},
 	{name: "the engine and nodeevent link no test library (only sim/simtest may)",

@@ -41,7 +41,7 @@ var EventKinds = map[string][]string{
 	"consumer_left":   {"channel", "identity"},
 	"consumer_died":   {"channel", "consumer_pid", "reason"},
 	"notification": {"type", "channel", "reason", "event", "consumer_pid", "existing_schema_hash",
-		"attempted_schema_hash", "attempted_pid", "slot_index", "error", "reporter_pid", "broker_action"},
+		"attempted_schema_hash", "attempted_pid", "slot_index", "error", "reporter_pid", "broker_action", "broker_detail"},
 	"producer_lost":              {"channel"},
 	"producer_restarted":         {"channel", "producer_pid"},
 	"broker_lost":                {"endpoint"},
@@ -65,7 +65,7 @@ var EventKinds = map[string][]string{
 	"fault_failed": {"id", "fault", "target", "error"},
 	"fault_end":    {"id", "fault", "target", "detail"},
 	KindLockReclaimed: {"id", "target", "channel", "slot_index", "holder_pid", "holder", "by", "how",
-		"write_lock_contention", "recovery_actions", "stuck_seen", "reacquired", "duration_ns"},
+		"write_lock_contention", "recovery_actions", "stuck_seen", "stuck_duration_ms", "reacquired", "duration_ns"},
 	KindLockReclaimFailed: {"id", "target", "channel", "slot_index", "holder_pid", "holder", "stuck_seen", "error"},
 	"process_end":         {"target", "role", "pid", "code", "signal", "forced", "stopped"},
 	"end_state":           {"leaked", "leftover_segments"},
@@ -101,6 +101,8 @@ func MetricSource(m Metric) (kind, field, agg string) {
 		return "read", "lat_max_ns", "max"
 	case "latency_p50_ns":
 		return "read", "lat_p50_ns", "max"
+	case "stuck_duration_ms":
+		return KindLockReclaimed, "stuck_duration_ms", "max"
 	case "broker_lost", "broker_reconnected":
 		return string(m), "", "count"
 	}

@@ -13,7 +13,7 @@ import (
 // values of a field or other words, not fields.
 var docValues = []string{"producer", "consumer", "done", "signal", "error", "write_lock", "skip_marker", "hold_lock", "kill_holding_lock", "t",
 	"clean", "process_dead", "heartbeat_timeout", "peer_heartbeat_timeout", "pattern", "shm", "peer",
-	"written", "baseline", "t0", "run_end", "quiesced"}
+	"written", "baseline", "t0", "run_end", "quiesced", "notify_only", "repaired", "not_repaired", "repair_failed"}
 
 // TestEventKindsMatchDocs keeps EventKinds and docs/events.md's "Kinds" table
 // equal: the same kinds, and per kind every field of the table appears in the

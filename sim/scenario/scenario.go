@@ -279,7 +279,7 @@ func (f FaultSpec) Ends() bool {
 type Metric string
 
 var metrics = []string{"stalls", "stall_ns", "lost", "gaps", "reorders", "checksum_errors",
-	"written", "read", "latency_max_ns", "latency_p50_ns", "broker_lost", "broker_reconnected"}
+	"written", "read", "latency_max_ns", "latency_p50_ns", "broker_lost", "broker_reconnected", "stuck_duration_ms"}
 
 // Signal is a signal name ("KILL", "SIGTERM", "9").
 type Signal string

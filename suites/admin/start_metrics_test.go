@@ -121,6 +121,8 @@ var _ = Describe("metrics of a real plh-hub", func() {
 			`plh_broker_request_duration_seconds_count{type="DISC_REQ"} 3`,
 			`plh_broker_heartbeat_timeouts_total 0`,
 			`plh_broker_dead_consumers_total 0`,
+			`plh_broker_checksum_repairs_total{outcome="repaired"} 0`,
+			`plh_broker_checksum_repairs_total{outcome="failed"} 0`,
 			`plh_admin_requests_total{outcome="ok"} 1`,
 			`plh_admin_requests_total{outcome="script_error"} 1`,
 			`plh_admin_requests_total{outcome="unauthorized"} 1`,

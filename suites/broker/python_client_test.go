@@ -28,15 +28,21 @@ type pyStep struct {
 // runPyClient runs the pyzmq client against ep (CURVE when key is not "") and
 // returns its steps by name.
 func runPyClient(ctx context.Context, ep, channel, key string) map[string]pyStep {
-	args := []string{"testdata/broker_client.py", ep, channel}
+	args := []string{ep, channel}
 	if key != "" {
 		args = append(args, key)
 	}
-	cmd := exec.CommandContext(ctx, python, args...)
+	return runPyScript(ctx, "testdata/broker_client.py", args...)
+}
+
+// runPyScript runs a pyzmq script of testdata with args and returns its JSON
+// steps by name; the script must end with the step "done".
+func runPyScript(ctx context.Context, script string, args ...string) map[string]pyStep {
+	cmd := exec.CommandContext(ctx, python, append([]string{script}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
-	Expect(err).NotTo(HaveOccurred(), "broker_client.py failed\nstdout:\n%s\nstderr:\n%s", out, stderr.String())
+	Expect(err).NotTo(HaveOccurred(), "%s failed\nstdout:\n%s\nstderr:\n%s", script, out, stderr.String())
 	steps := map[string]pyStep{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
@@ -132,4 +138,24 @@ var _ = Describe("a pyzmq client written from docs/protocol.md against a plh-hub
 		Entry("over NULL", false, SpecTimeout(120*time.Second)),
 		Entry("over CURVE with the hub's public key", true, SpecTimeout(120*time.Second)),
 	)
+})
+
+var _ = Describe("a pyzmq client under checksum policy Repair (B-16)", func() {
+	It("gets CHANNEL_EVENT_NOTIFY repair_failed with broker_detail when the channel's segment is not there; so does its producer", func(ctx SpecContext) {
+		p, ready := startHub("--no-curve", "--channel-timeout", "60s", "--checksum-repair-policy", "Repair")
+		ch := support.UniqueName("pyrepair")
+		steps := runPyScript(ctx, "testdata/checksum_client.py", ready.Str("endpoint"), ch)
+		expectOK(steps, "register", "REG_ACK")
+		expectOK(steps, "consumer_register", "CONSUMER_REG_ACK")
+		for _, step := range []string{"consumer_told", "producer_told"} {
+			s := steps[step]
+			Expect(s.Type).To(Equal("CHANNEL_EVENT_NOTIFY"), "step %s", step)
+			Expect(s.Body).To(HaveKeyWithValue("channel_name", ch))
+			Expect(s.Body).To(HaveKeyWithValue("slot_index", BeEquivalentTo(1)))
+			Expect(s.Body).To(HaveKeyWithValue("error", "slot checksum mismatch"))
+			Expect(s.Body).To(HaveKeyWithValue("broker_action", "repair_failed"))
+			Expect(s.Body).To(HaveKeyWithValue("broker_detail", ContainSubstring("segment not found")))
+		}
+		stopHub(ctx, p)
+	}, SpecTimeout(120*time.Second))
 })

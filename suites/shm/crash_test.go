@@ -41,6 +41,7 @@ var _ = Describe("Crash recovery with kill -9", func() {
 		blk, _ := createStress(name, shm.LatestOnly, 4, shm.WaitOptions{})
 		c := startWorker("consumer", "consume", "-name", name, "-until", "59", "-slot-timeout", "200ms")
 		waitEvent(c, "ready", 20*time.Second)
+		spawned := time.Now()
 		w1 := startWorker("writer1", "lock", "-name", name, "-writes", "10")
 		idx := int(num(waitEvent(w1, "locked", 20*time.Second), "index"))
 		w1.Kill()
@@ -48,6 +49,14 @@ var _ = Describe("Crash recovery with kill -9", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(d.State).To(Equal(shm.SlotWriting))
 		Expect(d.IsStuck).To(BeTrue(), "lock of a killed writer must read as stuck: %+v", d)
+		// B-22: the killed writer stored when it took the lock, so the stuck time
+		// is real: positive, no older than the writer process, and growing.
+		Expect(d.StuckDuration).To(And(BeNumerically(">", 0), BeNumerically("<=", time.Since(spawned))), "%+v", d)
+		Expect(d.LockHeld).To(Equal(d.StuckDuration))
+		Eventually(func() time.Duration {
+			d2, _ := blk.DiagnoseSlot(idx)
+			return d2.StuckDuration
+		}).Should(BeNumerically(">=", d.StuckDuration+50*time.Millisecond))
 
 		w2 := startWorker("writer2", "write", "-name", name, "-count", "50")
 		done := waitEvent(w2, "done", 30*time.Second)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pylabhub/plh/broker"
 	"github.com/pylabhub/plh/hubd"
 	"github.com/pylabhub/plh/internal/event"
 )
@@ -18,6 +19,7 @@ import (
 // options are the command-line flags of plh-hub.
 type options struct {
 	config, endpoint, name, logLevel string
+	checksumPolicy                   string
 	channelTimeout, consumerTimeout  time.Duration
 	livenessInterval                 time.Duration
 	curve, noCurve                   bool
@@ -47,6 +49,7 @@ func MainIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	fs.DurationVar(&o.channelTimeout, "channel-timeout", 0, "close channels without heartbeat for this long (overrides broker.channel_timeout_s; negative disables)")
 	fs.DurationVar(&o.consumerTimeout, "consumer-timeout", 0, "remove heartbeating consumers silent for this long (overrides broker.consumer_timeout_s; negative disables)")
 	fs.DurationVar(&o.livenessInterval, "liveness-interval", 0, "/proc liveness sweep of unwatched consumers (overrides broker.consumer_liveness_check_s; negative disables)")
+	fs.StringVar(&o.checksumPolicy, "checksum-repair-policy", "", "None|NotifyOnly|Repair: what the broker does with CHECKSUM_ERROR_REPORT (overrides broker.checksum_repair_policy; Repair rewrites slot hashes, see docs/operations.md)")
 	fs.BoolVar(&o.curve, "curve", false, "serve the broker with CURVE (overrides broker.use_curve)")
 	fs.BoolVar(&o.noCurve, "no-curve", false, "serve the broker without CURVE, NULL security (overrides broker.use_curve)")
 	fs.StringVar(&o.keysDir, "keys-dir", "", "keep the CURVE server key pair in this directory (overrides security.curve_keys_dir)")
@@ -102,6 +105,13 @@ func run(ctx context.Context, o options, stdin io.Reader, log *slog.Logger, even
 	if o.set["liveness-interval"] {
 		bc.LivenessInterval = orDisabled(o.livenessInterval)
 	}
+	if o.set["checksum-repair-policy"] {
+		if err := checksumFlag(o.checksumPolicy, &bc); err != nil {
+			log.Error("plh-hub: configuration", "err", err)
+			_ = events.Emit("error", map[string]any{"op": "config", "error": err.Error()})
+			return 1
+		}
+	}
 	if err := configureCurve(cfg, o, &bc); err != nil {
 		log.Error("plh-hub: configuration", "err", err)
 		_ = events.Emit("error", map[string]any{"op": "config", "error": err.Error()})
@@ -156,4 +166,14 @@ func orDisabled(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// checksumFlag applies --checksum-repair-policy to bc.
+func checksumFlag(name string, bc *broker.Config) error {
+	switch name {
+	case "None", "NotifyOnly", "Repair":
+		bc.Checksum, bc.RepairSlot = hubd.ChecksumPolicy(name)
+		return nil
+	}
+	return fmt.Errorf("%w: --checksum-repair-policy %q: want None, NotifyOnly or Repair", hubd.ErrConfig, name)
 }

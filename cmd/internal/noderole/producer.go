@@ -272,6 +272,9 @@ func (n *node) emitNotice(c hub.ChannelNotice) {
 		f["existing_schema_hash"], f["attempted_schema_hash"], f["attempted_pid"] = c.ExistingSchemaHash, c.AttemptedSchemaHash, c.AttemptedPid
 	case "CHANNEL_EVENT_NOTIFY":
 		f["slot_index"], f["error"], f["reporter_pid"], f["broker_action"] = c.SlotIndex, c.Error, c.ReporterPid, c.BrokerAction
+		if c.BrokerDetail != "" {
+			f["broker_detail"] = c.BrokerDetail
+		}
 	}
 	n.emit("notification", f)
 }
