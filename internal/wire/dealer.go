@@ -83,7 +83,7 @@ func newClient(cfg Config, endpoint string, newSock func(context.Context, ...zmq
 		in: make(chan [][]byte, cfg.RecvQueue), events: make(chan Event, 64),
 		kick: make(chan struct{}, 1), quit: make(chan struct{}), up: make(chan struct{}),
 	}
-	c.key = register(&c.cfg, &c.st, "")
+	c.key, _ = register(&c.cfg, &c.st, "")
 	zep, err := zmqEndpoint(endpoint, c.key)
 	if err != nil {
 		unregister(c.key)

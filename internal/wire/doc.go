@@ -18,10 +18,19 @@
 //     failed handshake closes its descriptor, is counted and logged at Warn,
 //     rate-limited.
 //   - Router: Send never blocks; each peer has a bounded queue (PeerQueue,
-//     ErrQueueFull) drained by its own short-lived goroutine. zmq4 serialises
-//     ROUTER writes to all peers behind one mutex held during the network write,
-//     so a stuck peer delays others by at most SendTimeout, after which its
-//     connection is dropped.
+//     ErrQueueFull) drained by its own short-lived goroutine, which takes
+//     whatever is queued (up to 256 messages, 256 KiB) and writes it in one
+//     network write (writev over TCP/ipc) directly on the peer's connection:
+//     the listener knows each accepted connection's routing identity from its
+//     READY, and once zmq4's own handshake has gone out on it zmq4 never writes
+//     there on its own, so the Router is its only writer. Until then (and for a
+//     peer it has no such connection for) messages go through zmq4 one by one;
+//     zmq4 serialises those writes to all peers behind one mutex, so a stuck
+//     peer delays others by at most SendTimeout, after which its connection is
+//     dropped.
+//   - Reads: once the handshake is done the guard reads ahead up to 64 KiB
+//     (checked by its limits parser before zmq4 sees a byte), so zmq4's
+//     header-then-body reads cost one syscall per burst, not two per frame.
 //   - Dealer and Sub dial in the background, notice the loss of the peer, and
 //     redial with exponential backoff (RedialMin..RedialMax) using a fresh zmq4
 //     socket with the same routing identity (zmq4's reconnect gives up silently,

@@ -80,7 +80,11 @@ type guard struct {
 	msgFrames int
 	handshook bool
 
-	out coalescer // write side: one network write per message (coalesce.go)
+	abuf  []byte // read-ahead storage (allocated once the handshake is done)
+	ahead []byte // bytes read from the network, checked, not yet handed to zmq4
+
+	out    coalescer   // write side: one network write per message (coalesce.go)
+	direct atomic.Bool // zmq4's handshake has gone out: Router writes directly (writeMsgs)
 
 	closeOnce sync.Once
 	onClose   func() // set before the guard is shared; called once by Close
@@ -90,12 +94,41 @@ func newGuard(c net.Conn, cfg *Config, st *counters) *guard {
 	return &guard{Conn: c, cfg: cfg, st: st, out: newCoalescer()}
 }
 
+// readBuffer is the size of a guard's read-ahead buffer once the handshake is
+// done: zmq4 reads every frame as a 2-byte header and then its body, so without
+// it a 4 KiB message costs four read syscalls; with it a read takes whatever
+// the socket holds (many messages when the peer streams).
+const readBuffer = 64 << 10
+
 func (g *guard) Read(p []byte) (int, error) {
 	if len(g.prefix) > 0 {
 		n := copy(p, g.prefix)
 		g.prefix = g.prefix[n:]
 		return n, nil
 	}
+	if len(g.ahead) > 0 {
+		n := copy(p, g.ahead)
+		g.ahead = g.ahead[n:]
+		return n, nil
+	}
+	if !g.handshook || len(p) >= readBuffer { // unbuffered until READY: a silent peer costs no buffer
+		return g.readChecked(p)
+	}
+	if g.abuf == nil {
+		g.abuf = make([]byte, readBuffer)
+	}
+	n, err := g.readChecked(g.abuf)
+	k := copy(p, g.abuf[:n])
+	g.ahead = g.abuf[k:n]
+	if k > 0 {
+		err = nil // the error comes again at the next read of the network
+	}
+	return k, err
+}
+
+// readChecked reads from the network into p and runs the limits parser over
+// what arrived, so a violation is found before zmq4 sees the bytes.
+func (g *guard) readChecked(p []byte) (int, error) {
 	n, err := g.Conn.Read(p)
 	if n > 0 {
 		if v := g.feed(p[:n]); v != nil {

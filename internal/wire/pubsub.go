@@ -28,7 +28,7 @@ type Pub struct {
 func ListenPub(cfg Config, endpoint string) (*Pub, error) {
 	cfg = cfg.withDefaults()
 	p := &Pub{cfg: cfg, sendq: make(chan [][]byte, cfg.PeerQueue), quit: make(chan struct{})}
-	p.key = register(&p.cfg, &p.st, zmq4.Pub)
+	p.key, _ = register(&p.cfg, &p.st, zmq4.Pub)
 	zep, err := zmqEndpoint(endpoint, p.key)
 	if err != nil {
 		unregister(p.key)
