@@ -352,8 +352,6 @@ func (p *producerLink) Send(ctx context.Context, payload []byte) error {
 	if p.pat == PatternBidir {
 		return fmt.Errorf("send %q: %w: Bidir needs SendTo", p.name, ErrWrongPattern)
 	}
-	ctx, cancel := p.sendCtx(ctx)
-	defer cancel()
 	frames := proto.DataFrames(append([]byte(nil), payload...))
 	if p.pat == PatternPipeline {
 		return p.sendOne(ctx, nil, frames)
@@ -361,11 +359,46 @@ func (p *producerLink) Send(ctx context.Context, payload []byte) error {
 	return p.broadcast(ctx, frames)
 }
 
+// sendCtx is ctx bounded by SendTimeout when it has no deadline. Sends call it
+// only once they have to wait for credit (a timer per message costs more than
+// the rest of a send).
 func (p *producerLink) sendCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
 		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, p.opts.SendTimeout)
+}
+
+// creditWait waits for the wake channel or the end of the send's deadline,
+// creating the deadline (sendCtx) at the first wait. It reports whether the
+// send may try again.
+type creditWait struct {
+	p      *producerLink
+	parent context.Context
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (w *creditWait) wait(wake <-chan struct{}) bool {
+	if w.ctx == nil {
+		w.ctx, w.cancel = w.p.sendCtx(w.parent)
+	}
+	select {
+	case <-wake:
+		return true
+	case <-w.ctx.Done():
+		return false
+	}
+}
+
+// err is the deadline's error once wait returned false.
+func (w *creditWait) err() error { return w.ctx.Err() }
+
+// release frees the deadline's timer.
+func (w *creditWait) release() {
+	if w.cancel != nil {
+		w.cancel()
+	}
 }
 
 // SendTo sends payload to one consumer (Bidir data), waiting for its credit
@@ -375,8 +408,6 @@ func (p *producerLink) SendTo(ctx context.Context, id []byte, payload []byte) er
 	if p.pat != PatternBidir {
 		return fmt.Errorf("send to %q: %w: only Bidir addresses one consumer", p.name, ErrWrongPattern)
 	}
-	ctx, cancel := p.sendCtx(ctx)
-	defer cancel()
 	return p.sendOne(ctx, id, proto.DataFrames(append([]byte(nil), payload...)))
 }
 
@@ -417,6 +448,8 @@ func (p *producerLink) BroadcastCtrl(typ string, body []byte) error {
 
 // sendOne sends to id (or, with id nil, to the next consumer with credit).
 func (p *producerLink) sendOne(ctx context.Context, id []byte, frames [][]byte) error {
+	w := creditWait{p: p, parent: ctx}
+	defer w.release()
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -455,19 +488,19 @@ func (p *producerLink) sendOne(ctx context.Context, id []byte, frames [][]byte) 
 		none := len(p.order) == 0
 		wake := p.wake
 		p.mu.Unlock()
-		select {
-		case <-wake:
-		case <-ctx.Done():
+		if !w.wait(wake) {
 			if none {
-				return fmt.Errorf("send %q: %w: %w", p.name, ErrNoConsumers, ctx.Err())
+				return fmt.Errorf("send %q: %w: %w", p.name, ErrNoConsumers, w.err())
 			}
-			return fmt.Errorf("send %q: %w: %w", p.name, ErrBackpressure, ctx.Err())
+			return fmt.Errorf("send %q: %w: %w", p.name, ErrBackpressure, w.err())
 		}
 	}
 }
 
 // broadcast sends to every joined consumer once each has credit.
 func (p *producerLink) broadcast(ctx context.Context, frames [][]byte) error {
+	w := creditWait{p: p, parent: ctx}
+	defer w.release()
 	done := map[string]bool{}
 	for {
 		p.mu.Lock()
@@ -499,11 +532,9 @@ func (p *producerLink) broadcast(ctx context.Context, frames [][]byte) error {
 		if waiting == 0 {
 			return nil
 		}
-		select {
-		case <-wake:
-		case <-ctx.Done():
+		if !w.wait(wake) {
 			p.skipped.Add(uint64(waiting))
-			return fmt.Errorf("send %q: %w: %d consumer(s) skipped: %w", p.name, ErrBackpressure, waiting, ctx.Err())
+			return fmt.Errorf("send %q: %w: %d consumer(s) skipped: %w", p.name, ErrBackpressure, waiting, w.err())
 		}
 	}
 }

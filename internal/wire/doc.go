@@ -18,9 +18,10 @@
 //     failed handshake closes its descriptor, is counted and logged at Warn,
 //     rate-limited.
 //   - Router: Send never blocks; each peer has a bounded queue (PeerQueue,
-//     ErrQueueFull) drained by its own short-lived goroutine, which takes
-//     whatever is queued (up to 256 messages, 256 KiB) and writes it in one
-//     network write (writev over TCP/ipc) directly on the peer's connection:
+//     ErrQueueFull) drained by its own goroutine (it exits after 200 ms
+//     without messages), which takes whatever is queued (up to 256 messages,
+//     256 KiB) and writes it in one network write (writev over TCP/ipc)
+//     directly on the peer's connection:
 //     the listener knows each accepted connection's routing identity from its
 //     READY, and once zmq4's own handshake has gone out on it zmq4 never writes
 //     there on its own, so the Router is its only writer. Until then (and for a

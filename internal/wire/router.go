@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/go-zeromq/zmq4"
 )
@@ -19,8 +20,8 @@ type Msg struct {
 // Router is a bound ZeroMQ ROUTER socket with a bounded send queue per peer.
 //
 // Goroutines: one reader (zmq4 Recv → the receive channel) and, per peer with
-// queued messages, one sender that drains that peer's queue and exits when it is
-// empty. zmq4 serialises ROUTER writes to all peers behind one mutex (its
+// queued messages, one sender that drains that peer's queue (writing what is
+// queued in one batch) and exits when it has been empty for senderLinger. zmq4 serialises ROUTER writes to all peers behind one mutex (its
 // routerMWriter holds it during the network write), so sends to different peers
 // cannot proceed concurrently inside zmq4; what bounds the damage of a stuck peer
 // is the guard's write deadline (SendTimeout): the stuck peer's write fails, its
@@ -175,20 +176,33 @@ func (r *Router) Send(peer []byte, frames ...[]byte) error {
 	}
 }
 
-// sendLoop drains one peer's queue and exits when it is empty (checked under
-// r.mu so Send either sees the queue gone or this loop sees the new message).
-// It takes whatever is queued (up to maxBatch messages or batchBytes) and writes
-// it to the peer's connection in one network write (send).
+// sendLoop drains one peer's queue. It lingers for senderLinger after the
+// queue ran empty (a peer streaming messages keeps its sender, rather than
+// costing a goroutine per message), then exits, checked under r.mu so Send
+// either sees the queue gone or this loop sees the new message. It takes
+// whatever is queued (up to maxBatch messages or batchBytes) and writes it to
+// the peer's connection in one network write (send).
 func (r *Router) sendLoop(peer string, q chan [][]byte) {
 	defer r.wg.Done()
 	var batch [][][]byte
+	idle := time.NewTimer(senderLinger)
+	defer idle.Stop()
 	for {
 		select {
 		case <-r.quit:
 			return
 		case frames := <-q:
 			batch = r.send(peer, gather(append(batch[:0], frames), q))
+			continue
 		default:
+		}
+		idle.Reset(senderLinger)
+		select {
+		case <-r.quit:
+			return
+		case frames := <-q:
+			batch = r.send(peer, gather(append(batch[:0], frames), q))
+		case <-idle.C:
 			r.mu.Lock()
 			if len(q) == 0 {
 				delete(r.peers, peer)
@@ -199,6 +213,10 @@ func (r *Router) sendLoop(peer string, q chan [][]byte) {
 		}
 	}
 }
+
+// senderLinger is how long a peer's sender waits for more messages before it
+// exits.
+const senderLinger = 200 * time.Millisecond
 
 // Batch bounds of one network write of a Router.
 const (
