@@ -11,7 +11,8 @@ import (
 
 // Router sends go out in batches written directly on the peer's connection:
 // a stream of messages of mixed sizes and frame counts arrives complete and in
-// order, over NULL and CURVE, and the direct path was taken.
+// order, over NULL and CURVE, and the direct paths were taken (the Router's
+// writes, the Dealer's delivery).
 func TestRouterBatchedStream(t *testing.T) {
 	for _, secure := range []bool{false, true} {
 		name := map[bool]string{false: "NULL", true: "CURVE"}[secure]
@@ -105,8 +106,63 @@ func streamBatches(t *testing.T, rcfg, dcfg Config) {
 	if g := r.so.directPeer(string(m.Peer)); g == nil {
 		t.Fatal("the Router did not write directly on the peer's connection")
 	}
+	if got := d.c.st.direct.Load(); got != n {
+		t.Fatalf("%d of %d messages delivered directly by the Dealer's connection", got, n)
+	}
 	st := r.Stats()
 	if st.Sent < n || st.SendErrors != 0 {
 		t.Fatalf("router stats %+v", st)
+	}
+}
+
+// A Dealer's connection delivering messages itself keeps every limit: a frame
+// over its MaxFrame, or a message of more than MaxFrames frames, drops the
+// connection (counted, nothing delivered), and the Dealer redials.
+func TestDirectDeliveryKeepsLimits(t *testing.T) {
+	r := mustRouter(t, Config{})
+	d := mustDial(t, Config{MaxFrame: 1024, MaxFrames: 4}, r.Endpoint())
+	ctx := ctxT(t, 30*time.Second)
+	hello := func() []byte {
+		t.Helper()
+		if err := d.Send([]byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		m, err := r.Recv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Peer
+	}
+	peer := hello()
+	for _, bad := range [][][]byte{
+		{{'A'}, make([]byte, 2048)},         // frame over MaxFrame
+		{{1}, {2}, {3}, {4}, {5}, {6}, {7}}, // more than MaxFrames frames
+	} {
+		before, redials := d.Stats().Oversized, d.Stats().Redials
+		if err := r.Send(peer, bad...); err != nil {
+			t.Fatal(err)
+		}
+		for d.Stats().Oversized == before {
+			select {
+			case <-ctx.Done():
+				t.Fatal("violation not counted")
+			case <-time.After(5 * time.Millisecond): // polling a counter, not waiting for an event
+			}
+		}
+		for !d.Connected() || d.Stats().Redials == redials {
+			select {
+			case <-ctx.Done():
+				t.Fatal("no redial")
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		peer = hello()
+		if err := r.Send(peer, []byte("ok")); err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.Recv(ctx)
+		if err != nil || len(got) != 1 || string(got[0]) != "ok" {
+			t.Fatalf("after the violation got %q, %v", got, err)
+		}
 	}
 }

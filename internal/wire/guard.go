@@ -12,6 +12,7 @@ type counters struct {
 	accepted, dialed, handshakeFailures, violations atomic.Uint64
 	received, sent, queueFull, sendErrors, redials  atomic.Uint64
 	oversized, dropped, recvErrors                  atomic.Uint64
+	direct                                          atomic.Uint64 // of received: delivered by a guard itself (deliver.go)
 }
 
 // Stats is a snapshot of one socket's counters.
@@ -83,6 +84,13 @@ type guard struct {
 	abuf  []byte // read-ahead storage (allocated once the handshake is done)
 	ahead []byte // bytes read from the network, checked, not yet handed to zmq4
 
+	// direct delivery (deliver.go): set on dialled Dealer connections
+	sink     func([][]byte) error
+	asm      assembler
+	fed      uint64 // stream bytes through the limits parser
+	readyEnd uint64 // stream offset just after the peer's READY
+	given    uint64 // stream bytes handed to zmq4
+
 	out    coalescer   // write side: one network write per message (coalesce.go)
 	direct atomic.Bool // zmq4's handshake has gone out: Router writes directly (writeMsgs)
 
@@ -101,6 +109,16 @@ func newGuard(c net.Conn, cfg *Config, st *counters) *guard {
 const readBuffer = 64 << 10
 
 func (g *guard) Read(p []byte) (int, error) {
+	if g.directReady() {
+		return g.readDirect()
+	}
+	n, err := g.readZMQ(p)
+	g.given += uint64(n)
+	return n, err
+}
+
+// readZMQ hands zmq4 the next bytes of the stream.
+func (g *guard) readZMQ(p []byte) (int, error) {
 	if len(g.prefix) > 0 {
 		n := copy(p, g.prefix)
 		g.prefix = g.prefix[n:]
@@ -160,6 +178,8 @@ func (g *guard) Close() error {
 
 // feed advances the parser over b and returns a violation if the peer broke a limit.
 func (g *guard) feed(b []byte) error {
+	base, total := g.fed, len(b)
+	g.fed += uint64(total)
 	for len(b) > 0 {
 		switch g.stage {
 		case 0: // greeting: check the signature bytes, skip the rest
@@ -209,14 +229,14 @@ func (g *guard) feed(b []byte) error {
 			g.bodyLeft = size
 			g.stage = 3
 			if size == 0 {
-				g.endFrame()
+				g.endFrame(base + uint64(total-len(b)))
 			}
 		case 3:
 			k := min(uint64(len(b)), g.bodyLeft)
 			g.bodyLeft -= k
 			b = b[k:]
 			if g.bodyLeft == 0 {
-				g.endFrame()
+				g.endFrame(base + uint64(total-len(b)))
 			}
 		}
 	}
@@ -251,11 +271,12 @@ func (g *guard) checkFrame(size uint64) error {
 	return nil
 }
 
-func (g *guard) endFrame() {
+// endFrame ends the frame that ends at stream offset at.
+func (g *guard) endFrame(at uint64) {
 	g.stage = 1
 	if g.flags&flagCommand != 0 {
 		if !g.handshook {
-			g.handshook = true
+			g.handshook, g.readyEnd = true, at
 			_ = g.Conn.SetReadDeadline(time.Time{})
 		}
 		return

@@ -120,7 +120,7 @@ type Sub struct{ c *client }
 // NewSub returns a Sub that connects to endpoint in the background.
 func NewSub(cfg Config, endpoint string) (*Sub, error) {
 	setup := func(s zmq4.Socket) error { return s.SetOption(zmq4.OptionSubscribe, "") }
-	c, err := newClient(cfg, endpoint, zmq4.NewSub, setup)
+	c, err := newClient(cfg, endpoint, zmq4.NewSub, setup, false)
 	if err != nil {
 		return nil, err
 	}

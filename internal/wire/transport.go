@@ -44,6 +44,10 @@ type sockOpts struct {
 	listeners []*listener         // opened by Listen for this socket
 	dialing   map[*guard]struct{} // dialled, zmq4's handshake not yet known to have succeeded
 	peers     map[string]*guard   // accepted connections by the peer's routing identity (Router.sendLoop)
+
+	// sink, set before the socket dials, receives the messages of its dialled
+	// connections directly (deliver.go); nil leaves reading to zmq4.
+	sink func([][]byte) error
 }
 
 // addPeer records g as the accepted connection of the peer with routing
@@ -213,6 +217,7 @@ func (t plhTransport) Dial(ctx context.Context, d transport.Dialer, addr string)
 	if err != nil {
 		return nil, err
 	}
+	c.sink = so.sink
 	so.mu.Lock()
 	if so.dialing == nil {
 		so.dialing = map[*guard]struct{}{}
