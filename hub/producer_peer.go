@@ -352,11 +352,57 @@ func (p *producerLink) Send(ctx context.Context, payload []byte) error {
 	if p.pat == PatternBidir {
 		return fmt.Errorf("send %q: %w: Bidir needs SendTo", p.name, ErrWrongPattern)
 	}
-	frames := proto.DataFrames(append([]byte(nil), payload...))
+	pb := newDataBuf(payload)
+	defer pb.Release()
 	if p.pat == PatternPipeline {
-		return p.sendOne(ctx, nil, frames)
+		return p.sendOne(ctx, nil, pb)
 	}
-	return p.broadcast(ctx, frames)
+	return p.broadcast(ctx, pb)
+}
+
+// dataBuf is Send's copy of a data message, pooled: each Router queue holding
+// it has a reference (wire.Router.SendRelease), and Send holds one until it
+// returns, so the buffer is reused only once every write is done.
+type dataBuf struct {
+	frames [][]byte // proto.DataFrames of b
+	refs   atomic.Int32
+}
+
+var dataPool = sync.Pool{New: func() any { return new(dataBuf) }}
+
+// maxPooled: larger copies are left to the garbage collector.
+const maxPooled = 256 << 10
+
+func newDataBuf(b []byte) *dataBuf {
+	pb := dataPool.Get().(*dataBuf)
+	if pb.frames == nil {
+		pb.frames = proto.DataFrames(nil)
+	}
+	pb.frames[1] = append(pb.frames[1][:0], b...) // the Router copies the frame list, not the frames
+	pb.refs.Store(1)
+	return pb
+}
+
+// Release drops one reference; the last puts the buffer back in the pool.
+func (pb *dataBuf) Release() {
+	if pb.refs.Add(-1) != 0 {
+		return
+	}
+	if cap(pb.frames[1]) > maxPooled {
+		pb.frames = nil
+	}
+	dataPool.Put(pb)
+}
+
+// sendPayload queues pb for one consumer, holding a reference for the Router.
+func (p *producerLink) sendPayload(id []byte, pb *dataBuf) error {
+	pb.refs.Add(1)
+	if err := p.r.SendRelease(id, pb, pb.frames...); err != nil {
+		pb.refs.Add(-1) // the Router kept nothing; Send still holds its own
+		return err
+	}
+	p.sent.Add(1)
+	return nil
 }
 
 // sendCtx is ctx bounded by SendTimeout when it has no deadline. Sends call it
@@ -408,7 +454,9 @@ func (p *producerLink) SendTo(ctx context.Context, id []byte, payload []byte) er
 	if p.pat != PatternBidir {
 		return fmt.Errorf("send to %q: %w: only Bidir addresses one consumer", p.name, ErrWrongPattern)
 	}
-	return p.sendOne(ctx, id, proto.DataFrames(append([]byte(nil), payload...)))
+	pb := newDataBuf(payload)
+	defer pb.Release()
+	return p.sendOne(ctx, id, pb)
 }
 
 // SendCtrl sends a control message of type typ ("" = "CTRL") to one joined
@@ -447,7 +495,7 @@ func (p *producerLink) BroadcastCtrl(typ string, body []byte) error {
 }
 
 // sendOne sends to id (or, with id nil, to the next consumer with credit).
-func (p *producerLink) sendOne(ctx context.Context, id []byte, frames [][]byte) error {
+func (p *producerLink) sendOne(ctx context.Context, id []byte, pb *dataBuf) error {
 	w := creditWait{p: p, parent: ctx}
 	defer w.release()
 	for {
@@ -480,7 +528,7 @@ func (p *producerLink) sendOne(ctx context.Context, id []byte, frames [][]byte) 
 			ps.credit--
 			target := ps.id.ID
 			p.mu.Unlock()
-			if err := p.send(target, frames...); err != nil {
+			if err := p.sendPayload(target, pb); err != nil {
 				return fmt.Errorf("send %q: %w", p.name, err)
 			}
 			return nil
@@ -498,7 +546,7 @@ func (p *producerLink) sendOne(ctx context.Context, id []byte, frames [][]byte) 
 }
 
 // broadcast sends to every joined consumer once each has credit.
-func (p *producerLink) broadcast(ctx context.Context, frames [][]byte) error {
+func (p *producerLink) broadcast(ctx context.Context, pb *dataBuf) error {
 	w := creditWait{p: p, parent: ctx}
 	defer w.release()
 	done := map[string]bool{}
@@ -525,7 +573,7 @@ func (p *producerLink) broadcast(ctx context.Context, frames [][]byte) error {
 		wake := p.wake
 		p.mu.Unlock()
 		for _, id := range ready {
-			if err := p.send(id, frames...); err != nil {
+			if err := p.sendPayload(id, pb); err != nil {
 				p.log.Debug("hub: broadcast to one consumer failed", "err", err)
 			}
 		}

@@ -126,13 +126,13 @@ func (g *guard) markDirect() {
 // ones go out from the caller's memory (writev) where the connection allows.
 const inlineMax = 2 << 10
 
-// writeMsgs frames msgs (each a message's frames; the first skip frames of each
-// are left out: a Router's routing identity) as ZMTP and writes them in
+// writeMsgs frames msgs (each a Router's message: its first frame, the routing
+// identity, is left out) as ZMTP and writes them in
 // one network write (writev over TCP and ipc; one copied buffer through a
 // wrapping connection such as CURVE's, which seals them and writes once). The
 // caller is the connection's only writer (Router.sendLoop, after markDirect).
 // A failed or partial write drops the connection, as rawWrite does.
-func (g *guard) writeMsgs(msgs [][][]byte, skip int) error {
+func (g *guard) writeMsgs(msgs []outMsg) error {
 	c := &g.out
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -146,7 +146,7 @@ func (g *guard) writeMsgs(msgs [][][]byte, skip int) error {
 	}
 	need := 0
 	for _, m := range msgs {
-		for _, f := range m[skip:] {
+		for _, f := range m.frames[1:] {
 			need += 9
 			if !writev || len(f) <= inlineMax {
 				need += len(f)
@@ -159,9 +159,9 @@ func (g *guard) writeMsgs(msgs [][][]byte, skip int) error {
 	buf, start := c.held[:0], 0
 	bufs := c.bufs[:0]
 	for _, m := range msgs {
-		m = m[skip:]
-		for i, f := range m {
-			buf = appendHeader(buf, f, i < len(m)-1)
+		frames := m.frames[1:]
+		for i, f := range frames {
+			buf = appendHeader(buf, f, i < len(frames)-1)
 			if !writev || len(f) <= inlineMax {
 				buf = append(buf, f...)
 				continue
