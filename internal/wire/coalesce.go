@@ -127,11 +127,11 @@ func (g *guard) markDirect() {
 const inlineMax = 2 << 10
 
 // writeMsgs frames msgs (each a Router's message: its first frame, the routing
-// identity, is left out) as ZMTP and writes them in
-// one network write (writev over TCP and ipc; one copied buffer through a
-// wrapping connection such as CURVE's, which seals them and writes once). The
-// caller is the connection's only writer (Router.sendLoop, after markDirect).
-// A failed or partial write drops the connection, as rawWrite does.
+// identity, is left out) as ZMTP and writes them in one network write (writev
+// over TCP and ipc; one copied buffer through a wrapping connection such as
+// CURVE's, which seals them and writes once). The caller is the connection's
+// only writer (Router.sendLoop, after markDirect). A failed or partial write
+// drops the connection, as rawWrite does.
 func (g *guard) writeMsgs(msgs []outMsg) error {
 	c := &g.out
 	c.mu.Lock()
