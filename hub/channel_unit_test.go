@@ -25,7 +25,7 @@ func chanName(label string) string {
 	return fmt.Sprintf("plh_unit_%s_%d_%d", label, os.Getpid(), chanSeq)
 }
 
-func startBroker(t *testing.T) *broker.Service {
+func startBroker(t testing.TB) *broker.Service {
 	t.Helper()
 	s, err := broker.Start(context.Background(), broker.Config{Endpoint: "tcp://127.0.0.1:0"})
 	if err != nil {
@@ -35,7 +35,7 @@ func startBroker(t *testing.T) *broker.Service {
 	return s
 }
 
-func newMessenger(t *testing.T, s *broker.Service) *Messenger {
+func newMessenger(t testing.TB, s *broker.Service) *Messenger {
 	t.Helper()
 	m, err := NewMessenger(MessengerConfig{})
 	if err != nil {

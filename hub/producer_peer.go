@@ -376,20 +376,99 @@ func (p *producerLink) Send(ctx context.Context, payload []byte) error {
 	if p.pat == PatternBidir {
 		return fmt.Errorf("send %q: %w: Bidir needs SendTo", p.name, ErrWrongPattern)
 	}
-	ctx, cancel := p.sendCtx(ctx)
-	defer cancel()
-	frames := proto.DataFrames(append([]byte(nil), payload...))
+	pb := newDataBuf(payload)
+	defer pb.Release()
 	if p.pat == PatternPipeline {
-		return p.sendOne(ctx, nil, frames)
+		return p.sendOne(ctx, nil, pb)
 	}
-	return p.broadcast(ctx, frames)
+	return p.broadcast(ctx, pb)
 }
 
+// dataBuf is Send's copy of a data message, pooled: each Router queue holding
+// it has a reference (wire.Router.SendRelease), and Send holds one until it
+// returns, so the buffer is reused only once every write is done.
+type dataBuf struct {
+	frames [][]byte // proto.DataFrames of b
+	refs   atomic.Int32
+}
+
+var dataPool = sync.Pool{New: func() any { return new(dataBuf) }}
+
+// maxPooled: larger copies are left to the garbage collector.
+const maxPooled = 256 << 10
+
+func newDataBuf(b []byte) *dataBuf {
+	pb := dataPool.Get().(*dataBuf)
+	if pb.frames == nil {
+		pb.frames = proto.DataFrames(nil)
+	}
+	pb.frames[1] = append(pb.frames[1][:0], b...) // the Router copies the frame list, not the frames
+	pb.refs.Store(1)
+	return pb
+}
+
+// Release drops one reference; the last puts the buffer back in the pool.
+func (pb *dataBuf) Release() {
+	if pb.refs.Add(-1) != 0 {
+		return
+	}
+	if cap(pb.frames[1]) > maxPooled {
+		pb.frames = nil
+	}
+	dataPool.Put(pb)
+}
+
+// sendPayload queues pb for one consumer, holding a reference for the Router.
+func (p *producerLink) sendPayload(id []byte, pb *dataBuf) error {
+	pb.refs.Add(1)
+	if err := p.r.SendRelease(id, pb, pb.frames...); err != nil {
+		pb.refs.Add(-1) // the Router kept nothing; Send still holds its own
+		return err
+	}
+	p.sent.Add(1)
+	return nil
+}
+
+// sendCtx is ctx bounded by SendTimeout when it has no deadline. Sends call it
+// only once they have to wait for credit (a timer per message costs more than
+// the rest of a send).
 func (p *producerLink) sendCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
 		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, p.opts.SendTimeout)
+}
+
+// creditWait waits for the wake channel or the end of the send's deadline,
+// creating the deadline (sendCtx) at the first wait. It reports whether the
+// send may try again.
+type creditWait struct {
+	p      *producerLink
+	parent context.Context
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (w *creditWait) wait(wake <-chan struct{}) bool {
+	if w.ctx == nil {
+		w.ctx, w.cancel = w.p.sendCtx(w.parent)
+	}
+	select {
+	case <-wake:
+		return true
+	case <-w.ctx.Done():
+		return false
+	}
+}
+
+// err is the deadline's error once wait returned false.
+func (w *creditWait) err() error { return w.ctx.Err() }
+
+// release frees the deadline's timer.
+func (w *creditWait) release() {
+	if w.cancel != nil {
+		w.cancel()
+	}
 }
 
 // SendTo sends payload to one consumer (Bidir data), waiting for its credit
@@ -399,9 +478,9 @@ func (p *producerLink) SendTo(ctx context.Context, id []byte, payload []byte) er
 	if p.pat != PatternBidir {
 		return fmt.Errorf("send to %q: %w: only Bidir addresses one consumer", p.name, ErrWrongPattern)
 	}
-	ctx, cancel := p.sendCtx(ctx)
-	defer cancel()
-	return p.sendOne(ctx, id, proto.DataFrames(append([]byte(nil), payload...)))
+	pb := newDataBuf(payload)
+	defer pb.Release()
+	return p.sendOne(ctx, id, pb)
 }
 
 // SendCtrl sends a control message of type typ ("" = "CTRL") to one joined
@@ -440,7 +519,9 @@ func (p *producerLink) BroadcastCtrl(typ string, body []byte) error {
 }
 
 // sendOne sends to id (or, with id nil, to the next consumer with credit).
-func (p *producerLink) sendOne(ctx context.Context, id []byte, frames [][]byte) error {
+func (p *producerLink) sendOne(ctx context.Context, id []byte, pb *dataBuf) error {
+	w := creditWait{p: p, parent: ctx}
+	defer w.release()
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -471,7 +552,7 @@ func (p *producerLink) sendOne(ctx context.Context, id []byte, frames [][]byte) 
 			ps.credit--
 			target := ps.id.ID
 			p.mu.Unlock()
-			if err := p.send(target, frames...); err != nil {
+			if err := p.sendPayload(target, pb); err != nil {
 				return fmt.Errorf("send %q: %w", p.name, err)
 			}
 			return nil
@@ -479,19 +560,19 @@ func (p *producerLink) sendOne(ctx context.Context, id []byte, frames [][]byte) 
 		none := len(p.order) == 0
 		wake := p.wake
 		p.mu.Unlock()
-		select {
-		case <-wake:
-		case <-ctx.Done():
+		if !w.wait(wake) {
 			if none {
-				return fmt.Errorf("send %q: %w: %w", p.name, ErrNoConsumers, ctx.Err())
+				return fmt.Errorf("send %q: %w: %w", p.name, ErrNoConsumers, w.err())
 			}
-			return fmt.Errorf("send %q: %w: %w", p.name, ErrBackpressure, ctx.Err())
+			return fmt.Errorf("send %q: %w: %w", p.name, ErrBackpressure, w.err())
 		}
 	}
 }
 
 // broadcast sends to every joined consumer once each has credit.
-func (p *producerLink) broadcast(ctx context.Context, frames [][]byte) error {
+func (p *producerLink) broadcast(ctx context.Context, pb *dataBuf) error {
+	w := creditWait{p: p, parent: ctx}
+	defer w.release()
 	done := map[string]bool{}
 	for {
 		p.mu.Lock()
@@ -516,18 +597,16 @@ func (p *producerLink) broadcast(ctx context.Context, frames [][]byte) error {
 		wake := p.wake
 		p.mu.Unlock()
 		for _, id := range ready {
-			if err := p.send(id, frames...); err != nil {
+			if err := p.sendPayload(id, pb); err != nil {
 				p.log.Debug("hub: broadcast to one consumer failed", "err", err)
 			}
 		}
 		if waiting == 0 {
 			return nil
 		}
-		select {
-		case <-wake:
-		case <-ctx.Done():
+		if !w.wait(wake) {
 			p.skipped.Add(uint64(waiting))
-			return fmt.Errorf("send %q: %w: %d consumer(s) skipped: %w", p.name, ErrBackpressure, waiting, ctx.Err())
+			return fmt.Errorf("send %q: %w: %d consumer(s) skipped: %w", p.name, ErrBackpressure, waiting, w.err())
 		}
 	}
 }

@@ -28,7 +28,9 @@ type coalescer struct {
 	need     int // size bytes needed (1 or 8)
 	left     uint64
 	final    bool // the stream is at a message boundary
+	command  bool // a command (zmq4's READY) has passed
 	held     []byte
+	bufs     net.Buffers // reused by writeMsgs
 }
 
 // coalesceMax bounds the bytes held (larger writes are not copied).
@@ -83,6 +85,7 @@ func frameSize(need int, b *[8]byte) uint64 {
 func (c *coalescer) endFrame() {
 	c.stage = 0
 	c.final = c.flags&flagCommand != 0 || c.flags&flagMore == 0
+	c.command = c.command || c.flags&flagCommand != 0
 }
 
 // coalescedWrite sends p through the connection, holding it while the stream is
@@ -102,9 +105,101 @@ func (g *guard) coalescedWrite(p []byte) (int, error) {
 			return n, err
 		}
 		m, err := g.coalesceLocked(p[k:])
+		g.markDirect()
 		return n + m, err
 	}
-	return g.coalesceLocked(p)
+	n, err := g.coalesceLocked(p)
+	g.markDirect()
+	return n, err
+}
+
+// markDirect notes (under out.mu) that zmq4's handshake has gone out: from now
+// on zmq4 writes nothing on its own on an accepted connection, so a Router may
+// write its messages directly (writeMsgs).
+func (g *guard) markDirect() {
+	if g.out.command && g.out.final && len(g.out.held) == 0 && !g.direct.Load() {
+		g.direct.Store(true)
+	}
+}
+
+// inlineMax: frames up to this size are copied next to their headers; larger
+// ones go out from the caller's memory (writev) where the connection allows.
+const inlineMax = 2 << 10
+
+// writeMsgs frames msgs (each a Router's message: its first frame, the routing
+// identity, is left out) as ZMTP and writes them in one network write (writev
+// over TCP and ipc; one copied buffer through a wrapping connection such as
+// CURVE's, which seals them and writes once). The caller is the connection's
+// only writer (Router.sendLoop, after markDirect). A failed or partial write
+// drops the connection, as rawWrite does.
+func (g *guard) writeMsgs(msgs []outMsg) error {
+	c := &g.out
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.final || len(c.held) != 0 {
+		return errNotDirect
+	}
+	writev := false
+	switch g.Conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		writev = true
+	}
+	need := 0
+	for _, m := range msgs {
+		for _, f := range m.frames[1:] {
+			need += 9
+			if !writev || len(f) <= inlineMax {
+				need += len(f)
+			}
+		}
+	}
+	if cap(c.held) < need {
+		c.held = make([]byte, 0, need)
+	}
+	buf, start := c.held[:0], 0
+	bufs := c.bufs[:0]
+	for _, m := range msgs {
+		frames := m.frames[1:]
+		for i, f := range frames {
+			buf = appendHeader(buf, f, i < len(frames)-1)
+			if !writev || len(f) <= inlineMax {
+				buf = append(buf, f...)
+				continue
+			}
+			bufs = append(bufs, buf[start:], f)
+			start = len(buf)
+		}
+	}
+	if start < len(buf) {
+		bufs = append(bufs, buf[start:])
+	}
+	c.bufs = bufs[:0]
+	_ = g.Conn.SetWriteDeadline(time.Now().Add(g.cfg.SendTimeout))
+	var err error
+	if len(bufs) == 1 {
+		_, err = g.Conn.Write(bufs[0])
+	} else {
+		_, err = bufs.WriteTo(g.Conn)
+	}
+	clear(c.bufs[:cap(c.bufs)]) // drop references to the callers' frames
+	if err != nil {
+		g.st.sendErrors.Add(1)
+		g.Close() // a partial write corrupts the stream: drop the connection
+	}
+	return err
+}
+
+// appendHeader appends the ZMTP header of message frame f.
+func appendHeader(b, f []byte, more bool) []byte {
+	var fl byte
+	if more {
+		fl = flagMore
+	}
+	if len(f) > 255 {
+		b = append(b, fl|flagLong)
+		return binary.BigEndian.AppendUint64(b, uint64(len(f)))
+	}
+	return append(b, fl, byte(len(f)))
 }
 
 func (g *guard) coalesceLocked(p []byte) (int, error) {

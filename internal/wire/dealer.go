@@ -71,7 +71,9 @@ type client struct {
 	closeOnce sync.Once
 }
 
-func newClient(cfg Config, endpoint string, newSock func(context.Context, ...zmq4.Option) zmq4.Socket, setup func(zmq4.Socket) error) (*client, error) {
+// newClient starts the dial loop. With direct set, the guard of each
+// connection delivers its messages to the receive queue itself (deliver.go).
+func newClient(cfg Config, endpoint string, newSock func(context.Context, ...zmq4.Option) zmq4.Socket, setup func(zmq4.Socket) error, direct bool) (*client, error) {
 	cfg = cfg.withDefaults()
 	if len(cfg.Identity) == 0 {
 		id := make([]byte, 16)
@@ -83,7 +85,11 @@ func newClient(cfg Config, endpoint string, newSock func(context.Context, ...zmq
 		in: make(chan [][]byte, cfg.RecvQueue), events: make(chan Event, 64),
 		kick: make(chan struct{}, 1), quit: make(chan struct{}), up: make(chan struct{}),
 	}
-	c.key = register(&c.cfg, &c.st, "")
+	var so *sockOpts
+	c.key, so = register(&c.cfg, &c.st, "")
+	if direct {
+		so.sink = c.deliver
+	}
 	zep, err := zmqEndpoint(endpoint, c.key)
 	if err != nil {
 		unregister(c.key)
@@ -211,6 +217,19 @@ func (c *client) read(s zmq4.Socket, lost chan<- error, wg *sync.WaitGroup) {
 	}
 }
 
+// deliver queues a message a guard read itself (direct delivery).
+func (c *client) deliver(frames [][]byte) error {
+	select {
+	case c.in <- frames:
+		c.st.received.Add(1)
+		c.st.direct.Add(1)
+		return nil
+	case <-c.quit:
+		c.st.dropped.Add(1)
+		return errStopped
+	}
+}
+
 func (c *client) recv(ctx context.Context) ([][]byte, error) {
 	select {
 	case m := <-c.in:
@@ -270,7 +289,7 @@ type Dealer struct {
 // NewDealer returns a Dealer that connects to endpoint in the background (and
 // again after every loss). It fails only on a bad endpoint.
 func NewDealer(cfg Config, endpoint string) (*Dealer, error) {
-	c, err := newClient(cfg, endpoint, zmq4.NewDealer, nil)
+	c, err := newClient(cfg, endpoint, zmq4.NewDealer, nil, true)
 	if err != nil {
 		return nil, err
 	}

@@ -26,6 +26,10 @@ var (
 	ErrTooLarge = errors.New("wire: message too large")
 )
 
+// errNotDirect: a connection cannot take a direct write now (zmq4 is mid-message
+// on it); the Router hands the messages to zmq4 instead.
+var errNotDirect = errors.New("wire: connection not ready for direct writes")
+
 // errViolation is what a guarded connection returns from Read when the peer broke
 // a limit (oversized frame, too many frames, bad greeting, silent handshake). It
 // wraps io.EOF so zmq4 marks the connection closed and drops it.

@@ -12,6 +12,7 @@ type counters struct {
 	accepted, dialed, handshakeFailures, violations atomic.Uint64
 	received, sent, queueFull, sendErrors, redials  atomic.Uint64
 	oversized, dropped, recvErrors                  atomic.Uint64
+	direct                                          atomic.Uint64 // of received: delivered by a guard itself (deliver.go)
 }
 
 // Stats is a snapshot of one socket's counters.
@@ -80,7 +81,18 @@ type guard struct {
 	msgFrames int
 	handshook bool
 
-	out coalescer // write side: one network write per message (coalesce.go)
+	abuf  []byte // read-ahead storage (allocated once the handshake is done)
+	ahead []byte // bytes read from the network, checked, not yet handed to zmq4
+
+	// direct delivery (deliver.go): set on dialled Dealer connections
+	sink     func([][]byte) error
+	asm      assembler
+	fed      uint64 // stream bytes through the limits parser
+	readyEnd uint64 // stream offset just after the peer's READY
+	given    uint64 // stream bytes handed to zmq4
+
+	out    coalescer   // write side: one network write per message (coalesce.go)
+	direct atomic.Bool // zmq4's handshake has gone out: Router writes directly (writeMsgs)
 
 	closeOnce sync.Once
 	onClose   func() // set before the guard is shared; called once by Close
@@ -90,12 +102,51 @@ func newGuard(c net.Conn, cfg *Config, st *counters) *guard {
 	return &guard{Conn: c, cfg: cfg, st: st, out: newCoalescer()}
 }
 
+// readBuffer is the size of a guard's read-ahead buffer once the handshake is
+// done: zmq4 reads every frame as a 2-byte header and then its body, so without
+// it a 4 KiB message costs four read syscalls; with it a read takes whatever
+// the socket holds (many messages when the peer streams).
+const readBuffer = 64 << 10
+
 func (g *guard) Read(p []byte) (int, error) {
+	if g.directReady() {
+		return g.readDirect()
+	}
+	n, err := g.readZMQ(p)
+	g.given += uint64(n)
+	return n, err
+}
+
+// readZMQ hands zmq4 the next bytes of the stream.
+func (g *guard) readZMQ(p []byte) (int, error) {
 	if len(g.prefix) > 0 {
 		n := copy(p, g.prefix)
 		g.prefix = g.prefix[n:]
 		return n, nil
 	}
+	if len(g.ahead) > 0 {
+		n := copy(p, g.ahead)
+		g.ahead = g.ahead[n:]
+		return n, nil
+	}
+	if !g.handshook || len(p) >= readBuffer { // unbuffered until READY: a silent peer costs no buffer
+		return g.readChecked(p)
+	}
+	if g.abuf == nil {
+		g.abuf = make([]byte, readBuffer)
+	}
+	n, err := g.readChecked(g.abuf)
+	k := copy(p, g.abuf[:n])
+	g.ahead = g.abuf[k:n]
+	if k > 0 {
+		err = nil // the error comes again at the next read of the network
+	}
+	return k, err
+}
+
+// readChecked reads from the network into p and runs the limits parser over
+// what arrived, so a violation is found before zmq4 sees the bytes.
+func (g *guard) readChecked(p []byte) (int, error) {
 	n, err := g.Conn.Read(p)
 	if n > 0 {
 		if v := g.feed(p[:n]); v != nil {
@@ -127,6 +178,8 @@ func (g *guard) Close() error {
 
 // feed advances the parser over b and returns a violation if the peer broke a limit.
 func (g *guard) feed(b []byte) error {
+	base, total := g.fed, len(b)
+	g.fed += uint64(total)
 	for len(b) > 0 {
 		switch g.stage {
 		case 0: // greeting: check the signature bytes, skip the rest
@@ -176,14 +229,14 @@ func (g *guard) feed(b []byte) error {
 			g.bodyLeft = size
 			g.stage = 3
 			if size == 0 {
-				g.endFrame()
+				g.endFrame(base + uint64(total-len(b)))
 			}
 		case 3:
 			k := min(uint64(len(b)), g.bodyLeft)
 			g.bodyLeft -= k
 			b = b[k:]
 			if g.bodyLeft == 0 {
-				g.endFrame()
+				g.endFrame(base + uint64(total-len(b)))
 			}
 		}
 	}
@@ -218,11 +271,12 @@ func (g *guard) checkFrame(size uint64) error {
 	return nil
 }
 
-func (g *guard) endFrame() {
+// endFrame ends the frame that ends at stream offset at.
+func (g *guard) endFrame(at uint64) {
 	g.stage = 1
 	if g.flags&flagCommand != 0 {
 		if !g.handshook {
-			g.handshook = true
+			g.handshook, g.readyEnd = true, at
 			_ = g.Conn.SetReadDeadline(time.Time{})
 		}
 		return

@@ -28,7 +28,7 @@ type Pub struct {
 func ListenPub(cfg Config, endpoint string) (*Pub, error) {
 	cfg = cfg.withDefaults()
 	p := &Pub{cfg: cfg, sendq: make(chan [][]byte, cfg.PeerQueue), quit: make(chan struct{})}
-	p.key = register(&p.cfg, &p.st, zmq4.Pub)
+	p.key, _ = register(&p.cfg, &p.st, zmq4.Pub)
 	zep, err := zmqEndpoint(endpoint, p.key)
 	if err != nil {
 		unregister(p.key)
@@ -120,7 +120,7 @@ type Sub struct{ c *client }
 // NewSub returns a Sub that connects to endpoint in the background.
 func NewSub(cfg Config, endpoint string) (*Sub, error) {
 	setup := func(s zmq4.Socket) error { return s.SetOption(zmq4.OptionSubscribe, "") }
-	c, err := newClient(cfg, endpoint, zmq4.NewSub, setup)
+	c, err := newClient(cfg, endpoint, zmq4.NewSub, setup, false)
 	if err != nil {
 		return nil, err
 	}

@@ -2,8 +2,10 @@ package wire
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/go-zeromq/zmq4"
 )
@@ -18,8 +20,8 @@ type Msg struct {
 // Router is a bound ZeroMQ ROUTER socket with a bounded send queue per peer.
 //
 // Goroutines: one reader (zmq4 Recv → the receive channel) and, per peer with
-// queued messages, one sender that drains that peer's queue and exits when it is
-// empty. zmq4 serialises ROUTER writes to all peers behind one mutex (its
+// queued messages, one sender that drains that peer's queue (writing what is
+// queued in one batch) and exits when it has been empty for senderLinger. zmq4 serialises ROUTER writes to all peers behind one mutex (its
 // routerMWriter holds it during the network write), so sends to different peers
 // cannot proceed concurrently inside zmq4; what bounds the damage of a stuck peer
 // is the guard's write deadline (SendTimeout): the stuck peer's write fails, its
@@ -28,6 +30,7 @@ type Msg struct {
 type Router struct {
 	cfg  Config
 	key  string
+	so   *sockOpts
 	st   counters
 	sock zmq4.Socket
 	ep   string
@@ -37,7 +40,7 @@ type Router struct {
 	wg   sync.WaitGroup
 
 	mu     sync.Mutex // guards peers, closed
-	peers  map[string]chan [][]byte
+	peers  map[string]chan outMsg
 	closed bool
 
 	closeOnce sync.Once
@@ -48,8 +51,8 @@ type Router struct {
 // ipc://path) and starts its reader.
 func Listen(cfg Config, endpoint string) (*Router, error) {
 	cfg = cfg.withDefaults()
-	r := &Router{cfg: cfg, in: make(chan Msg, cfg.RecvQueue), quit: make(chan struct{}), peers: map[string]chan [][]byte{}}
-	r.key = register(&r.cfg, &r.st, zmq4.Router)
+	r := &Router{cfg: cfg, in: make(chan Msg, cfg.RecvQueue), quit: make(chan struct{}), peers: map[string]chan outMsg{}}
+	r.key, r.so = register(&r.cfg, &r.st, zmq4.Router)
 	zep, err := zmqEndpoint(endpoint, r.key)
 	if err != nil {
 		unregister(r.key)
@@ -137,11 +140,36 @@ func (r *Router) Recv(ctx context.Context) (Msg, error) {
 	}
 }
 
+// outMsg is one queued message: the peer's identity and the frames, and who to
+// tell when they are no longer needed.
+type outMsg struct {
+	frames [][]byte
+	rel    Releaser
+}
+
+// Releaser is told by SendRelease when the Router no longer needs a message's
+// frames.
+type Releaser interface{ Release() }
+
+// SendRelease is Send for frames the caller wants back (a pooled buffer): once
+// the message has been written (or its write failed) the Router calls
+// rel.Release, after which it keeps no reference to the frames. When it
+// returns an error the Router kept no reference and will not call Release; a
+// message still queued when the Router closes is dropped without Release (its
+// frames are left to the garbage collector).
+func (r *Router) SendRelease(peer []byte, rel Releaser, frames ...[]byte) error {
+	return r.enqueue(peer, rel, frames)
+}
+
 // Send queues frames for peer without blocking. It returns ErrQueueFull when the
 // peer's queue holds PeerQueue messages (the message is dropped and counted),
 // ErrTooLarge when the message breaks the limits, ErrClosed after Close. A message
 // for a peer that is no longer connected is dropped silently by zmq4.
 func (r *Router) Send(peer []byte, frames ...[]byte) error {
+	return r.enqueue(peer, nil, frames)
+}
+
+func (r *Router) enqueue(peer []byte, rel Releaser, frames [][]byte) error {
 	size := 0
 	for _, f := range frames {
 		size += len(f)
@@ -156,7 +184,7 @@ func (r *Router) Send(peer []byte, frames ...[]byte) error {
 	}
 	q, ok := r.peers[string(peer)]
 	if !ok {
-		q = make(chan [][]byte, r.cfg.PeerQueue)
+		q = make(chan outMsg, r.cfg.PeerQueue)
 		r.peers[string(peer)] = q
 		r.wg.Add(1)
 		go r.sendLoop(string(peer), q)
@@ -165,7 +193,7 @@ func (r *Router) Send(peer []byte, frames ...[]byte) error {
 	all = append(all, peer)
 	all = append(all, frames...)
 	select {
-	case q <- all:
+	case q <- outMsg{frames: all, rel: rel}:
 		return nil
 	default:
 		r.st.queueFull.Add(1)
@@ -173,22 +201,33 @@ func (r *Router) Send(peer []byte, frames ...[]byte) error {
 	}
 }
 
-// sendLoop drains one peer's queue and exits when it is empty (checked under
-// r.mu so Send either sees the queue gone or this loop sees the new message).
-func (r *Router) sendLoop(peer string, q chan [][]byte) {
+// sendLoop drains one peer's queue. It lingers for senderLinger after the
+// queue ran empty (a peer streaming messages keeps its sender, rather than
+// costing a goroutine per message), then exits, checked under r.mu so Send
+// either sees the queue gone or this loop sees the new message. It takes
+// whatever is queued (up to maxBatch messages or batchBytes) and writes it to
+// the peer's connection in one network write (send).
+func (r *Router) sendLoop(peer string, q chan outMsg) {
 	defer r.wg.Done()
+	var batch []outMsg
+	idle := time.NewTimer(senderLinger)
+	defer idle.Stop()
 	for {
 		select {
 		case <-r.quit:
 			return
-		case frames := <-q:
-			if err := r.sock.SendMulti(zmq4.NewMsgFrom(frames...)); err != nil {
-				r.st.sendErrors.Add(1)
-				r.cfg.Logger.Debug("wire: router send", "err", err)
-			} else {
-				r.st.sent.Add(1)
-			}
+		case m := <-q:
+			batch = r.send(peer, gather(append(batch[:0], m), q))
+			continue
 		default:
+		}
+		idle.Reset(senderLinger)
+		select {
+		case <-r.quit:
+			return
+		case m := <-q:
+			batch = r.send(peer, gather(append(batch[:0], m), q))
+		case <-idle.C:
 			r.mu.Lock()
 			if len(q) == 0 {
 				delete(r.peers, peer)
@@ -198,6 +237,75 @@ func (r *Router) sendLoop(peer string, q chan [][]byte) {
 			r.mu.Unlock()
 		}
 	}
+}
+
+// senderLinger is how long a peer's sender waits for more messages before it
+// exits.
+const senderLinger = 200 * time.Millisecond
+
+// Batch bounds of one network write of a Router.
+const (
+	maxBatch   = 256
+	batchBytes = 256 << 10
+)
+
+// gather appends to batch what q holds now, within the batch bounds.
+func gather(batch []outMsg, q chan outMsg) []outMsg {
+	size := msgSize(batch[0].frames)
+	for len(batch) < maxBatch && size < batchBytes {
+		select {
+		case m := <-q:
+			batch = append(batch, m)
+			size += msgSize(m.frames)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func msgSize(frames [][]byte) int {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	return n
+}
+
+// send writes batch (each message: the peer's identity, then its frames) to
+// peer: directly on its connection once zmq4's handshake there is done (one
+// write for the batch, no zmq4 goroutine or lock per message), else message by
+// message through zmq4. Both are done with the frames when they return, so the
+// messages' Releasers run then. It returns batch emptied, references cleared.
+func (r *Router) send(peer string, batch []outMsg) []outMsg {
+	sent := false
+	if g := r.so.directPeer(peer); g != nil {
+		err := g.writeMsgs(batch)
+		switch {
+		case err == nil:
+			r.st.sent.Add(uint64(len(batch)))
+			sent = true
+		case !errors.Is(err, errNotDirect):
+			r.st.sendErrors.Add(uint64(len(batch)))
+			r.cfg.Logger.Debug("wire: router send", "err", err)
+			sent = true
+		}
+	}
+	for _, m := range batch {
+		if !sent {
+			if err := r.sock.SendMulti(zmq4.NewMsgFrom(m.frames...)); err != nil {
+				r.st.sendErrors.Add(1)
+				r.cfg.Logger.Debug("wire: router send", "err", err)
+			} else {
+				r.st.sent.Add(1)
+			}
+		}
+		if m.rel != nil {
+			m.rel.Release()
+		}
+	}
+	clear(batch)
+	return batch[:0]
 }
 
 // Close stops the reader and senders and closes the socket. Queued messages are

@@ -43,6 +43,47 @@ type sockOpts struct {
 	mu        sync.Mutex
 	listeners []*listener         // opened by Listen for this socket
 	dialing   map[*guard]struct{} // dialled, zmq4's handshake not yet known to have succeeded
+	peers     map[string]*guard   // accepted connections by the peer's routing identity (Router.sendLoop)
+
+	// sink, set before the socket dials, receives the messages of its dialled
+	// connections directly (deliver.go); nil leaves reading to zmq4.
+	sink func([][]byte) error
+}
+
+// addPeer records g as the accepted connection of the peer with routing
+// identity id (a later connection with the same identity replaces it, as a
+// redialling Dealer's does).
+func (so *sockOpts) addPeer(id string, g *guard) {
+	if id == "" {
+		return
+	}
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	if so.peers == nil {
+		so.peers = map[string]*guard{}
+	}
+	so.peers[id] = g
+}
+
+// removePeer forgets g as the connection of id (if it still is).
+func (so *sockOpts) removePeer(id string, g *guard) {
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	if so.peers[id] == g {
+		delete(so.peers, id)
+	}
+}
+
+// directPeer returns the connection to write id's messages to directly, or nil
+// when there is none that zmq4 has finished its handshake on (then zmq4 sends).
+func (so *sockOpts) directPeer(id string) *guard {
+	so.mu.Lock()
+	g := so.peers[id]
+	so.mu.Unlock()
+	if g == nil || !g.direct.Load() {
+		return nil
+	}
+	return g
 }
 
 // endDial forgets the connections dialled for the socket registered under key
@@ -91,10 +132,11 @@ var (
 	sockReg sync.Map // key string → *sockOpts
 )
 
-func register(cfg *Config, st *counters, typ zmq4.SocketType) string {
+func register(cfg *Config, st *counters, typ zmq4.SocketType) (string, *sockOpts) {
 	key := strconv.FormatUint(sockSeq.Add(1), 10)
-	sockReg.Store(key, &sockOpts{cfg: cfg, st: st, typ: typ})
-	return key
+	so := &sockOpts{cfg: cfg, st: st, typ: typ}
+	sockReg.Store(key, so)
+	return key, so
 }
 
 func unregister(key string) { sockReg.Delete(key) }
@@ -175,6 +217,7 @@ func (t plhTransport) Dial(ctx context.Context, d transport.Dialer, addr string)
 	if err != nil {
 		return nil, err
 	}
+	c.sink = so.sink
 	so.mu.Lock()
 	if so.dialing == nil {
 		so.dialing = map[*guard]struct{}{}
@@ -262,12 +305,13 @@ func (l *listener) handshake(raw net.Conn) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	pre, err := readHandshake(g, l.so.typ, l.so.cfg.Security == nil)
+	pre, id, err := readHandshake(g, l.so.typ, l.so.cfg.Security == nil)
 	if err != nil {
 		g.Close()
 		return nil, err
 	}
 	g.prefix = pre
+	l.so.addPeer(id, g)
 	// zmq4 may finish its handshake and add the connection after the socket was
 	// closed (its accept loop does not recheck); tracking every handed-over
 	// connection lets Close close it anyway.
@@ -278,6 +322,7 @@ func (l *listener) handshake(raw net.Conn) (net.Conn, error) {
 		l.mu.Lock()
 		delete(l.live, g)
 		l.mu.Unlock()
+		l.so.removePeer(id, g)
 	}
 	l.so.st.accepted.Add(1)
 	return g, nil

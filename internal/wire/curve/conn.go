@@ -42,7 +42,7 @@ type conn struct {
 	wacc   []byte        // partial greeting or frame header from zmq4
 	wplain []byte        // flags byte + payload of the frame being assembled
 	wneed  int           // payload bytes still expected for wplain
-	wout   []byte        // reused sealed output
+	wout   []byte        // sealed MESSAGEs not yet written (storage reused)
 	werr   error         // sticky send error
 	wdl    time.Time     // the owner's write deadline (SetWriteDeadline), kept on raw between writes
 	wspan  time.Duration // how far ahead the owner last set it (0: no deadline)
@@ -105,12 +105,34 @@ func (c *conn) Write(p []byte) (int, error) {
 				err = c.startFrame()
 			}
 		}
+		if err == nil && len(c.wout) >= flushAt {
+			err = c.flushOut()
+		}
 		if err != nil {
 			c.werr = c.fail("send", err)
 			return 0, c.werr
 		}
 	}
+	if err := c.flushOut(); err != nil {
+		c.werr = c.fail("send", err)
+		return 0, c.werr
+	}
 	return total, nil
+}
+
+// flushAt bounds the sealed bytes gathered before they are written: every
+// MESSAGE sealed from one Write goes out in one network write (a batch of
+// messages from wire costs one syscall, not one per frame).
+const flushAt = 256 << 10
+
+// flushOut writes the MESSAGEs sealed so far.
+func (c *conn) flushOut() error {
+	if len(c.wout) == 0 {
+		return nil
+	}
+	_, err := c.raw.Write(c.wout)
+	c.wout = c.wout[:0]
+	return err
 }
 
 // startFrame parses the header in wacc and prepares wplain.
@@ -171,13 +193,12 @@ func (c *conn) flushFrame() error {
 		_, err = c.raw.Write(commandFrame(cmd))
 		return err
 	}
-	out, err := c.sess.sealMessage(c.wout[:0], c.wplain)
+	out, err := c.sess.sealMessage(c.wout, c.wplain)
 	if err != nil {
 		return err
 	}
-	c.wout = out
-	_, err = c.raw.Write(out)
-	return err
+	c.wout = out // written by Write's flushOut
+	return nil
 }
 
 // Read hands zmq4 the plaintext ZMTP-NULL stream.

@@ -35,7 +35,9 @@
 //
 // Message phase: each zmq4 frame becomes one MESSAGE (flags byte with MORE and
 // COMMAND inside the box, strictly increasing 8-byte nonces, key precomputed with
-// box.Precompute); each MESSAGE received becomes one ZMTP frame again. A MESSAGE
+// box.Precompute); the MESSAGEs sealed from one Write go out in one network
+// write (wire hands a batch of messages in one Write); each MESSAGE received
+// becomes one ZMTP frame again. A MESSAGE
 // that fails authentication, repeats or lowers its nonce, exceeds MaxMessage or is
 // not a MESSAGE drops that connection only: logged once at Warn with the peer
 // address and a sentinel (ErrTampered, ErrReplay, ...), and reported to zmq4 as a

@@ -1,0 +1,138 @@
+package wire
+
+import "errors"
+
+// Direct delivery on a dialled connection (Dealer, Sub).
+//
+// zmq4 reads a message frame by frame (a header read, then a body allocated and
+// read), queues it on its own channel, and our reader goroutine moves it to the
+// socket's receive queue: per message a handful of allocations and two
+// goroutine hand-offs. Once zmq4's handshake on a dialled connection is over,
+// zmq4's reader only ever calls Read to get the next message, so the guard
+// serves that call itself: it reads the network, assembles whole messages
+// (every byte has passed the limits parser first) and hands each to the
+// socket's receive queue (sink), returning to zmq4 only with the connection's
+// error, which zmq4 then reports as the loss of the peer as before.
+
+// errStopped is what Read returns to zmq4 when the socket closed while a message
+// was being delivered.
+var errStopped = errors.New("wire: socket closed during delivery")
+
+// smallFrame: frames up to this size share one slab allocation.
+const (
+	smallFrame = 64
+	slabSize   = 4 << 10
+)
+
+// assembler cuts the checked inbound stream into messages. Reader goroutine only.
+type assembler struct {
+	stage  int // 0 flags, 1 size, 2 body
+	flags  byte
+	size   [8]byte
+	have   int
+	need   int
+	body   []byte // frame being filled
+	fill   int
+	frames [][]byte
+	slab   []byte // storage for small frames
+}
+
+// push consumes b (already fed through the limits parser) and calls deliver
+// for every complete message. Command frames (a peer's PING) are dropped, as
+// zmq4's reader would not hand them to the socket either.
+func (a *assembler) push(b []byte, deliver func([][]byte) error) error {
+	for len(b) > 0 {
+		switch a.stage {
+		case 0:
+			a.flags, b = b[0], b[1:]
+			a.have, a.need = 0, 1
+			if a.flags&flagLong != 0 {
+				a.need = 8
+			}
+			a.stage = 1
+		case 1:
+			k := copy(a.size[a.have:a.need], b)
+			a.have, b = a.have+k, b[k:]
+			if a.have < a.need {
+				continue
+			}
+			a.startBody(int(frameSize(a.need, &a.size)))
+			if len(a.body) == 0 {
+				if err := a.endFrame(deliver); err != nil {
+					return err
+				}
+			}
+		case 2:
+			k := copy(a.body[a.fill:], b)
+			a.fill, b = a.fill+k, b[k:]
+			if a.fill == len(a.body) {
+				if err := a.endFrame(deliver); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// startBody makes room for a frame body of n bytes (n is within MaxFrame: the
+// limits parser has seen the header).
+func (a *assembler) startBody(n int) {
+	a.stage, a.fill = 2, 0
+	if n > smallFrame {
+		a.body = make([]byte, n)
+		return
+	}
+	if len(a.slab) < n {
+		a.slab = make([]byte, slabSize)
+	}
+	a.body, a.slab = a.slab[:n:n], a.slab[n:]
+}
+
+func (a *assembler) endFrame(deliver func([][]byte) error) error {
+	a.stage = 0
+	body := a.body
+	a.body = nil
+	if a.flags&flagCommand != 0 {
+		return nil
+	}
+	a.frames = append(a.frames, body)
+	if a.flags&flagMore != 0 {
+		return nil
+	}
+	msg := a.frames
+	a.frames = make([][]byte, 0, len(msg))
+	return deliver(msg)
+}
+
+// readDirect is Read once the guard delivers messages itself: it returns only
+// with an error (the connection's, a limit violation, or errStopped).
+func (g *guard) readDirect() (int, error) {
+	if g.abuf == nil {
+		g.abuf = make([]byte, readBuffer)
+	}
+	if len(g.ahead) > 0 {
+		b := g.ahead
+		g.ahead = nil
+		if err := g.asm.push(b, g.sink); err != nil {
+			return 0, err
+		}
+	}
+	for {
+		n, err := g.readChecked(g.abuf)
+		if n > 0 {
+			if derr := g.asm.push(g.abuf[:n], g.sink); derr != nil {
+				return 0, derr
+			}
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+}
+
+// directReady reports whether zmq4 has read everything up to the end of the
+// peer's READY (so its handshake is done and the next Read is its reader's).
+func (g *guard) directReady() bool {
+	return g.sink != nil && g.handshook && g.given == g.readyEnd
+}
