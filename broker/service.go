@@ -229,17 +229,18 @@ func (s *Service) send(peer []byte, m proto.Message) bool {
 		s.cfg.Logger.Error("broker: encode", "type", m.MsgType(), "err", err)
 		return false
 	}
+	// Counted before the send: a peer that has the reply finds it counted.
+	if e, ok := m.(*proto.ErrorReply); ok {
+		s.cnt.add(s.cnt.errors, string(e.ErrorCode))
+	} else if proto.IsNotify(m.MsgType()) {
+		s.cnt.add(s.cnt.notifications, string(m.MsgType()))
+	}
 	if err := s.router.Send(peer, frames...); err != nil {
 		s.cnt.inc(&s.cnt.sendFailures)
 		s.log.warn("broker: send failed", "type", m.MsgType(), "err", err)
 		return false
 	}
 	s.trace.Message(trace.Out, peer, frames)
-	if e, ok := m.(*proto.ErrorReply); ok {
-		s.cnt.add(s.cnt.errors, string(e.ErrorCode))
-	} else if proto.IsNotify(m.MsgType()) {
-		s.cnt.add(s.cnt.notifications, string(m.MsgType()))
-	}
 	return true
 }
 
@@ -249,9 +250,8 @@ func (s *Service) notify(c *channel, peer []byte, m proto.Message) {
 	if len(peer) == 0 {
 		return
 	}
-	if s.send(peer, m) {
-		c.cnt.countNotify(m.MsgType())
-	}
+	c.cnt.countNotify(m.MsgType()) // before the send, like send's own counters
+	s.send(peer, m)
 }
 
 // closeChannelLocked notifies consumers (in order) then the producer, and removes c.

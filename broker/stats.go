@@ -9,8 +9,8 @@ import (
 // Stats is a snapshot of the broker's counters (B-13). Maps are copies.
 type Stats struct {
 	Received         map[string]uint64 // requests received by message type ("UNKNOWN" for unknown types)
-	Errors           map[string]uint64 // ERROR replies sent by error code
-	Notifications    map[string]uint64 // notifications sent by type
+	Errors           map[string]uint64 // ERROR replies by error code, counted as they are queued (a failed send is also in SendFailures)
+	Notifications    map[string]uint64 // notifications by type, counted as they are queued
 	Dropped          uint64            // messages dropped without reply (malformed, data frames, too large)
 	ChannelTimeouts  uint64            // channels closed for missing heartbeats
 	ConsumerTimeouts uint64            // consumers removed for missing consumer heartbeats
