@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -69,6 +70,7 @@ const (
 	recordExt     = ".json"
 	tmpExt        = ".tmp"
 	maxRecordSize = 64 << 10
+	maxRecordName = 200 // bytes of a record file name before its extension
 )
 
 // discoveryRecord is one channel's record file: DISC_ACK's fields (same JSON
@@ -123,7 +125,7 @@ func (r discoveryRecord) validate(channel string) error {
 	switch {
 	case r.Format != recordFormat:
 		return fmt.Errorf("format %d, want %d", r.Format, recordFormat)
-	case r.ChannelName != channel:
+	case r.ChannelName == "" || channel != "" && r.ChannelName != channel:
 		return fmt.Errorf("names channel %q, want %q", r.ChannelName, channel)
 	case r.ProducerPID == 0 || r.ProducerPID > 1<<22:
 		return fmt.Errorf("producer_pid %d out of range", r.ProducerPID)
@@ -142,16 +144,19 @@ func (r discoveryRecord) validate(channel string) error {
 	return nil
 }
 
-// recordName returns the record file name of channel.
+// recordName returns the record file name of channel: the name URL-path
+// escaped, or when that is longer than maxRecordName its first part, "~" and
+// the start of its SHA-256 (the record's channel_name tells the channel).
 func recordName(channel string) (string, error) {
 	if channel == "" {
 		return "", fmt.Errorf("%w: empty channel name", ErrInvalidArgument)
 	}
-	n := url.PathEscape(channel) + recordExt
-	if len(n) > 200 {
-		return "", fmt.Errorf("%w: channel name %q too long for a discovery record file", ErrInvalidArgument, channel)
+	n := url.PathEscape(channel)
+	if len(n) > maxRecordName {
+		sum := sha256.Sum256([]byte(channel))
+		n = strings.TrimRight(n[:maxRecordName-33], "%0123456789ABCDEF") + "~" + hex.EncodeToString(sum[:16])
 	}
-	return n, nil
+	return n + recordExt, nil
 }
 
 // prepareDir creates dir (0700) when create is set and checks it is ours and
@@ -222,7 +227,8 @@ func writeRecord(dir string, rec discoveryRecord) (string, error) {
 	return path, nil
 }
 
-// readRecord reads and validates the record file path of channel.
+// readRecord reads and validates the record file path of channel ("": any
+// channel; the record names it).
 // ErrChannelNotFound when there is none; ErrBadRecord (naming the file) when
 // it is not a regular file of ours, too large or malformed.
 func readRecord(path, channel string) (discoveryRecord, error) {
@@ -317,11 +323,8 @@ func sweepRecords(dir string) ([]string, error) {
 				removed = append(removed, n)
 			}
 		case strings.HasSuffix(n, recordExt):
-			ch, err := url.PathUnescape(strings.TrimSuffix(n, recordExt))
-			if err != nil {
-				continue
-			}
-			if rec, err := readRecord(path, ch); err == nil && !rec.alive() && removeIfSame(path, ch, rec.identity()) {
+			rec, err := readRecord(path, "")
+			if err == nil && !rec.alive() && removeIfSame(path, rec.ChannelName, rec.identity()) {
 				removed = append(removed, n)
 			}
 		}

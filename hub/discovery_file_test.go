@@ -54,6 +54,9 @@ func TestRecordWriteReadPermissions(t *testing.T) {
 	if len(ents) != 1 {
 		t.Errorf("directory holds %d entries, want the record only", len(ents))
 	}
+	if _, err := writeRecord(dir, testRecord("")); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("empty channel name: %v", err)
+	}
 	rec, err := lookupRecord(dir, "cam/0 a")
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +65,20 @@ func TestRecordWriteReadPermissions(t *testing.T) {
 	if info.CtrlEndpoint != "tcp://127.0.0.1:5999" || info.Pattern != PatternPubSub || len(info.SchemaHash) != 32 ||
 		info.ProducerPid != uint64(os.Getpid()) || info.Name != "cam/0 a" {
 		t.Errorf("record read back as %+v", info)
+	}
+	long := strings.Repeat("ü", 128) // 256 bytes, the broker's limit: 1536 escaped
+	lpath, err := writeRecord(dir, testRecord(long))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(filepath.Base(lpath)); n > maxRecordName+len(recordExt) {
+		t.Errorf("record file name of %d bytes", n)
+	}
+	if rec, err := lookupRecord(dir, long); err != nil || rec.ChannelName != long {
+		t.Errorf("long channel name: %v", err)
+	}
+	if _, err := lookupRecord(dir, long[:254]+"x"); !errors.Is(err, ErrChannelNotFound) {
+		t.Errorf("another long name found: %v", err)
 	}
 	if _, err := lookupRecord(dir, "other"); !errors.Is(err, ErrChannelNotFound) {
 		t.Errorf("missing record: %v, want ErrChannelNotFound", err)

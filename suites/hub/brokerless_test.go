@@ -69,7 +69,7 @@ var _ = Describe("B-5 brokerless discovery (no broker, real processes)", func() 
 			return num(e, "consumer_pid") == victim && e.Str("reason") == hub.ReasonPeerTimeout
 		})).WithTimeout(5 * time.Second).Should(BeTrue())
 		before := reads(c2)()
-		Eventually(reads(c2)).WithTimeout(10 * time.Second).Should(BeNumerically(">=", before+50), "the survivor keeps reading")
+		Eventually(reads(c2)).WithTimeout(10*time.Second).Should(BeNumerically(">=", before+50), "the survivor keeps reading")
 		Expect(p.Count("consumer_died", nil)).To(Equal(1), "nobody else is declared dead")
 
 		Expect(c2.Stop(10 * time.Second)).To(Succeed())
@@ -103,7 +103,7 @@ var _ = Describe("B-5 brokerless discovery (no broker, real processes)", func() 
 		Eventually(func() bool {
 			_, ok := c.Find("read", func(e event.Event) bool { return num(e, "from_pid") == successor })
 			return ok
-		}).WithTimeout(10 * time.Second).Should(BeTrue(), "the consumer reads the successor's messages")
+		}).WithTimeout(10*time.Second).Should(BeTrue(), "the consumer reads the successor's messages")
 	})
 
 	It("a corrupt record is a clear error naming the file, and a second producer of a live channel is refused", func() {
