@@ -392,3 +392,55 @@ func TestDiscoverFallsBackBesideBroker(t *testing.T) {
 		t.Errorf("closed channel: %v, want ErrChannelNotFound and the broker's ErrNotConnected", err)
 	}
 }
+
+// A producer registered with a broker also writes its record: once the
+// broker is gone, a consumer still finds the channel and connects.
+func TestDiscoverFallsBackWhenBrokerLost(t *testing.T) {
+	dir := recordDir(t)
+	ctx := context.Background()
+	s := startBroker(t)
+	connected := func() *Messenger {
+		m, err := NewMessenger(MessengerConfig{DiscoveryDir: dir, HeartbeatInterval: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		if err := m.Connect(ctx, s.Endpoint(), s.PublicKey()); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	mp, mc := connected(), connected()
+	name := chanName("lost")
+	p, err := NewProducer(ctx, mp, ProducerOptions{Channel: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	lost := make(chan struct{}, 1)
+	mc.OnBrokerLost(func(error) {
+		select {
+		case lost <- struct{}{}:
+		default:
+		}
+	})
+	s.Close()
+	select {
+	case <-lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the consumer's Messenger did not notice the broker's loss")
+	}
+	c, err := Connect(ctx, mc, ConsumerOptions{Channel: name, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("connect with the broker lost: %v", err)
+	}
+	defer c.Close()
+	if err := p.Send(ctx, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if b, err := c.Recv(rctx); err != nil || string(b) != "x" {
+		t.Fatalf("recv %q, %v", b, err)
+	}
+}
