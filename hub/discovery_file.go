@@ -36,8 +36,11 @@ import (
 //   - Producer: with a DiscoveryDir, every producer writes its record, with or
 //     without a broker. NewProducer on a Messenger that is idle (never
 //     connected, or disconnected) runs standalone: no broker registration, the
-//     record is the channel's only announcement; it is refused with
-//     ErrChannelInUse when a live producer's record names the channel. Without
+//     record is the channel's only announcement, claimed by hard-linking
+//     its temporary file to the record's name (of two producers starting at
+//     once, one wins); it is refused with ErrChannelInUse when a live
+//     producer's record names the channel. It stays brokerless: a later
+//     Connect of the Messenger does not register it. Without
 //     a DiscoveryDir an idle Messenger still gives ErrNotConnected, and so
 //     does one whose broker is lost or still connecting (it meant to use a
 //     broker; the broker decides who owns a name).
@@ -196,6 +199,19 @@ func prepareDir(dir string, create bool) error {
 // writeRecord publishes rec in dir: a 0600 temporary file renamed over the
 // record. It returns the record's path.
 func writeRecord(dir string, rec discoveryRecord) (string, error) {
+	return putRecord(dir, rec, false)
+}
+
+// claimRecord publishes rec in dir only if no live producer's record names
+// the channel: the temporary file is hard-linked to the record's name, which
+// fails when a record exists (so of two producers starting at once exactly
+// one wins); a dead producer's record or an unreadable one is removed and the
+// claim tried again. ErrChannelInUse names the live holder.
+func claimRecord(dir string, rec discoveryRecord) (string, error) {
+	return putRecord(dir, rec, true)
+}
+
+func putRecord(dir string, rec discoveryRecord, exclusive bool) (string, error) {
 	name, err := recordName(rec.ChannelName)
 	if err != nil {
 		return "", err
@@ -220,11 +236,34 @@ func writeRecord(dir string, rec discoveryRecord) (string, error) {
 		_ = os.Remove(tmp)
 		return "", fmt.Errorf("%w: write %s: %v", ErrDiscoveryDir, path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return "", fmt.Errorf("%w: rename to %s: %v", ErrDiscoveryDir, path, err)
+	if !exclusive {
+		if err := os.Rename(tmp, path); err != nil {
+			_ = os.Remove(tmp)
+			return "", fmt.Errorf("%w: rename to %s: %v", ErrDiscoveryDir, path, err)
+		}
+		return path, nil
 	}
-	return path, nil
+	defer os.Remove(tmp) // the record is a second link to it
+	for range 3 {
+		err := os.Link(tmp, path)
+		if err == nil {
+			return path, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("%w: link to %s: %v", ErrDiscoveryDir, path, err)
+		}
+		held, rerr := readRecord(path, rec.ChannelName)
+		switch {
+		case rerr == nil && held.alive():
+			return "", fmt.Errorf("%w: live producer %s (%s) holds it in %s", ErrChannelInUse, held.identity(), held.ZmqCtrlEndpoint, path)
+		case rerr == nil:
+			removeIfSame(path, rec.ChannelName, held.identity())
+		case errors.Is(rerr, ErrChannelNotFound): // gone meanwhile: try again
+		default: // unreadable: ours to replace (the directory is ours)
+			_ = os.Remove(path)
+		}
+	}
+	return "", fmt.Errorf("%w: %s keeps being replaced", ErrChannelInUse, path)
 }
 
 // readRecord reads and validates the record file path of channel ("": any
@@ -418,16 +457,11 @@ func publishRecord(m *Messenger, channel string, info ProducerInfo, standalone b
 		m.log.Info("hub: swept dead discovery records", "dir", dir, "removed", removed)
 	}
 	id := m.id()
+	put := writeRecord // with a broker: the broker decided who owns the name
 	if standalone {
-		rec, err := lookupRecord(dir, channel)
-		if err == nil {
-			return nil, fmt.Errorf("%w: live producer %s (%s) holds it in %s", ErrChannelInUse, rec.identity(), rec.ZmqCtrlEndpoint, dir)
-		}
-		if err != nil && !errors.Is(err, ErrChannelNotFound) {
-			m.log.Warn("hub: replacing an unreadable discovery record", "err", err)
-		}
+		put = claimRecord
 	}
-	path, err := writeRecord(dir, newRecord(channel, info, id))
+	path, err := put(dir, newRecord(channel, info, id))
 	if err != nil {
 		return nil, err
 	}

@@ -444,3 +444,51 @@ func TestDiscoverFallsBackWhenBrokerLost(t *testing.T) {
 		t.Fatalf("recv %q, %v", b, err)
 	}
 }
+
+// Of producers claiming a channel at once exactly one wins; a dead
+// producer's record and an unreadable one are claimed over.
+func TestRecordClaimIsExclusive(t *testing.T) {
+	dir := recordDir(t)
+	const n = 8
+	var wins, inUse atomic.Int32
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := claimRecord(dir, testRecord("cam"))
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case errors.Is(err, ErrChannelInUse):
+				inUse.Add(1)
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 || inUse.Load() != n-1 {
+		t.Errorf("%d claims won, %d refused; want 1 and %d", wins.Load(), inUse.Load(), n-1)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("directory holds %d entries, want the record only", len(ents))
+	}
+	dead := testRecord("cam")
+	dead.ProducerStartTime++
+	if _, err := writeRecord(dir, dead); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := claimRecord(dir, testRecord("cam")); err != nil {
+		t.Errorf("claim over a dead record: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cam.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := claimRecord(dir, testRecord("cam")); err != nil {
+		t.Errorf("claim over an unreadable record: %v", err)
+	}
+	if _, err := lookupRecord(dir, "cam"); err != nil {
+		t.Error(err)
+	}
+}

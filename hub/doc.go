@@ -241,7 +241,8 @@
 //     DISC_ACK's fields plus the producer's pid, start time and host, written
 //     by atomic rename into the 0700 directory and removed by Close
 //     (docs/protocol.md "Discovery records"). A live producer's record of the
-//     same channel refuses it (ErrChannelInUse). With a broker connected, the
+//     same channel refuses it (ErrChannelInUse; the claim is atomic, a hard
+//     link). It stays brokerless: a later Connect does not register it. With a broker connected, the
 //     producer registers as before and writes its record too, so consumers
 //     whose broker is lost can still find it. A Messenger whose broker is lost
 //     or still connecting keeps refusing NewProducer (ErrNotConnected): it
