@@ -129,7 +129,8 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 		m.OnChannelError(name, c.onError),
 		m.OnChannelEvent(name, c.onError),
 	}
-	if err := m.RegisterConsumer(ctx, name); err != nil {
+	// Without a broker (brokerless discovery) the peer link is the only tie.
+	if err := c.registerWithBroker(ctx); err != nil {
 		c.log.Warn("hub: consumer registration failed (continuing)", "err", err)
 	}
 	if err := c.hello(); err != nil {

@@ -43,6 +43,8 @@
 //   - ring_health.go: ring faults (ringHealth: counters, EventRingError
 //     notices per distinct cause and their reminders; ringBackoff, the pause
 //     of the write and read goroutines after a fault).
+//   - discovery_file.go: brokerless discovery (discovery records, the
+//     Discover fallback, standalone producers; "Without a broker" below).
 //   - peer_proto.go: the peer message bodies; channel_curve.go: producer-consumer
 //     CURVE; channel.go: the peer callback queue; options_channel.go: the
 //     Producer and Consumer options; managed.go: the managed wrappers;
@@ -232,6 +234,37 @@
 // sends BYE and deregisters). That happens after a garbage collection, not at
 // once: call Close for determinism. A callback that captures the handle keeps it
 // reachable.
+//
+// # Without a broker
+//
+// "DataHub works without a broker" (backlog B-5). A Messenger given a
+// MessengerConfig.DiscoveryDir (DefaultDiscoveryDir: $XDG_RUNTIME_DIR/plh/channels)
+// and never connected is a complete client on its own:
+//
+//   - NewProducer on it runs standalone: no REG_REQ, no heartbeats; the
+//     channel is announced by its discovery record, a 0600 JSON file with
+//     DISC_ACK's fields plus the producer's pid, start time and host, written
+//     by atomic rename into the 0700 directory and removed by Close
+//     (docs/protocol.md "Discovery records"). A live producer's record of the
+//     same channel refuses it (ErrChannelInUse; the claim is atomic, a hard
+//     link). It stays brokerless: a later Connect does not register it. With a broker connected, the
+//     producer registers as before and writes its record too, so consumers
+//     whose broker is lost can still find it. A Messenger whose broker is lost
+//     or still connecting keeps refusing NewProducer (ErrNotConnected): it
+//     meant to use a broker, which decides who owns a name.
+//   - Discover asks the broker and falls back to the record when the broker
+//     cannot answer (ErrNotConnected: none configured, not connected, lost;
+//     ErrTimeout) or answers CHANNEL_NOT_FOUND; records of dead producers
+//     (by pid and start time) are ignored and removed. Connect and the producer-restart
+//     follower use it, so a consumer finds a standalone producer and follows
+//     its successor (a new record) as it would through the broker. Without a
+//     broker it sends no CONSUMER_REG_REQ.
+//   - The peer link carries everything else: HELLO/credit, data, CURVE (the
+//     producer's key is in the record), peer heartbeats. A dead consumer is
+//     dropped by the producer after PeerTimeout (OnConsumerDied, reason
+//     ReasonPeerTimeout), a dead producer noticed by OnProducerLost after
+//     ProducerLostAfter; there are no broker notifications
+//     (CHANNEL_CLOSING_NOTIFY, CONSUMER_DIED_NOTIFY from /proc).
 //
 // Managed wrappers (ManagedProducer, ManagedConsumer; api.md §6) hold options
 // and create/start the object on Start and stop/close it on Stop, for

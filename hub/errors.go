@@ -153,3 +153,18 @@ func codeErr(code string) error {
 	}
 	return nil
 }
+
+// Errors of brokerless discovery (discovery_file.go).
+var (
+	// ErrDiscoveryDir is returned when the discovery directory cannot be used:
+	// it is a symlink, not a directory, another user's, or cannot be created
+	// or written.
+	ErrDiscoveryDir = errors.New("hub: unusable discovery directory")
+	// ErrBadRecord is returned when a channel's discovery record is not a
+	// regular file of ours, is too large, or does not parse; the error names
+	// the file.
+	ErrBadRecord = errors.New("hub: malformed discovery record")
+	// ErrChannelInUse is returned by NewProducer without a broker when a live
+	// process's discovery record already names the channel.
+	ErrChannelInUse = errors.New("hub: channel has a live producer")
+)

@@ -63,6 +63,13 @@ type MessengerConfig struct {
 	// wire's defaults except RedialMax, which defaults to 250 ms here so a
 	// restarted broker is found again quickly. Wire.Logger defaults to Logger.
 	Wire wire.Config
+	// DiscoveryDir is the directory of discovery records (brokerless
+	// discovery, discovery_file.go; DefaultDiscoveryDir is the conventional
+	// one). "" (default): none. With it, every producer on this Messenger
+	// writes its channel's record there, a producer on a Messenger that never
+	// connected runs without a broker, and Discover falls back to the records
+	// when the broker cannot answer or does not know the channel.
+	DiscoveryDir string
 	// MaxQueuedCallbacks bounds the notifications waiting for the callback
 	// goroutine (default 4096); beyond it notifications are dropped and logged.
 	MaxQueuedCallbacks int

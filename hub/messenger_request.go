@@ -162,13 +162,14 @@ func (m *Messenger) UnregisterChannel(ctx context.Context, channel string) error
 	return err
 }
 
-// Discover returns the connection details of channel (DISC_REQ). While the
+// discoverBroker returns the connection details of channel (DISC_REQ); Discover
+// (discovery_file.go) calls it first. While the
 // channel is registered but not yet Ready (CHANNEL_NOT_READY) it retries every
 // DiscoverRetry, each attempt waiting at most DiscoverAttempt (doubled after
 // every attempt that got no reply, so a slow link is waited for), until ctx
 // ends (or RequestTimeout when ctx has no deadline). Any other error returns at once
 // (ErrChannelNotFound, ErrNotConnected, ...).
-func (m *Messenger) Discover(ctx context.Context, channel string) (ChannelInfo, error) {
+func (m *Messenger) discoverBroker(ctx context.Context, channel string) (ChannelInfo, error) {
 	const op = "discover"
 	if err := checkChannel(op, channel); err != nil {
 		return ChannelInfo{}, err

@@ -35,6 +35,7 @@ type producer struct {
 	pat   Pattern
 	cbs   *cbQueue
 	unsub []func()
+	rec   *recordFile // the discovery record (nil without a DiscoveryDir; discovery_file.go)
 
 	closing    atomic.Bool // set first thing in Close: suppresses broker callbacks
 	closedNote atomic.Bool // OnChannelClosing fired
@@ -45,7 +46,10 @@ type producer struct {
 
 // NewProducer creates channel opts.Channel: the DataBlock first (when opts.SHM is
 // set), then the peer socket, then the broker registration; any failure undoes
-// what was done (the segment is removed). ErrNotConnected without a broker,
+// what was done (the segment is removed). ErrNotConnected without a broker
+// (unless the Messenger has a DiscoveryDir and never connected: the producer
+// then runs standalone, announced by its discovery record only; doc.go
+// "Without a broker"),
 // ErrSchemaMismatch when the channel exists with another schema. With SHM, a
 // segment of the channel's name owned by a live process is never touched: the
 // error wraps shm.ErrSegmentInUse (naming that process), and ErrSchemaMismatch
@@ -61,8 +65,9 @@ func NewProducer(ctx context.Context, m *Messenger, opts ProducerOptions) (*Prod
 	if m == nil {
 		return nil, fmt.Errorf("%s %q: %w: nil Messenger", op, name, ErrInvalidArgument)
 	}
-	if !m.Connected() {
-		return nil, fmt.Errorf("%s %q: %w", op, name, ErrNotConnected)
+	standalone, err := m.standalone() // no broker: the discovery record only (discovery_file.go)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %w", op, name, err)
 	}
 	p := &producer{m: m, opts: opts, log: opts.Logger.With("channel", name), name: name, pat: opts.Pattern}
 	p.cbs = newCBQueue(p.log)
@@ -118,15 +123,24 @@ func NewProducer(ctx context.Context, m *Messenger, opts ProducerOptions) (*Prod
 		m.OnChannelError(name, p.onError),
 		m.OnChannelEvent(name, p.onError),
 	}
-	rctx, rcancel := withDefaultTimeout(ctx, opts.Timeout)
-	err = m.RegisterProducer(rctx, name, info)
-	rcancel()
+	if !standalone {
+		rctx, rcancel := withDefaultTimeout(ctx, opts.Timeout)
+		err = m.RegisterProducer(rctx, name, info)
+		rcancel()
+	}
+	if err == nil {
+		if p.rec, err = publishRecord(m, name, info, standalone); err != nil && !standalone {
+			uctx, ucancel := withDefaultTimeout(context.Background(), opts.Timeout)
+			_ = m.UnregisterChannel(uctx, name)
+			ucancel()
+		}
+	}
 	if err != nil {
 		p.producerLink.stop()
 		undo()
 		return nil, fmt.Errorf("%s %q: %w", op, name, err)
 	}
-	p.log.Info("hub: producer created", "pattern", p.pat, "shm", block != nil, "endpoint", r.Endpoint(), "curve", sec != nil)
+	p.log.Info("hub: producer created", "pattern", p.pat, "shm", block != nil, "endpoint", r.Endpoint(), "curve", sec != nil, "standalone", standalone)
 	h := &Producer{p}
 	runtime.AddCleanup(h, func(p *producer) { p.close() }, p)
 	return h, nil
@@ -206,6 +220,7 @@ func (p *producer) close() error {
 			p.closeErr = fmt.Errorf("close producer %q: %w", p.name, err)
 		}
 		cancel()
+		p.rec.remove()
 		p.producerLink.close()
 		if err := p.ringWriter.close(); err != nil && p.closeErr == nil {
 			p.closeErr = fmt.Errorf("close producer %q: %w", p.name, err)

@@ -134,7 +134,7 @@ func (r *run) execute(ctx context.Context) error {
 	}
 	startCtx, cancel := context.WithTimeout(ctx, p.StartupTimeout.D())
 	defer cancel()
-	if err := r.startHub(startCtx, ""); err != nil {
+	if err := r.startHubIfAny(startCtx); err != nil {
 		r.stopEverything()
 		return err
 	}
@@ -327,6 +327,9 @@ func (r *run) nodeFlags(n scenario.PlanNode, broker string) []string {
 	var a []string
 	a = append(a, "--name", n.Name, "--role", n.Role, "--broker", broker, "--channel", r.channels[n.Channel],
 		"--status-file", statusPath(r.dir, n.Name))
+	if r.plan.Hub.Off() {
+		a = append(a, "--discovery-dir", discoveryDir(r.dir))
+	}
 	r.mu.Lock()
 	key := r.key
 	r.mu.Unlock()

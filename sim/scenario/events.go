@@ -71,6 +71,7 @@ var EventKinds = map[string][]string{
 	"end_state":           {"leaked", "leftover_segments"},
 	"run_end":             {},
 	"parties":             {"parties"},
+	"no_hub":              {"discovery_dir"},
 	"interrupted":         {"reason"},
 }
 

@@ -139,6 +139,7 @@ func Resolve(v Variant, seed uint64) (*Plan, error) {
 		}
 	}
 	shmDefaults(p)
+	noHubDefaults(p)
 	if p.Hub.Exit == "" {
 		p.Hub.Exit = ExitClean
 	}

@@ -33,6 +33,8 @@ type Scenario struct {
 
 // HubSpec configures the hub (broker) process.
 type HubSpec struct {
+	// Enabled = false runs the scenario without a hub (nohub.go); omitted: a hub runs.
+	Enabled         *bool    `toml:"enabled,omitempty"`
 	ChannelTimeout  Duration `toml:"channel_timeout,omitempty"`
 	ConsumerTimeout Duration `toml:"consumer_timeout,omitempty"`
 	Args            []string `toml:"args,omitempty"`

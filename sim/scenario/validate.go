@@ -102,6 +102,9 @@ func validate(v *Variant) error {
 			return err
 		}
 	}
+	if err := c.checkNoHub(); err != nil {
+		return err
+	}
 	if err := c.checkHosts(); err != nil {
 		return err
 	}

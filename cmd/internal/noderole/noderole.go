@@ -23,6 +23,7 @@ import (
 // options are plh-node's flags.
 type options struct {
 	name, role, broker, brokerKey, channel, pattern string
+	discoveryDir                                    string
 	endpoint                                        string
 	useSHM                                          bool
 	policy, checksum, schema, logLevel, uid         string
@@ -79,7 +80,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var secret string
 	fs.StringVar(&o.name, "name", "node", "node name stamped on events")
 	fs.StringVar(&o.role, "role", "", "producer|consumer (required)")
-	fs.StringVar(&o.broker, "broker", "", "broker endpoint, e.g. tcp://127.0.0.1:5570 (required)")
+	fs.StringVar(&o.broker, "broker", "", "broker endpoint, e.g. tcp://127.0.0.1:5570 (\"\" = no broker: discovery records only, --discovery-dir)")
+	fs.StringVar(&o.discoveryDir, "discovery-dir", "", "directory of discovery records (brokerless discovery; default without --broker: $XDG_RUNTIME_DIR/plh/channels; with --broker: none)")
 	fs.StringVar(&o.brokerKey, "broker-key", os.Getenv("PLH_BROKER_KEY"), "broker CURVE public key, Z85, from plh-hub's ready event pubkey (default $PLH_BROKER_KEY; \"\" = NULL security)")
 	fs.StringVar(&o.channel, "channel", "", "channel name (required)")
 	fs.StringVar(&o.endpoint, "endpoint", "", "producer: peer endpoint to bind, e.g. tcp://198.18.0.2:0 (default tcp://127.0.0.1:0)")
@@ -126,8 +128,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case o.role != "producer" && o.role != "consumer":
 		return o, fmt.Errorf("--role must be producer or consumer, not %q", o.role)
-	case o.broker == "":
-		return o, errors.New("--broker is required")
 	case o.channel == "":
 		return o, errors.New("--channel is required")
 	case o.slotSize < minPayload:
@@ -140,6 +140,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("--churn %d / --churn-every %v: want churn ≥ 0 and a positive period", o.churn, o.churnEvery)
 	case o.sendRate < 0:
 		return o, fmt.Errorf("--send-rate %v is negative", o.sendRate)
+	}
+	if o.broker == "" && o.discoveryDir == "" {
+		if o.discoveryDir, err = hub.DefaultDiscoveryDir(); err != nil {
+			return o, fmt.Errorf("no --broker and no --discovery-dir: %w", err)
+		}
 	}
 	if _, err := syncPolicy(o.policy); err != nil {
 		return o, err
@@ -233,15 +238,17 @@ func (n *node) run(ctx context.Context) (int, string) {
 		ctx, cancel = context.WithTimeout(ctx, n.o.duration)
 		defer cancel()
 	}
-	m, err := hub.NewMessenger(hub.MessengerConfig{Logger: n.log, HeartbeatInterval: n.o.heartbeat})
+	m, err := hub.NewMessenger(hub.MessengerConfig{Logger: n.log, HeartbeatInterval: n.o.heartbeat, DiscoveryDir: n.o.discoveryDir})
 	if err != nil {
 		return n.fail("messenger", err)
 	}
 	defer m.Close()
 	n.m = m
-	cctx, cancel := context.WithTimeout(ctx, n.o.connectTimeout)
-	err = m.Connect(cctx, n.o.broker, n.o.brokerKey)
-	cancel()
+	if n.o.broker != "" {
+		cctx, cancel := context.WithTimeout(ctx, n.o.connectTimeout)
+		err = m.Connect(cctx, n.o.broker, n.o.brokerKey)
+		cancel()
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return n.stopped(ctx)
