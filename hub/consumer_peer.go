@@ -53,8 +53,8 @@ type consumerLink struct {
 	restarts   atomic.Uint64
 	rejoins    atomic.Uint64
 	missed     atomic.Uint64 // items the producer said it skipped for us (GAP)
-	refreshing atomic.Bool // a broker re-registration after REJOIN is in flight
-	rejoining  atomic.Bool // HELLO sent for a REJOIN, its HELLO_ACK not yet read
+	refreshing atomic.Bool   // a broker re-registration after REJOIN is in flight
+	rejoining  atomic.Bool   // HELLO sent for a REJOIN, its HELLO_ACK not yet read
 }
 
 // newConsumerLink returns the peer link of c; Connect sets its Dealer.
