@@ -104,7 +104,9 @@ var _ = Describe("Slow PubSub consumers (plh-node processes, --slow-consumer)", 
 		Expect(z.Signal(syscall.SIGCONT)).To(Succeed())
 		Eventually(func() float64 { return readTotal(a) - a0 }).WithTimeout(5 * time.Second).Should(BeNumerically(">=", 100))
 		Expect(p.Count("slow_consumer", nil)).To(Equal(0))
-		Expect(z.Count("missed", nil) + z.Count("gap", nil)).To(Equal(0))
+		// No GAP under block (plh-node's own 1 s send deadline may still skip
+		// an item for z when the pause outlasts it: a sequence gap, not GAP).
+		Expect(z.Count("missed", nil)).To(Equal(0))
 	})
 })
 
