@@ -130,7 +130,7 @@ var _ = Describe("Slow consumers in process (hub API)", func() {
 			Expect(p.Send(context.Background(), u32(uint32(i)))).To(Succeed())
 		}
 		Expect(time.Since(t0)).To(BeNumerically("<", 2*time.Second), "Send waited for the slow consumer")
-		Expect(slow.list()).To(Equal([]hub.SlowConsumerPolicy{hub.SlowConsumerDrop}))
+		Eventually(slow.list).Should(Equal([]hub.SlowConsumerPolicy{hub.SlowConsumerDrop}))
 		Expect(p.Stats().Skipped).To(BeEquivalentTo(100))
 		for i := range 4 {
 			Expect(recv(c, time.Second)).To(Equal(u32(uint32(i))))
@@ -147,6 +147,33 @@ var _ = Describe("Slow consumers in process (hub API)", func() {
 		}
 		Eventually(missed.list).Should(Equal([]uint64{uint64(got) - 4}))
 		Expect(c.Stats().Missed).To(BeEquivalentTo(got - 4))
+	})
+
+	It("disconnect: the consumer without credit is dropped and told (SLOW_CONSUMER), then re-admitted when it speaks (REJOIN)", func() {
+		slow := &calls[hub.SlowConsumerPolicy]{}
+		notices := &calls[string]{}
+		rejoined := &calls[bool]{}
+		p := newProducer(m, hub.ProducerOptions{Pattern: hub.PatternPubSub, SlowConsumer: hub.SlowConsumerDisconnect,
+			SlowConsumerAfter: 50 * time.Millisecond,
+			Callbacks:         hub.ProducerCallbacks{OnSlowConsumer: func(_ hub.ConsumerIdentity, a hub.SlowConsumerPolicy, _ uint64) { slow.add(a) }}})
+		Expect(p.Start()).To(Succeed())
+		c := connect(m, hub.ConsumerOptions{Channel: p.Channel(), Window: 4, Callbacks: hub.ConsumerCallbacks{
+			OnChannelError: func(n hub.ChannelNotice) { notices.add(n.Event) },
+			OnRejoined:     func() { rejoined.add(true) }}})
+		Expect(c.Start()).To(Succeed())
+		for i := range 5 {
+			Expect(p.Send(context.Background(), u32(uint32(i)))).To(Succeed())
+		}
+		Eventually(slow.list).Should(Equal([]hub.SlowConsumerPolicy{hub.SlowConsumerDisconnect}))
+		Expect(p.ConnectedConsumers()).To(BeEmpty())
+		for i := range 4 {
+			Expect(recv(c, time.Second)).To(Equal(u32(uint32(i))))
+		}
+		Eventually(notices.list).Should(Equal([]string{hub.EventSlowConsumer}))
+		Eventually(rejoined.n).WithTimeout(5 * time.Second).Should(Equal(1))
+		Eventually(p.ConnectedConsumers).Should(HaveLen(1))
+		Expect(p.Send(context.Background(), u32(77))).To(Succeed())
+		Expect(recv(c, time.Second)).To(Equal(u32(77)))
 	})
 
 	It("rejects an unknown policy", func() {
