@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"strings"
 	"syscall"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/pylabhub/plh/broker/proto"
 	"github.com/pylabhub/plh/hub"
 	"github.com/pylabhub/plh/internal/event"
+	"github.com/pylabhub/plh/internal/proc"
 	"github.com/pylabhub/plh/internal/wire"
 	"github.com/pylabhub/plh/suites/support"
 )
@@ -232,4 +234,43 @@ var _ = Describe("Peer table against foreign HELLOs", func() {
 		Expect(p.Send(context.Background(), u32(9))).To(Succeed())
 		Expect(recv(live, time.Second)).To(Equal(u32(9)))
 	})
+})
+
+var _ = Describe("GAP and SLOW_CONSUMER from an untrusted producer", func() {
+	It("drops malformed ones, counts them and keeps reading; a valid GAP counts", func(ctx SpecContext) {
+		s, m := brokerAndMessenger()
+		r, err := wire.Listen(wire.Config{}, "tcp://127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(r.Close)
+		fake := support.UniqueName("fakegap")
+		rogue := newMessenger(s, 0, proc.Identity{})
+		Expect(rogue.RegisterProducer(ctx, fake, hub.ProducerInfo{Pattern: hub.PatternPubSub,
+			CtrlEndpoint: r.Endpoint(), DataEndpoint: r.Endpoint()})).To(Succeed())
+		// The fake producer answers HELLO, then sends bad and good notices and data.
+		go func() {
+			defer GinkgoRecover()
+			msg, err := r.Recv(ctx)
+			if err != nil {
+				return
+			}
+			ack, _ := json.Marshal(map[string]any{"channel_name": fake, "pattern": "PubSub", "window": 256})
+			for _, fr := range [][][]byte{
+				proto.ControlFrames("HELLO_ACK", ack),
+				proto.ControlFrames("GAP", []byte("{")),
+				proto.ControlFrames("SLOW_CONSUMER", []byte(`{"missed":1,"reason":"`+strings.Repeat("x", 300)+`"}`)),
+				proto.ControlFrames("GAP", []byte(`{"missed":3}`)),
+				proto.DataFrames(u32(8)),
+			} {
+				Expect(r.Send(msg.Peer, fr...)).To(Succeed())
+			}
+		}()
+		missed := &calls[uint64]{}
+		c := connect(m, hub.ConsumerOptions{Channel: fake, Callbacks: hub.ConsumerCallbacks{
+			OnMissed: func(n uint64) { missed.add(n) }}})
+		Expect(c.Start()).To(Succeed())
+		Expect(recv(c, 5*time.Second)).To(Equal(u32(8)))
+		Expect(c.Stats().Dropped).To(BeEquivalentTo(2))
+		Expect(c.Stats().Missed).To(BeEquivalentTo(3))
+		Eventually(missed.list).Should(Equal([]uint64{3}))
+	}, SpecTimeout(30*time.Second))
 })
