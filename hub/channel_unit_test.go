@@ -54,7 +54,7 @@ func TestPipelineBalancesAndPubSubFansOut(t *testing.T) {
 			s := startBroker(t)
 			m := newMessenger(t, s)
 			ctx := context.Background()
-			p, err := NewProducer(ctx, m, ProducerOptions{Channel: chanName("pat"), Pattern: pat})
+			p, err := NewProducer(ctx, m, ProducerOptions{Channel: chanName("pat"), Pattern: pat, SlowConsumer: SlowConsumerBlock})
 			if err != nil {
 				t.Fatal(err)
 			}

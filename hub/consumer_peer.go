@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -51,8 +52,9 @@ type consumerLink struct {
 	peerEndMu  sync.Mutex  // orders the BYE and lost decisions (consumer_lost.go)
 	restarts   atomic.Uint64
 	rejoins    atomic.Uint64
-	refreshing atomic.Bool // a broker re-registration after REJOIN is in flight
-	rejoining  atomic.Bool // HELLO sent for a REJOIN, its HELLO_ACK not yet read
+	missed     atomic.Uint64 // items the producer said it skipped for us (GAP)
+	refreshing atomic.Bool   // a broker re-registration after REJOIN is in flight
+	rejoining  atomic.Bool   // HELLO sent for a REJOIN, its HELLO_ACK not yet read
 }
 
 // newConsumerLink returns the peer link of c; Connect sets its Dealer.
@@ -208,6 +210,8 @@ func (c *consumerLink) readLoop() {
 			c.peerEndMu.Unlock()
 		case TypeRejoin:
 			c.rejoin()
+		case TypeGap, TypeSlowConsumer:
+			c.slowNotice(f.Type, f.Body)
 		case TypeHello, TypeCredit, TypePeerHeartbeat:
 			c.dropped.Add(1)
 		default:
@@ -355,7 +359,34 @@ func (c *consumerLink) SendCtrl(typ string, body []byte) error {
 
 // Stats returns the consumer's peer counters (Consumers is 0).
 func (c *consumerLink) Stats() ChannelStats {
-	return ChannelStats{Sent: c.sent.Load(), Dropped: c.dropped.Load(), Restarts: c.restarts.Load(), Rejoins: c.rejoins.Load()}
+	return ChannelStats{Sent: c.sent.Load(), Dropped: c.dropped.Load(), Restarts: c.restarts.Load(), Rejoins: c.rejoins.Load(),
+		Missed: c.missed.Load()}
+}
+
+// slowNotice handles the producer's GAP (it skipped items for us while we had
+// no credit: OnMissed) and SLOW_CONSUMER (it dropped us: OnChannelError with
+// EventSlowConsumer; we are re-admitted by REJOIN when we speak again).
+func (c *consumerLink) slowNotice(typ string, body []byte) {
+	var g gapBody
+	if err := json.Unmarshal(body, &g); err != nil || len(g.Reason) > 256 {
+		c.dropped.Add(1)
+		c.log.Debug("hub: dropped peer message", "type", typ, "err", err)
+		return
+	}
+	if typ == TypeGap {
+		c.missed.Add(g.Missed)
+		c.log.Info("hub: the producer skipped items for this slow consumer", "missed", g.Missed)
+		if fn := c.opts.Callbacks.OnMissed; fn != nil {
+			n := g.Missed
+			c.cbs.submit("OnMissed", func() { fn(n) })
+		}
+		return
+	}
+	c.log.Warn("hub: the producer disconnected this consumer as slow", "reason", g.Reason)
+	if fn := c.opts.Callbacks.OnChannelError; fn != nil {
+		cn := ChannelNotice{Channel: c.name, Type: TypeSlowConsumer, Event: EventSlowConsumer, Error: g.Reason, Body: append([]byte(nil), body...)}
+		c.cbs.submit(EventSlowConsumer, func() { fn(cn) })
+	}
 }
 
 // rejoin answers the producer's REJOIN (it dropped us, e.g. declared dead while

@@ -123,11 +123,28 @@
 //
 // Flow control. Each consumer grants a credit window (HELLO.window); every data
 // message to it costs one credit; it returns credits (CREDIT) as its user consumes
-// messages. PubSub Send waits until every joined consumer has credit; Pipeline
+// messages. PubSub Send waits until every joined consumer has credit (under
+// SlowConsumerBlock; below); Pipeline
 // Send picks one joined consumer with credit (round robin), so each message goes
 // to exactly one consumer and a slow consumer gets fewer; both wait up to their
 // deadline (backpressure) and then fail with ErrBackpressure / ErrNoConsumers.
 // zmq4's PUSH (copies to every peer) and PUB (drops at its HWM) are not used.
+//
+// Slow consumers (PubSub). ProducerOptions.SlowConsumer decides what a PubSub
+// Send does with a consumer without credit, as brokers do: SlowConsumerBlock
+// waits for it as above; SlowConsumerDrop (the default) waits at most
+// SlowConsumerAfter, then marks it slow (peerState.slow, OnSlowConsumer) and
+// skips it without waiting, counting what it missed, until it returns credit:
+// the next message it gets is preceded by GAP{missed} (consumer: OnMissed,
+// Stats().Missed); SlowConsumerDisconnect drops it after SlowConsumerAfter and
+// sends SLOW_CONSUMER (consumer: OnChannelError, EventSlowConsumer), and the
+// REJOIN below re-admits it when it speaks again. Flush does not wait for a
+// consumer marked slow. Pipeline and Bidir always wait for credit.
+//
+// Peer table bound. At most MaxPeers consumers are joined; a HELLO beyond is
+// dropped unanswered. A HELLO without heartbeat_ms gets PeerTimeout/2, so a
+// foreign peer that joins and goes silent is pruned; the producer sends it
+// REJOIN then, in case it is a live client that is merely idle.
 //
 // Re-admission. A producer drops a consumer it believes dead (peer heartbeat
 // timeout, CONSUMER_DIED_NOTIFY). When such a consumer is heard again (any

@@ -47,6 +47,11 @@ const EventReregisterFailed = "reregister_failed"
 // HELLO could not be sent: the consumer is not admitted and gets no data.
 const EventRejoinFailed = "rejoin_failed"
 
+// EventSlowConsumer is the ChannelNotice.Event a Consumer raises (to its
+// OnChannelError) when its PubSub producer disconnected it for not returning
+// credit (SlowConsumerDisconnect; wire SLOW_CONSUMER). Error holds the reason.
+const EventSlowConsumer = "slow_consumer"
+
 // Callbacks run on the Messenger's callback goroutine, one at a time and in the
 // order the broker sent the notifications, never on the socket's goroutines: a
 // slow callback delays other callbacks, never replies or heartbeats. Callbacks may

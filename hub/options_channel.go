@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -47,10 +48,23 @@ type ProducerOptions struct {
 	Timeout time.Duration
 	// SendTimeout bounds Send/SendTo when their ctx has no deadline (default 5 s).
 	SendTimeout time.Duration
-	// PeerTimeout: a consumer that announced peer heartbeats and then stays
-	// silent this long is dropped with OnConsumerDied(pid, "peer_heartbeat_timeout")
-	// (backlog B-4; default 5 s; negative disables).
+	// PeerTimeout: a consumer that stays silent this long is dropped with
+	// OnConsumerDied(pid, "peer_heartbeat_timeout") (backlog B-4; default 5 s;
+	// negative disables). A HELLO without heartbeat_ms is given a heartbeat of
+	// PeerTimeout/2, so a foreign consumer that never speaks is pruned too.
 	PeerTimeout time.Duration
+	// SlowConsumer is the PubSub policy for a consumer without credit (doc.go
+	// "Slow consumers"; default SlowConsumerDrop). Pipeline and Bidir ignore it:
+	// they always wait for credit.
+	SlowConsumer SlowConsumerPolicy
+	// SlowConsumerAfter: under SlowConsumerDrop and SlowConsumerDisconnect, a
+	// PubSub Send waits this long for a consumer's credit before it counts the
+	// consumer slow (default 250 ms; never longer than the send's deadline).
+	SlowConsumerAfter time.Duration
+	// MaxPeers bounds the joined consumers: a HELLO beyond it is refused (not
+	// acknowledged, counted in Stats().Dropped) so foreign HELLOs cannot grow the
+	// peer table without bound (default 256; negative: no bound).
+	MaxPeers int
 	// SlotTimeout is the slot timeout of Push jobs (default 5 s).
 	SlotTimeout time.Duration
 	// HandlerSlotTimeout is the slot timeout of each real-time write handler
@@ -91,6 +105,44 @@ type ProducerCallbacks struct {
 	// ring notices the Producer raises itself (n.Event EventRingError, n.Ring
 	// set; doc.go "Ring faults").
 	OnChannelError func(n ChannelNotice)
+	// OnSlowConsumer: PubSub only. A consumer had no credit for
+	// SlowConsumerAfter; action is what the policy did: SlowConsumerDrop (it
+	// misses items from now until it returns credit, then it is told how many)
+	// or SlowConsumerDisconnect (it was dropped from the channel and told).
+	// missed is the number of items it missed so far (0 for a drop streak's
+	// start). Once per streak.
+	OnSlowConsumer func(c ConsumerIdentity, action SlowConsumerPolicy, missed uint64)
+}
+
+// SlowConsumerPolicy is what a PubSub producer does with a consumer that does
+// not return credit (doc.go "Slow consumers").
+type SlowConsumerPolicy string
+
+const (
+	// SlowConsumerBlock: Send waits for every joined consumer's credit up to its
+	// deadline and then fails with ErrBackpressure (the behaviour before the
+	// policy existed).
+	SlowConsumerBlock SlowConsumerPolicy = "block"
+	// SlowConsumerDrop: a consumer without credit for SlowConsumerAfter misses
+	// the items sent until it returns credit; then the producer sends it GAP
+	// with the count (ConsumerCallbacks.OnMissed). The default for PubSub.
+	SlowConsumerDrop SlowConsumerPolicy = "drop"
+	// SlowConsumerDisconnect: a consumer without credit for SlowConsumerAfter
+	// is dropped from the channel and sent SLOW_CONSUMER (its OnChannelError
+	// gets EventSlowConsumer); when it speaks again the producer answers REJOIN
+	// as for any consumer it dropped.
+	SlowConsumerDisconnect SlowConsumerPolicy = "disconnect"
+)
+
+// ParseSlowConsumerPolicy parses "block", "drop" or "disconnect" ("" = drop).
+func ParseSlowConsumerPolicy(s string) (SlowConsumerPolicy, error) {
+	switch p := SlowConsumerPolicy(s); p {
+	case "":
+		return SlowConsumerDrop, nil
+	case SlowConsumerBlock, SlowConsumerDrop, SlowConsumerDisconnect:
+		return p, nil
+	}
+	return "", fmt.Errorf("slow consumer policy %q: %w: want block, drop or disconnect", s, ErrInvalidArgument)
 }
 
 // ConsumerOptions configures Connect. Zero fields take the defaults noted.
@@ -181,11 +233,16 @@ type ConsumerCallbacks struct {
 	// after a pause past a timeout) and asked it to HELLO again (REJOIN); the
 	// HELLO is sent. Counted in Stats().Rejoins. A HELLO that cannot be sent is
 	// reported to OnChannelError with event EventRejoinFailed.
-	OnRejoined       func()
+	OnRejoined func()
+	// OnMissed: PubSub under SlowConsumerDrop. The producer skipped n items
+	// for this consumer while it had no credit (it was slow or paused) and said
+	// so (GAP) before the next item it sends it. Counted in Stats().Missed.
+	OnMissed         func(n uint64)
 	OnChannelClosing func(reason string)
-	// OnChannelError: CHANNEL_ERROR_NOTIFY and CHANNEL_EVENT_NOTIFY, and the
+	// OnChannelError: CHANNEL_ERROR_NOTIFY and CHANNEL_EVENT_NOTIFY, the
 	// ring notices the Consumer raises itself (n.Event EventRingError or
-	// EventRingReattached, n.Ring set; doc.go "Ring faults").
+	// EventRingReattached, n.Ring set; doc.go "Ring faults"), and
+	// EventSlowConsumer when its producer disconnected it for being slow.
 	OnChannelError func(n ChannelNotice)
 }
 
@@ -204,6 +261,8 @@ const (
 	defaultProducerLostAfter  = time.Second
 	defaultHandlerSlotTimeout = 50 * time.Millisecond
 	defaultWindow             = 256
+	defaultSlowConsumerAfter  = 250 * time.Millisecond
+	defaultMaxPeers           = 256
 	defaultEndpoint           = "tcp://127.0.0.1:0"
 )
 
@@ -225,6 +284,13 @@ func (o ProducerOptions) withDefaults() ProducerOptions {
 	o.Timeout = orDefault(o.Timeout, defaultTimeout)
 	o.SendTimeout = orDefault(o.SendTimeout, defaultTimeout)
 	o.PeerTimeout = orDefault(o.PeerTimeout, defaultPeerTimeout)
+	if o.SlowConsumer == "" {
+		o.SlowConsumer = SlowConsumerDrop
+	}
+	o.SlowConsumerAfter = orDefault(o.SlowConsumerAfter, defaultSlowConsumerAfter)
+	if o.MaxPeers == 0 {
+		o.MaxPeers = defaultMaxPeers
+	}
 	o.SlotTimeout = orDefault(o.SlotTimeout, defaultTimeout)
 	o.HandlerSlotTimeout = orDefault(o.HandlerSlotTimeout, defaultHandlerSlotTimeout)
 	o.CloseDrain = orDefault(o.CloseDrain, time.Second)

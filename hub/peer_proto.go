@@ -40,6 +40,15 @@ const (
 	// a timeout, and is back). The consumer answers with HELLO and is admitted
 	// again (Go addition; a consumer that does not know it sees a user message).
 	TypeRejoin = "REJOIN"
+	// TypeGap: producer → consumer, JSON gapBody: under SlowConsumerDrop the
+	// producer skipped Missed data messages for this consumer while it had no
+	// credit; sent before the next data message it gets (Go addition).
+	TypeGap = "GAP"
+	// TypeSlowConsumer: producer → consumer, JSON gapBody: under
+	// SlowConsumerDisconnect the producer dropped this consumer for not
+	// returning credit; it gets no more data unless it is re-admitted (REJOIN,
+	// HELLO). Go addition.
+	TypeSlowConsumer = "SLOW_CONSUMER"
 	// TypeCtrl is the default user control type.
 	TypeCtrl = "CTRL"
 )
@@ -53,7 +62,8 @@ const maxWindow = 1 << 16
 
 func reservedType(t string) bool {
 	switch t {
-	case TypeHello, TypeHelloAck, TypeBye, TypeByeAck, TypePeerHeartbeat, TypeCredit, TypeRejoin:
+	case TypeHello, TypeHelloAck, TypeBye, TypeByeAck, TypePeerHeartbeat, TypeCredit, TypeRejoin,
+		TypeGap, TypeSlowConsumer:
 		return true
 	}
 	return false
@@ -80,6 +90,12 @@ type helloAckBody struct {
 // creditBody is the CREDIT body.
 type creditBody struct {
 	N int `json:"n"`
+}
+
+// gapBody is the GAP and SLOW_CONSUMER body.
+type gapBody struct {
+	Missed uint64 `json:"missed"`           // data messages skipped for this consumer
+	Reason string `json:"reason,omitempty"` // SLOW_CONSUMER: why it was dropped
 }
 
 // decodeHello parses and checks a HELLO body from an untrusted peer.

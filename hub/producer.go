@@ -65,6 +65,9 @@ func NewProducer(ctx context.Context, m *Messenger, opts ProducerOptions) (*Prod
 	if m == nil {
 		return nil, fmt.Errorf("%s %q: %w: nil Messenger", op, name, ErrInvalidArgument)
 	}
+	if _, err := ParseSlowConsumerPolicy(string(opts.SlowConsumer)); err != nil {
+		return nil, fmt.Errorf("%s %q: %w", op, name, err)
+	}
 	standalone, err := m.standalone() // no broker: the discovery record only (discovery_file.go)
 	if err != nil {
 		return nil, fmt.Errorf("%s %q: %w", op, name, err)
@@ -173,7 +176,10 @@ type ChannelStats struct {
 	Consumers int    // joined consumers now
 	Sent      uint64 // peer messages queued for sending
 	Dropped   uint64 // malformed peer messages dropped
-	Skipped   uint64 // PubSub deliveries skipped for lack of credit at the deadline
+	Skipped   uint64 // PubSub deliveries skipped for lack of credit (deadline, or SlowConsumerDrop)
+	// Missed (consumer side): items the producer skipped for this consumer under
+	// SlowConsumerDrop, as its GAP messages said (OnMissed).
+	Missed uint64
 	// Consumer side: Restarts counts producer restarts followed (the consumer
 	// moved to a successor producer, OnProducerRestarted); Rejoins counts the
 	// producer's REJOIN requests answered with a new HELLO (OnRejoined).

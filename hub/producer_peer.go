@@ -49,8 +49,11 @@ type peerState struct {
 	key      string
 	credit   int
 	window   int
-	hb       time.Duration // announced heartbeat period (0 = none)
+	hb       time.Duration // heartbeat period (announced, or PeerTimeout/2 when it announced none)
 	lastSeen time.Time
+	noHB     bool   // announced no heartbeat: asked to HELLO again when pruned
+	slow     bool   // SlowConsumerDrop: in a drop streak (skipped without waiting)
+	missed   uint64 // items skipped in the current streak (told by GAP)
 }
 
 // newProducerLink returns the peer link of p on its bound ROUTER r.
@@ -251,12 +254,23 @@ func (p *producerLink) handleHello(peer []byte, body []byte, now time.Time) {
 	}
 	ps := p.peers[key]
 	if ps == nil {
+		if p.opts.MaxPeers > 0 && len(p.order) >= p.opts.MaxPeers {
+			p.mu.Unlock()
+			p.dropped.Add(1)
+			p.log.Warn("hub: HELLO refused: the peer table is full", "identity", hex.EncodeToString(peer),
+				"pid", h.ConsumerPid, "max_peers", p.opts.MaxPeers)
+			return
+		}
 		ps = &peerState{key: key}
 		p.peers[key] = ps
 		p.order = append(p.order, ps)
 	}
 	ps.id, ps.credit, ps.window, ps.lastSeen = id, h.Window, h.Window, now
-	ps.hb = time.Duration(h.HeartbeatMs) * time.Millisecond
+	ps.hb, ps.noHB = time.Duration(h.HeartbeatMs)*time.Millisecond, h.HeartbeatMs == 0
+	if ps.noHB {
+		ps.hb = p.opts.PeerTimeout / 2 // pruned like the others when silent
+	}
+	ps.slow, ps.missed = false, 0
 	p.wakeLocked()
 	p.mu.Unlock()
 	ack := mustJSON(helloAckBody{Channel: p.name, Pattern: string(p.pat), Window: h.Window})
@@ -335,15 +349,23 @@ func (p *producerLink) tickLoop() {
 }
 
 func (p *producerLink) prune(now time.Time) {
-	var dead []ConsumerIdentity
+	var dead, ask []ConsumerIdentity
 	p.mu.Lock()
 	for _, ps := range append([]*peerState(nil), p.order...) {
 		if ps.hb > 0 && now.Sub(ps.lastSeen) > p.opts.PeerTimeout {
 			p.removeLocked(ps.key)
 			dead = append(dead, ps.id)
+			if ps.noHB {
+				ask = append(ask, ps.id)
+			}
 		}
 	}
 	p.mu.Unlock()
+	// A consumer that announced no heartbeat may be alive and merely idle: ask
+	// it to HELLO again (a dead or foreign one does not answer).
+	for _, id := range ask {
+		p.unknownPeer(id.ID)
+	}
 	for _, id := range dead {
 		p.log.Warn("hub: consumer missed its peer heartbeats", "identity", hex.EncodeToString(id.ID), "pid", id.Pid)
 		if fn := p.opts.Callbacks.OnConsumerDied; fn != nil && !p.closing.Load() {
@@ -369,8 +391,10 @@ func (p *producerLink) ConnectedConsumers() []ConsumerIdentity {
 // consumer; Pipeline: to exactly one, balanced by credit). It waits for flow
 // control credit until ctx ends (or SendTimeout when ctx has no deadline):
 // ErrBackpressure (PubSub: the message reached the consumers that had credit),
-// ErrNoConsumers (Pipeline without any consumer). PubSub without consumers
-// drops the message and returns nil. Send copies payload. ErrWrongPattern on
+// ErrNoConsumers (Pipeline without any consumer). PubSub waits so only under
+// SlowConsumerBlock; under SlowConsumerDrop/Disconnect it waits at most
+// SlowConsumerAfter for a consumer's credit and then skips or drops that
+// consumer. PubSub without consumers drops the message and returns nil. Send copies payload. ErrWrongPattern on
 // Bidir (use SendTo).
 func (p *producerLink) Send(ctx context.Context, payload []byte) error {
 	if p.pat == PatternBidir {
@@ -569,8 +593,12 @@ func (p *producerLink) sendOne(ctx context.Context, id []byte, pb *dataBuf) erro
 	}
 }
 
-// broadcast sends to every joined consumer once each has credit.
+// broadcast sends to every joined consumer once each has credit
+// (SlowConsumerBlock; the other policies: broadcastSlow).
 func (p *producerLink) broadcast(ctx context.Context, pb *dataBuf) error {
+	if p.opts.SlowConsumer != SlowConsumerBlock {
+		return p.broadcastSlow(ctx, pb)
+	}
 	w := creditWait{p: p, parent: ctx}
 	defer w.release()
 	done := map[string]bool{}
@@ -612,13 +640,14 @@ func (p *producerLink) broadcast(ctx context.Context, pb *dataBuf) error {
 }
 
 // Flush waits until every joined consumer has consumed everything sent to it
-// (its whole credit window is back) or ctx ends.
+// (its whole credit window is back) or ctx ends. A consumer in a
+// SlowConsumerDrop streak is not waited for.
 func (p *producerLink) Flush(ctx context.Context) error {
 	for {
 		p.mu.Lock()
 		pending := false
 		for _, ps := range p.order {
-			if ps.credit < ps.window {
+			if ps.credit < ps.window && !ps.slow {
 				pending = true
 			}
 		}
@@ -632,5 +661,160 @@ func (p *producerLink) Flush(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("flush %q: %w", p.name, ctx.Err())
 		}
+	}
+}
+
+// slowSend is one consumer's share of a broadcastSlow round: its GAP (when it
+// ends a drop streak) goes before the data.
+type slowSend struct {
+	id     []byte
+	missed uint64 // > 0: send GAP first
+}
+
+// broadcastSlow is PubSub Send under SlowConsumerDrop and
+// SlowConsumerDisconnect: every consumer with credit gets the message at once;
+// one without credit is waited for up to SlowConsumerAfter, then counted slow
+// (slowLocked). A consumer already in a drop streak is skipped without waiting
+// until it returns credit, and then told how many it missed (GAP).
+func (p *producerLink) broadcastSlow(ctx context.Context, pb *dataBuf) error {
+	w := creditWait{p: p, parent: ctx}
+	defer w.release()
+	done := map[string]bool{}
+	var grace *time.Timer
+	defer func() {
+		if grace != nil {
+			grace.Stop()
+		}
+	}()
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return fmt.Errorf("send %q: %w", p.name, ErrClosed)
+		}
+		ready, waiting := p.roundLocked(done)
+		wake := p.wake
+		p.mu.Unlock()
+		for _, r := range ready {
+			p.sendSlow(r, pb)
+		}
+		if waiting == 0 {
+			return nil
+		}
+		if grace == nil {
+			grace = time.NewTimer(p.opts.SlowConsumerAfter)
+		}
+		switch p.waitSlow(&w, wake, grace.C) {
+		case waitWoken:
+		case waitGrace:
+			p.mu.Lock()
+			ready, _ = p.roundLocked(done)
+			gone := p.slowLocked(done)
+			p.mu.Unlock()
+			for _, r := range ready {
+				p.sendSlow(r, pb)
+			}
+			p.tellDisconnected(gone)
+			return nil
+		default:
+			p.skipped.Add(uint64(waiting))
+			return fmt.Errorf("send %q: %w: %d consumer(s) skipped: %w", p.name, ErrBackpressure, waiting, w.err())
+		}
+	}
+}
+
+const (
+	waitWoken = iota
+	waitGrace
+	waitDeadline
+)
+
+// waitSlow waits for credit, the slow-consumer grace or the send's deadline.
+func (p *producerLink) waitSlow(w *creditWait, wake <-chan struct{}, grace <-chan time.Time) int {
+	if w.ctx == nil {
+		w.ctx, w.cancel = p.sendCtx(w.parent)
+	}
+	select {
+	case <-wake:
+		return waitWoken
+	case <-grace:
+		return waitGrace
+	case <-w.ctx.Done():
+		return waitDeadline
+	}
+}
+
+// roundLocked takes one credit from every consumer not yet served (done) that
+// has one, and skips (counting missed) those in a drop streak. It returns the
+// sends to make and how many consumers still lack credit.
+func (p *producerLink) roundLocked(done map[string]bool) (ready []slowSend, waiting int) {
+	for _, ps := range p.order {
+		switch {
+		case done[ps.key]:
+		case ps.credit > 0:
+			ps.credit--
+			ready = append(ready, slowSend{id: ps.id.ID, missed: ps.missed})
+			ps.slow, ps.missed = false, 0
+		case ps.slow:
+			ps.missed++
+			p.skipped.Add(1)
+		default:
+			waiting++
+			continue
+		}
+		done[ps.key] = true
+	}
+	return ready, waiting
+}
+
+// slowLocked applies the policy to every consumer not served (done) that
+// still has no credit after SlowConsumerAfter: SlowConsumerDrop starts its drop
+// streak (this message is its first miss); SlowConsumerDisconnect drops it and
+// returns it, to be sent SLOW_CONSUMER (tellDisconnected).
+func (p *producerLink) slowLocked(done map[string]bool) (gone []ConsumerIdentity) {
+	for _, ps := range append([]*peerState(nil), p.order...) {
+		if done[ps.key] || ps.credit > 0 {
+			continue
+		}
+		p.skipped.Add(1)
+		id, action := ps.id, p.opts.SlowConsumer
+		if action == SlowConsumerDisconnect {
+			p.removeLocked(ps.key)
+			gone = append(gone, id)
+		} else {
+			ps.slow, ps.missed = true, 1
+			p.log.Info("hub: slow consumer: dropping items for it until it returns credit", "identity", hex.EncodeToString(id.ID), "pid", id.Pid)
+		}
+		if fn := p.opts.Callbacks.OnSlowConsumer; fn != nil {
+			missed := uint64(1)
+			if action == SlowConsumerDrop {
+				missed = 0
+			}
+			p.cbs.submit("OnSlowConsumer", func() { fn(id, action, missed) })
+		}
+	}
+	return gone
+}
+
+// tellDisconnected sends SLOW_CONSUMER to the consumers slowLocked dropped.
+func (p *producerLink) tellDisconnected(gone []ConsumerIdentity) {
+	body := mustJSON(gapBody{Missed: 1, Reason: "no credit for " + p.opts.SlowConsumerAfter.String()})
+	for _, id := range gone {
+		if err := p.send(id.ID, proto.ControlFrames(TypeSlowConsumer, body)...); err != nil {
+			p.log.Debug("hub: SLOW_CONSUMER not sent", "err", err)
+		}
+		p.log.Warn("hub: slow consumer disconnected", "identity", hex.EncodeToString(id.ID), "pid", id.Pid)
+	}
+}
+
+// sendSlow sends GAP (when r ends a drop streak) and then the data to r.
+func (p *producerLink) sendSlow(r slowSend, pb *dataBuf) {
+	if r.missed > 0 {
+		if err := p.send(r.id, proto.ControlFrames(TypeGap, mustJSON(gapBody{Missed: r.missed}))...); err != nil {
+			p.log.Debug("hub: GAP not sent", "err", err)
+		}
+	}
+	if err := p.sendPayload(r.id, pb); err != nil {
+		p.log.Debug("hub: broadcast to one consumer failed", "err", err)
 	}
 }

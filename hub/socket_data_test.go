@@ -100,7 +100,8 @@ func TestSocketDataIntact(t *testing.T) {
 			m := newMessenger(t, s)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			p, err := NewProducer(ctx, m, ProducerOptions{Channel: chanName("intact"), Pattern: pat, NoCurve: true})
+			p, err := NewProducer(ctx, m, ProducerOptions{Channel: chanName("intact"), Pattern: pat, NoCurve: true,
+				SlowConsumer: SlowConsumerBlock})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -86,7 +86,9 @@ var _ = Describe("Channel patterns", func() {
 
 	It("PubSub delivers all N messages to each of 3 consumers after HELLO", func() {
 		const n = 2000
-		p := newProducer(m, hub.ProducerOptions{Pattern: hub.PatternPubSub})
+		// Every message to every consumer: the block policy (the default, drop,
+		// would let a consumer lagging SlowConsumerAfter miss some).
+		p := newProducer(m, hub.ProducerOptions{Pattern: hub.PatternPubSub, SlowConsumer: hub.SlowConsumerBlock})
 		var cs []*hub.Consumer
 		for range 3 {
 			cs = append(cs, connect(m, hub.ConsumerOptions{Channel: p.Channel(), Window: 32}))

@@ -88,7 +88,7 @@ var _ = Describe("Multi-process (behaviours §4 and process deaths, with plh-nod
 		for _, mode := range [][]string{{"--pattern", "PubSub"}, {"--shm", "--policy", "sync", "--slots", "4", "--secret", "77"}} {
 			ch := support.UniqueName("ev")
 			common := []string{"--broker", s.Endpoint(), "--broker-key", s.PublicKey(), "--channel", ch, "--schema", "lab.v1"}
-			p := node("p", append(append([]string{"--role", "producer", "--linger", "1m"}, common...), mode...)...)
+			p := node("p", append(append([]string{"--role", "producer", "--linger", "1m", "--slow-consumer", "block"}, common...), mode...)...)
 			Eventually(saw(p, "ready", nil)).WithTimeout(10 * time.Second).Should(BeTrue())
 			Expect(saw(p, "registered", nil)()).To(BeTrue())
 			c := node("c", append(append([]string{"--role", "consumer", "--count", "500"}, common...), mode...)...)

@@ -106,6 +106,7 @@ func (n *node) runConsumer(ctx context.Context) (int, string) {
 		OnProducerRestarted: func(info hub.ChannelInfo) {
 			n.emit("producer_restarted", map[string]any{"channel": ch, "producer_pid": info.ProducerPid})
 		},
+		OnMissed: func(k uint64) { n.emit("missed", map[string]any{"channel": ch, "missed": k}) },
 	}
 	if o.churn > 0 {
 		n.churn(ctx)

@@ -41,6 +41,7 @@ type options struct {
 	connectTimeout, stallAfter, stallEvery          time.Duration
 	secret                                          uint64
 	control                                         bool
+	slowConsumer                                    hub.SlowConsumerPolicy
 }
 
 // Main runs plh-node with args (without the program name) until it is done, ctx
@@ -111,6 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 10*time.Second, "how long to wait for the broker and the channel")
 	fs.DurationVar(&o.stallAfter, "stall-after", defaultStallAfter, "producer: report a write still waiting after this long (backpressure_stall_start)")
 	fs.DurationVar(&o.stallEvery, "stall-every", defaultStallEvery, "producer: while a write waits, report it again this often (backpressure_stall_ongoing)")
+	slow := fs.String("slow-consumer", "drop", "producer, PubSub: drop|block|disconnect, what to do with a consumer that returns no credit (hub.SlowConsumerPolicy)")
 	fs.IntVar(&o.window, "window", 0, "consumer: flow-control window in messages (0 = 256)")
 	fs.StringVar(&o.uid, "uid", "", "consumer uid / producer uid stored in the segment")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "debug|info|warn|error")
@@ -148,6 +150,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if _, err := syncPolicy(o.policy); err != nil {
 		return o, err
+	}
+	if o.slowConsumer, err = hub.ParseSlowConsumerPolicy(*slow); err != nil {
+		return o, fmt.Errorf("--slow-consumer: %w", err)
 	}
 	if err := o.parseSchema(); err != nil {
 		return o, err

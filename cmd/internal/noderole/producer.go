@@ -15,7 +15,7 @@ import (
 func (n *node) runProducer(ctx context.Context) (int, string) {
 	o := n.o
 	opts := hub.ProducerOptions{Channel: o.channel, Pattern: hub.Pattern(o.pattern), SchemaHash: o.channelSchemaHash(),
-		PeerTimeout: o.peerTimeout, Logger: n.log, Endpoint: o.endpoint}
+		PeerTimeout: o.peerTimeout, SlowConsumer: o.slowConsumer, Logger: n.log, Endpoint: o.endpoint}
 	if o.descriptor != nil {
 		opts.Schema = *o.descriptor
 	}
@@ -44,6 +44,10 @@ func (n *node) runProducer(ctx context.Context) (int, string) {
 			n.emit("notification", map[string]any{"type": "CHANNEL_CLOSING_NOTIFY", "channel": ch, "reason": reason})
 		},
 		OnChannelError: n.emitNotice,
+		OnSlowConsumer: func(c hub.ConsumerIdentity, action hub.SlowConsumerPolicy, missed uint64) {
+			n.emit("slow_consumer", map[string]any{"channel": ch, "identity": hex.EncodeToString(c.ID), "consumer_pid": c.Pid,
+				"action": string(action), "missed": missed})
+		},
 	}
 	if n.up != nil {
 		opts.Callbacks.OnConsumerData = func(_ hub.ConsumerIdentity, b []byte) { n.recordUpstream(b) }
@@ -264,6 +268,10 @@ func (n *node) holdLock(ctx context.Context, p *hub.Producer, seq uint64) (int, 
 func (n *node) emitNotice(c hub.ChannelNotice) {
 	if c.Ring != nil {
 		n.emitRing(c)
+		return
+	}
+	if c.Event == hub.EventSlowConsumer {
+		n.emit("slow_disconnected", map[string]any{"channel": c.Channel, "reason": c.Error})
 		return
 	}
 	f := map[string]any{"type": c.Type, "channel": c.Channel, "event": c.Event}
