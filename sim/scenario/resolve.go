@@ -209,7 +209,7 @@ func defaultExit(p *Plan, target string, m ExitMode) {
 // fillFault fills the per-kind defaults of a fault.
 func fillFault(p *Plan, f FaultSpec) FaultSpec {
 	switch f.Kind {
-	case FaultKill, FaultKillHoldingLock, FaultBrokerRestart:
+	case FaultKill, FaultKillHoldingLock, FaultBrokerRestart, FaultProducerRestart:
 		if f.Signal == "" {
 			f.Signal = "KILL"
 		}
@@ -222,10 +222,12 @@ func fillFault(p *Plan, f FaultSpec) FaultSpec {
 			f.Slot = "next"
 		}
 	}
-	if f.Target == "" && f.Kind == FaultBrokerRestart {
+	if f.Target == "" && (f.Kind == FaultBrokerRestart || f.Kind == FaultHubPause) {
 		f.Target = "hub"
 	}
-	if f.Channel == "" && (f.Kind == FaultSchemaConflict || f.Kind == FaultCorruptSlot) {
+	f = fillMoreFault(f)
+	if f.Channel == "" && (f.Kind == FaultSchemaConflict || f.Kind == FaultCorruptSlot ||
+		f.Kind == FaultConsumerChurn || f.Kind == FaultCorruptControl) {
 		if n, ok := p.Node(f.Target); ok {
 			f.Channel = n.Channel
 		}

@@ -131,7 +131,7 @@ func (e *evaluator) workAfter(name string, t int64) int {
 	return n
 }
 
-// faulted reports whether a kill, kill_holding_lock or pause fault targeted
+// faulted reports whether a kill, kill_holding_lock, pause or producer_restart fault targeted
 // name at or before t.
 func (e *evaluator) faulted(name string, t int64) bool {
 	for _, ev := range e.evs {
@@ -140,7 +140,7 @@ func (e *evaluator) faulted(name string, t int64) bool {
 		}
 		if ev.Node == scenario.EngineName && ev.Kind == "fault" && ev.Str("target") == name {
 			switch scenario.FaultKind(ev.Str("fault")) {
-			case scenario.FaultKill, scenario.FaultKillHoldingLock, scenario.FaultPause:
+			case scenario.FaultKill, scenario.FaultKillHoldingLock, scenario.FaultPause, scenario.FaultProducerRestart:
 				return true
 			}
 		}
