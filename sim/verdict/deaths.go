@@ -3,6 +3,7 @@ package verdict
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/pylabhub/plh/internal/event"
 	"github.com/pylabhub/plh/sim/scenario"
@@ -24,7 +25,7 @@ func (e *evaluator) noFalseDeath() Verdict {
 	var bad []string
 	var evid []event.Event
 	for _, n := range notices {
-		if e.excepted("no_false_death", n.victim) {
+		if e.excepted("no_false_death", n.victim) || e.diedBefore(n.victim, n.ev.T) {
 			continue
 		}
 		after := e.workAfter(n.victim, n.ev.T)
@@ -157,6 +158,36 @@ func (e *evaluator) ended(name string, t int64) bool {
 		}
 		if ev.Node == name && ev.Kind == "exit" {
 			return true
+		}
+	}
+	return false
+}
+
+// diedBefore reports whether a process of node name ended shortly before t
+// (within the hub's channel timeout + 1 s) and the node was started again
+// after it (producer_restart): a notice then is about the dead incarnation,
+// and the successor's own work does not make it false.
+func (e *evaluator) diedBefore(name string, t int64) bool {
+	window := int64(e.plan.Hub.ChannelTimeout)
+	if window <= 0 {
+		window = int64(10 * time.Second)
+	}
+	window += int64(time.Second)
+	var died int64
+	for _, ev := range e.evs {
+		if ev.T > t {
+			break
+		}
+		if ev.Node != scenario.EngineName || ev.Str("target") != name {
+			continue
+		}
+		switch ev.Kind {
+		case "process_end":
+			died = ev.T
+		case "spawned":
+			if died > 0 && t-died <= window {
+				return true
+			}
 		}
 	}
 	return false
