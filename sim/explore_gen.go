@@ -45,7 +45,24 @@ func (g *generator) fresh(rng *rand.Rand) []scenario.FaultSpec {
 	for range n {
 		out = append(out, g.draw(rng, g.pairs[rng.IntN(len(g.pairs))]))
 	}
-	return sortFaults(out)
+	return dropAfterKill(sortFaults(out))
+}
+
+// dropAfterKill removes the faults that follow a kill (SIGKILL) or
+// kill_holding_lock of the same target: it is gone, they could not fire.
+func dropAfterKill(fs []scenario.FaultSpec) []scenario.FaultSpec {
+	dead := map[string]bool{}
+	out := fs[:0]
+	for _, f := range fs {
+		if dead[f.Target] && f.Target != scenario.HubName {
+			continue
+		}
+		out = append(out, f)
+		if f.Kind == scenario.FaultKillHoldingLock || f.Kind == scenario.FaultKill && (f.Signal == "" || f.Signal == "KILL") {
+			dead[f.Target] = true
+		}
+	}
+	return out
 }
 
 // draw fills one fault of the pair's kind and target with a time and the
@@ -110,7 +127,7 @@ func (g *generator) mutate(rng *rand.Rand, base []scenario.FaultSpec) ([]scenari
 			ops = append(ops, "redraw "+faultLabel(fs[i]))
 		}
 	}
-	return sortFaults(fs), strings.Join(ops, ", ")
+	return dropAfterKill(sortFaults(fs)), strings.Join(ops, ", ")
 }
 
 // between draws a duration in [lo, hi], to the millisecond.

@@ -99,6 +99,17 @@ func fillMoreFault(f FaultSpec) FaultSpec {
 	return f
 }
 
+// scribbledExits lets every node of a channel whose control zone a
+// corrupt_control fault scribbles end as it may (exit "any" unless set): a
+// consumer whose heartbeat entry was stolen stops with an error, by design.
+func scribbledExits(p *Plan, channel string) {
+	for _, n := range p.Nodes {
+		if n.Channel == channel {
+			defaultExit(p, n.Name, ExitAny)
+		}
+	}
+}
+
 // checkExplore validates [explore]: known explorable kinds and targets, each
 // kind fitting at least one target, bounds in order.
 func (c checker) checkExplore(x *ExploreSpec, roles map[string]string) error {

@@ -136,6 +136,8 @@ func Resolve(v Variant, seed uint64) (*Plan, error) {
 			}
 		case FaultHostKill:
 			hostKilledExits(p, f.Target)
+		case FaultCorruptControl:
+			scribbledExits(p, f.Channel)
 		}
 	}
 	shmDefaults(p)
