@@ -221,8 +221,8 @@ var _ = Describe("plh-sim explore", func() {
 		defer cancel()
 		go func() {
 			defer GinkgoRecover()
-			Eventually(ectx, func() bool { return aRunIsUnderWay(out) }).WithTimeout(60 * time.Second).
-				WithPolling(20 * time.Millisecond).Should(BeTrue(), "no run started")
+			Eventually(ectx, func() bool { return aRunIsUnderWay(out) }).WithTimeout(60*time.Second).
+				WithPolling(20*time.Millisecond).Should(BeTrue(), "no run started")
 			cancel()
 		}()
 		res, err := sim.Explore(ectx, cfg, vs[0])
