@@ -48,6 +48,19 @@
 // janitor learns the hosts' init groups and the net id; logs/hosts.log names
 // them. partition, heal and host_kill are rows of faultTable like the others.
 //
+// Explore and shrink (explore*.go, shrink.go). Explore runs one system (a
+// Variant with [explore]) again and again, each run's schedule drawn from
+// (seed, run number) by a generator over scenario.ExplorePairs: fresh, or a
+// mutation (shift, add, drop, retarget, redraw) of a corpus schedule that
+// reached new coverage (explore_coverage.go: features of the timeline). A
+// schedule becomes a Plan through scenario.WithFaults and Resolve, so it runs
+// and replays like a file. The first failed run is shrunk: Shrink drops faults
+// (none, halves, … one at a time), then moves them earlier and shortens them;
+// a candidate still fails when one of Tries runs fails a verdict of the same
+// name. Both write into folders of their own (coverage.tsv, runs.tsv,
+// summary.txt, shrink/minimal). They call Run; they hold no state across runs
+// but the corpus and the coverage set, so nothing of theirs outlives Explore.
+//
 // Timeline. All times are CLOCK_MONOTONIC nanoseconds (proc.Now), the clock of
 // every process on the host, so sorting by t merges the streams. The engine
 // records its own events under node "plh-sim": spawned, run_start, fault,
