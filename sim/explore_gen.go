@@ -54,7 +54,7 @@ func dropAfterKill(fs []scenario.FaultSpec) []scenario.FaultSpec {
 	dead := map[string]bool{}
 	out := fs[:0]
 	for _, f := range fs {
-		if dead[f.Target] && f.Target != scenario.HubName {
+		if dead[f.Target] {
 			continue
 		}
 		out = append(out, f)

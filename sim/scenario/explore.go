@@ -15,8 +15,9 @@ import (
 type ExploreSpec struct {
 	// Kinds are the fault kinds drawn (ExploreKinds).
 	Kinds []FaultKind `toml:"kinds"`
-	// Targets are the node names (or "hub") faults may hit; default every
-	// node and the hub. Each kind draws among the targets it fits.
+	// Targets are the node names faults may hit; default every node. Each
+	// kind draws among the targets it fits; broker_restart and hub_pause
+	// target the hub.
 	Targets []string `toml:"targets,omitempty"`
 	// MaxFaults bounds the faults of one run (1..MaxExploreFaults; default 3).
 	MaxFaults int `toml:"max_faults,omitempty"`
@@ -187,8 +188,8 @@ func explorePairs(s *Scenario, roles map[string]string) []FaultSpec {
 		}
 		for _, t := range targets {
 			f := FaultSpec{Kind: k, Target: t, Delay: 1, Duration: 1}
-			if t == HubName && k != FaultKill && k != FaultPause {
-				continue
+			if t == HubName {
+				continue // the hub: broker_restart and hub_pause (a kill would end the run's broker for good)
 			}
 			if slices.Contains(shmKinds, k) && !shmNode[t] {
 				continue
