@@ -299,8 +299,12 @@ func (e *explorer) status(final bool) {
 	if final {
 		end = "\n"
 	}
+	failures := 0
+	if e.res.FailedRun > 0 {
+		failures = 1
+	}
 	e.printf("\r\033[Kexplore %s: runs %d, faults fired %d, failures %d, inconclusive %d, coverage %d features, corpus %d, %s/%s%s",
-		e.v.Scenario.Name, e.res.Runs, e.res.Faults, map[bool]int{true: 1}[e.res.FailedRun > 0], e.res.Inconclusive,
+		e.v.Scenario.Name, e.res.Runs, e.res.Faults, failures, e.res.Inconclusive,
 		len(e.cov.seen), len(e.corpus), time.Since(e.start).Round(time.Second), budget, end)
 }
 
