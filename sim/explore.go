@@ -65,6 +65,15 @@ type ExploreResult struct {
 	Shrunk     *ShrinkResult
 	// Interrupted: ctx ended the exploration.
 	Interrupted bool
+	// Curve is the coverage after each run (coverage.tsv holds the same).
+	Curve []CoveragePoint
+}
+
+// CoveragePoint is the coverage reached after a run.
+type CoveragePoint struct {
+	Elapsed  time.Duration
+	Runs     int
+	Features int
 }
 
 // corpusEntry is a schedule that reached something new.
@@ -275,6 +284,7 @@ func (e *explorer) closeLogs() {
 // logRun writes the run's lines (coverage.tsv, runs.tsv) and its progress.
 func (e *explorer) logRun(k int, p *scenario.Plan, origin string, rep *verdict.Report, fresh []string) {
 	el := time.Since(e.start)
+	e.res.Curve = append(e.res.Curve, CoveragePoint{Elapsed: el, Runs: k, Features: len(e.cov.seen)})
 	fmt.Fprintf(e.covLog, "%.1f\t%d\t%d\t%d\t%d\n", el.Seconds(), k, e.res.Faults, len(e.cov.seen), len(e.corpus))
 	fmt.Fprintf(e.runLog, "%d\t%d\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", k, p.Seed, rep.Status, len(rep.Faults),
 		len(fresh), origin, scheduleText(p.Faults), rep.Dir, strings.Join(fresh, " "))
@@ -322,7 +332,8 @@ func (r *ExploreResult) Summary() string {
 	fmt.Fprintf(&b, "runs %d in %v (%.1f per minute), faults fired %d (%.2f per run), inconclusive %d\n",
 		r.Runs, r.Elapsed.Round(time.Second), float64(r.Runs)/max(mins, 1e-9), r.Faults,
 		float64(r.Faults)/float64(max(r.Runs, 1)), r.Inconclusive)
-	fmt.Fprintf(&b, "coverage: %d features, corpus %d schedules (over time: %s)\n", r.Features, r.Corpus, CoverageFile)
+	fmt.Fprintf(&b, "coverage: %d features, corpus %d schedules; over time (%s): %s\n", r.Features, r.Corpus,
+		CoverageFile, curveText(r.Curve))
 	switch {
 	case r.FailedRun > 0:
 		fmt.Fprintf(&b, "FAILED on run %d after %v: %s\n   run folder: %s\n", r.FailedRun, r.FoundAfter.Round(time.Second),
@@ -337,4 +348,23 @@ func (r *ExploreResult) Summary() string {
 		b.WriteString("no failure found\n")
 	}
 	return b.String()
+}
+
+// curveText samples the coverage curve at up to 6 points: "56 at 5s (run
+// 1), 80 at 2m30s (run 30), …".
+func curveText(c []CoveragePoint) string {
+	if len(c) == 0 {
+		return "no run"
+	}
+	var parts []string
+	last := -1
+	for i := 0; i < 6; i++ {
+		j := i * (len(c) - 1) / 5
+		if j == last {
+			continue
+		}
+		last = j
+		parts = append(parts, fmt.Sprintf("%d at %v (run %d)", c[j].Features, c[j].Elapsed.Round(time.Second), c[j].Runs))
+	}
+	return strings.Join(parts, ", ")
 }
