@@ -65,6 +65,9 @@ type ExploreResult struct {
 	Shrunk     *ShrinkResult
 	// Interrupted: ctx ended the exploration.
 	Interrupted bool
+	// Flaky lists failed runs whose schedule did not fail again when the
+	// shrink re-ran it (the exploration went on past them).
+	Flaky []string
 	// Curve is the coverage after each run (coverage.tsv holds the same).
 	Curve []CoveragePoint
 }
@@ -184,7 +187,12 @@ func (e *explorer) loop(ctx context.Context) error {
 			e.res.Inconclusive++
 		case rep.Status == verdict.StatusFail:
 			e.res.FailedRun, e.res.Failed, e.res.FoundAfter = k, rep, time.Since(e.start)
-			return e.shrink(ctx, k, p, rep)
+			if err := e.shrink(ctx, k, p, rep); err != nil || e.res.Shrunk == nil || e.res.Shrunk.Reproduced || ctx.Err() != nil {
+				return err
+			}
+			e.printf("run %d did not fail again in %d runs: recorded as flaky, exploring on\n", k, e.res.Shrunk.Reruns)
+			e.res.Flaky = append(e.res.Flaky, fmt.Sprintf("run %d: %s (%s)", k, violation(rep, failedNames(rep)), rep.Dir))
+			e.res.FailedRun, e.res.Failed, e.res.Shrunk = 0, nil, nil
 		}
 	}
 }
@@ -342,8 +350,16 @@ func (r *ExploreResult) Summary() string {
 			b.WriteString(r.Shrunk.Text())
 			fmt.Fprintf(&b, "minimal schedule: %s (replay.sh)\n", r.Shrunk.Dir)
 		}
+	}
+	for _, f := range r.Flaky {
+		fmt.Fprintf(&b, "flaky (failed once, not again in the re-runs): %s\n", f)
+	}
+	switch {
+	case r.FailedRun > 0:
 	case r.Interrupted:
 		b.WriteString("interrupted: no failure found so far\n")
+	case len(r.Flaky) > 0:
+		b.WriteString("no failure found that reproduces\n")
 	default:
 		b.WriteString("no failure found\n")
 	}

@@ -42,19 +42,23 @@ type ShrinkConfig struct {
 
 // ShrinkResult is the outcome of a shrink.
 type ShrinkResult struct {
-	Run      int      // the explore run that failed (0: none)
-	From, To int      // faults before and after
-	Reruns   int      // runs spent
-	Names    []string // the failing verdicts a candidate had to reproduce
-	Plan     *scenario.Plan
-	Report   *verdict.Report // the minimal schedule's failing run
-	Dir      string          // the minimal folder
+	Run int // the explore run that failed (0: none)
+	// Reproduced: the failed schedule failed again (else nothing was shrunk).
+	Reproduced bool
+	From, To   int      // faults before and after
+	Reruns     int      // runs spent
+	Names      []string // the failing verdicts a candidate had to reproduce
+	Plan       *scenario.Plan
+	Report     *verdict.Report // the minimal schedule's failing run
+	Dir        string          // the minimal folder
 	// Violation: "invariant X violated at t" of the minimal run.
 	Violation string
 }
 
 // Shrink reduces the schedule of a failed run (plan failed, its report rep)
-// to a smaller one that still fails: it drops faults (all of them first, then
+// to a smaller one that still fails. It first runs the failed schedule again:
+// if that does not fail (in Tries runs) the result says Reproduced = false and
+// nothing else is done. Then it drops faults (all of them first, then
 // halves, quarters … down to one at a time, delta-debugging style), then moves
 // each fault earlier (half its offset) and shortens it (half its duration,
 // churn cycles). Runs are not deterministic, so a candidate still fails when
@@ -76,6 +80,14 @@ func Shrink(ctx context.Context, eng Config, v scenario.Variant, failed *scenari
 	s := &shrinker{ctx: ctx, eng: eng, v: v, seed: failed.Seed, name: failed.Name, cfg: cfg, names: names}
 	res := &ShrinkResult{Run: cfg.Run, From: len(failed.Faults), Names: names, Plan: failed, Report: rep}
 	cur := slices.Clone(failed.Faults)
+	// First the failed schedule itself: a failure that does not come back in
+	// Tries runs is not shrunk (Reproduced false).
+	if p, r := s.fails(cur, "the failed schedule again"); p != nil {
+		res.Reproduced, res.Report = true, r
+	} else {
+		res.Reruns, res.Violation = s.runs, violation(rep, names)
+		return res, nil
+	}
 	try := func(cand []scenario.FaultSpec, what string) bool {
 		if s.runs >= cfg.MaxReruns || ctx.Err() != nil {
 			return false
@@ -257,6 +269,10 @@ func (res *ShrinkResult) Text() string {
 	var b strings.Builder
 	if res.Run > 0 {
 		fmt.Fprintf(&b, "failed on run %d; ", res.Run)
+	}
+	if !res.Reproduced {
+		fmt.Fprintf(&b, "did not fail again in %d re-runs: not shrunk; %s\n", res.Reruns, res.Violation)
+		return b.String()
 	}
 	fmt.Fprintf(&b, "shrunk from %d faults to %d in %d re-runs; %s\n", res.From, res.To, res.Reruns, res.Violation)
 	fmt.Fprintf(&b, "still fails = a run fails one of: %s\n", strings.Join(res.Names, "; "))

@@ -133,6 +133,9 @@ func shrinkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return verdict.ExitError
 	}
 	fmt.Fprint(stdout, res.Text())
+	if !res.Reproduced {
+		return verdict.ExitInconclusive
+	}
 	fmt.Fprintf(stdout, "minimal schedule: %s (replay.sh)\n", res.Dir)
 	if ctx.Err() != nil {
 		return verdict.ExitInconclusive

@@ -71,6 +71,26 @@ func testdata(f string) string {
 	return p
 }
 
+// outDir is a temporary folder for plh-sim's --out; when the spec fails its
+// runs.tsv and summary.txt go into the report.
+func outDir() string {
+	out := GinkgoT().TempDir()
+	DeferCleanup(func() {
+		if !CurrentSpecReport().Failed() {
+			return
+		}
+		for _, f := range []string{sim.RunsFile, sim.SummaryFile} {
+			m, _ := filepath.Glob(filepath.Join(out, "explore-*", f))
+			for _, p := range m {
+				if b, err := os.ReadFile(p); err == nil {
+					AddReportEntry(f, string(b))
+				}
+			}
+		}
+	})
+	return out
+}
+
 // exploreDir returns the explore folder under out ("" while there is none).
 func exploreDir(out string) string {
 	m, _ := filepath.Glob(filepath.Join(out, "explore-*"))
@@ -140,7 +160,7 @@ var shrunkLine = regexp.MustCompile(`failed on run (\d+); shrunk from (\d+) faul
 var _ = Describe("plh-sim explore", func() {
 	It("finds the planted CONSUMER_DEREG defect within its default budget and shrinks it to at most 2 faults; the shrunk schedule replayed fails the same way",
 		func(ctx SpecContext) {
-			out := GinkgoT().TempDir()
+			out := outDir()
 			start := time.Now()
 			code, output := startSim(bins["seeded"], out, "explore", "--seed", "1", "--out", out, testdata("small.toml")).wait(ctx)
 			Expect(code).To(Equal(verdict.ExitFail), output)
@@ -171,7 +191,7 @@ var _ = Describe("plh-sim explore", func() {
 			// in one of 3 runs (the definition of "still fails").
 			var got [][]string
 			for try := 0; try < sim.DefaultShrinkTries; try++ {
-				rout := GinkgoT().TempDir()
+				rout := outDir()
 				code, output := startSim(bins["seeded"], rout, "replay", "--quiet", "--out", rout, minimal).wait(ctx)
 				names := failedIn(rout)
 				got = append(got, names)
@@ -184,7 +204,7 @@ var _ = Describe("plh-sim explore", func() {
 		}, SpecTimeout(8*time.Minute))
 
 	It("finds nothing on the real build in a short budget", func(ctx SpecContext) {
-		out := GinkgoT().TempDir()
+		out := outDir()
 		code, output := startSim(bins["real"], out, "explore", "--seed", "1", "--time", "40s", "--no-shrink", "--out", out,
 			testdata("small.toml")).wait(ctx)
 		Expect(code).To(Equal(verdict.ExitPass), output)
@@ -199,7 +219,7 @@ var _ = Describe("plh-sim explore", func() {
 	}, SpecTimeout(3*time.Minute))
 
 	It("leaves no process and no segment when interrupted with SIGINT mid-run", func(ctx SpecContext) {
-		out := GinkgoT().TempDir()
+		out := outDir()
 		s := startSim(bins["real"], out, "explore", "--seed", "2", "--out", out, testdata("small.toml"))
 		Eventually(func() bool { return aRunIsUnderWay(out) }).WithTimeout(60*time.Second).WithPolling(20*time.Millisecond).
 			Should(BeTrue(), "no run started")
@@ -211,7 +231,7 @@ var _ = Describe("plh-sim explore", func() {
 	}, SpecTimeout(2*time.Minute))
 
 	It("in process: cancelled mid-run, Explore returns with every process reaped and leaks no goroutine", func(ctx SpecContext) {
-		out := GinkgoT().TempDir()
+		out := outDir()
 		vs, err := scenario.Load(testdata("small.toml"))
 		Expect(err).NotTo(HaveOccurred())
 		bin := bins["real"]
@@ -235,7 +255,7 @@ var _ = Describe("plh-sim explore", func() {
 	It("explores the default system for 10 minutes on the real build without a failure", Label("soak"), func(ctx SpecContext) {
 		root, err := support.ModuleRoot()
 		Expect(err).NotTo(HaveOccurred())
-		out := GinkgoT().TempDir()
+		out := outDir()
 		code, output := startSim(bins["real"], out, "explore", "--time", "10m", "--out", out,
 			filepath.Join(root, "scenarios", "explore", "default.toml")).wait(ctx)
 		Expect(code).To(Equal(verdict.ExitPass), output)
