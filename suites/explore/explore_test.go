@@ -205,7 +205,7 @@ var _ = Describe("plh-sim explore", func() {
 
 	It("finds nothing on the real build in a short budget", func(ctx SpecContext) {
 		out := outDir()
-		code, output := startSim(bins["real"], out, "explore", "--seed", "1", "--time", "40s", "--no-shrink", "--out", out,
+		code, output := startSim(bins["real"], out, "explore", "--seed", "1", "--time", "25s", "--no-shrink", "--out", out,
 			testdata("small.toml")).wait(ctx)
 		Expect(code).To(Equal(verdict.ExitPass), output)
 		dir := exploreDir(out)
