@@ -29,6 +29,11 @@
 // kind needs (target role, keys) is validated before any run by
 // sim/scenario, which cannot see the engine; a test keeps faultTable equal to
 // scenario.FaultKinds. chaos holds the primitives the rows call.
+// faults_more.go has the rows of consumer_churn (a --churn consumer),
+// producer_restart (kill, then a successor of the same node), corrupt_control
+// and checkSegmentAfter: once a producer with shared memory died by a signal
+// (kill, kill_holding_lock, producer_restart), chaos.CheckSegment's report on
+// its segment becomes a segment_check event.
 //
 // Resources and invariants. resources.go samples every running child every
 // 500 ms (/proc/PID/fd, /proc/PID/status) into `resource` events under the
