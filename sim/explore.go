@@ -56,7 +56,8 @@ type ExploreResult struct {
 	Inconclusive int
 	Features     int // coverage reached
 	Corpus       int
-	Elapsed      time.Duration
+	Elapsed      time.Duration // the whole exploration, shrink included
+	Exploring    time.Duration // until the end of the last run (no shrink)
 	// FailedRun is the run that failed (1-based; 0: none), Failed its report.
 	FailedRun int
 	Failed    *verdict.Report
@@ -292,6 +293,7 @@ func (e *explorer) closeLogs() {
 // logRun writes the run's lines (coverage.tsv, runs.tsv) and its progress.
 func (e *explorer) logRun(k int, p *scenario.Plan, origin string, rep *verdict.Report, fresh []string) {
 	el := time.Since(e.start)
+	e.res.Exploring = el
 	e.res.Curve = append(e.res.Curve, CoveragePoint{Elapsed: el, Runs: k, Features: len(e.cov.seen)})
 	fmt.Fprintf(e.covLog, "%.1f\t%d\t%d\t%d\t%d\n", el.Seconds(), k, e.res.Faults, len(e.cov.seen), len(e.corpus))
 	fmt.Fprintf(e.runLog, "%d\t%d\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", k, p.Seed, rep.Status, len(rep.Faults),
@@ -335,10 +337,10 @@ func (e *explorer) printf(format string, args ...any) {
 // Summary is the exploration's closing text (summary.txt).
 func (r *ExploreResult) Summary() string {
 	var b strings.Builder
-	mins := r.Elapsed.Minutes()
+	mins := r.Exploring.Minutes()
 	fmt.Fprintf(&b, "explore folder: %s\n", r.Dir)
-	fmt.Fprintf(&b, "runs %d in %v (%.1f per minute), faults fired %d (%.2f per run), inconclusive %d\n",
-		r.Runs, r.Elapsed.Round(time.Second), float64(r.Runs)/max(mins, 1e-9), r.Faults,
+	fmt.Fprintf(&b, "runs %d in %v (%.1f per minute; %v in all), faults fired %d (%.2f per run), inconclusive %d\n",
+		r.Runs, r.Exploring.Round(time.Second), float64(r.Runs)/max(mins, 1e-9), r.Elapsed.Round(time.Second), r.Faults,
 		float64(r.Faults)/float64(max(r.Runs, 1)), r.Inconclusive)
 	fmt.Fprintf(&b, "coverage: %d features, corpus %d schedules; over time (%s): %s\n", r.Features, r.Corpus,
 		CoverageFile, curveText(r.Curve))
