@@ -301,6 +301,9 @@ func (s *Service) handleConsumerDeregReq(r *proto.ConsumerDeregReq) proto.Messag
 	if c, ok := s.channels[proto.LogicalName(r.ChannelName)]; ok {
 		for i, k := range c.consumers {
 			if k.pid == r.ConsumerPID && (r.ConsumerID == "" || k.id == r.ConsumerID) {
+				if seededDeregBug {
+					i, k = 0, c.consumers[0]
+				}
 				s.unwatchLocked(k)
 				c.consumers = append(c.consumers[:i], c.consumers[i+1:]...)
 				c.cnt.left++

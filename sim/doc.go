@@ -29,6 +29,11 @@
 // kind needs (target role, keys) is validated before any run by
 // sim/scenario, which cannot see the engine; a test keeps faultTable equal to
 // scenario.FaultKinds. chaos holds the primitives the rows call.
+// faults_more.go has the rows of consumer_churn (a --churn consumer),
+// producer_restart (kill, then a successor of the same node), corrupt_control
+// and checkSegmentAfter: once a producer with shared memory died by a signal
+// (kill, kill_holding_lock, producer_restart), chaos.CheckSegment's report on
+// its segment becomes a segment_check event.
 //
 // Resources and invariants. resources.go samples every running child every
 // 500 ms (/proc/PID/fd, /proc/PID/status) into `resource` events under the
@@ -55,6 +60,19 @@
 // "none" the engine records its ready event at spawn; sim/verdict then judges
 // only what the engine saw of it (docs/events.md, "Your own program as a
 // node"). sim/simtest runs scenarios from Go tests with this engine.
+//
+// Explore and shrink (explore*.go, shrink.go). Explore runs one system (a
+// Variant with [explore]) again and again, each run's schedule drawn from
+// (seed, run number) by a generator over scenario.ExplorePairs: fresh, or a
+// mutation (shift, add, drop, retarget, redraw) of a corpus schedule that
+// reached new coverage (explore_coverage.go: features of the timeline). A
+// schedule becomes a Plan through scenario.WithFaults and Resolve, so it runs
+// and replays like a file. The first failed run is shrunk: Shrink drops faults
+// (none, halves, … one at a time), then moves them earlier and shortens them;
+// a candidate still fails when one of Tries runs fails a verdict of the same
+// name. Both write into folders of their own (coverage.tsv, runs.tsv,
+// summary.txt, shrink/minimal). They call Run; they hold no state across runs
+// but the corpus and the coverage set, so nothing of theirs outlives Explore.
 //
 // Timeline. All times are CLOCK_MONOTONIC nanoseconds (proc.Now), the clock of
 // every process on the host, so sorting by t merges the streams. The engine

@@ -45,6 +45,10 @@ var faultTable = []faultKind{
 	{kind: scenario.FaultPartition, inject: injectPartition, undo: undoPartition},
 	{kind: scenario.FaultHeal, inject: injectHeal},
 	{kind: scenario.FaultHostKill, inject: injectHostKill},
+	{kind: scenario.FaultConsumerChurn, inject: injectConsumerChurn},
+	{kind: scenario.FaultProducerRestart, inject: injectProducerRestart},
+	{kind: scenario.FaultHubPause, inject: injectSignal(syscall.SIGSTOP, "SIGSTOP"), undo: undoSignal(syscall.SIGCONT, "SIGCONT")},
+	{kind: scenario.FaultCorruptControl, inject: injectCorruptControl},
 }
 
 // faultKindOf returns the row of kind k.
@@ -105,7 +109,12 @@ func injectKill(_ context.Context, r *run, f scenario.FaultSpec) (string, error)
 	if err != nil {
 		return "", err
 	}
-	return unixSignalName(sig), r.signal(f.Target, sig)
+	c := r.sup.current(f.Target)
+	if err := r.signal(f.Target, sig); err != nil {
+		return "", err
+	}
+	r.checkSegmentAfter(f, c)
+	return unixSignalName(sig), nil
 }
 
 // injectSignal sends a fixed signal (pause: SIGSTOP, resume: SIGCONT).
@@ -317,5 +326,6 @@ func (r *run) killHoldingLock(ctx context.Context, f scenario.FaultSpec) (string
 	r.col.add(event.Event{T: at, Node: scenario.EngineName, Kind: "fault", Fields: map[string]any{"id": f.ID,
 		"fault": string(f.Kind), "target": f.Target, "detail": detail, "duration_ns": int64(f.Duration)}})
 	r.reclaimLock(ctx, f, lw, segment, dead)
+	r.checkSegmentAfter(f, c)
 	return "", errAlreadyRecorded
 }

@@ -139,7 +139,8 @@ func (r *run) channelOf(name string) string {
 		return n.Channel
 	}
 	for _, f := range r.plan.Faults {
-		if f.Kind == scenario.FaultSchemaConflict && f.Name == name {
+		if f.Kind == scenario.FaultSchemaConflict && f.Name == name ||
+			f.Kind == scenario.FaultConsumerChurn && f.NodeName() == name {
 			return f.Channel
 		}
 	}

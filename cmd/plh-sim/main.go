@@ -5,6 +5,8 @@
 //	plh-sim validate FILE...
 //	plh-sim list DIR
 //	plh-sim replay [--out DIR] RUNDIR
+//	plh-sim explore [--time 10m] [--runs N] [--seed S] [--out DIR] FILE
+//	plh-sim shrink [--tries K] [--max-reruns N] RUNDIR
 //
 // Exit status: 0 every expectation held, 1 one failed, 2 inconclusive (a fault
 // could not fire, the run was interrupted), 3 bad scenario or harness error.
@@ -76,6 +78,8 @@ commands: %v
   validate FILE...                                  check scenario files
   list DIR                                          list the scenarios of a folder
   replay [--out DIR] RUNDIR                         run a run folder's resolved.toml again
+  explore [--time 10m] [--runs N] [--seed S] FILE   draw fault schedules until one fails, then shrink it
+  shrink RUNDIR                                     reduce a failed run's schedule to a smallest failing one
 exit status: 0 pass, 1 an expectation failed, 2 inconclusive, 3 bad scenario or harness error
 `, names)
 }

@@ -21,6 +21,12 @@
 // or on PATH), and dir is made absolute against the scenario file's folder so
 // a resolved plan runs from anywhere.
 //
+// explore.go holds the [explore] table (ExploreSpec: what `plh-sim explore`
+// may draw), the (kind, target) pairs it may draw (ExplorePairs), WithFaults
+// (a variant with a given schedule, for explore's and shrink's candidates),
+// SourceVariant (the variant a resolved plan came from) and the checks and
+// defaults of consumer_churn, producer_restart, hub_pause, corrupt_control.
+//
 // Resolve turns a Variant and a seed into a Plan: nodes named per instance
 // (c → c1, c2), random faults drawn from the seed (math/rand PCG seeded per
 // block), fault ids made unique, defaults filled (exit modes, shm and secrets of

@@ -16,6 +16,9 @@ const (
 	// after a kill_holding_lock fault.
 	KindLockReclaimed     = "lock_reclaimed"
 	KindLockReclaimFailed = "lock_reclaim_failed"
+	// KindSegmentCheck is recorded by the engine after a producer with shared
+	// memory was killed: chaos.CheckSegment's report on its segment.
+	KindSegmentCheck = "segment_check"
 )
 
 // EventKinds is every event kind of docs/events.md's "Kinds" table (node
@@ -71,6 +74,7 @@ var EventKinds = map[string][]string{
 		"write_lock_contention", "recovery_actions", "stuck_seen", "stuck_duration_ms", "reacquired", "duration_ns"},
 	KindLockReclaimFailed: {"id", "target", "channel", "slot_index", "holder_pid", "holder", "stuck_seen", "error"},
 	"process_end":         {"target", "role", "pid", "code", "signal", "forced", "stopped"},
+	KindSegmentCheck:      {"id", "target", "channel", "ok", "problems", "slots_verified", "bad_slots", "detail", "error"},
 	"end_state":           {"leaked", "leftover_segments"},
 	"run_end":             {},
 	"parties":             {"parties"},

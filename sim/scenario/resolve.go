@@ -136,6 +136,8 @@ func Resolve(v Variant, seed uint64) (*Plan, error) {
 			}
 		case FaultHostKill:
 			hostKilledExits(p, f.Target)
+		case FaultCorruptControl:
+			scribbledExits(p, f.Channel)
 		}
 	}
 	shmDefaults(p)
@@ -210,7 +212,7 @@ func defaultExit(p *Plan, target string, m ExitMode) {
 // fillFault fills the per-kind defaults of a fault.
 func fillFault(p *Plan, f FaultSpec) FaultSpec {
 	switch f.Kind {
-	case FaultKill, FaultKillHoldingLock, FaultBrokerRestart:
+	case FaultKill, FaultKillHoldingLock, FaultBrokerRestart, FaultProducerRestart:
 		if f.Signal == "" {
 			f.Signal = "KILL"
 		}
@@ -223,10 +225,12 @@ func fillFault(p *Plan, f FaultSpec) FaultSpec {
 			f.Slot = "next"
 		}
 	}
-	if f.Target == "" && f.Kind == FaultBrokerRestart {
+	if f.Target == "" && (f.Kind == FaultBrokerRestart || f.Kind == FaultHubPause) {
 		f.Target = "hub"
 	}
-	if f.Channel == "" && (f.Kind == FaultSchemaConflict || f.Kind == FaultCorruptSlot) {
+	f = fillMoreFault(f)
+	if f.Channel == "" && (f.Kind == FaultSchemaConflict || f.Kind == FaultCorruptSlot ||
+		f.Kind == FaultConsumerChurn || f.Kind == FaultCorruptControl) {
 		if n, ok := p.Node(f.Target); ok {
 			f.Channel = n.Channel
 		}

@@ -29,6 +29,8 @@ type Scenario struct {
 	Expect         []ExpectSpec             `toml:"expect,omitempty"`
 	Matrix         map[string][]any         `toml:"matrix,omitempty"`
 	Invariants     map[string]InvariantSpec `toml:"invariants,omitempty"`
+	// Explore is what `plh-sim explore` may draw (explore.go); run ignores it.
+	Explore *ExploreSpec `toml:"explore,omitempty"`
 }
 
 // HubSpec configures the hub (broker) process.
@@ -87,6 +89,11 @@ type FaultSpec struct {
 	Hosts    []string  `toml:"hosts,omitempty"`
 	Peers    []string  `toml:"peers,omitempty"`
 	OneWay   bool      `toml:"one_way,omitempty"`
+	// Count and Every: consumer_churn's cycles and their period.
+	Count int      `toml:"count,omitempty"`
+	Every Duration `toml:"every,omitempty"`
+	// Control is corrupt_control's target word (chaos.ControlTargets).
+	Control string `toml:"control,omitempty"`
 }
 
 // RandomSpec draws faults from the seed: Count faults of the given kinds at
@@ -202,13 +209,32 @@ const (
 	FaultPartition       FaultKind = "partition"
 	FaultHeal            FaultKind = "heal"
 	FaultHostKill        FaultKind = "host_kill"
+	// FaultConsumerChurn spawns a consumer that registers and deregisters
+	// Count times, one cycle every Every, then stays.
+	FaultConsumerChurn FaultKind = "consumer_churn"
+	// FaultProducerRestart kills a producer and starts a successor of the
+	// same node (same schema and geometry).
+	FaultProducerRestart FaultKind = "producer_restart"
+	// FaultHubPause stops the hub (SIGSTOP) for Duration.
+	FaultHubPause FaultKind = "hub_pause"
+	// FaultCorruptControl scribbles one control-zone word of a segment.
+	FaultCorruptControl FaultKind = "corrupt_control"
 )
 
 // FaultKinds lists every fault kind a scenario may name; the engine has one
 // row per kind in its fault table.
 var FaultKinds = []string{"kill", "pause", "resume", "broker_restart", "schema_conflict",
 	"slow_consumer", "kill_holding_lock", "corrupt_slot", "link_delay", "link_reset",
-	"partition", "heal", "host_kill"}
+	"partition", "heal", "host_kill", "consumer_churn", "producer_restart", "hub_pause", "corrupt_control"}
+
+// NodeName is the name of the node a consumer_churn fault spawns: its name,
+// else its id.
+func (f FaultSpec) NodeName() string {
+	if f.Name != "" {
+		return f.Name
+	}
+	return f.ID
+}
 
 // Pattern is a channel pattern.
 type Pattern string
@@ -271,7 +297,7 @@ func (f FaultSpec) Ends() bool {
 	switch f.Kind {
 	case FaultBrokerRestart:
 		return true
-	case FaultPause, FaultLinkDelay, FaultLinkReset, FaultPartition:
+	case FaultPause, FaultLinkDelay, FaultLinkReset, FaultPartition, FaultHubPause:
 		return f.Duration > 0
 	}
 	return false

@@ -177,6 +177,9 @@ func validate(v *Variant) error {
 	if err := c.checkInvariants(s.Invariants, roles); err != nil {
 		return err
 	}
+	if err := c.checkExplore(s.Explore, roles); err != nil {
+		return err
+	}
 	for i := range s.Expect {
 		e := &s.Expect[i]
 		if err := checkEnum(c, "expect.type", &e.Type, "expectation type", expectTypes); err != nil {
@@ -309,6 +312,8 @@ func (c checker) checkFault(f FaultSpec, roles map[string]string, key string) er
 		return needTarget("producer", "consumer")
 	case FaultPartition, FaultHeal, FaultHostKill:
 		return c.checkHostFault(f, key)
+	default:
+		return c.checkMoreFault(f, key, needTarget)
 	}
 	return nil
 }
@@ -541,6 +546,9 @@ func (c checker) checkFaultEnums(f *FaultSpec) error {
 		return err
 	}
 	if err := checkEnum(c, "faults.slot", &f.Slot, "slot choice", slotPicks); err != nil {
+		return err
+	}
+	if err := checkEnum(c, "faults.control", &f.Control, "control target", chaos.ControlTargets); err != nil {
 		return err
 	}
 	return c.checkSignal("faults.signal", &f.Signal)

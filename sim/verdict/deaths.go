@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pylabhub/plh/internal/event"
 	"github.com/pylabhub/plh/sim/scenario"
@@ -26,7 +27,7 @@ func (e *evaluator) noFalseDeath() Verdict {
 	var bad []string
 	var evid []event.Event
 	for _, n := range notices {
-		if e.excepted("no_false_death", n.victim) {
+		if e.excepted("no_false_death", n.victim) || e.diedBefore(n.victim, n.ev.T) {
 			continue
 		}
 		after := e.workAfter(n.victim, n.ev.T)
@@ -136,7 +137,7 @@ func (e *evaluator) workAfter(name string, t int64) int {
 	return n
 }
 
-// faulted reports whether a kill, kill_holding_lock or pause fault targeted
+// faulted reports whether a kill, kill_holding_lock, pause or producer_restart fault targeted
 // name at or before t.
 func (e *evaluator) faulted(name string, t int64) bool {
 	for _, ev := range e.evs {
@@ -145,7 +146,7 @@ func (e *evaluator) faulted(name string, t int64) bool {
 		}
 		if ev.Node == scenario.EngineName && ev.Kind == "fault" && ev.Str("target") == name {
 			switch scenario.FaultKind(ev.Str("fault")) {
-			case scenario.FaultKill, scenario.FaultKillHoldingLock, scenario.FaultPause:
+			case scenario.FaultKill, scenario.FaultKillHoldingLock, scenario.FaultPause, scenario.FaultProducerRestart:
 				return true
 			}
 		}
@@ -221,6 +222,36 @@ func (e *evaluator) healedBetween(f scenario.FaultSpec, from, to int64) bool {
 		}
 		if t, ok := e.firedAt(h.ID, "fault"); ok && t > from && t <= to {
 			return true
+		}
+	}
+	return false
+}
+
+// diedBefore reports whether a process of node name ended shortly before t
+// (within the hub's channel timeout + 1 s) and the node was started again
+// after it (producer_restart): a notice then is about the dead incarnation,
+// and the successor's own work does not make it false.
+func (e *evaluator) diedBefore(name string, t int64) bool {
+	window := int64(e.plan.Hub.ChannelTimeout)
+	if window <= 0 {
+		window = int64(10 * time.Second)
+	}
+	window += int64(time.Second)
+	var died int64
+	for _, ev := range e.evs {
+		if ev.T > t {
+			break
+		}
+		if ev.Node != scenario.EngineName || ev.Str("target") != name {
+			continue
+		}
+		switch ev.Kind {
+		case "process_end":
+			died = ev.T
+		case "spawned":
+			if died > 0 && t-died <= window {
+				return true
+			}
 		}
 	}
 	return false
