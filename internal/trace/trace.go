@@ -44,6 +44,27 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Settings is what a party's TraceConfig says (broker.TraceConfig and
+// hub.TraceConfig are this type): whether the trace is on, and where and how
+// much it writes.
+type Settings struct {
+	// On switches the trace on.
+	On bool
+	// Path is the JSONL file (0600, appended); "" = the party's Logger.
+	Path string
+	// MaxBytes rotates the file at this size, keeping one previous file
+	// (Path.1) (default 64 MiB).
+	MaxBytes int64
+	// MaxRate bounds the records per second; the rest are counted and
+	// reported in the next record (default 10,000).
+	MaxRate int
+}
+
+// Apply switches the trace as s says, writing to log when s.Path is "".
+func (t *Tracer) Apply(s Settings, log *slog.Logger) error {
+	return t.Set(s.On, Config{Path: s.Path, MaxBytes: s.MaxBytes, MaxRate: s.MaxRate, Logger: log})
+}
+
 // Status is a Tracer's state.
 type Status struct {
 	On      bool   `json:"on"`
