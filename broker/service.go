@@ -323,14 +323,37 @@ func (s *Service) sweepLiveness() {
 			dead[cd.k], chans[cd.c] = true, true
 		}
 	}
-	s.mu.Lock()
 	for c := range chans {
+		s.removeDeadInChunks(c, dead)
+	}
+	s.cnt.inc(&s.cnt.sweeps)
+}
+
+// sweepChunk bounds how many dead consumers one hold of the registry lock
+// removes (and notifies), so that a sweep finding thousands dead lets requests
+// in between.
+const sweepChunk = 500
+
+// removeDeadInChunks removes channel c's consumers found dead by a sweep, at
+// most sweepChunk per hold of the lock.
+func (s *Service) removeDeadInChunks(c *channel, dead map[*consumer]bool) {
+	for {
+		removed := 0
+		s.mu.Lock()
 		if s.channels[c.key] == c {
-			s.removeConsumersLocked(c, func(k *consumer) bool { return dead[k] && !k.watched && s.procJudged(k) }, proto.ReasonProcessDead)
+			s.removeConsumersLocked(c, func(k *consumer) bool {
+				if removed < sweepChunk && dead[k] && !k.watched && s.procJudged(k) {
+					removed++
+					return true
+				}
+				return false
+			}, proto.ReasonProcessDead)
+		}
+		s.mu.Unlock()
+		if removed < sweepChunk {
+			return
 		}
 	}
-	s.mu.Unlock()
-	s.cnt.inc(&s.cnt.sweeps)
 }
 
 // livenessCheck is alive; tests hold a sweep in the middle through it.

@@ -88,3 +88,30 @@ func TestLivenessSweepLatency(t *testing.T) {
 		t.Fatalf("live consumers removed: %+v", s.Stats())
 	}
 }
+
+// TestLivenessSweepRemovesManyDeadInChunks: a sweep that finds more dead
+// consumers than one chunk removes them all (over several holds of the lock),
+// and tells the producer about each.
+func TestLivenessSweepRemovesManyDeadInChunks(t *testing.T) {
+	s := start(t, Config{LivenessInterval: 50 * time.Millisecond, Curve: CurveConfig{Disabled: true},
+		ChannelTimeout: time.Hour, ConsumerTimeout: time.Hour, Limits: Limits{MaxConsumersPerChannel: -1}})
+	c := dial(t, s)
+	c.send(&proto.RegReq{ChannelName: "plh_sweep_dead", ProducerPID: uint64(os.Getpid())})
+	c.recv()
+	const n = 3*sweepChunk + 7
+	s.mu.Lock()
+	ch := s.channels["plh_sweep_dead"]
+	for i := range n { // our pid with a start time that is not ours: a dead process
+		ch.consumers = append(ch.consumers, &consumer{pid: uint64(os.Getpid()), startTime: 1, hostname: s.hostname,
+			identity: []byte{byte(i), byte(i >> 8)}, lastHeartbeat: time.Now()})
+	}
+	s.mu.Unlock()
+	for died := 0; died < n; died++ {
+		if _, ok := c.recv().(*proto.ConsumerDiedNotify); !ok {
+			t.Fatalf("after %d CONSUMER_DIED_NOTIFY: another message", died)
+		}
+	}
+	if got := s.Stats().Consumers; got != 0 {
+		t.Fatalf("%d dead consumers left after the sweep", got)
+	}
+}
