@@ -61,6 +61,8 @@ var _ = Describe("Fault paths of the Messenger (issue 11)", func() {
 		Eventually(w.lost).WithTimeout(15 * time.Second).Should(Receive())
 		Expect(p.Signal(syscall.SIGCONT)).To(Succeed())
 		Eventually(w.back).WithTimeout(15 * time.Second).Should(Receive())
+		// The producer's own Messenger may still be reconnecting after the pause.
+		Eventually(consumerCount(prod, ch)).WithTimeout(15*time.Second).Should(BeEquivalentTo(2), "re-registration added entries")
 		Consistently(consumerCount(prod, ch)).WithTimeout(2*time.Second).Should(BeEquivalentTo(2), "re-registration added entries")
 		Expect(cons.DeregisterConsumer(ctx5(), ch)).To(Succeed())
 		Expect(consumerCount(prod, ch)()).To(BeEquivalentTo(1))
