@@ -222,7 +222,7 @@ var _ = Describe("A consumer declared dead comes back (issue 11 item 4)", func()
 					Fail("send: " + err.Error())
 				}
 				scancel()
-				time.Sleep(5 * time.Millisecond)
+				time.Sleep(5 * time.Millisecond) // pacing the writer (~200 items/s), not a wait for an event
 			}
 		}()
 		c := node("c", "--role", "consumer", "--broker", s.Endpoint(), "--broker-key", s.PublicKey(), "--channel", p.Channel(),
