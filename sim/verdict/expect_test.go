@@ -27,10 +27,9 @@ func (tl *timeline) at(offMs int64, node, kind string, kv ...any) *timeline {
 	return tl
 }
 
-const synthPlan = `name = "synth"
-duration = "5s"
-
-[[producers]]
+// synthSystem is the system of synthPlan and anchorPlan: p writes, c1 and c2
+// read; c1 is killed at 1 s, c2 paused at 4 s.
+const synthSystem = `[[producers]]
 name = "p"
 channel = "cam"
 
@@ -52,7 +51,12 @@ kind = "pause"
 target = "c2"
 duration = "100ms"
 
-[[expect]]
+`
+
+const synthPlan = `name = "synth"
+duration = "5s"
+
+` + synthSystem + `[[expect]]
 name = "died"
 kind = "notification"
 node = "p"
@@ -299,29 +303,7 @@ func TestExitOKForcedIsNotClean(t *testing.T) {
 const anchorPlan = `name = "anchors"
 duration = "5s"
 
-[[producers]]
-name = "p"
-channel = "cam"
-
-[[consumers]]
-name = "c"
-instances = 2
-channel = "cam"
-
-[[faults]]
-id = "kill"
-at = "1s"
-kind = "kill"
-target = "c1"
-
-[[faults]]
-id = "later"
-at = "4s"
-kind = "pause"
-target = "c2"
-duration = "100ms"
-
-[[expect]]
+` + synthSystem + `[[expect]]
 name = "left, run window"
 kind = "consumer_left"
 node = "p"
