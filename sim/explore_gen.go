@@ -15,6 +15,7 @@ import (
 // generator draws fault schedules for explore from a scenario's [explore]
 // table: fresh ones, and mutations of schedules of the corpus.
 type generator struct {
+	v        scenario.Variant
 	pairs    []scenario.FaultSpec // (kind, target) pairs that may be drawn
 	lo, hi   scenario.Duration    // window of fault times
 	max      int                  // faults per run at most
@@ -24,7 +25,7 @@ type generator struct {
 
 func newGenerator(v scenario.Variant) *generator {
 	x := v.Scenario.Explore
-	g := &generator{pairs: scenario.ExplorePairs(v), max: x.MaxFaults, duration: x.Duration, delay: x.Delay}
+	g := &generator{v: v, pairs: scenario.ExplorePairs(v), max: x.MaxFaults, duration: x.Duration, delay: x.Delay}
 	g.lo, g.hi = scenario.ExploreWindow(v)
 	if g.max == 0 {
 		g.max = scenario.DefaultExploreFaults
@@ -45,25 +46,53 @@ func (g *generator) fresh(rng *rand.Rand) []scenario.FaultSpec {
 	for range n {
 		out = append(out, g.draw(rng, g.pairs[rng.IntN(len(g.pairs))]))
 	}
-	return dropAfterKill(sortFaults(out))
+	return g.settle(out)
+}
+
+// settle orders a schedule by time, names its intruders and drops the faults
+// that could not fire.
+func (g *generator) settle(fs []scenario.FaultSpec) []scenario.FaultSpec {
+	return nameIntruders(g.dropAfterKill(sortFaults(fs)))
 }
 
 // dropAfterKill removes the faults that follow a kill (SIGKILL) or
-// kill_holding_lock of the same target: it is gone, they could not fire.
-func dropAfterKill(fs []scenario.FaultSpec) []scenario.FaultSpec {
+// kill_holding_lock of the same target, or a host_kill of the target's host
+// (or of the target host itself): it is gone, they could not fire.
+func (g *generator) dropAfterKill(fs []scenario.FaultSpec) []scenario.FaultSpec {
 	dead := map[string]bool{}
+	deadHost := map[string]bool{}
 	out := fs[:0]
 	for _, f := range fs {
-		if dead[f.Target] {
+		if dead[f.Target] || deadHost[f.Target] || deadHost[scenario.ExploreHostOf(g.v, f.Target)] {
 			continue
 		}
 		out = append(out, f)
-		if f.Kind == scenario.FaultKillHoldingLock || f.Kind == scenario.FaultKill && (f.Signal == "" || f.Signal == "KILL") {
+		switch {
+		case f.Kind == scenario.FaultKillHoldingLock || f.Kind == scenario.FaultKill && (f.Signal == "" || f.Signal == "KILL"):
 			dead[f.Target] = true
+		case f.Kind == scenario.FaultHostKill:
+			deadHost[f.Target] = true
 		}
 	}
 	return out
 }
+
+// nameIntruders gives each schema_conflict of a schedule its own intruder
+// node name, so two of them in one run do not collide.
+func nameIntruders(fs []scenario.FaultSpec) []scenario.FaultSpec {
+	k := 0
+	for i := range fs {
+		if fs[i].Kind == scenario.FaultSchemaConflict {
+			k++
+			fs[i].Name = fmt.Sprintf("intruder%d", k)
+		}
+	}
+	return fs
+}
+
+// intruderSchema is the schema a drawn schema_conflict registers with: one no
+// scenario's producer uses, so the intruder always conflicts.
+const intruderSchema = "explore-intruder-schema"
 
 // draw fills one fault of the pair's kind and target with a time and the
 // keys its kind takes, all drawn from rng.
@@ -72,6 +101,11 @@ func (g *generator) draw(rng *rand.Rand, pair scenario.FaultSpec) scenario.Fault
 	switch f.Kind {
 	case scenario.FaultPause, scenario.FaultHubPause, scenario.FaultLinkReset, scenario.FaultBrokerRestart:
 		f.Duration = between(rng, g.duration[0], g.duration[len(g.duration)-1])
+	case scenario.FaultPartition:
+		f.Duration = between(rng, g.duration[0], g.duration[len(g.duration)-1])
+		f = scenario.ExplorePartition(g.v, f)
+	case scenario.FaultSchemaConflict:
+		f.Schema = intruderSchema
 	case scenario.FaultLinkDelay:
 		f.Duration = between(rng, g.duration[0], g.duration[len(g.duration)-1])
 		f.Delay = between(rng, g.delay[0], g.delay[len(g.delay)-1])
@@ -119,6 +153,9 @@ func (g *generator) mutate(rng *rand.Rand, base []scenario.FaultSpec) ([]scenari
 			if len(alt) > 0 {
 				old := faultLabel(fs[i])
 				fs[i].Target = alt[rng.IntN(len(alt))].Target
+				if fs[i].Kind == scenario.FaultPartition {
+					fs[i] = scenario.ExplorePartition(g.v, fs[i])
+				}
 				ops = append(ops, "retarget "+old+" to "+fs[i].Target)
 			}
 		default:
@@ -127,7 +164,7 @@ func (g *generator) mutate(rng *rand.Rand, base []scenario.FaultSpec) ([]scenari
 			ops = append(ops, "redraw "+faultLabel(fs[i]))
 		}
 	}
-	return dropAfterKill(sortFaults(fs)), strings.Join(ops, ", ")
+	return g.settle(fs), strings.Join(ops, ", ")
 }
 
 // between draws a duration in [lo, hi], to the millisecond.

@@ -142,3 +142,90 @@ func TestFeaturesAndCoverage(t *testing.T) {
 		t.Fatalf("second run added %v", got)
 	}
 }
+
+const exploreHostsSystem = `name = "xh"
+duration = "6s"
+[[hosts]]
+name = "ctl"
+[[hosts]]
+name = "cam"
+[[hosts]]
+name = "lab"
+[hub]
+host = "ctl"
+[[producers]]
+name = "p"
+host = "cam"
+channel = "cam"
+shm = false
+[[consumers]]
+name = "c"
+host = "lab"
+channel = "cam"
+shm = false
+[explore]
+kinds = ["partition", "host_kill", "schema_conflict", "kill"]
+max_faults = 5
+window = ["1s", "4s"]
+`
+
+// TestGeneratorDrawsHostFaultsAndIntruders: explore draws partition (the
+// target host cut off from every other host), host_kill (never the hub's
+// host) and schema_conflict (an intruder of its own per fault, with a schema
+// no producer has); nothing is drawn on a host, or a node of a host, after
+// that host's power cut; every schedule resolves.
+func TestGeneratorDrawsHostFaultsAndIntruders(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "xh.toml")
+	if err := os.WriteFile(f, []byte(exploreHostsSystem), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := scenario.Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := vs[0]
+	g := newGenerator(v)
+	hostOf := map[string]string{"p": "cam", "c": "lab", scenario.HubName: "ctl"}
+	kinds := map[scenario.FaultKind]bool{}
+	for i := range 300 {
+		rng := rand.New(rand.NewPCG(2, uint64(i)))
+		fs := g.fresh(rng)
+		if i%2 == 1 {
+			fs, _ = g.mutate(rng, fs)
+		}
+		deadHost := map[string]bool{}
+		names := map[string]bool{}
+		for _, f := range fs {
+			kinds[f.Kind] = true
+			if deadHost[f.Target] || deadHost[hostOf[f.Target]] {
+				t.Fatalf("%s on %s after its host's power cut: %v", f.Kind, f.Target, fs)
+			}
+			switch f.Kind {
+			case scenario.FaultHostKill:
+				if f.Target == "ctl" {
+					t.Fatalf("host_kill of the hub's host: %v", fs)
+				}
+				deadHost[f.Target] = true
+			case scenario.FaultPartition:
+				peers := slices.Clone(f.Peers)
+				slices.Sort(peers)
+				if !reflect.DeepEqual(f.Hosts, []string{f.Target}) || len(peers) != 2 || slices.Contains(peers, f.Target) || f.Duration <= 0 {
+					t.Fatalf("partition of %s: hosts %v peers %v duration %v", f.Target, f.Hosts, f.Peers, f.Duration.D())
+				}
+			case scenario.FaultSchemaConflict:
+				if f.Schema == "" || names[f.Name] {
+					t.Fatalf("schema_conflict intruder %q schema %q: %v", f.Name, f.Schema, fs)
+				}
+				names[f.Name] = true
+			}
+		}
+		if _, err := planFor(v, fs, 1, i); err != nil {
+			t.Fatalf("schedule %v does not resolve: %v", fs, err)
+		}
+	}
+	for _, k := range []scenario.FaultKind{scenario.FaultPartition, scenario.FaultHostKill, scenario.FaultSchemaConflict} {
+		if !kinds[k] {
+			t.Errorf("300 schedules never drew %s (drew %v)", k, kinds)
+		}
+	}
+}

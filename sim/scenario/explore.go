@@ -43,10 +43,15 @@ var (
 )
 
 // ExploreKinds are the fault kinds explore can draw: every kind whose keys it
-// can make up (hosts' partition and host_kill, schema_conflict, and resume
-// are left out: they need a topology or a pairing a draw cannot invent).
+// can make up. resume and heal are left out: they only end a pause or a
+// partition, and explore draws those with a duration instead.
 var ExploreKinds = []string{"kill", "pause", "broker_restart", "slow_consumer", "kill_holding_lock",
-	"corrupt_slot", "link_delay", "link_reset", "consumer_churn", "producer_restart", "hub_pause", "corrupt_control"}
+	"corrupt_slot", "link_delay", "link_reset", "consumer_churn", "producer_restart", "hub_pause", "corrupt_control",
+	"schema_conflict", "partition", "host_kill"}
+
+// hostKinds target a declared host, not a node: partition cuts the target
+// host off from every other declared host; host_kill cuts its power.
+var hostKinds = []FaultKind{FaultPartition, FaultHostKill}
 
 // hubKinds target the hub whatever the targets say.
 var hubKinds = []FaultKind{FaultBrokerRestart, FaultHubPause}
@@ -126,8 +131,8 @@ func (c checker) checkExplore(x *ExploreSpec, roles map[string]string) error {
 		}
 	}
 	for _, t := range x.Targets {
-		if _, ok := roles[t]; !ok && t != HubName {
-			return c.errf("explore.targets", t, "unknown target %q (a node name or \"hub\")", t)
+		if _, ok := roles[t]; !ok && t != HubName && !c.isHost(t) {
+			return c.errf("explore.targets", t, "unknown target %q (a node name, a declared host or \"hub\")", t)
 		}
 	}
 	if x.MaxFaults < 0 || x.MaxFaults > MaxExploreFaults {
@@ -186,6 +191,12 @@ func explorePairs(s *Scenario, roles map[string]string) []FaultSpec {
 			out = append(out, FaultSpec{Kind: k, Target: HubName})
 			continue
 		}
+		if slices.Contains(hostKinds, k) {
+			for _, h := range exploreHosts(s, k) {
+				out = append(out, FaultSpec{Kind: k, Target: h})
+			}
+			continue
+		}
 		for _, t := range targets {
 			f := FaultSpec{Kind: k, Target: t, Delay: 1, Duration: 1}
 			if t == HubName {
@@ -194,12 +205,68 @@ func explorePairs(s *Scenario, roles map[string]string) []FaultSpec {
 			if slices.Contains(shmKinds, k) && !shmNode[t] {
 				continue
 			}
+			if k == FaultSchemaConflict {
+				f.Schema = "explore"
+			}
 			if c.checkFault(f, roles, "explore") == nil {
 				out = append(out, FaultSpec{Kind: k, Target: t})
 			}
 		}
 	}
 	return out
+}
+
+// exploreHosts returns the hosts a host kind may target: the declared hosts
+// named in [explore] targets, or every declared host when targets names none.
+// partition needs another host to cut the target off from; host_kill never
+// targets the hub's host (that would end the run's broker for good).
+func exploreHosts(s *Scenario, k FaultKind) []string {
+	if k == FaultPartition && len(s.Hosts) < 2 {
+		return nil
+	}
+	var all, named []string
+	for _, h := range s.Hosts {
+		if k == FaultHostKill && s.Hub != nil && s.Hub.Host == h.Name {
+			continue
+		}
+		all = append(all, h.Name)
+		if slices.Contains(s.Explore.Targets, h.Name) {
+			named = append(named, h.Name)
+		}
+	}
+	if len(named) > 0 {
+		return named
+	}
+	return all
+}
+
+// ExplorePartition fills a drawn partition of the host target: cut off from
+// every other declared host, both ways.
+func ExplorePartition(v Variant, f FaultSpec) FaultSpec {
+	f.Hosts, f.Peers = []string{f.Target}, nil
+	for _, h := range v.Scenario.Hosts {
+		if h.Name != f.Target {
+			f.Peers = append(f.Peers, h.Name)
+		}
+	}
+	return f
+}
+
+// ExploreHostOf returns the host a node runs on ("" for the machine itself);
+// the hub is HubName.
+func ExploreHostOf(v Variant, node string) string {
+	if node == HubName {
+		if v.Scenario.Hub != nil {
+			return v.Scenario.Hub.Host
+		}
+		return ""
+	}
+	for _, n := range expandNodes(v.Scenario) {
+		if n.Name == node {
+			return n.Host
+		}
+	}
+	return ""
 }
 
 // ExploreWindow returns the [from, to] offsets explore draws fault times in.
@@ -245,4 +312,9 @@ func SourceVariant(p *Plan) (Variant, error) {
 		}
 	}
 	return Variant{}, fmt.Errorf("%w: %s has no variant %v", ErrScenario, p.Source, p.Vars)
+}
+
+// isHost reports whether name is a declared host.
+func (c checker) isHost(name string) bool {
+	return slices.ContainsFunc(c.v.Scenario.Hosts, func(h HostSpec) bool { return h.Name == name })
 }

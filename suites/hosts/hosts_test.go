@@ -162,6 +162,21 @@ var _ = Describe("hosts on one machine", func() {
 		Eventually(func() []string { m, _ := filepath.Glob("/dev/shm/" + tag + "*"); return m }).
 			WithContext(ctx).WithTimeout(30 * time.Second).Should(BeEmpty())
 	}, SpecTimeout(2*time.Minute))
+
+	It("explores partitions, power cuts and intruders among hosts; the real build holds every invariant", func(ctx SpecContext) {
+		root, err := support.ModuleRoot()
+		Expect(err).NotTo(HaveOccurred())
+		out := GinkgoT().TempDir()
+		// Seed 168's first schedule draws one of each host-level kind: a
+		// partition of the consumer's host, an intruder on the producer's
+		// channel and a power cut of the consumer's host.
+		cmd := exec.CommandContext(ctx, simBin, "explore", "--runs", "1", "--seed", "168", "--no-shrink", "--out", out,
+			filepath.Join(root, "scenarios", "explore", "hosts.toml"))
+		b, err := cmd.CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), "%s", b)
+		Expect(string(b)).To(And(ContainSubstring("partition-lab@"), ContainSubstring("schema_conflict-p@"),
+			ContainSubstring("host_kill-lab@"), ContainSubstring("faults fired 3 "), ContainSubstring("no failure found")), "%s", b)
+	}, SpecTimeout(2*time.Minute))
 })
 
 // syncBuffer is a bytes.Buffer safe for a writer and a polling reader.
