@@ -96,9 +96,10 @@ func TestConsumerGroupsSplitAndFanOut(t *testing.T) {
 
 // A member that leaves (BYE) or vanishes (its link stops without BYE: pruned
 // after PeerTimeout) holding items it never consumed loses none of them: they
-// go to the other member, and no item is delivered twice.
+// go to the other member, and no item is delivered twice. One that says HELLO
+// again (as after REJOIN) drops what it held, which the producer handed back.
 func TestConsumerGroupHandsBackUnconsumed(t *testing.T) {
-	for _, how := range []string{"bye", "vanish"} {
+	for _, how := range []string{"bye", "vanish", "hello"} {
 		t.Run(how, func(t *testing.T) {
 			s := startBroker(t)
 			m := newMessenger(t, s)
@@ -138,10 +139,20 @@ func TestConsumerGroupHandsBackUnconsumed(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if how == "bye" {
+			var held []int
+			switch how {
+			case "bye":
 				holder.Close()
-			} else {
+			case "vanish":
 				holder.consumerLink.stop() // no BYE, no heartbeats: as a killed process
+			case "hello":
+				holder.consumerLink.rejoin() // HELLO again; rejoining ends after its HELLO_ACK was handled
+				deadline := time.Now().Add(20 * time.Second)
+				for holder.consumerLink.rejoining.Load() && time.Now().Before(deadline) {
+					time.Sleep(5 * time.Millisecond)
+				}
+				wg.Add(1)
+				go collect(rctx, holder, &held, &wg)
 			}
 			deadline := time.Now().Add(20 * time.Second)
 			for p.Stats().Redelivered < 8 && time.Now().Before(deadline) {
@@ -153,12 +164,12 @@ func TestConsumerGroupHandsBackUnconsumed(t *testing.T) {
 			rcancel()
 			wg.Wait()
 			seen := make([]int, n)
-			for _, i := range got {
+			for _, i := range append(got, held...) {
 				seen[i]++
 			}
 			for i, k := range seen {
 				if k != 1 {
-					t.Fatalf("item %d delivered %d times to the remaining member, want 1 (redelivered %d)", i, k, p.Stats().Redelivered)
+					t.Fatalf("item %d delivered %d times in the group, want 1 (redelivered %d)", i, k, p.Stats().Redelivered)
 				}
 			}
 		})
