@@ -21,7 +21,7 @@ It needs only pyzmq (Debian: python3-zmq), no plh code and no DataBlock:
 Configuration comes from the PLH_* environment plh-sim sets (PLH_NAME,
 PLH_CHANNEL, PLH_BROKER, PLH_BROKER_KEY, PLH_RATE, PLH_SLOT_SIZE, PLH_COUNT,
 PLH_HEARTBEAT, PLH_WAIT_CONSUMERS: send nothing until that many consumers
-joined).
+joined, PLH_LINGER: after PLH_COUNT, keep serving the consumers this long).
 With --quiet it writes no events at all (a node with events = "none").
 """
 import json
@@ -55,6 +55,7 @@ def seconds(d, default):
 
 
 HEARTBEAT = seconds(ENV.get("PLH_HEARTBEAT"), 0.25)
+LINGER = seconds(ENV.get("PLH_LINGER"), 0)
 
 
 def emit(kind, **fields):
@@ -280,13 +281,18 @@ def main():
         if time.monotonic() >= next_beat:
             broker.send("HEARTBEAT_REQ", beat)
             next_beat = time.monotonic() + HEARTBEAT
-    next_send = time.monotonic()
-    while not stop and not (COUNT and seq >= COUNT):
+    next_send, linger_end = time.monotonic(), None
+    while not stop:
         now = time.monotonic()
+        sending = not (COUNT and seq >= COUNT)
+        if not sending:  # count reached: serve the consumers for PLH_LINGER, then end
+            linger_end = now + LINGER if linger_end is None else linger_end
+            if now >= linger_end:
+                break
         if now >= next_beat:
             broker.send("HEARTBEAT_REQ", beat)
             next_beat = now + HEARTBEAT
-        if now >= next_send and peers.send(payload(seq)):
+        if sending and now >= next_send and peers.send(payload(seq)):
             first = seq if first is None else first
             seq += 1
             next_send += period
@@ -299,7 +305,7 @@ def main():
                 total += seq - first
                 first = None
             next_flush = now + 0.1
-        wait = max(0.0, min(next_send, next_beat, next_flush) - time.monotonic())
+        wait = max(0.0, min(next_send if sending else linger_end, next_beat, next_flush) - time.monotonic())
         for s, _ in poller.poll(wait * 1000):
             if s is peers.s:
                 peers.handle()
