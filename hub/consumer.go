@@ -74,6 +74,9 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 	if m == nil {
 		return nil, fmt.Errorf("%s %q: %w: nil Messenger", op, name, ErrInvalidArgument)
 	}
+	if err := validGroup(opts.Group); err != nil {
+		return nil, fmt.Errorf("%s %q: %w: %w", op, name, ErrInvalidArgument, err)
+	}
 	ctx, cancel := withDefaultTimeout(ctx, opts.Timeout)
 	defer cancel()
 	info, err := m.Discover(ctx, name)
@@ -88,6 +91,9 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 	}
 	if info.CtrlEndpoint == "" {
 		return nil, fmt.Errorf("%s %q: %w: channel has no peer endpoint", op, name, ErrBadReply)
+	}
+	if err := checkGroup(opts, info); err != nil {
+		return nil, fmt.Errorf("%s %q: %w", op, name, err)
 	}
 	c := &consumer{m: m, opts: opts, log: opts.Logger.With("channel", name), name: name, info: info}
 	c.cbs = newCBQueue(c.log)
@@ -140,6 +146,11 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 	}
 	select {
 	case <-c.acked:
+		if c.groupRefused.Load() {
+			c.unsubscribe()
+			c.deregister()
+			return fail(fmt.Errorf("%w: the producer did not confirm group %q (it predates consumer groups)", ErrGroupUnsupported, opts.Group))
+		}
 	case <-ctx.Done():
 		c.unsubscribe()
 		c.deregister()
@@ -150,6 +161,20 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 	h := &Consumer{c}
 	runtime.AddCleanup(h, func(c *consumer) { c.close() }, c)
 	return h, nil
+}
+
+// checkGroup refuses a consumer group where it cannot split the stream.
+func checkGroup(opts ConsumerOptions, info ChannelInfo) error {
+	switch {
+	case opts.Group == "":
+		return nil
+	case info.Pattern == PatternBidir:
+		return fmt.Errorf("%w: group %q: a Bidir consumer talks to its producer alone", ErrWrongPattern, opts.Group)
+	case opts.Secret != 0 && info.HasSharedMemory:
+		return fmt.Errorf("%w: group %q: consumer groups split the peer link; the shared-memory ring has no per-group cursor (leave Secret 0)",
+			ErrGroupUnsupported, opts.Group)
+	}
+	return nil
 }
 
 // Channel returns the channel name.

@@ -55,6 +55,8 @@ type consumerLink struct {
 	missed     atomic.Uint64 // items the producer said it skipped for us (GAP)
 	refreshing atomic.Bool   // a broker re-registration after REJOIN is in flight
 	rejoining  atomic.Bool   // HELLO sent for a REJOIN, its HELLO_ACK not yet read
+	// groupRefused: a HELLO_ACK did not confirm ConsumerOptions.Group.
+	groupRefused atomic.Bool
 }
 
 // newConsumerLink returns the peer link of c; Connect sets its Dealer.
@@ -92,7 +94,7 @@ func (c *consumerLink) hello() error {
 		hb = max(c.opts.PeerHeartbeat.Milliseconds(), 1)
 	}
 	body := mustJSON(helloBody{ConsumerPid: c.m.Pid(), ConsumerStartTime: startTimeFor(c.m, self), ConsumerUID: c.opts.UID,
-		ConsumerName: c.opts.Name, Window: c.opts.Window, HeartbeatMs: hb})
+		ConsumerName: c.opts.Name, Window: c.opts.Window, HeartbeatMs: hb, Group: c.opts.Group})
 	return c.send(proto.ControlFrames(TypeHello, body)...)
 }
 
@@ -122,6 +124,9 @@ func (c *consumerLink) ProducerGone() bool { return c.producerB.Load() }
 
 func (c *consumerLink) bye() {
 	c.byeOnce.Do(func() {
+		// Credit first: the producer hands what we did not consume back to
+		// our group (Pipeline, B-7) and must not count the consumed items.
+		c.returnCredit(true)
 		if err := c.send(proto.ControlFrames(TypeBye, nil)...); err != nil {
 			c.log.Debug("hub: BYE not sent", "err", err)
 		}
@@ -197,6 +202,7 @@ func (c *consumerLink) readLoop() {
 		}
 		switch f.Type {
 		case TypeHelloAck:
+			c.helloAcked(f.Body)
 			c.ackOne.Do(func() { close(c.acked) })
 			c.rejoining.Store(false)
 		case TypeByeAck:
@@ -273,10 +279,37 @@ func (c *consumerLink) tickLoop() {
 	}
 }
 
-// consumed records one consumed data message and returns credit in batches.
+// consumed records one consumed data message and returns credit in batches;
+// a consumer group member acknowledges every item at once (the producer
+// hands unacknowledged items to another member when this one dies).
 func (c *consumerLink) consumed() {
 	c.owed.Add(1)
-	c.returnCredit(false)
+	c.returnCredit(c.opts.Group != "")
+}
+
+// helloAcked checks a group member's HELLO_ACK: the producer must confirm the
+// group (an older producer would send us every item), and what the link still
+// holds of a previous admission is dropped, since the producer handed it back
+// to the group when we said HELLO again. Called by readLoop, which alone fills
+// the data queue, and the producer sends HELLO_ACK before any data of the new
+// admission.
+func (c *consumerLink) helloAcked(body []byte) {
+	if c.opts.Group == "" {
+		return
+	}
+	var a helloAckBody
+	if err := json.Unmarshal(body, &a); err != nil || a.Group != c.opts.Group {
+		c.groupRefused.Store(true)
+		c.log.Warn("hub: the producer did not confirm the consumer group (it does not know groups?)", "group", c.opts.Group)
+	}
+	for {
+		select {
+		case <-c.data:
+		default:
+			c.owed.Store(0)
+			return
+		}
+	}
 }
 
 // returnCredit sends CREDIT for the consumed messages once a quarter window has

@@ -24,6 +24,9 @@
 //     with the broker registration, Start/Stop and Close.
 //   - producer_peer.go: producerLink, the peer link (ROUTER, consumer table,
 //     HELLO/BYE, peer heartbeats, credit, Send/SendTo/SendCtrl, Flush).
+//   - producer_group.go: consumer groups (B-7) and Pipeline's split: one
+//     member per item, in-flight items acknowledged by CREDIT and handed back
+//     to the group when a member leaves or dies.
 //   - producer_shm.go: ringWriter, the ring writer (DataBlock, pooled Writers,
 //     WriteTxn, Push, SyncedWrite, the write goroutine).
 //   - producer_conflict.go: a producer whose segment name a live process owns
@@ -128,6 +131,19 @@
 // Send picks one joined consumer with credit (round robin), so each message goes
 // to exactly one consumer and a slow consumer gets fewer; both wait up to their
 // deadline (backpressure) and then fail with ErrBackpressure / ErrNoConsumers.
+//
+// Consumer groups (B-7, producer_group.go). Consumers with the same
+// ConsumerOptions.Group (HELLO "group", echoed by HELLO_ACK) split the stream
+// as Pipeline does; a Pipeline channel's consumers without a name are the
+// group "". Send gives every item to one member with credit of every group
+// (a group always waits for credit) after the fan-out to the consumers
+// without a group. A member's items stay in its in-flight list until its
+// CREDIT acknowledges them (the link is ordered, so CREDIT n covers its n
+// oldest); a member that leaves, dies or says HELLO again hands them back and
+// they go to the other members first (ChannelStats.Redelivered). Members of a
+// named group return credit after every item, every consumer before BYE.
+// The ring has no per-group cursor: a group member does not attach it
+// (ErrGroupUnsupported with Secret on a channel with shared memory).
 // zmq4's PUSH (copies to every peer) and PUB (drops at its HWM) are not used.
 //
 // Slow consumers (PubSub). ProducerOptions.SlowConsumer decides what a PubSub
@@ -186,9 +202,9 @@
 // before Stop returns.
 //
 // Ring readers. The DataBlock ring is one stream every attached reader sees
-// (by the ring's policy); it cannot split items among consumers. Until consumer
-// groups do that, a Consumer attaching the ring takes its place only where the
-// ring can honour the channel's pattern:
+// (by the ring's policy); it cannot split items among consumers (consumer
+// groups split the peer link only). A Consumer attaching the ring takes its
+// place only where the ring can honour the channel's pattern:
 //
 //	policy          PubSub, Bidir                        Pipeline
 //	Latest_only     any number (each sees the newest)    one reader

@@ -108,6 +108,12 @@ var (
 	// listed in doc.go, "Ring readers". The next reader may connect once the
 	// current one closed or died.
 	ErrRingReaderTaken = errors.New("hub: the ring already has its one reader")
+
+	// ErrGroupUnsupported: a consumer group (ConsumerOptions.Group) cannot be
+	// joined here: the producer did not confirm it (it does not know groups),
+	// or the consumer would read the shared-memory ring, which has no
+	// per-group cursor (B-7: groups split the peer link only).
+	ErrGroupUnsupported = errors.New("hub: consumer group not supported here")
 	// ErrNotInitialized is returned by a managed wrapper's Get before its Start
 	// succeeded or after its Stop.
 	ErrNotInitialized = errors.New("hub: managed object not initialised")

@@ -161,6 +161,19 @@ type ConsumerOptions struct {
 	ExpectedSchema *Schema
 	// Secret is the segment's shared secret; 0 = do not attach shared memory.
 	Secret uint64
+	// Group, when set, makes this consumer a member of a consumer group
+	// (B-7): the members of a group split the channel's stream, every item
+	// going to exactly one of them, while other groups and consumers without a
+	// group each get every item. An item a member took and had not consumed
+	// (Recv returned it, OnData returned) when it left or died goes to another
+	// member. Named like a channel (letters, marks, digits, punctuation,
+	// symbols, space; valid UTF-8; at most MaxGroupBytes), else Connect fails
+	// with ErrInvalidArgument. Groups split the peer link only: with Secret
+	// set on a channel with shared memory Connect fails with
+	// ErrGroupUnsupported (the ring has no per-group cursor), as it does when
+	// the producer does not confirm the group; on Bidir with ErrWrongPattern.
+	// A Pipeline channel's consumers without a group are one group already.
+	Group string
 	// ExpectSHM, when set, must agree with the segment's geometry.
 	ExpectSHM *shm.Config
 	// RequireChecksum, when set (not shm.ChecksumDefault), is the checksum

@@ -78,6 +78,9 @@ type helloBody struct {
 	ConsumerName      string `json:"consumer_name,omitempty"`
 	Window            int    `json:"window,omitempty"`       // credit window (0 = default)
 	HeartbeatMs       int64  `json:"heartbeat_ms,omitempty"` // peer heartbeat period (0 = none)
+	// Group is the consumer group the consumer joins (B-7; "" = none): its
+	// members split the stream (producer_group.go).
+	Group string `json:"group,omitempty"`
 }
 
 // helloAckBody is the HELLO_ACK body.
@@ -85,6 +88,10 @@ type helloAckBody struct {
 	Channel string `json:"channel_name"`
 	Pattern string `json:"pattern"`
 	Window  int    `json:"window"` // credit granted
+	// Group echoes HELLO's group: a producer that knows consumer groups
+	// confirms the membership (an older one leaves it out, and the consumer
+	// refuses to run as a member that would get every item).
+	Group string `json:"group,omitempty"`
 }
 
 // creditBody is the CREDIT body.
@@ -115,6 +122,9 @@ func decodeHello(b []byte) (helloBody, error) {
 	}
 	if len(h.ConsumerUID) > 64 || len(h.ConsumerName) > 64 {
 		return h, fmt.Errorf("%w: HELLO uid/name too long", ErrPeerProtocol)
+	}
+	if err := validGroup(h.Group); err != nil {
+		return h, fmt.Errorf("%w: HELLO %w", ErrPeerProtocol, err)
 	}
 	if h.Window == 0 {
 		h.Window = defaultWindow

@@ -184,6 +184,9 @@ type ChannelStats struct {
 	// moved to a successor producer, OnProducerRestarted); Rejoins counts the
 	// producer's REJOIN requests answered with a new HELLO (OnRejoined).
 	Restarts, Rejoins uint64
+	// Redelivered (producer side): items a consumer group member left or died
+	// holding unacknowledged, delivered again to another member (B-7).
+	Redelivered uint64
 }
 
 // Start delivers peer callbacks (those queued first) and, with SHM, starts the

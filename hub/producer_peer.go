@@ -34,11 +34,15 @@ type producerLink struct {
 	sent    atomic.Uint64 // messages accepted by Router.Send (for the close drain)
 	dropped atomic.Uint64 // malformed peer messages
 	skipped atomic.Uint64 // PubSub deliveries skipped at the deadline
+	// redelivered counts items handed back by a departed group member and
+	// delivered to another (producer_group.go).
+	redelivered atomic.Uint64
 
-	mu     sync.Mutex // guards peers, order, rr, wake, closed
+	mu     sync.Mutex // guards peers, order, groups, gorder, wake, closed
 	peers  map[string]*peerState
-	order  []*peerState // join order (round robin)
-	rr     int
+	order  []*peerState // join order
+	groups map[string]*group
+	gorder []*group      // groups in creation order (producer_group.go)
 	wake   chan struct{} // closed and replaced when credits or membership change
 	closed bool
 }
@@ -51,15 +55,17 @@ type peerState struct {
 	window   int
 	hb       time.Duration // heartbeat period (announced, or PeerTimeout/2 when it announced none)
 	lastSeen time.Time
-	noHB     bool   // announced no heartbeat: asked to HELLO again when pruned
-	slow     bool   // SlowConsumerDrop: in a drop streak (skipped without waiting)
-	missed   uint64 // items skipped in the current streak (told by GAP)
+	noHB     bool       // announced no heartbeat: asked to HELLO again when pruned
+	slow     bool       // SlowConsumerDrop: in a drop streak (skipped without waiting)
+	missed   uint64     // items skipped in the current streak (told by GAP)
+	grp      *group     // the consumer group it is a member of, or nil (producer_group.go)
+	inflight []*dataBuf // group member: items sent and not yet acknowledged, oldest first
 }
 
 // newProducerLink returns the peer link of p on its bound ROUTER r.
 func newProducerLink(p *producer, r *wire.Router) *producerLink {
 	return &producerLink{name: p.name, pat: p.pat, opts: &p.opts, log: p.log, cbs: p.cbs, closing: &p.closing,
-		r: r, peers: map[string]*peerState{}, wake: make(chan struct{})}
+		r: r, peers: map[string]*peerState{}, groups: map[string]*group{}, wake: make(chan struct{})}
 }
 
 // start starts the receive and heartbeat goroutines.
@@ -84,6 +90,7 @@ func (p *producerLink) close() {
 	p.closed = true
 	peers := append([]*peerState(nil), p.order...)
 	p.order, p.peers = nil, map[string]*peerState{}
+	p.groups, p.gorder = map[string]*group{}, nil
 	close(p.wake)
 	p.wake = make(chan struct{})
 	p.mu.Unlock()
@@ -102,7 +109,8 @@ func (p *producerLink) Stats() ChannelStats {
 	p.mu.Lock()
 	n := len(p.order)
 	p.mu.Unlock()
-	return ChannelStats{Consumers: n, Sent: p.sent.Load(), Dropped: p.dropped.Load(), Skipped: p.skipped.Load()}
+	return ChannelStats{Consumers: n, Sent: p.sent.Load(), Dropped: p.dropped.Load(), Skipped: p.skipped.Load(),
+		Redelivered: p.redelivered.Load()}
 }
 
 // drain waits (up to CloseDrain) until the Router wrote what we queued.
@@ -201,6 +209,10 @@ func (p *producerLink) handlePeer(m wire.Msg) {
 		if ps != nil {
 			ps.lastSeen = now
 			ps.credit = min(ps.credit+n, maxWindow)
+			if ps.grp != nil {
+				ps.ackLocked(n)
+				p.pumpLocked(ps.grp)
+			}
 			p.wakeLocked()
 		}
 		p.mu.Unlock()
@@ -271,13 +283,22 @@ func (p *producerLink) handleHello(peer []byte, body []byte, now time.Time) {
 		ps.hb = p.opts.PeerTimeout / 2 // pruned like the others when silent
 	}
 	ps.slow, ps.missed = false, 0
-	p.wakeLocked()
-	p.mu.Unlock()
-	ack := mustJSON(helloAckBody{Channel: p.name, Pattern: string(p.pat), Window: h.Window})
+	// HELLO_ACK goes out before any data of this admission (the Router send
+	// never blocks): a group member discards what it holds of its previous
+	// admission when it reads HELLO_ACK, since that was handed back.
+	ack := mustJSON(helloAckBody{Channel: p.name, Pattern: string(p.pat), Window: h.Window, Group: h.Group})
 	if err := p.send(peer, proto.ControlFrames(TypeHelloAck, ack)...); err != nil {
 		p.log.Warn("hub: HELLO_ACK not sent", "err", err)
 	}
-	p.log.Info("hub: consumer joined", "identity", hex.EncodeToString(peer), "pid", h.ConsumerPid, "window", h.Window)
+	if name, ok := p.groupOf(h.Group); ok {
+		p.joinGroupLocked(ps, name)
+		p.pumpLocked(ps.grp)
+	} else if ps.grp != nil {
+		p.leaveGroupLocked(ps)
+	}
+	p.wakeLocked()
+	p.mu.Unlock()
+	p.log.Info("hub: consumer joined", "identity", hex.EncodeToString(peer), "pid", h.ConsumerPid, "window", h.Window, "group", h.Group)
 	if fn := p.opts.Callbacks.OnConsumerJoined; fn != nil {
 		p.cbs.submit("OnConsumerJoined", func() { fn(id) })
 	}
@@ -310,6 +331,9 @@ func (p *producerLink) removeLocked(key string) *peerState {
 			p.order = append(p.order[:i:i], p.order[i+1:]...)
 			break
 		}
+	}
+	if ps.grp != nil {
+		p.leaveGroupLocked(ps)
 	}
 	p.wakeLocked()
 	return ps
@@ -388,7 +412,9 @@ func (p *producerLink) ConnectedConsumers() []ConsumerIdentity {
 }
 
 // Send sends payload on the channel's data path (PubSub: to every joined
-// consumer; Pipeline: to exactly one, balanced by credit). It waits for flow
+// consumer without a group; Pipeline: to exactly one of those, balanced by
+// credit; and to exactly one member of every consumer group, B-7,
+// producer_group.go). It waits for flow
 // control credit until ctx ends (or SendTimeout when ctx has no deadline):
 // ErrBackpressure (PubSub: the message reached the consumers that had credit),
 // ErrNoConsumers (Pipeline without any consumer). PubSub waits so only under
@@ -402,10 +428,16 @@ func (p *producerLink) Send(ctx context.Context, payload []byte) error {
 	}
 	pb := newDataBuf(payload)
 	defer pb.Release()
+	w := &creditWait{p: p, parent: ctx}
+	defer w.release()
 	if p.pat == PatternPipeline {
-		return p.sendOne(ctx, nil, pb)
+		return p.sendGroups(w, pb, true)
 	}
-	return p.broadcast(ctx, pb)
+	if err := p.broadcast(w, pb); err != nil {
+		_ = p.sendGroups(w, pb, false) // the groups with credit still get it
+		return err
+	}
+	return p.sendGroups(w, pb, false)
 }
 
 // dataBuf is Send's copy of a data message, pooled: each Router queue holding
@@ -542,7 +574,7 @@ func (p *producerLink) BroadcastCtrl(typ string, body []byte) error {
 	return first
 }
 
-// sendOne sends to id (or, with id nil, to the next consumer with credit).
+// sendOne sends to consumer id once it has credit (Bidir).
 func (p *producerLink) sendOne(ctx context.Context, id []byte, pb *dataBuf) error {
 	w := creditWait{p: p, parent: ctx}
 	defer w.release()
@@ -552,27 +584,12 @@ func (p *producerLink) sendOne(ctx context.Context, id []byte, pb *dataBuf) erro
 			p.mu.Unlock()
 			return fmt.Errorf("send %q: %w", p.name, ErrClosed)
 		}
-		var ps *peerState
-		if id != nil {
-			ps = p.peers[string(id)]
-			if ps == nil {
-				p.mu.Unlock()
-				return fmt.Errorf("send %q: %w", p.name, ErrUnknownConsumer)
-			}
-			if ps.credit <= 0 {
-				ps = nil
-			}
-		} else {
-			for i := range p.order {
-				c := p.order[(p.rr+i)%len(p.order)]
-				if c.credit > 0 {
-					ps = c
-					p.rr = (p.rr + i + 1) % len(p.order)
-					break
-				}
-			}
+		ps := p.peers[string(id)]
+		if ps == nil {
+			p.mu.Unlock()
+			return fmt.Errorf("send %q: %w", p.name, ErrUnknownConsumer)
 		}
-		if ps != nil {
+		if ps.credit > 0 {
 			ps.credit--
 			target := ps.id.ID
 			p.mu.Unlock()
@@ -581,26 +598,20 @@ func (p *producerLink) sendOne(ctx context.Context, id []byte, pb *dataBuf) erro
 			}
 			return nil
 		}
-		none := len(p.order) == 0
 		wake := p.wake
 		p.mu.Unlock()
 		if !w.wait(wake) {
-			if none {
-				return fmt.Errorf("send %q: %w: %w", p.name, ErrNoConsumers, w.err())
-			}
 			return fmt.Errorf("send %q: %w: %w", p.name, ErrBackpressure, w.err())
 		}
 	}
 }
 
-// broadcast sends to every joined consumer once each has credit
-// (SlowConsumerBlock; the other policies: broadcastSlow).
-func (p *producerLink) broadcast(ctx context.Context, pb *dataBuf) error {
+// broadcast sends to every joined consumer without a group once each has
+// credit (SlowConsumerBlock; the other policies: broadcastSlow).
+func (p *producerLink) broadcast(w *creditWait, pb *dataBuf) error {
 	if p.opts.SlowConsumer != SlowConsumerBlock {
-		return p.broadcastSlow(ctx, pb)
+		return p.broadcastSlow(w, pb)
 	}
-	w := creditWait{p: p, parent: ctx}
-	defer w.release()
 	done := map[string]bool{}
 	for {
 		p.mu.Lock()
@@ -611,7 +622,7 @@ func (p *producerLink) broadcast(ctx context.Context, pb *dataBuf) error {
 		var ready [][]byte
 		waiting := 0
 		for _, ps := range p.order {
-			if done[ps.key] {
+			if done[ps.key] || ps.grp != nil {
 				continue
 			}
 			if ps.credit > 0 {
@@ -645,7 +656,7 @@ func (p *producerLink) broadcast(ctx context.Context, pb *dataBuf) error {
 func (p *producerLink) Flush(ctx context.Context) error {
 	for {
 		p.mu.Lock()
-		pending := false
+		pending := p.groupsPendingLocked()
 		for _, ps := range p.order {
 			if ps.credit < ps.window && !ps.slow {
 				pending = true
@@ -676,9 +687,7 @@ type slowSend struct {
 // one without credit is waited for up to SlowConsumerAfter, then counted slow
 // (slowLocked). A consumer already in a drop streak is skipped without waiting
 // until it returns credit, and then told how many it missed (GAP).
-func (p *producerLink) broadcastSlow(ctx context.Context, pb *dataBuf) error {
-	w := creditWait{p: p, parent: ctx}
-	defer w.release()
+func (p *producerLink) broadcastSlow(w *creditWait, pb *dataBuf) error {
 	done := map[string]bool{}
 	var grace *time.Timer
 	defer func() {
@@ -704,7 +713,7 @@ func (p *producerLink) broadcastSlow(ctx context.Context, pb *dataBuf) error {
 		if grace == nil {
 			grace = time.NewTimer(p.opts.SlowConsumerAfter)
 		}
-		switch p.waitSlow(&w, wake, grace.C) {
+		switch p.waitSlow(w, wake, grace.C) {
 		case waitWoken:
 		case waitGrace:
 			p.mu.Lock()
@@ -750,7 +759,8 @@ func (p *producerLink) waitSlow(w *creditWait, wake <-chan struct{}, grace <-cha
 func (p *producerLink) roundLocked(done map[string]bool) (ready []slowSend, waiting int) {
 	for _, ps := range p.order {
 		switch {
-		case done[ps.key]:
+		case done[ps.key] || ps.grp != nil:
+			continue
 		case ps.credit > 0:
 			ps.credit--
 			ready = append(ready, slowSend{id: ps.id.ID, missed: ps.missed})
@@ -773,7 +783,7 @@ func (p *producerLink) roundLocked(done map[string]bool) (ready []slowSend, wait
 // returns it, to be sent SLOW_CONSUMER (tellDisconnected).
 func (p *producerLink) slowLocked(done map[string]bool) (gone []ConsumerIdentity) {
 	for _, ps := range append([]*peerState(nil), p.order...) {
-		if done[ps.key] || ps.credit > 0 {
+		if done[ps.key] || ps.credit > 0 || ps.grp != nil {
 			continue
 		}
 		p.skipped.Add(1)

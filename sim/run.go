@@ -370,6 +370,9 @@ func (r *run) nodeFlags(n scenario.PlanNode, broker string) []string {
 	if n.Schema != "" {
 		add("--schema", n.Schema)
 	}
+	if n.Group != "" {
+		add("--group", n.Group)
+	}
 	if n.Role == "producer" && n.Host != "" {
 		add("--endpoint", r.bindOn(n.Host))
 	}

@@ -10,7 +10,9 @@ It needs only pyzmq (Debian: python3-zmq), no plh code and no DataBlock:
     HELLO -> HELLO_ACK with the credit window, data frames ['A'][payload]
     while a consumer has credit, CREDIT adds credit, BYE -> BYE_ACK
     (hub/peer_proto.go); Pipeline: each message goes to one consumer, round
-    robin;
+    robin; consumer groups (HELLO "group", B-7): every group gets every
+    message once, and the messages a consumer had not acknowledged (CREDIT)
+    when it left or died (CONSUMER_DIED_NOTIFY) go to the others of its group;
   * writes the payload plh-node's consumer verifies (sequence, send time,
     pid, pattern: cmd/internal/noderole), so plh-node consumers can read it;
   * writes the event contract of docs/events.md on stdout: ready, written
@@ -18,7 +20,8 @@ It needs only pyzmq (Debian: python3-zmq), no plh code and no DataBlock:
 
 Configuration comes from the PLH_* environment plh-sim sets (PLH_NAME,
 PLH_CHANNEL, PLH_BROKER, PLH_BROKER_KEY, PLH_RATE, PLH_SLOT_SIZE, PLH_COUNT,
-PLH_HEARTBEAT).
+PLH_HEARTBEAT, PLH_WAIT_CONSUMERS: send nothing until that many consumers
+joined, PLH_LINGER: after PLH_COUNT, keep serving the consumers this long).
 With --quiet it writes no events at all (a node with events = "none").
 """
 import json
@@ -37,6 +40,7 @@ CHANNEL = ENV["PLH_CHANNEL"]
 RATE = float(ENV.get("PLH_RATE") or 100)
 SIZE = max(int(ENV.get("PLH_SLOT_SIZE") or 64), 32)
 COUNT = int(ENV.get("PLH_COUNT") or 0)
+WAIT_CONSUMERS = int(ENV.get("PLH_WAIT_CONSUMERS") or 0)
 PID = os.getpid()
 QUIET = "--quiet" in sys.argv[1:]
 
@@ -51,6 +55,7 @@ def seconds(d, default):
 
 
 HEARTBEAT = seconds(ENV.get("PLH_HEARTBEAT"), 0.25)
+LINGER = seconds(ENV.get("PLH_LINGER"), 0)
 
 
 def emit(kind, **fields):
@@ -109,8 +114,24 @@ class Broker:
         return typ, body
 
 
+class Group:
+    """A consumer group (B-7): its members split the stream, round robin among
+    those with credit; items handed back by a departed member go first."""
+
+    def __init__(self):
+        self.members = []  # identities, join order
+        self.redo = []  # payloads to deliver again, oldest first
+
+
 class Peers:
-    """The peer ROUTER: joined consumers, their credit, round robin."""
+    """The peer ROUTER: joined consumers, their credit and their groups.
+
+    Pipeline: the consumers without a group name are the group ""; a consumer
+    with a HELLO "group" joins that group, and every group gets every item once
+    (docs/protocol.md "Peer link: consumer groups"). Each item stays in its
+    member's in-flight list until CREDIT acknowledges it; a member that leaves
+    (BYE), dies (CONSUMER_DIED_NOTIFY) or says HELLO again hands its in-flight
+    items back to its group."""
 
     def __init__(self, ctx):
         self.s = ctx.socket(zmq.ROUTER)
@@ -118,6 +139,11 @@ class Peers:
         self.s.bind(ENV.get("PLH_ENDPOINT") or "tcp://127.0.0.1:0")
         self.endpoint = self.s.getsockopt(zmq.LAST_ENDPOINT).decode()
         self.credit = {}  # identity -> messages it may still receive
+        self.group = {}  # identity -> group name
+        self.pid = {}  # identity -> consumer_pid
+        self.inflight = {}  # identity -> payloads sent, not yet acknowledged
+        self.groups = {}  # name -> Group
+        self.done = set()  # groups that have the item send() is delivering
         self.order = []
 
     def handle(self):
@@ -128,31 +154,95 @@ class Peers:
         typ, body = rest[1].decode(), (rest[2] if len(rest) > 2 else b"")
         if typ == "HELLO":
             hello = json.loads(body or b"{}")
+            group = hello.get("group") or ""
+            if not isinstance(group, str) or len(group.encode()) > 256 or not group.isprintable():
+                return  # malformed: dropped unanswered, as the Go producer does
             window = int(hello.get("window") or 256)
-            if ident not in self.credit:
+            if ident in self.credit:
+                self.leave(ident)  # its new window voids the old credit
+            else:
                 self.order.append(ident)
-            self.credit[ident] = window
+            self.credit[ident], self.pid[ident] = window, hello.get("consumer_pid", 0)
             ack = {"channel_name": CHANNEL, "pattern": "Pipeline", "window": window}
+            if group:
+                ack["group"] = group
             self.s.send_multipart([ident, b"C", b"HELLO_ACK", json.dumps(ack).encode()])
+            self.join(ident, group)
             emit("consumer_joined", channel=CHANNEL, identity=ident.hex(), consumer_pid=hello.get("consumer_pid", 0))
         elif typ == "CREDIT" and ident in self.credit:
-            self.credit[ident] += int(json.loads(body).get("n", 0))
+            n = int(json.loads(body).get("n", 0))
+            self.credit[ident] += n
+            del self.inflight[ident][:n]
+            self.pump(self.groups[self.group[ident]])
         elif typ == "BYE" and ident in self.credit:
-            del self.credit[ident]
-            self.order.remove(ident)
+            self.drop(ident)
             self.s.send_multipart([ident, b"C", b"BYE_ACK", b""])
             emit("consumer_left", channel=CHANNEL, identity=ident.hex())
 
-    def send(self, data):
-        """Sends data to the next consumer with credit; False if none has any."""
-        for _ in range(len(self.order)):
-            ident = self.order.pop(0)
-            self.order.append(ident)
+    def join(self, ident, name):
+        g = self.groups.setdefault(name, Group())
+        g.members.append(ident)
+        self.group[ident], self.inflight[ident] = name, []
+        self.pump(g)
+
+    def leave(self, ident):
+        """Takes ident out of its group, handing its unacknowledged items back."""
+        name = self.group.pop(ident)
+        g = self.groups[name]
+        g.members.remove(ident)
+        g.redo.extend(self.inflight.pop(ident))
+        if g.members:
+            self.pump(g)
+        else:  # nobody left to read what it held
+            del self.groups[name]
+            self.done.discard(name)
+
+    def drop(self, ident):
+        self.leave(ident)
+        del self.credit[ident], self.pid[ident]
+        self.order.remove(ident)
+
+    def died(self, pid):
+        """CONSUMER_DIED_NOTIFY: the consumers of that pid are gone."""
+        for ident in [i for i in self.order if self.pid[i] == pid]:
+            self.drop(ident)
+
+    def pick(self, g):
+        for _ in range(len(g.members)):
+            ident = g.members.pop(0)
+            g.members.append(ident)
             if self.credit[ident] > 0:
-                self.credit[ident] -= 1
-                self.s.send_multipart([ident, b"A", data])
-                return True
-        return False
+                return ident
+        return None
+
+    def deliver(self, ident, data):
+        self.credit[ident] -= 1
+        self.inflight[ident].append(data)
+        self.s.send_multipart([ident, b"A", data])
+
+    def pump(self, g):
+        while g.redo:
+            ident = self.pick(g)
+            if ident is None:
+                return
+            self.deliver(ident, g.redo.pop(0))
+
+    def send(self, data):
+        """Gives data to one member of every group; False until every group has
+        it (call again with the same item: the groups that have it are skipped)."""
+        if not self.groups:
+            return False
+        for name, g in self.groups.items():
+            if name in self.done:
+                continue
+            self.pump(g)
+            ident = None if g.redo else self.pick(g)
+            if ident is None:
+                return False
+            self.deliver(ident, data)
+            self.done.add(name)
+        self.done.clear()
+        return True
 
 
 def main():
@@ -182,12 +272,27 @@ def main():
     period, next_send = 1.0 / RATE, time.monotonic()
     next_beat = next_flush = time.monotonic()
     reason = "done"
-    while not stop and not (COUNT and seq >= COUNT):
+    while not stop and len(peers.order) < WAIT_CONSUMERS:  # every group sees the first item
+        for s, _ in poller.poll(100):
+            if s is peers.s:
+                peers.handle()
+            else:
+                broker.notice(broker.s.recv_multipart())
+        if time.monotonic() >= next_beat:
+            broker.send("HEARTBEAT_REQ", beat)
+            next_beat = time.monotonic() + HEARTBEAT
+    next_send, linger_end = time.monotonic(), None
+    while not stop:
         now = time.monotonic()
+        sending = not (COUNT and seq >= COUNT)
+        if not sending:  # count reached: serve the consumers for PLH_LINGER, then end
+            linger_end = now + LINGER if linger_end is None else linger_end
+            if now >= linger_end:
+                break
         if now >= next_beat:
             broker.send("HEARTBEAT_REQ", beat)
             next_beat = now + HEARTBEAT
-        if now >= next_send and peers.send(payload(seq)):
+        if sending and now >= next_send and peers.send(payload(seq)):
             first = seq if first is None else first
             seq += 1
             next_send += period
@@ -200,7 +305,7 @@ def main():
                 total += seq - first
                 first = None
             next_flush = now + 0.1
-        wait = max(0.0, min(next_send, next_beat, next_flush) - time.monotonic())
+        wait = max(0.0, min(next_send if sending else linger_end, next_beat, next_flush) - time.monotonic())
         for s, _ in poller.poll(wait * 1000):
             if s is peers.s:
                 peers.handle()
@@ -208,6 +313,8 @@ def main():
                 typ, body = broker.notice(broker.s.recv_multipart())
                 if typ == "CHANNEL_CLOSING_NOTIFY":
                     stop.append("done")
+                elif typ == "CONSUMER_DIED_NOTIFY":
+                    peers.died(body.get("consumer_pid"))
     if stop:
         reason = stop[0]
     if first is not None:

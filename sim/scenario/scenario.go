@@ -59,12 +59,14 @@ type NodeSpec struct {
 	DelayPerRead Duration `toml:"delay_per_read,omitempty"`
 	Secret       uint64   `toml:"secret,omitempty"`
 	Schema       string   `toml:"schema,omitempty"`
-	Heartbeat    Duration `toml:"heartbeat,omitempty"`
-	Start        Duration `toml:"start,omitempty"`
-	LinkProxy    bool     `toml:"link_proxy,omitempty"`
-	Exit         ExitMode `toml:"exit,omitempty"`
-	Args         []string `toml:"args,omitempty"`
-	Host         string   `toml:"host,omitempty"`
+	// Group: a consumer's consumer group (B-7; plh-node --group).
+	Group     string   `toml:"group,omitempty"`
+	Heartbeat Duration `toml:"heartbeat,omitempty"`
+	Start     Duration `toml:"start,omitempty"`
+	LinkProxy bool     `toml:"link_proxy,omitempty"`
+	Exit      ExitMode `toml:"exit,omitempty"`
+	Args      []string `toml:"args,omitempty"`
+	Host      string   `toml:"host,omitempty"`
 	// Command, Env, Dir and Events run a user's own program instead of
 	// plh-node (program.go, docs/events.md "Your own program as a node").
 	Command []string          `toml:"command,omitempty"`

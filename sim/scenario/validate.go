@@ -81,6 +81,9 @@ func validate(v *Variant) error {
 			if n.Instances < 0 || n.SlotSize < 0 || n.Slots < 0 || n.Messages < 0 || n.Rate < 0 {
 				return c.errf(group.key, n.Name, "node %q: instances, slot_size, slots, messages and rate must not be negative", n.Name)
 			}
+			if n.Group != "" && group.role != "consumer" {
+				return c.errf(group.key+".group", n.Group, "node %q: group is a consumer's key (a consumer group, B-7)", n.Name)
+			}
 			if err := c.checkNodeEnums(group.key, &group.specs[i]); err != nil {
 				return err
 			}

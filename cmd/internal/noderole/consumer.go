@@ -88,7 +88,7 @@ func (n *node) runConsumer(ctx context.Context) (int, string) {
 		}
 	}
 	opts := hub.ConsumerOptions{Channel: ch, UID: o.uid, Name: o.name,
-		Window: o.window, PeerHeartbeat: o.peerHeartbeat, Logger: n.log}
+		Window: o.window, PeerHeartbeat: o.peerHeartbeat, Group: o.group, Logger: n.log}
 	o.schemaExpectation(&opts)
 	if o.useSHM {
 		opts.Secret = o.secret
@@ -136,7 +136,7 @@ func (n *node) runConsumer(ctx context.Context) (int, string) {
 	}
 	n.emit("ready", map[string]any{"role": "consumer", "channel": ch, "pid": n.m.Pid()})
 	t := &seqTracker{n: n, latest: c.HasSHM() && c.SHM().Sync() == shm.LatestOnly,
-		split: !c.HasSHM() && (info.Pattern == hub.PatternPipeline || info.Pattern == hub.PatternBidir)}
+		split: !c.HasSHM() && (info.Pattern == hub.PatternPipeline || info.Pattern == hub.PatternBidir || o.group != "")}
 	var read uint64
 	rctx, rcancel := context.WithCancel(ctx)
 	defer rcancel()

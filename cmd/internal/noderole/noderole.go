@@ -26,10 +26,10 @@ type options struct {
 	discoveryDir                                    string
 	endpoint                                        string
 	useSHM                                          bool
-	policy, checksum, schema, logLevel, uid         string
+	policy, checksum, schema, logLevel, uid, group  string
 	schemaVersion, schemaBLDS                       string
 	descriptor                                      *hub.Schema // from the --schema* flags (schema.go)
-	slots, slotSize, window                         int
+	slots, slotSize, window, waitConsumers          int
 	rate, sendRate                                  float64
 	statsInterval                                   time.Duration
 	statusFile                                      string
@@ -114,6 +114,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.stallEvery, "stall-every", defaultStallEvery, "producer: while a write waits, report it again this often (backpressure_stall_ongoing)")
 	slow := fs.String("slow-consumer", "drop", "producer, PubSub: drop|block|disconnect, what to do with a consumer that returns no credit (hub.SlowConsumerPolicy)")
 	fs.IntVar(&o.window, "window", 0, "consumer: flow-control window in messages (0 = 256)")
+	fs.IntVar(&o.waitConsumers, "wait-consumers", 0, "producer: write nothing until this many consumers joined the peer link")
+	fs.StringVar(&o.group, "group", "", "consumer: join this consumer group (its members split the channel's items; B-7, peer link only)")
 	fs.StringVar(&o.uid, "uid", "", "consumer uid / producer uid stored in the segment")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "debug|info|warn|error")
 	fs.BoolVar(&o.control, "control", true, "read control lines on stdin")

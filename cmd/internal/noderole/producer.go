@@ -79,6 +79,9 @@ func (n *node) runProducer(ctx context.Context) (int, string) {
 		interval = time.Duration(float64(time.Second) / o.rate)
 	}
 	buf := make([]byte, o.slotSize)
+	if !n.waitConsumers(ctx, p) {
+		return n.stopped(ctx)
+	}
 	start := time.Now()
 	for seq := uint64(0); o.count == 0 || seq < o.count; seq++ {
 		if interval > 0 {
@@ -123,6 +126,22 @@ func (n *node) runProducer(ctx context.Context) (int, string) {
 		}
 	}
 	return 0, "done"
+}
+
+// waitConsumers waits until --wait-consumers consumers joined the peer link
+// (so every one of them, e.g. every consumer group, sees the first item);
+// false when ctx ended.
+func (n *node) waitConsumers(ctx context.Context, p *hub.Producer) bool {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for len(p.ConnectedConsumers()) < n.o.waitConsumers {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return ctx.Err() == nil
 }
 
 // waitUntil sleeps until t; false when ctx ended. A hold_lock request ends the
