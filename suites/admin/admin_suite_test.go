@@ -17,6 +17,7 @@ var bins map[string]string
 
 func TestAdmin(t *testing.T) {
 	RegisterFailHandler(Fail)
+	support.UseDefaultWaits()
 	RunSpecs(t, "Admin Suite")
 }
 

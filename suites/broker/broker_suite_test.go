@@ -17,6 +17,7 @@ import (
 
 func TestBroker(t *testing.T) {
 	RegisterFailHandler(Fail)
+	support.UseDefaultWaits()
 	RunSpecs(t, "Broker Suite")
 }
 

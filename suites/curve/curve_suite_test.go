@@ -16,6 +16,7 @@ const python = "/usr/bin/python3"
 
 func TestCurve(t *testing.T) {
 	RegisterFailHandler(Fail)
+	support.UseDefaultWaits()
 	RunSpecs(t, "Curve Suite")
 }
 

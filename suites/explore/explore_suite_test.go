@@ -15,6 +15,7 @@ import (
 
 func TestExplore(t *testing.T) {
 	RegisterFailHandler(Fail)
+	support.UseDefaultWaits()
 	RunSpecs(t, "Explore Suite")
 }
 

@@ -12,6 +12,7 @@ import (
 
 func TestHosts(t *testing.T) {
 	RegisterFailHandler(Fail)
+	support.UseDefaultWaits()
 	RunSpecs(t, "Hosts Suite")
 }
 

@@ -11,6 +11,7 @@ import (
 
 func TestHub(t *testing.T) {
 	RegisterFailHandler(Fail)
+	support.UseDefaultWaits()
 	RunSpecs(t, "Hub Suite")
 }
 

@@ -13,6 +13,7 @@ import (
 
 func TestMessenger(t *testing.T) {
 	RegisterFailHandler(Fail)
+	support.UseDefaultWaits()
 	RunSpecs(t, "Messenger Suite")
 }
 

@@ -14,6 +14,7 @@ import (
 
 func TestScenarios(t *testing.T) {
 	RegisterFailHandler(Fail)
+	support.UseDefaultWaits()
 	RunSpecs(t, "Scenarios Suite")
 }
 

@@ -19,6 +19,7 @@ var bins map[string]string
 
 func TestShm(t *testing.T) {
 	RegisterFailHandler(Fail)
+	support.UseDefaultWaits()
 	RunSpecs(t, "Shm Suite")
 }
 
