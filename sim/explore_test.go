@@ -29,10 +29,13 @@ max_faults = 4
 window = ["1s", "3s"]
 `
 
-func exploreVariant(t *testing.T) scenario.Variant {
+func exploreVariant(t *testing.T) scenario.Variant { return loadVariant(t, exploreSystem) }
+
+// loadVariant loads the scenario text and returns its only variant.
+func loadVariant(t *testing.T, text string) scenario.Variant {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "x.toml")
-	if err := os.WriteFile(f, []byte(exploreSystem), 0o644); err != nil {
+	if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	vs, err := scenario.Load(f)
@@ -175,15 +178,7 @@ window = ["1s", "4s"]
 // no producer has); nothing is drawn on a host, or a node of a host, after
 // that host's power cut; every schedule resolves.
 func TestGeneratorDrawsHostFaultsAndIntruders(t *testing.T) {
-	f := filepath.Join(t.TempDir(), "xh.toml")
-	if err := os.WriteFile(f, []byte(exploreHostsSystem), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	vs, err := scenario.Load(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := vs[0]
+	v := loadVariant(t, exploreHostsSystem)
 	g := newGenerator(v)
 	hostOf := map[string]string{"p": "cam", "c": "lab", scenario.HubName: "ctl"}
 	kinds := map[scenario.FaultKind]bool{}
