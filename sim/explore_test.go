@@ -45,6 +45,20 @@ func loadVariant(t *testing.T, text string) scenario.Variant {
 	return vs[0]
 }
 
+// drawSchedules draws n schedules from seed: fresh ones, every other one
+// mutated.
+func drawSchedules(g *generator, seed uint64, n int) [][]scenario.FaultSpec {
+	out := make([][]scenario.FaultSpec, n)
+	for i := range n {
+		rng := rand.New(rand.NewPCG(seed, uint64(i)))
+		out[i] = g.fresh(rng)
+		if i%2 == 1 {
+			out[i], _ = g.mutate(rng, out[i])
+		}
+	}
+	return out
+}
+
 // TestGeneratorDrawsValidSchedulesFromTheSeed: the same seed draws the same
 // schedule; every schedule (fresh or mutated) has 1..max faults of allowed
 // pairs inside the window, none after a SIGKILL of its target, and resolves.
@@ -61,12 +75,7 @@ func TestGeneratorDrawsValidSchedulesFromTheSeed(t *testing.T) {
 		allowed[string(p.Kind)+" "+p.Target] = true
 	}
 	kinds := map[scenario.FaultKind]bool{}
-	for i := range 300 {
-		rng := rand.New(rand.NewPCG(1, uint64(i)))
-		fs := g.fresh(rng)
-		if i%2 == 1 {
-			fs, _ = g.mutate(rng, fs)
-		}
+	for i, fs := range drawSchedules(g, 1, 300) {
 		if len(fs) < 1 || len(fs) > 4 {
 			t.Fatalf("%d faults: %v", len(fs), fs)
 		}
@@ -182,12 +191,7 @@ func TestGeneratorDrawsHostFaultsAndIntruders(t *testing.T) {
 	g := newGenerator(v)
 	hostOf := map[string]string{"p": "cam", "c": "lab", scenario.HubName: "ctl"}
 	kinds := map[scenario.FaultKind]bool{}
-	for i := range 300 {
-		rng := rand.New(rand.NewPCG(2, uint64(i)))
-		fs := g.fresh(rng)
-		if i%2 == 1 {
-			fs, _ = g.mutate(rng, fs)
-		}
+	for i, fs := range drawSchedules(g, 2, 300) {
 		deadHost := map[string]bool{}
 		names := map[string]bool{}
 		for _, f := range fs {
