@@ -340,6 +340,10 @@ func (c *ringReader) beginRemap(info ChannelInfo, final uint64) {
 	if a.moved.Load() || info.LayoutGeneration <= a.layout {
 		return
 	}
+	if t := a.next.Load(); t != nil && t.info.LayoutGeneration >= info.LayoutGeneration {
+		t.final = max(t.final, final) // heard twice (notice and discovery): one target (moveMu guards final)
+		return
+	}
 	to := &remapTarget{info: info, final: final}
 	if to.refused = c.checkLayout(info); to.refused == nil {
 		to.prepared = c.open(info)
@@ -414,4 +418,3 @@ func (c *ringReader) checkLayout(info ChannelInfo) error {
 	}
 	return checkExpectedSchema(c.opts.ExpectedSchema, info.Schema)
 }
-

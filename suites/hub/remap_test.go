@@ -109,7 +109,7 @@ var _ = Describe("Structure remapping (B-19)", func() {
 			if err == nil {
 				got = append(got, n)
 			} else {
-				Expect(err).To(MatchError(hub.ErrNoSlot))
+				Expect(err).To(MatchError(hub.ErrNoSlot), "attachment: %v; notices: %+v", c.SHMError(), notes.list())
 			}
 			return got
 		}, 10*time.Second).Should(HaveLen(20))
