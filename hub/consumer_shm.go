@@ -147,7 +147,14 @@ func soleReader(pat Pattern, sync shm.SyncPolicy) bool {
 // running transactions end (their waits fail as ErrNoSlot), the old Reader
 // and mapping are closed, the new ones opened.
 func (c *ringReader) followProducer(info ChannelInfo) {
+	old := c.cur.Load()
 	a := c.replaceAttach(func() *ringAttach { return c.open(info) })
+	if old.layout > 0 {
+		// A producer restart away from a remapped layout: that segment's
+		// name is nobody's to replace, so the last to leave it removes it
+		// (only when its every owner is dead; remap.go).
+		sweepRemapSegments(c.name, c.log)
+	}
 	if a.refused != nil {
 		c.log.Warn("hub: the successor's ring has its one reader already; continuing without it", "err", a.refused)
 	}

@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/pylabhub/plh/broker"
 	"github.com/pylabhub/plh/hub"
 	"github.com/pylabhub/plh/internal/proc"
 	"github.com/pylabhub/plh/shm"
@@ -247,5 +249,51 @@ var _ = Describe("Structure remapping (B-19)", func() {
 		Expect(segmentsOf(q.Channel())).To(ConsistOf(q.Channel()))
 		Expect(q.Close()).To(Succeed())
 		Expect(q.Remap(context.Background(), hub.RemapOptions{SHM: remapCfg(shm.SingleReader, 8)})).To(MatchError(hub.ErrClosed))
+	})
+})
+
+var _ = Describe("A producer killed during a structure remap (B-19)", func() {
+	It("its consumer drains, moves, follows the successor, and no segment of the dead producer is left", func() {
+		s := startBroker(broker.Config{ChannelTimeout: 30 * time.Second})
+		m := newMessenger(s, 0, proc.Identity{})
+		ch := support.UniqueName("remapkill")
+		DeferCleanup(func() { Expect(segmentsOf(ch)).To(BeEmpty(), "a segment left behind") })
+		common := []string{"--role", "producer", "--broker", s.Endpoint(), "--broker-key", s.PublicKey(), "--channel", ch,
+			"--shm", "--policy", "single", "--slots", "4", "--secret", "0xF012", "--schema", "remap.v1"}
+		p1 := node("p1", append(common, "--rate", "400", "--remap-after", "40", "--remap-slots", "8")...)
+		DeferCleanup(func() { _ = shm.Remove(ch + ".remap-1") }) // only if the spec failed before the sweep
+		Eventually(saw(p1, "ready", nil)).WithTimeout(10 * time.Second).Should(BeTrue())
+		var notes calls[hub.ChannelNotice]
+		restarted := &calls[hub.ChannelInfo]{}
+		c := connect(m, hub.ConsumerOptions{Channel: ch, Secret: 0xF012, ProducerLostAfter: 300 * time.Millisecond,
+			Callbacks: hub.ConsumerCallbacks{OnChannelError: notes.add, OnProducerRestarted: restarted.add}})
+		var mu sync.Mutex
+		var got []uint64
+		Expect(c.SetReadHandler(func(t *hub.ReadTxn) error {
+			sl, err := t.Next()
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			got = append(got, binary.LittleEndian.Uint64(sl.Bytes()))
+			mu.Unlock()
+			return nil
+		})).To(Succeed())
+		Expect(c.Start()).To(Succeed())
+		DeferCleanup(c.Stop)
+
+		Eventually(saw(p1, "remap", nil)).WithTimeout(10 * time.Second).Should(BeTrue())
+		p1.Kill() // SIGKILL, right after the remap: both of its segments stay in /dev/shm
+		Eventually(func() bool { _, ok := notes.find(remapEvent(hub.EventRemapped)); return ok }, 10*time.Second).Should(BeTrue())
+		n, _ := notes.find(remapEvent(hub.EventRemapped))
+		Expect(n.Remap.Read).To(Equal(n.Remap.FinalSeq), "the old ring was not drained")
+		Expect(n.Remap.FinalSeq).To(Equal(uint64(40)))
+
+		p2 := node("p2", append(common, "--rate", "200", "--count", "30", "--linger", "1m")...)
+		Eventually(saw(p2, "ready", nil)).WithTimeout(10 * time.Second).Should(BeTrue())
+		Eventually(restarted.n).WithTimeout(20 * time.Second).Should(Equal(1))
+		Eventually(func() []string { return segmentsOf(ch) }).WithTimeout(10*time.Second).Should(ConsistOf(ch),
+			"the dead producer's remapped segment was not removed once its consumer left it")
+		Eventually(func() int { mu.Lock(); defer mu.Unlock(); return len(got) }).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 40+30))
 	})
 })
