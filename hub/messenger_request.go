@@ -102,6 +102,8 @@ type ChannelSummary struct {
 	Status          string // "PendingReady", "Ready" or "Closing"
 	Pattern         Pattern
 	HasSharedMemory bool
+	// LayoutGeneration is the channel's layout generation (B-19, protocol 1.2).
+	LayoutGeneration uint64
 }
 
 func checkChannel(op, channel string) error {
@@ -316,7 +318,7 @@ func (m *Messenger) ListChannels(ctx context.Context) ([]ChannelSummary, error) 
 			out = append(out, ChannelSummary{
 				Name: c.Name, SchemaHashHex: c.SchemaHash, ConsumerCount: c.ConsumerCount,
 				ProducerPid: c.ProducerPID, Status: c.Status, Pattern: patternOf(c.Pattern),
-				HasSharedMemory: c.HasSharedMemory,
+				HasSharedMemory: c.HasSharedMemory, LayoutGeneration: c.LayoutGeneration,
 			})
 		}
 		if ack.NextCursor == "" || ack.NextCursor <= cursor {

@@ -105,6 +105,9 @@ var _ = Describe("Structure remapping (B-19)", func() {
 		Expect(info.LayoutGeneration).To(Equal(uint64(1)))
 		Expect(info.SchemaHash).To(Equal(newHash))
 		Expect(info.ShmName).To(Equal(name + ".remap-1"))
+		list, err := mc.ListChannels(context.Background())
+		Expect(err).NotTo(HaveOccurred())
+		Expect(list).To(ContainElement(And(HaveField("Name", name), HaveField("LayoutGeneration", uint64(1)))))
 
 		Eventually(func() []uint64 {
 			n, err := pullSeq(c, 50*time.Millisecond)
