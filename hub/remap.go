@@ -337,8 +337,8 @@ func (c *ringReader) beginRemap(info ChannelInfo, final uint64) {
 	c.moveMu.Lock()
 	defer c.moveMu.Unlock()
 	a := c.cur.Load()
-	if a.moved.Load() || info.LayoutGeneration <= a.layout {
-		return
+	if a.moved.Load() || info.LayoutGeneration <= a.layout || c.opts.Secret == 0 {
+		return // moving already, there already, or not reading the ring at all
 	}
 	if t := a.next.Load(); t != nil && t.info.LayoutGeneration >= info.LayoutGeneration {
 		t.final = max(t.final, final) // heard twice (notice and discovery): one target (moveMu guards final)
@@ -382,12 +382,17 @@ func (c *ringReader) finishRemap(a *ringAttach) {
 }
 
 // finishRemapLocked installs to's attachment in place of a (once; c.moveMu
-// held) and raises EventRemapped or EventRemapFailed.
+// held, so a.moved is only set here) and raises EventRemapped or
+// EventRemapFailed.
 func (c *ringReader) finishRemapLocked(a *ringAttach, to *remapTarget) {
-	if c.cur.Load() != a || c.closing.Load() || !a.moved.CompareAndSwap(false, true) {
-		to.prepared.close()
+	if a.moved.Load() {
+		return // moved already: to.prepared is in use (or was closed)
+	}
+	if c.cur.Load() != a || c.closing.Load() {
+		to.prepared.close() // replaced (producer restart) or closing
 		return
 	}
+	a.moved.Store(true)
 	note := &RemapNotice{ShmName: to.info.ShmName, SchemaHashHex: to.info.SchemaHashHex, Generation: to.info.LayoutGeneration,
 		FinalSeq: to.final, From: a.layout, Read: a.delivered.Load()}
 	next := to.prepared
