@@ -55,3 +55,31 @@ func TestRemap(t *testing.T) {
 		t.Fatalf("consumers not kept: %+v", d)
 	}
 }
+
+// TestRemapBadInput: every bad REMAP_REQ gets an ERROR naming the problem.
+func TestRemapBadInput(t *testing.T) {
+	s := start(t, Config{Limits: Limits{MaxFieldBytes: 16}})
+	p := dial(t, s)
+	if a, ok := p.reg("ch", "h1", "", 0, "").(*proto.RegAck); !ok || !a.OK() {
+		t.Fatalf("reg: %+v", a)
+	}
+	for _, tc := range []struct {
+		name string
+		req  proto.RemapReq
+		code proto.Code
+	}{
+		{"unknown channel", proto.RemapReq{ChannelName: "nope", ProducerPID: 9, ShmName: "s", LayoutGeneration: 1}, proto.CodeChannelNotFound},
+		{"no shm_name", proto.RemapReq{ChannelName: "ch", ProducerPID: 9, LayoutGeneration: 1}, proto.CodeInvalidRequest},
+		{"no producer_pid", proto.RemapReq{ChannelName: "ch", ShmName: "s", LayoutGeneration: 1}, proto.CodeInvalidRequest},
+		{"blds without a name", proto.RemapReq{ChannelName: "ch", ProducerPID: 9, ShmName: "s", LayoutGeneration: 1, SchemaBLDS: "x:u8"}, proto.CodeInvalidRequest},
+		{"shm_name too long", proto.RemapReq{ChannelName: "ch", ProducerPID: 9, ShmName: "0123456789abcdefg", LayoutGeneration: 1}, proto.CodeLimitExceeded},
+	} {
+		p.send(&tc.req)
+		if e, ok := p.recv().(*proto.ErrorReply); !ok || e.ErrorCode != tc.code || e.CorrelationID == "" {
+			t.Fatalf("%s: %+v, want %s", tc.name, e, tc.code)
+		}
+	}
+	if d, _ := s.ChannelDetail("ch"); d.LayoutGeneration != 0 {
+		t.Fatalf("a refused remap changed the channel: %+v", d)
+	}
+}
