@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -235,13 +236,29 @@ func (m *Messenger) remap(ctx context.Context, channel string, info ProducerInfo
 		SchemaHash: hex.EncodeToString(info.SchemaHash), SchemaVersion: ver, SchemaName: info.Schema.Name,
 		SchemaBLDS: info.Schema.BLDS, LayoutGeneration: info.LayoutGeneration, FinalSeq: final}, false)
 	if err != nil {
-		return err
+		var refused *BrokerError
+		if errors.As(err, &refused) || !m.remapApplied(channel, info) {
+			return err
+		}
+		m.log.Warn("messenger: the REMAP_ACK was lost but the broker applied the remap", "channel", channel, "err", err)
+		rep = &proto.RemapAck{}
 	}
 	if _, err := expect[*proto.RemapAck](op, channel, rep); err != nil {
 		return err
 	}
 	m.owned.addProducer(channel, info)
 	return nil
+}
+
+// remapApplied asks the broker (DISC_REQ, its own deadline) whether it holds
+// the remap of info after a REMAP_REQ whose answer did not come: the reply may
+// have been lost after the broker applied it, and consumers then already move
+// to info's segment. false when the broker does not answer either.
+func (m *Messenger) remapApplied(channel string, info ProducerInfo) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout)
+	defer cancel()
+	got, err := m.discoverBroker(ctx, channel)
+	return err == nil && got.LayoutGeneration == info.LayoutGeneration && got.ShmName == info.ShmName
 }
 
 // Consumer side.
