@@ -100,9 +100,10 @@ func remapSegmentName(channel string, gen uint64) string {
 	return channel + remapSep + strconv.FormatUint(gen, 10)
 }
 
-// sweepRemapSegments removes segments of earlier layout generations of
-// channel whose every owner is dead (a producer killed during a remap leaves
-// the new segment behind). It never touches a segment a live process holds.
+// sweepRemapSegments removes the segments of channel's remapped layouts
+// (generation 1 and later) whose every owner is dead: a producer killed
+// during or after a remap leaves them behind, and no successor replaces them
+// by name. It never touches a segment a live process holds.
 func sweepRemapSegments(channel string, log interface{ Warn(string, ...any) }) {
 	if _, err := shm.Sweep(shm.SweepOptions{Prefix: channel + remapSep}); err != nil {
 		log.Warn("hub: sweeping earlier layout segments failed", "err", err)
@@ -192,6 +193,9 @@ func (p *producer) Remap(ctx context.Context, o RemapOptions) error {
 func (p *ringWriter) swap(nb *shm.Block, gen uint64, wait time.Duration, tell func(final uint64) error) (uint64, error) {
 	p.layoutMu.Lock()
 	defer p.layoutMu.Unlock()
+	if p.closing.Load() {
+		return 0, ErrClosed // Close closed (or will close) the current block, never nb
+	}
 	old := p.block.Load()
 	m := old.Metrics()
 	final := uint64(0)
