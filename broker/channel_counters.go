@@ -20,7 +20,7 @@ import (
 // chanRequestTypes are the request types that name a channel, in display order.
 var chanRequestTypes = [...]proto.Type{proto.TypeRegReq, proto.TypeHeartbeatReq, proto.TypeDiscReq, proto.TypeDeregReq,
 	proto.TypeConsumerRegReq, proto.TypeConsumerDeregReq, proto.TypeConsumerHeartbeatReq,
-	proto.TypeChecksumErrorReport, proto.TypeChannelCloseReq}
+	proto.TypeChecksumErrorReport, proto.TypeChannelCloseReq, proto.TypeRemapReq}
 
 // chanNotifyTypes are the notifications the broker sends about a channel.
 var chanNotifyTypes = [...]proto.Type{proto.TypeChannelClosingNotify, proto.TypeChannelErrorNotify,
@@ -65,6 +65,8 @@ func requestIndex(t proto.Type) int {
 		return 7
 	case proto.TypeChannelCloseReq:
 		return 8
+	case proto.TypeRemapReq:
+		return 9
 	}
 	return -1
 }

@@ -92,6 +92,8 @@ func (s *Service) dispatchLocked(peer []byte, msg proto.Message, body []byte) pr
 		return &proto.PingAck{ReplyHeader: proto.Success(r.CorrelationID, "")}
 	case *proto.ChannelCloseReq:
 		return s.handleChannelCloseReq(r)
+	case *proto.RemapReq:
+		return s.handleRemapReq(peer, r)
 	default:
 		// A reply or notification type sent to the broker.
 		s.log.warn("Unknown message type", "type", msg.MsgType())
@@ -249,7 +251,52 @@ func (s *Service) handleDiscReq(r *proto.DiscReq) proto.Message {
 		Metadata: c.reg.Metadata, ConsumerCount: uint64(len(c.consumers)), HasSharedMemory: c.reg.HasSharedMemory,
 		ChannelPattern: c.reg.ChannelPattern, ZmqCtrlEndpoint: c.reg.ZmqCtrlEndpoint,
 		ZmqDataEndpoint: c.reg.ZmqDataEndpoint, ZmqPubkey: c.reg.ZmqPubkey, ProducerPID: c.reg.ProducerPID,
-		SchemaName: c.reg.SchemaName, SchemaBLDS: c.reg.SchemaBLDS}
+		SchemaName: c.reg.SchemaName, SchemaBLDS: c.reg.SchemaBLDS, LayoutGeneration: c.reg.LayoutGeneration}
+}
+
+// handleRemapReq applies a structure remap (B-19; docs/protocol.md "Structure
+// remapping"): only the registered producer (pid and connection) may move its
+// channel to a new segment, and only forward (a higher layout_generation).
+// The registration takes the new segment, schema and generation (consumers
+// kept), then every consumer and the producer get CHANNEL_EVENT_NOTIFY "remap".
+func (s *Service) handleRemapReq(peer []byte, r *proto.RemapReq) proto.Message {
+	c, ok := s.channels[proto.LogicalName(r.ChannelName)]
+	if !ok {
+		return proto.NewError(proto.CodeChannelNotFound, r.CorrelationID, fmt.Sprintf("Channel '%s' not found", r.ChannelName))
+	}
+	if c.reg.ProducerPID != r.ProducerPID || string(c.producer) != string(peer) {
+		return proto.NewError(proto.CodeNotRegistered, r.CorrelationID,
+			fmt.Sprintf("Channel '%s' is not registered by pid %d on this connection", r.ChannelName, r.ProducerPID))
+	}
+	if r.LayoutGeneration <= c.reg.LayoutGeneration {
+		return proto.NewError(proto.CodeInvalidRequest, r.CorrelationID,
+			fmt.Sprintf("layout_generation %d is not above the registered %d", r.LayoutGeneration, c.reg.LayoutGeneration))
+	}
+	for name, v := range map[string]string{"shm_name": r.ShmName, "schema_hash": r.SchemaHash, "schema_name": r.SchemaName} {
+		if !within(len(v), s.cfg.Limits.MaxFieldBytes) {
+			return s.limitError("field_bytes", r.CorrelationID, "%s of %d bytes, limit %d", name, len(v), s.cfg.Limits.MaxFieldBytes)
+		}
+	}
+	if !within(len(r.SchemaBLDS), s.cfg.Limits.MaxMetadataBytes) {
+		return s.limitError("metadata_bytes", r.CorrelationID, "schema_blds of %d bytes, limit %d", len(r.SchemaBLDS), s.cfg.Limits.MaxMetadataBytes)
+	}
+	c.reg.ShmName, c.reg.HasSharedMemory, c.reg.LayoutGeneration = r.ShmName, true, r.LayoutGeneration
+	if r.SchemaHash != "" {
+		c.reg.SchemaHash = r.SchemaHash
+	}
+	if r.SchemaVersion != 0 {
+		c.reg.SchemaVersion = r.SchemaVersion
+	}
+	if r.Schema().Present() {
+		c.reg.SchemaName, c.reg.SchemaBLDS = r.SchemaName, r.SchemaBLDS
+	}
+	s.cfg.Logger.Info("channel remapped", "channel", c.name, "shm_name", r.ShmName, "layout_generation", r.LayoutGeneration,
+		"schema_hash", c.reg.SchemaHash, "final_seq", r.FinalSeq)
+	s.notifyParties(c, &proto.ChannelEventNotify{ChannelName: c.name, Event: proto.EventRemap, SlotIndex: -1,
+		BrokerAction: proto.ActionRemap, ShmName: r.ShmName, SchemaHash: c.reg.SchemaHash,
+		LayoutGeneration: r.LayoutGeneration, FinalSeq: r.FinalSeq})
+	return &proto.RemapAck{ReplyHeader: proto.Success(r.CorrelationID, "Channel remapped"), ChannelName: c.name,
+		LayoutGeneration: r.LayoutGeneration}
 }
 
 func (s *Service) handleDeregReq(r *proto.DeregReq) proto.Message {

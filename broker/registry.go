@@ -66,6 +66,6 @@ func (c *channel) info() proto.ChannelInfo {
 	return proto.ChannelInfo{
 		Name: c.name, SchemaHash: c.reg.SchemaHash, ConsumerCount: uint64(len(c.consumers)),
 		ProducerPID: c.reg.ProducerPID, Status: c.status.String(), Pattern: c.reg.ChannelPattern,
-		HasSharedMemory: c.reg.HasSharedMemory,
+		HasSharedMemory: c.reg.HasSharedMemory, LayoutGeneration: c.reg.LayoutGeneration,
 	}
 }

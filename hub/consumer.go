@@ -47,6 +47,12 @@ type consumer struct {
 	followCancel context.CancelFunc
 	followWG     sync.WaitGroup
 
+	// Structure remap (remap.go): the follower moves the ring reader to the
+	// layout of remapWant when remapKick fires.
+	remapMu   sync.Mutex
+	remapWant RemapNotice // guarded by remapMu
+	remapKick chan struct{}
+
 	runMu   sync.Mutex // guards running, stopCh, done
 	running bool
 	stopCh  chan struct{}
@@ -95,7 +101,7 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 	if err := checkGroup(opts, info); err != nil {
 		return nil, fmt.Errorf("%s %q: %w", op, name, err)
 	}
-	c := &consumer{m: m, opts: opts, log: opts.Logger.With("channel", name), name: name, info: info}
+	c := &consumer{m: m, opts: opts, log: opts.Logger.With("channel", name), name: name, info: info, remapKick: make(chan struct{}, 1)}
 	c.cbs = newCBQueue(c.log)
 	c.consumerLink = newConsumerLink(c)
 	c.ringReader = newRingReader(c)
@@ -134,6 +140,7 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 		m.OnChannelClosing(name, c.onClosing),
 		m.OnChannelError(name, c.onError),
 		m.OnChannelEvent(name, c.onError),
+		m.OnChannelEvent(name, c.onRemapNotice),
 	}
 	// Without a broker (brokerless discovery) the peer link is the only tie.
 	if err := c.registerWithBroker(ctx); err != nil {
@@ -157,6 +164,9 @@ func Connect(ctx context.Context, m *Messenger, opts ConsumerOptions) (*Consumer
 		return fail(fmt.Errorf("%w: no HELLO_ACK from the producer: %w", ErrTimeout, ctx.Err()))
 	}
 	c.startFollower()
+	if info.HasSharedMemory && !m.idle() {
+		c.kickRemap(RemapNotice{}) // a remap between our discovery and registration sent us no notice (remap.go)
+	}
 	c.log.Info("hub: consumer connected", "pattern", info.Pattern, "shm", c.HasSHM())
 	h := &Consumer{c}
 	runtime.AddCleanup(h, func(c *consumer) { c.close() }, c)

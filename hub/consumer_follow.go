@@ -64,8 +64,10 @@ func (c *consumer) followLoop() {
 		case <-c.followCtx.Done():
 			return
 		case <-c.follow:
+			c.rediscover()
+		case <-c.remapKick:
+			c.followRemap() // remap.go
 		}
-		c.rediscover()
 	}
 }
 

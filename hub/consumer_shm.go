@@ -37,6 +37,7 @@ type ringReader struct {
 
 	handler atomic.Pointer[readHandler]
 	kick    chan struct{}
+	moveMu  sync.Mutex // serialises the steps of a structure remap (remap.go); taken before mu
 }
 
 // ringAttach is one attachment: the DataBlock and its Reader (both nil when
@@ -53,6 +54,14 @@ type ringAttach struct {
 	// delivered before.
 	delivered atomic.Uint64
 	fresh     atomic.Pointer[shm.Reader]
+	// Structure remap (remap.go): layout is the attached layout generation;
+	// next is set when the channel moved to another layout (the ring's waits
+	// are ended then: c.gen cancelled); drained when a transaction found the
+	// old ring empty after that; moved once the reader left this attachment.
+	layout  uint64
+	next    atomic.Pointer[remapTarget]
+	drained atomic.Bool
+	moved   atomic.Bool
 }
 
 // ringGen ends the waits of the transactions on one attachment.
@@ -87,7 +96,7 @@ func (c *ringReader) attach(info ChannelInfo) {
 // RequireChecksum), takes the sole-reader lock where the ring allows one
 // reader, and registers a Reader.
 func (c *ringReader) open(info ChannelInfo) *ringAttach {
-	a := &ringAttach{shmName: info.ShmName}
+	a := &ringAttach{shmName: info.ShmName, layout: info.LayoutGeneration}
 	if !info.HasSharedMemory || c.opts.Secret == 0 || info.ShmName == "" {
 		if info.HasSharedMemory {
 			a.err = errors.New("no secret given")
@@ -134,23 +143,38 @@ func soleReader(pat Pattern, sync shm.SyncPolicy) bool {
 }
 
 // followProducer replaces the whole attachment by the DataBlock of info (a
-// successor producer's segment): running transactions end (their waits fail
-// as ErrNoSlot), the old Reader and mapping are closed, the new ones opened.
+// successor producer's segment, or the segment of a remapped layout):
+// running transactions end (their waits fail as ErrNoSlot), the old Reader
+// and mapping are closed, the new ones opened.
 func (c *ringReader) followProducer(info ChannelInfo) {
-	c.gen.Load().cancel()
-	c.mu.Lock()
-	c.cur.Load().close()
-	a := c.open(info)
-	c.cur.Store(a)
-	c.gen.Store(newRingGen())
-	c.mu.Unlock()
+	old := c.cur.Load()
+	a := c.replaceAttach(func() *ringAttach { return c.open(info) })
+	if old.layout > 0 {
+		// A producer restart away from a remapped layout: that segment's
+		// name is nobody's to replace, so the last to leave it removes it
+		// (only when its every owner is dead; remap.go).
+		sweepRemapSegments(c.name, c.log)
+	}
 	if a.refused != nil {
 		c.log.Warn("hub: the successor's ring has its one reader already; continuing without it", "err", a.refused)
 	}
+}
+
+// replaceAttach replaces the whole attachment by the one open returns (called
+// with no transaction running) and wakes the read goroutine.
+func (c *ringReader) replaceAttach(open func() *ringAttach) *ringAttach {
+	c.gen.Load().cancel()
+	c.mu.Lock()
+	c.cur.Load().close()
+	a := open()
+	c.cur.Store(a)
+	c.gen.Store(newRingGen())
+	c.mu.Unlock()
 	select {
 	case c.kick <- struct{}{}:
 	default:
 	}
+	return a
 }
 
 // replaceReader replaces lost, a Reader of attachment a whose heartbeat entry
@@ -186,9 +210,16 @@ func (c *ringReader) replaceReader(a *ringAttach, lost *shm.Reader, cause error)
 	return r, nil
 }
 
-// close closes a's Reader and mapping (c.mu held exclusively). Idempotent for
-// the Reader; shm.Block.Close is idempotent.
+// close closes a's Reader and mapping (c.mu held exclusively), and the
+// attachment a remap prepared unless a moved to it. Idempotent for the
+// Reader; shm.Block.Close is idempotent. Nil-safe.
 func (a *ringAttach) close() {
+	if a == nil {
+		return
+	}
+	if to := a.next.Load(); to != nil && !a.moved.Load() {
+		to.prepared.close()
+	}
 	a.rmu.Lock()
 	r := a.rd.Swap(nil)
 	a.rmu.Unlock()
@@ -279,6 +310,10 @@ func (t *ReadTxn) Next() (*shm.ReadSlot, error) {
 	}
 	t.c.lastHB.Store(hb)
 	if err != nil {
+		if t.a.next.Load() != nil && t.user.Err() == nil && t.ctx.Err() != nil && (errors.Is(err, shm.ErrTimeout) || errors.Is(err, context.Canceled)) {
+			t.a.drained.Store(true) // remap.go: one attempt found the old ring empty
+			return nil, fmt.Errorf("%w: the layout was remapped and the old ring is drained (moving to the new segment)", ErrNoSlot)
+		}
 		if errors.Is(err, shm.ErrTimeout) {
 			return nil, fmt.Errorf("%w: %w", ErrNoSlot, err)
 		}
@@ -403,16 +438,26 @@ func (t *ReadTxn) ReportChecksumError(slot int32, description string) error {
 
 var readTxnPool = sync.Pool{New: func() any { return new(ReadTxn) }}
 
-func (c *ringReader) runRead(ctx context.Context, timeout time.Duration, stop <-chan struct{}, job func(*ReadTxn) error) (err error) {
+// runRead runs job in a read transaction; when the transaction found the
+// old ring of a remapped layout drained, the reader moves to the new one.
+func (c *ringReader) runRead(ctx context.Context, timeout time.Duration, stop <-chan struct{}, job func(*ReadTxn) error) error {
+	a, err := c.runTxn(ctx, timeout, stop, job)
+	if a != nil && a.drained.Load() && c.cur.Load() == a {
+		c.finishRemap(a)
+	}
+	return err
+}
+
+func (c *ringReader) runTxn(ctx context.Context, timeout time.Duration, stop <-chan struct{}, job func(*ReadTxn) error) (a *ringAttach, err error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	a := c.cur.Load()
+	a = c.cur.Load()
 	if a.block == nil {
-		return fmt.Errorf("read %q: %w", c.name, ErrNoSHM)
+		return nil, fmt.Errorf("read %q: %w", c.name, ErrNoSHM)
 	}
 	r := a.rd.Load()
 	if r == nil { // closed by Close
-		return fmt.Errorf("read %q: %w", c.name, ErrClosed)
+		return nil, fmt.Errorf("read %q: %w", c.name, ErrClosed)
 	}
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -431,9 +476,9 @@ func (c *ringReader) runRead(ctx context.Context, timeout time.Duration, stop <-
 	}()
 	if err := job(t); err != nil {
 		t.Drop()
-		return err
+		return a, err
 	}
-	return t.Release()
+	return a, t.Release()
 }
 
 type readHandler struct{ fn func(*ReadTxn) error }

@@ -48,6 +48,8 @@
 //     of the write and read goroutines after a fault).
 //   - discovery_file.go: brokerless discovery (discovery records, the
 //     Discover fallback, standalone producers; "Without a broker" below).
+//   - remap.go: structure remapping (B-19; "Structure remapping" below):
+//     Producer.Remap, the REMAP_REQ, the consumer's move to the new layout.
 //   - peer_proto.go: the peer message bodies; channel_curve.go: producer-consumer
 //     CURVE; channel.go: the peer callback queue; options_channel.go: the
 //     Producer and Consumer options; managed.go: the managed wrappers;
@@ -298,6 +300,27 @@
 //     ReasonPeerTimeout), a dead producer noticed by OnProducerLost after
 //     ProducerLostAfter; there are no broker notifications
 //     (CHANNEL_CLOSING_NOTIFY, CONSUMER_DIED_NOTIFY from /proc).
+//
+// # Structure remapping
+//
+// Producer.Remap (B-19) moves the channel to a new segment with another
+// layout, named <channel>.remap-<generation>: it creates the segment, holds
+// ringWriter.layoutMu exclusively (every write transaction holds it shared, so
+// none runs and the old ring's last commit is final), sends REMAP_REQ with the
+// old ring's final sequence, swaps ringWriter.block, closes the old segment
+// (its name is unlinked) and waits, writes still paused, until as many readers
+// registered on the new ring as on the old one (at most
+// RemapOptions.AttachWait). The broker tells every party (CHANNEL_EVENT_NOTIFY
+// "remap"). A Consumer's follower discovers the new layout and the ring reader
+// opens it at once (its Reader registered before anything is written there);
+// Latest_only readers move to it at once, ordered readers once a single
+// attempt on the old ring found nothing left: their waits on the old ring are
+// ended (the attachment's ringGen cancelled) and runRead moves them after the
+// transaction (ringReader.replaceAttach, the step a producer restart uses).
+// EventRemapped / EventRemapFailed tell the application (ChannelNotice.Remap);
+// a layout the Consumer's expectations refuse leaves it without shared memory.
+// A consumer joining mid-remap re-checks the generation after Connect.
+// ringReader.moveMu serialises the steps of a move (taken before mu).
 //
 // Managed wrappers (ManagedProducer, ManagedConsumer; api.md §6) hold options
 // and create/start the object on Start and stop/close it on Stop, for

@@ -35,6 +35,10 @@ type ChannelNotice struct {
 	// Ring details the ring notices a Producer or Consumer raises itself
 	// (EventRingError, EventRingReattached; nil otherwise).
 	Ring *RingIssue
+	// Remap details a structure remap (B-19): the broker's notice (Event
+	// EventRemap) and the notices a Consumer raises itself (EventRemapped,
+	// EventRemapFailed); nil otherwise.
+	Remap *RemapNotice
 }
 
 // EventReregisterFailed is the ChannelNotice.Event raised when, after a broker
@@ -148,6 +152,9 @@ func (m *Messenger) notify(typ string, body []byte) {
 			Channel: ch, Type: typ, Event: n.Event, Body: append([]byte(nil), body...),
 			SlotIndex: n.SlotIndex, Error: n.Error, ReporterPid: n.ReporterPID, BrokerAction: n.BrokerAction,
 			BrokerDetail: n.BrokerDetail,
+		}
+		if n.Event == proto.EventRemap {
+			cn.Remap = &RemapNotice{ShmName: n.ShmName, SchemaHashHex: n.SchemaHash, Generation: n.LayoutGeneration, FinalSeq: n.FinalSeq}
 		}
 		if cn.Event == "" {
 			cn.Event = typ

@@ -65,6 +65,9 @@ type ProducerInfo struct {
 	// Schema is the descriptor (optional; Schema.Version is sent as
 	// schema_version when SchemaVersion is 0).
 	Schema Schema
+	// LayoutGeneration is 0 for the layout the producer was created with, +1
+	// per structure remap (B-19; Producer.Remap keeps it current).
+	LayoutGeneration uint64
 }
 
 // ChannelInfo is what Discover returns (DISC_ACK, protocol.md §5.4).
@@ -85,6 +88,9 @@ type ChannelInfo struct {
 	// Schema is the descriptor as registered (Name "" when none; Version is
 	// SchemaVersion).
 	Schema Schema
+	// LayoutGeneration is the producer's layout generation (0 until it
+	// remapped; B-19, protocol 1.2).
+	LayoutGeneration uint64
 }
 
 // ChannelSummary is one entry of ListChannels (CHANNEL_LIST_ACK).
@@ -96,6 +102,8 @@ type ChannelSummary struct {
 	Status          string // "PendingReady", "Ready" or "Closing"
 	Pattern         Pattern
 	HasSharedMemory bool
+	// LayoutGeneration is the channel's layout generation (B-19, protocol 1.2).
+	LayoutGeneration uint64
 }
 
 func checkChannel(op, channel string) error {
@@ -310,7 +318,7 @@ func (m *Messenger) ListChannels(ctx context.Context) ([]ChannelSummary, error) 
 			out = append(out, ChannelSummary{
 				Name: c.Name, SchemaHashHex: c.SchemaHash, ConsumerCount: c.ConsumerCount,
 				ProducerPid: c.ProducerPID, Status: c.Status, Pattern: patternOf(c.Pattern),
-				HasSharedMemory: c.HasSharedMemory,
+				HasSharedMemory: c.HasSharedMemory, LayoutGeneration: c.LayoutGeneration,
 			})
 		}
 		if ack.NextCursor == "" || ack.NextCursor <= cursor {
@@ -625,24 +633,26 @@ func (info ProducerInfo) regReq(channel string, id procID) *proto.RegReq {
 		Metadata:          info.Metadata,
 		ProducerStartTime: id.start,
 		ProducerHostname:  id.host,
+		LayoutGeneration:  info.LayoutGeneration,
 	}
 }
 
 func channelInfo(name string, a *proto.DiscAck) ChannelInfo {
 	return ChannelInfo{
-		Name:            name,
-		ShmName:         a.ShmName,
-		SchemaHash:      decodeHash(a.SchemaHash),
-		SchemaHashHex:   a.SchemaHash,
-		SchemaVersion:   a.SchemaVersion,
-		HasSharedMemory: a.HasSharedMemory,
-		Pattern:         patternOf(a.ChannelPattern),
-		CtrlEndpoint:    a.ZmqCtrlEndpoint,
-		DataEndpoint:    a.ZmqDataEndpoint,
-		PubKey:          a.ZmqPubkey,
-		ConsumerCount:   a.ConsumerCount,
-		ProducerPid:     a.ProducerPID,
-		Metadata:        a.Metadata,
-		Schema:          a.Schema(),
+		Name:             name,
+		ShmName:          a.ShmName,
+		SchemaHash:       decodeHash(a.SchemaHash),
+		SchemaHashHex:    a.SchemaHash,
+		SchemaVersion:    a.SchemaVersion,
+		HasSharedMemory:  a.HasSharedMemory,
+		Pattern:          patternOf(a.ChannelPattern),
+		CtrlEndpoint:     a.ZmqCtrlEndpoint,
+		DataEndpoint:     a.ZmqDataEndpoint,
+		PubKey:           a.ZmqPubkey,
+		ConsumerCount:    a.ConsumerCount,
+		ProducerPid:      a.ProducerPID,
+		Metadata:         a.Metadata,
+		Schema:           a.Schema(),
+		LayoutGeneration: a.LayoutGeneration,
 	}
 }

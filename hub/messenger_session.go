@@ -624,6 +624,13 @@ func (o *ownedSet) addProducer(ch string, info ProducerInfo) {
 	o.mu.Unlock()
 }
 
+// producerInfo returns what ch was registered with.
+func (o *ownedSet) producerInfo(ch string) ProducerInfo {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.producers[ch]
+}
+
 // removeProducer forgets ch and reports whether it was owned.
 func (o *ownedSet) removeProducer(ch string) bool {
 	o.mu.Lock()

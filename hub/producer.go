@@ -37,6 +37,9 @@ type producer struct {
 	unsub []func()
 	rec   *recordFile // the discovery record (nil without a DiscoveryDir; discovery_file.go)
 
+	standalone bool       // no broker (discovery_file.go); Remap needs one
+	remapOp    sync.Mutex // one Remap at a time (remap.go)
+
 	closing    atomic.Bool // set first thing in Close: suppresses broker callbacks
 	closedNote atomic.Bool // OnChannelClosing fired
 
@@ -72,7 +75,7 @@ func NewProducer(ctx context.Context, m *Messenger, opts ProducerOptions) (*Prod
 	if err != nil {
 		return nil, fmt.Errorf("%s %q: %w", op, name, err)
 	}
-	p := &producer{m: m, opts: opts, log: opts.Logger.With("channel", name), name: name, pat: opts.Pattern}
+	p := &producer{m: m, opts: opts, log: opts.Logger.With("channel", name), name: name, pat: opts.Pattern, standalone: standalone}
 	p.cbs = newCBQueue(p.log)
 	var block *shm.Block
 	if opts.SHM != nil {
@@ -80,6 +83,7 @@ func NewProducer(ctx context.Context, m *Messenger, opts ProducerOptions) (*Prod
 		if cfg.Logger == nil {
 			cfg.Logger = opts.Logger
 		}
+		sweepRemapSegments(name, p.log) // left by a producer killed during a remap (remap.go)
 		b, err := shm.Create(name, cfg)
 		if errors.Is(err, shm.ErrSegmentInUse) {
 			rctx, rcancel := withDefaultTimeout(ctx, opts.Timeout)

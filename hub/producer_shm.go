@@ -24,7 +24,13 @@ type ringWriter struct {
 	m       *Messenger
 	closing *atomic.Bool  // the producer's: set first thing in Close
 	link    *producerLink // for WriteTxn.Broadcast, SendTo, ConnectedConsumers
-	block   *shm.Block    // nil without SHM
+
+	// block is the DataBlock (nil without SHM); a structure remap (remap.go)
+	// replaces it while holding layoutMu exclusively. Every write transaction
+	// holds layoutMu shared, so none runs on a block being retired.
+	block    atomic.Pointer[shm.Block]
+	layoutMu sync.RWMutex
+	layout   uint64 // layout generation (guarded by layoutMu)
 
 	runMu   sync.RWMutex // orders Push against Stop; guards running, stopCh
 	running bool
@@ -43,26 +49,32 @@ type ringWriter struct {
 // peer link must be set.
 func newRingWriter(p *producer, block *shm.Block) *ringWriter {
 	notify := func(n ChannelNotice) { p.m.disp.submit(n.Event, func() { p.onError(n) }) }
-	return &ringWriter{name: p.name, opts: &p.opts, log: p.log, m: p.m, closing: &p.closing, link: p.producerLink,
-		block: block, kick: make(chan struct{}, 1), jobs: make(chan func(*WriteTxn) error, 1024), writers: make(chan *pooledWriter, 4),
+	w := &ringWriter{name: p.name, opts: &p.opts, log: p.log, m: p.m, closing: &p.closing, link: p.producerLink,
+		kick: make(chan struct{}, 1), jobs: make(chan func(*WriteTxn) error, 1024), writers: make(chan *pooledWriter, 4),
 		health: newRingHealth(p.name, p.opts.RingErrorEvery, p.log, notify)}
+	w.block.Store(block)
+	return w
 }
 
 // HasSHM reports whether the channel has a DataBlock.
-func (p *ringWriter) HasSHM() bool { return p.block != nil }
+func (p *ringWriter) HasSHM() bool { return p.block.Load() != nil }
 
-// SHM returns the DataBlock (nil without one). IMPORTANT: it is closed by Close.
-func (p *ringWriter) SHM() *shm.Block { return p.block }
+// SHM returns the DataBlock (nil without one). IMPORTANT: it is closed by Close,
+// and by Remap, which replaces it.
+func (p *ringWriter) SHM() *shm.Block { return p.block.Load() }
 
 // CheckSegment checks the channel's DataBlock (shm.Block.Check) and repairs
 // nothing: header, indices, slot states, locks and consumers held by dead
 // processes, and the checksums of committed slots. ErrNoSHM without a
 // DataBlock; shm.ErrClosed after Close.
 func (p *ringWriter) CheckSegment() (shm.CheckReport, error) {
-	if p.block == nil {
+	p.layoutMu.RLock() // a remap does not close the block meanwhile
+	defer p.layoutMu.RUnlock()
+	b := p.block.Load()
+	if b == nil {
 		return shm.CheckReport{Name: p.name}, fmt.Errorf("check segment %q: %w", p.name, ErrNoSHM)
 	}
-	return p.block.Check(false)
+	return b.Check(false)
 }
 
 // RingStats returns the ring-fault counters (doc.go, "Ring faults").
@@ -83,7 +95,7 @@ func (p *ringWriter) start(valid func() bool, started func()) error {
 	p.running = true
 	p.stopCh, p.drainCh, p.wdone = make(chan struct{}), make(chan struct{}), make(chan struct{})
 	started()
-	if p.block != nil {
+	if p.HasSHM() {
 		go p.writeLoop(p.stopCh, p.drainCh, p.wdone)
 	} else {
 		close(p.wdone)
@@ -135,10 +147,9 @@ func (p *ringWriter) close() error {
 		}
 		break
 	}
-	if p.block != nil {
-		return p.block.Close()
-	}
-	return nil
+	p.layoutMu.Lock()
+	defer p.layoutMu.Unlock()
+	return p.block.Load().Close() // nil-safe
 }
 
 // WriteTxn is one write transaction on the channel's DataBlock (datablock.md
@@ -295,8 +306,19 @@ func (t *WriteTxn) finish(jobErr error) error {
 	return t.Publish()
 }
 
-// runJob runs job in a transaction on w, with panics turned into errors.
+// runJob runs job in a transaction on w, with panics turned into errors. It
+// holds layoutMu shared; a Writer of a block a remap retired is replaced first.
 func (p *ringWriter) runJob(ctx context.Context, pw *pooledWriter, timeout time.Duration, stop <-chan struct{}, job func(*WriteTxn) error) (err error) {
+	p.layoutMu.RLock()
+	defer p.layoutMu.RUnlock()
+	if b := p.block.Load(); pw.w.Block() != b {
+		w, err := b.NewWriter(p.opts.Wait)
+		if err != nil {
+			return fmt.Errorf("write %q: %w", p.name, err)
+		}
+		pw.w.Close() // closed with its block already; idempotent
+		pw.w, pw.lastHB = w, 0
+	}
 	t := &pw.t
 	*t = WriteTxn{p: p, w: pw.w, ctx: ctx, timeout: timeout, stop: stop, lastHB: &pw.lastHB}
 	defer func() { *t = WriteTxn{} }()
@@ -318,7 +340,7 @@ type writeHandler struct{ fn func(*WriteTxn) error }
 // reported instead, and the goroutine backs off; doc.go "Ring faults"). While a
 // write handler is installed, jobs wait until it is removed.
 func (p *ringWriter) Push(job func(*WriteTxn) error) error {
-	if p.block == nil {
+	if !p.HasSHM() {
 		return fmt.Errorf("push %q: %w", p.name, ErrNoSHM)
 	}
 	p.runMu.RLock()
@@ -340,7 +362,7 @@ func (p *ringWriter) Push(job func(*WriteTxn) error) error {
 // Next and decides; on a corrupt ring shm.ErrCorrupt, also reported through
 // OnChannelError: the caller paces its retries).
 func (p *ringWriter) SyncedWrite(ctx context.Context, timeout time.Duration, job func(*WriteTxn) error) error {
-	if p.block == nil {
+	if !p.HasSHM() {
 		return fmt.Errorf("synced write %q: %w", p.name, ErrNoSHM)
 	}
 	if p.closing.Load() {
@@ -364,7 +386,7 @@ func (p *ringWriter) SyncedWrite(ctx context.Context, timeout time.Duration, job
 // goes on; after a ring fault it pauses first (doc.go "Ring faults"). ErrNoSHM
 // without a DataBlock.
 func (p *ringWriter) SetWriteHandler(fn func(*WriteTxn) error) error {
-	if p.block == nil {
+	if !p.HasSHM() {
 		return fmt.Errorf("set write handler %q: %w", p.name, ErrNoSHM)
 	}
 	if fn == nil {
@@ -395,7 +417,9 @@ func (p *ringWriter) getWriter() (*pooledWriter, error) {
 		return w, nil
 	default:
 	}
-	w, err := p.block.NewWriter(p.opts.Wait)
+	p.layoutMu.RLock()
+	w, err := p.block.Load().NewWriter(p.opts.Wait)
+	p.layoutMu.RUnlock()
 	if err != nil {
 		return nil, err
 	}

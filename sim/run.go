@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -232,15 +233,20 @@ func (r *run) stopEverything() {
 	leaked := r.sup.leaked()
 	var leftover []string
 	for logical, actual := range r.channels {
-		path := chaos.SegmentPath(actual)
-		if _, err := os.Stat(path); err == nil {
-			leftover = append(leftover, logical)
-			if err := os.Remove(path); err != nil {
-				r.log.Warn("sweep segment", "path", path, "err", err)
+		// The channel's segment, and those of later layout generations
+		// (NAME.remap-N: a structure remap, docs/protocol.md).
+		paths, _ := filepath.Glob(chaos.SegmentPath(actual) + ".remap-*")
+		for _, path := range append(paths, chaos.SegmentPath(actual)) {
+			if _, err := os.Stat(path); err == nil {
+				leftover = append(leftover, logical)
+				if err := os.Remove(path); err != nil {
+					r.log.Warn("sweep segment", "path", path, "err", err)
+				}
 			}
 		}
 	}
 	sort.Strings(leftover)
+	leftover = slices.Compact(leftover)
 	r.col.engine("end_state", map[string]any{"leaked": toAny(leaked), "leftover_segments": toAny(leftover)})
 }
 

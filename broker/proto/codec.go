@@ -36,6 +36,10 @@ func New(t Type) Message {
 		return &ChannelListReq{}
 	case TypeChannelCloseReq:
 		return &ChannelCloseReq{}
+	case TypeRemapReq:
+		return &RemapReq{}
+	case TypeRemapAck:
+		return &RemapAck{}
 	case TypeRegAck, "REG_RESP":
 		return &RegAck{}
 	case TypeDiscAck, "DISC_RESP":
@@ -170,6 +174,10 @@ func ChannelOf(m Message) string {
 	case *ConsumerHeartbeatReq:
 		return v.ChannelName
 	case *ChannelCloseReq:
+		return v.ChannelName
+	case *RemapReq:
+		return v.ChannelName
+	case *RemapAck:
 		return v.ChannelName
 	case *ConsumerRegAck:
 		return v.ChannelName

@@ -4,10 +4,11 @@ package proto
 const (
 	// ProtocolVersion is sent by plh clients in every request ("protocol_version").
 	// 1.1 added the schema descriptor (B-9: REG_REQ and DISC_ACK schema_name,
-	// schema_blds), a compatible addition.
-	ProtocolVersion = "1.1"
+	// schema_blds), a compatible addition; 1.2 structure remapping (B-19:
+	// REMAP_REQ/REMAP_ACK, layout_generation, the "remap" CHANNEL_EVENT_NOTIFY).
+	ProtocolVersion = "1.2"
 	// BrokerVersion is sent by the broker in every reply ("broker_version").
-	BrokerVersion = "1.1"
+	BrokerVersion = "1.2"
 )
 
 // Type is a message-type string (the second frame).
@@ -26,6 +27,7 @@ const (
 	TypePingReq              Type = "PING_REQ"
 	TypeChannelListReq       Type = "CHANNEL_LIST_REQ"
 	TypeChannelCloseReq      Type = "CHANNEL_CLOSE_REQ"
+	TypeRemapReq             Type = "REMAP_REQ"
 )
 
 // Replies (broker → requester).
@@ -38,6 +40,7 @@ const (
 	TypePingAck          Type = "PING_ACK"
 	TypeChannelListAck   Type = "CHANNEL_LIST_ACK"
 	TypeChannelCloseAck  Type = "CHANNEL_CLOSE_ACK"
+	TypeRemapAck         Type = "REMAP_ACK"
 	TypeError            Type = "ERROR"
 )
 
@@ -111,6 +114,10 @@ const (
 	ActionRepaired     = "repaired"
 	ActionNotRepaired  = "not_repaired"
 	ActionRepairFailed = "repair_failed"
+	// EventRemap is the CHANNEL_EVENT_NOTIFY event of a structure remap (B-19,
+	// protocol 1.2); its broker_action is ActionRemap.
+	EventRemap  = "remap"
+	ActionRemap = "remap"
 )
 
 // Message is any control message.
@@ -179,6 +186,10 @@ type RegReq struct {
 	// (B-9, protocol 1.1; optional): see Schema and CheckSchema.
 	SchemaName string `json:"schema_name,omitempty"`
 	SchemaBLDS string `json:"schema_blds,omitempty"`
+	// LayoutGeneration (B-19, protocol 1.2; optional) is the producer's
+	// layout generation: 0 for the layout it was created with, +1 per
+	// structure remap. A producer registering again (broker restart) repeats it.
+	LayoutGeneration uint64 `json:"layout_generation,omitempty"`
 }
 
 // Schema returns the registration's schema descriptor.
@@ -263,6 +274,40 @@ type ChannelCloseReq struct {
 	ChannelName string `json:"channel_name"`
 }
 
+// RemapReq (B-19, protocol 1.2) tells the broker that the channel's producer
+// moved its data to a new segment with a new layout: ShmName, the schema
+// fields and LayoutGeneration replace the registered ones, and every party
+// gets a CHANNEL_EVENT_NOTIFY with event "remap". FinalSeq is the number of
+// slots the old ring committed (1 + the id of the last one; 0 = none): the
+// old ring gets no more commits, so an ordered reader drains it to FinalSeq
+// before it moves on. Only the registered producer (same producer_pid, same
+// broker connection) may send it; LayoutGeneration must be higher than the
+// registered one.
+type RemapReq struct {
+	ReqHeader
+	ChannelName      string `json:"channel_name"`
+	ProducerPID      uint64 `json:"producer_pid"`
+	ShmName          string `json:"shm_name"`
+	SchemaHash       string `json:"schema_hash,omitempty"`
+	SchemaVersion    uint32 `json:"schema_version,omitempty"`
+	SchemaName       string `json:"schema_name,omitempty"`
+	SchemaBLDS       string `json:"schema_blds,omitempty"`
+	LayoutGeneration uint64 `json:"layout_generation"`
+	FinalSeq         uint64 `json:"final_seq"`
+}
+
+// Schema returns the remap's schema descriptor.
+func (r *RemapReq) Schema() Schema {
+	return Schema{Name: r.SchemaName, Version: r.SchemaVersion, BLDS: r.SchemaBLDS}
+}
+
+// RemapAck answers RemapReq.
+type RemapAck struct {
+	ReplyHeader
+	ChannelName      string `json:"channel_name"`
+	LayoutGeneration uint64 `json:"layout_generation"`
+}
+
 // RegAck answers RegReq.
 type RegAck struct {
 	ReplyHeader
@@ -287,6 +332,9 @@ type DiscAck struct {
 	// registered, "" when the producer gave none.
 	SchemaName string `json:"schema_name"`
 	SchemaBLDS string `json:"schema_blds"`
+	// LayoutGeneration (protocol 1.2) is the registered layout generation
+	// (0 until the producer remaps; B-19).
+	LayoutGeneration uint64 `json:"layout_generation"`
 }
 
 // Schema returns the channel's schema descriptor as registered.
@@ -318,6 +366,8 @@ type ChannelInfo struct {
 	Status          string `json:"status"`
 	Pattern         string `json:"pattern"`
 	HasSharedMemory bool   `json:"has_shared_memory"`
+	// LayoutGeneration (protocol 1.2, B-19): as DiscAck's.
+	LayoutGeneration uint64 `json:"layout_generation"`
 }
 
 // ChannelListAck answers ChannelListReq with one page. NextCursor is the Cursor
@@ -377,6 +427,13 @@ type ChannelEventNotify struct {
 	ReporterPID  uint64 `json:"reporter_pid,omitempty"`
 	BrokerAction string `json:"broker_action"`
 	BrokerDetail string `json:"broker_detail,omitempty"`
+	// Structure remap (event "remap", protocol 1.2, B-19): the new segment,
+	// schema hash and layout generation, and the old ring's final sequence
+	// (RemapReq.FinalSeq).
+	ShmName          string `json:"shm_name,omitempty"`
+	SchemaHash       string `json:"schema_hash,omitempty"`
+	LayoutGeneration uint64 `json:"layout_generation,omitempty"`
+	FinalSeq         uint64 `json:"final_seq,omitempty"`
 }
 
 func (*RegReq) MsgType() Type               { return TypeRegReq }
@@ -390,6 +447,8 @@ func (*ConsumerHeartbeatReq) MsgType() Type { return TypeConsumerHeartbeatReq }
 func (*PingReq) MsgType() Type              { return TypePingReq }
 func (*ChannelListReq) MsgType() Type       { return TypeChannelListReq }
 func (*ChannelCloseReq) MsgType() Type      { return TypeChannelCloseReq }
+func (*RemapReq) MsgType() Type             { return TypeRemapReq }
+func (*RemapAck) MsgType() Type             { return TypeRemapAck }
 func (*RegAck) MsgType() Type               { return TypeRegAck }
 func (*DiscAck) MsgType() Type              { return TypeDiscAck }
 func (*DeregAck) MsgType() Type             { return TypeDeregAck }

@@ -57,6 +57,17 @@ func validate(m Message) error {
 			return err
 		}
 		return validSchema(r.Schema())
+	case *RemapReq:
+		if err := validPid("producer_pid", r.ProducerPID, math.MaxUint64); err != nil {
+			return err
+		}
+		if r.ShmName == "" {
+			return fmt.Errorf("%w: missing or empty shm_name", ErrInvalid)
+		}
+		if r.LayoutGeneration == 0 {
+			return fmt.Errorf("%w: layout_generation must be at least 1", ErrInvalid)
+		}
+		return validSchema(r.Schema())
 	case *ConsumerRegReq:
 		// Judged by /proc on this host when local: a real pid or nothing.
 		return validPid("consumer_pid", r.ConsumerPID, PidMax)

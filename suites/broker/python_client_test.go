@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"os/exec"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -59,7 +60,7 @@ func expectCode(steps map[string]pyStep, step, code string) {
 	Expect(s.Type).To(Equal("ERROR"), "step %s: %+v", step, s)
 	Expect(s.Body).To(HaveKeyWithValue("status", "error"))
 	Expect(s.Body).To(HaveKeyWithValue("error_code", code), "step %s", step)
-	Expect(s.Body).To(HaveKeyWithValue("broker_version", "1.1"))
+	Expect(s.Body).To(HaveKeyWithValue("broker_version", "1.2"))
 	Expect(s.Body).To(HaveKeyWithValue("correlation_id", Not(BeEmpty())))
 }
 
@@ -128,6 +129,19 @@ var _ = Describe("a pyzmq client written from docs/protocol.md against a plh-hub
 			Expect(expectOK(steps, "schema_close", "CHANNEL_CLOSE_ACK")).To(HaveKey("channel_name"))
 			Expect(steps["schema_closing_notify"].Type).To(Equal("CHANNEL_CLOSING_NOTIFY"))
 			Expect(steps["schema_closing_notify"].Body).To(HaveKeyWithValue("reason", "explicit_close"))
+
+			// Structure remapping (B-19, protocol 1.2).
+			expectCode(steps, "remap_not_owner", "NOT_REGISTERED")
+			for _, step := range []string{"remap_producer_notified", "remap_consumer_notified"} {
+				Expect(steps[step].Type).To(Equal("CHANNEL_EVENT_NOTIFY"), "step %s", step)
+				Expect(steps[step].Body).To(And(HaveKeyWithValue("event", "remap"), HaveKeyWithValue("broker_action", "remap"),
+					HaveKeyWithValue("shm_name", ch+".remap-1"), HaveKeyWithValue("layout_generation", BeEquivalentTo(1)),
+					HaveKeyWithValue("final_seq", BeEquivalentTo(7))), "step %s", step)
+			}
+			Expect(expectOK(steps, "remap", "REMAP_ACK")).To(HaveKeyWithValue("layout_generation", BeEquivalentTo(1)))
+			Expect(expectOK(steps, "remap_discover", "DISC_ACK")).To(And(HaveKeyWithValue("shm_name", ch+".remap-1"),
+				HaveKeyWithValue("layout_generation", BeEquivalentTo(1)), HaveKeyWithValue("schema_hash", strings.Repeat("c", 64))))
+			expectCode(steps, "remap_not_forward", "INVALID_REQUEST")
 
 			expectOK(steps, "consumer_deregister", "CONSUMER_DEREG_ACK")
 			expectOK(steps, "deregister", "DEREG_ACK")

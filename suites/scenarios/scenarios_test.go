@@ -137,6 +137,8 @@ func expectCleanHost(res *simtest.Result) {
 	Expect(res.Report).NotTo(BeNil(), "no report: %v", res.Err)
 	for _, actual := range res.Report.Channels {
 		Expect(filepath.Join("/dev/shm", actual)).NotTo(BeAnExistingFile(), "run folder: %s", res.Dir)
+		later, _ := filepath.Glob(filepath.Join("/dev/shm", actual) + ".remap-*") // later layout generations (B-19)
+		Expect(later).To(BeEmpty(), "run folder: %s", res.Dir)
 	}
 }
 

@@ -42,6 +42,8 @@ type options struct {
 	secret                                          uint64
 	control                                         bool
 	slowConsumer                                    hub.SlowConsumerPolicy
+	remapAfter                                      uint64 // producer: remap the segment after this many writes (0 = never; remap.go)
+	remapSlots                                      int    // the remapped ring's capacity (0 = twice --slots)
 }
 
 // Main runs plh-node with args (without the program name) until it is done, ctx
@@ -90,6 +92,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.useSHM, "shm", false, "producer: create a DataBlock and write into it; consumer: read it when attached")
 	fs.StringVar(&o.policy, "policy", "latest", "latest|single|sync (producer with --shm)")
 	fs.IntVar(&o.slots, "slots", 8, "ring capacity (producer with --shm)")
+	fs.Uint64Var(&o.remapAfter, "remap-after", 0, "producer with --shm: after this many writes, move the channel to a new segment with --remap-slots slots (structure remap, B-19; 0 = never)")
+	fs.IntVar(&o.remapSlots, "remap-slots", 0, "producer: the remapped ring's capacity (0 = twice --slots)")
 	fs.IntVar(&o.slotSize, "slot-size", 4096, "payload bytes (≥ 24; SHM slots are rounded up to 4096)")
 	fs.Float64Var(&o.rate, "rate", 0, "producer messages per second (0 = as fast as possible)")
 	fs.Float64Var(&o.sendRate, "send-rate", 0, "Bidir consumer: messages per second sent to the producer (0 = none)")
@@ -138,6 +142,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("--slot-size %d below %d", o.slotSize, minPayload)
 	case o.slots < 1:
 		return o, fmt.Errorf("--slots %d below 1", o.slots)
+	case o.remapSlots < 0:
+		return o, fmt.Errorf("--remap-slots %d is negative", o.remapSlots)
 	case o.rate < 0:
 		return o, fmt.Errorf("--rate %v is negative", o.rate)
 	case o.churn < 0 || o.churnEvery <= 0:

@@ -20,11 +20,7 @@ func (n *node) runProducer(ctx context.Context) (int, string) {
 		opts.Schema = *o.descriptor
 	}
 	if o.useSHM {
-		sp, _ := syncPolicy(o.policy)
-		cp, _ := checksumPolicy(o.checksum)
-		slot := (o.slotSize + shm.Page4K - 1) / shm.Page4K * shm.Page4K
-		opts.SHM = &shm.Config{Secret: o.secret, PageSize: shm.Page4K, SlotSize: uint32(slot), Capacity: uint32(o.slots),
-			Policy: shm.PolicyRingBuffer, Sync: sp, Checksum: cp, ProducerName: o.name, ProducerUID: o.uid}
+		opts.SHM = o.shmConfig(o.slots)
 	}
 	ch := o.channel
 	opts.Callbacks = hub.ProducerCallbacks{
@@ -93,6 +89,14 @@ func (n *node) runProducer(ctx context.Context) (int, string) {
 		}
 		if n.ctl.held.Load() {
 			return n.holdLock(ctx, p, seq)
+		}
+		if o.remapAfter > 0 && seq == o.remapAfter && p.HasSHM() {
+			if err := n.remap(ctx, p); err != nil {
+				if ctx.Err() != nil {
+					return n.stopped(ctx)
+				}
+				return n.fail("remap", err)
+			}
 		}
 		var err error
 		stall.begin()
@@ -282,11 +286,41 @@ func (n *node) holdLock(ctx context.Context, p *hub.Producer, seq uint64) (int, 
 	return n.fail("hold_lock", err)
 }
 
+// shmConfig is the producer's segment configuration with capacity slots.
+func (o options) shmConfig(slots int) *shm.Config {
+	sp, _ := syncPolicy(o.policy)
+	cp, _ := checksumPolicy(o.checksum)
+	slot := (o.slotSize + shm.Page4K - 1) / shm.Page4K * shm.Page4K
+	return &shm.Config{Secret: o.secret, PageSize: shm.Page4K, SlotSize: uint32(slot), Capacity: uint32(slots),
+		Policy: shm.PolicyRingBuffer, Sync: sp, Checksum: cp, ProducerName: o.name, ProducerUID: o.uid}
+}
+
+// remap moves the channel to a new segment of --remap-slots slots (B-19) and
+// emits remap.
+func (n *node) remap(ctx context.Context, p *hub.Producer) error {
+	slots := n.o.remapSlots
+	if slots == 0 {
+		slots = 2 * n.o.slots
+	}
+	start := time.Now()
+	if err := p.Remap(ctx, hub.RemapOptions{SHM: *n.o.shmConfig(slots)}); err != nil {
+		return err
+	}
+	n.emit("remap", map[string]any{"channel": n.o.channel, "layout_generation": p.LayoutGeneration(),
+		"shm_name": p.SHM().Name(), "slots": p.SHM().Capacity(), "duration_ns": time.Since(start).Nanoseconds()})
+	return nil
+}
+
 // emitNotice writes an OnChannelError notice: a broker notification, or one of
-// the ring notices the hub raises itself (ring_error, ring_reattached).
+// the notices the hub raises itself (ring_error, ring_reattached, remapped,
+// remap_failed).
 func (n *node) emitNotice(c hub.ChannelNotice) {
 	if c.Ring != nil {
 		n.emitRing(c)
+		return
+	}
+	if c.Remap != nil && c.Type == "" {
+		n.emitRemapped(c)
 		return
 	}
 	if c.Event == hub.EventSlowConsumer {
@@ -302,6 +336,9 @@ func (n *node) emitNotice(c hub.ChannelNotice) {
 		if c.BrokerDetail != "" {
 			f["broker_detail"] = c.BrokerDetail
 		}
+		if r := c.Remap; r != nil {
+			f["shm_name"], f["layout_generation"], f["final_seq"] = r.ShmName, r.Generation, r.FinalSeq
+		}
 	}
 	n.emit("notification", f)
 }
@@ -316,4 +353,15 @@ func (n *node) emitRing(c hub.ChannelNotice) {
 		n.emit("ring_error", map[string]any{"channel": c.Channel, "error": c.Error, "cause": r.Cause, "count": r.Count,
 			"ongoing": r.Ongoing, "duration_ns": time.Since(r.Since).Nanoseconds()})
 	}
+}
+
+// emitRemapped writes a consumer's remap notice as its event (docs/events.md).
+func (n *node) emitRemapped(c hub.ChannelNotice) {
+	r := c.Remap
+	if c.Event == hub.EventRemapFailed {
+		n.emit("remap_failed", map[string]any{"channel": c.Channel, "error": c.Error, "layout_generation": r.Generation})
+		return
+	}
+	n.emit("remapped", map[string]any{"channel": c.Channel, "layout_generation": r.Generation, "from": r.From,
+		"shm_name": r.ShmName, "final_seq": r.FinalSeq, "read": r.Read})
 }

@@ -125,6 +125,18 @@ def main():
         emit("schema_close", *cons.call("CHANNEL_CLOSE_REQ", {"channel_name": "%s | pid:1-9" % named}))
         emit("schema_closing_notify", *prod.recv())
 
+        # Structure remapping (protocol 1.2): only the producer's connection may
+        # move the channel to a new segment; every party hears it (the consumer,
+        # then the producer, before its REMAP_ACK); discovery shows the new layout.
+        remap = {"channel_name": channel, "producer_pid": pid, "shm_name": channel + ".remap-1",
+                 "schema_hash": "c" * 64, "layout_generation": 1, "final_seq": 7, "protocol_version": "1.2"}
+        emit("remap_not_owner", *cons.call("REMAP_REQ", remap))
+        emit("remap_producer_notified", *prod.call("REMAP_REQ", remap))
+        emit("remap", *prod.recv())
+        emit("remap_consumer_notified", *cons.recv())
+        emit("remap_discover", *cons.call("DISC_REQ", {"channel_name": channel, "protocol_version": "1.2"}))
+        emit("remap_not_forward", *prod.call("REMAP_REQ", remap))
+
         emit("consumer_deregister", *cons.call("CONSUMER_DEREG_REQ", {"channel_name": channel, "consumer_pid": pid}))
         emit("deregister", *prod.call("DEREG_REQ", {"channel_name": channel, "producer_pid": pid}))
         emit("gone", *cons.call("DISC_REQ", {"channel_name": channel}))
