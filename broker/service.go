@@ -235,12 +235,14 @@ func (s *Service) send(peer []byte, m proto.Message) bool {
 	} else if proto.IsNotify(m.MsgType()) {
 		s.cnt.add(s.cnt.notifications, string(m.MsgType()))
 	}
+	// Traced before the send too, so a peer that has the reply finds it in the
+	// trace (a send that then fails is counted in sendFailures).
+	s.trace.Message(trace.Out, peer, frames)
 	if err := s.router.Send(peer, frames...); err != nil {
 		s.cnt.inc(&s.cnt.sendFailures)
 		s.log.warn("broker: send failed", "type", m.MsgType(), "err", err)
 		return false
 	}
-	s.trace.Message(trace.Out, peer, frames)
 	return true
 }
 

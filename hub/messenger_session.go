@@ -196,10 +196,12 @@ func (s *session) stop() {
 // send encodes nothing: it queues ready frames on the DEALER, mapping wire's
 // errors onto the package's sentinels.
 func (s *session) send(frames [][]byte) error {
+	// Traced before the send, so the reply's record never precedes the
+	// request's (a send that fails returns its error to the caller).
+	s.m.trace.Message(trace.Out, []byte(s.d.Endpoint()), frames)
 	err := s.d.Send(frames...)
 	switch {
 	case err == nil:
-		s.m.trace.Message(trace.Out, []byte(s.d.Endpoint()), frames)
 		return nil
 	case errors.Is(err, wire.ErrNotConnected):
 		return fmt.Errorf("%w: %w: %w", ErrNotConnected, ErrBrokerLost, err)
