@@ -18,15 +18,15 @@ import (
 // of the DataBlock, whose layout is unchanged. Layout (all little-endian u64, one
 // hot word per cache line):
 //
-//	   0 magic "PLHGROUP", 8 version, 16 the DataBlock creator's identity, 24 ring
-//	     capacity N, 32 FNV-1a of the group name
-//	  64 next: the lowest id no member has claimed yet (a hint; claims are exact)
-//	 128 done: every id below it is finished by the group (the group's read cursor)
-//	 192 members[maxGroupMembers] of 32 bytes: identity, heartbeat entry+1, holding
-//	     (the id+1 of the member's claim, 0 none), spare
-//	 then claimed[N], then finished[N]: slot i holds id+1 of the last id of slot i
-//	     claimed / finished by the group, so every id is claimed by one member only
-//	     (CAS on its slot's word) and a finished id is recognised without a lap.
+//	  0 magic "PLHGROUP", 8 version, 16 the DataBlock creator's identity, 24 ring
+//	    capacity N, 32 FNV-1a of the group name
+//	 64 next: the lowest id no member has claimed yet (a hint; claims are exact)
+//	128 done: every id below it is finished by the group (the group's read cursor)
+//	192 members[maxGroupMembers] of 32 bytes: identity, heartbeat entry+1, holding
+//	    (the id+1 of the member's claim, 0 none), spare
+//	then claimed[N], then finished[N]: slot i holds id+1 of the last id of slot i
+//	    claimed / finished by the group, so every id is claimed by one member only
+//	    (CAS on its slot's word) and a finished id is recognised without a lap.
 const (
 	groupMagic      = 0x50554f5247484c50 // "PLHGROUP"
 	groupVersion    = 1
