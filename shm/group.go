@@ -24,7 +24,9 @@ const orphanScanEvery = 2 * time.Millisecond
 // not finished. A member that dies holding a claim (pid and start time dead, as
 // for dead consumers) has it taken over by the next member that looks.
 //
-// A GroupReader holds one slot at a time; its methods are safe for concurrent use.
+// A GroupReader holds one slot at a time, a *ReadSlot whose Release finishes the
+// id for the group (the member's Reader hands releases to the group instead of
+// moving its own cursor); its methods are safe for concurrent use.
 type GroupReader struct {
 	b     *Block
 	r     *Reader
@@ -33,22 +35,14 @@ type GroupReader struct {
 	group string
 	wait  WaitOptions
 
-	mu       sync.Mutex // guards everything below
-	pending  uint64     // id+1 of our claim not yet read (0 none)
-	held     GroupSlot
-	lastScan time.Time
-	closed   bool
+	mu       sync.Mutex // serialises AcquireRead and Close
+	lastScan time.Time  // guarded by mu
+	closed   bool       // guarded by mu
 
-	lost, reclaimed atomic.Uint64
-}
-
-// GroupSlot is a slot held by a group member. Release it when done.
-type GroupSlot struct {
-	g         *GroupReader
-	s         *ReadSlot
-	id        uint64
-	reclaimed bool
-	active    bool
+	pending   atomic.Uint64 // id+1 of our claim not yet finished (0 none)
+	held      atomic.Bool   // a slot of ours is held (released clears it)
+	lost      atomic.Uint64
+	reclaimed atomic.Uint64
 }
 
 // JoinGroup makes a member of the consumer group named group on b: it registers a
@@ -80,7 +74,6 @@ func (b *Block) JoinGroup(group string, opts ReaderOptions) (gr *GroupReader, er
 	}
 	defer g.unlock()
 	gr = &GroupReader{b: b, r: r, g: g, me: -1, group: group, wait: opts.Wait}
-	gr.held.g = gr
 	for i := range g.members {
 		m := &g.members[i]
 		id := atomic.LoadUint64(&m.id)
@@ -99,6 +92,9 @@ func (b *Block) JoinGroup(group string, opts ReaderOptions) (gr *GroupReader, er
 	m := &g.members[gr.me]
 	atomic.StoreUint64(&m.holding, 0)
 	atomic.StoreUint64(&m.entry, uint64(r.entry)+1)
+	r.mu.Lock()
+	r.group = gr // from here on its releases finish group ids instead of moving its cursor
+	r.mu.Unlock()
 	gr.start()
 	if err := b.adopt(gr); err != nil {
 		gr.leave()
@@ -147,7 +143,11 @@ func (gr *GroupReader) Reclaimed() uint64 { return gr.reclaimed.Load() }
 // left unfinished, or the oldest committed id no member has claimed. timeout 0
 // makes one attempt, negative waits until ctx is done; ErrTimeout (unwrapped) or
 // ctx's error when nothing became ready. ErrSlotHeld while a slot is held.
-func (gr *GroupReader) AcquireRead(ctx context.Context, timeout time.Duration) (s *GroupSlot, err error) {
+//
+// The slot's Release (or Acknowledge) finishes the id for the whole group; a
+// failed Release (ErrChecksum, ErrOverwritten) and Drop keep the claim, and the
+// next AcquireRead returns the same id again, as an ordered Reader would.
+func (gr *GroupReader) AcquireRead(ctx context.Context, timeout time.Duration) (s *ReadSlot, err error) {
 	defer guard(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	gr.mu.Lock()
@@ -155,7 +155,7 @@ func (gr *GroupReader) AcquireRead(ctx context.Context, timeout time.Duration) (
 	if gr.closed || gr.b.closed.Load() {
 		return nil, ErrClosed
 	}
-	if gr.held.active {
+	if gr.held.Load() {
 		return nil, ErrSlotHeld
 	}
 	h := gr.b.h
@@ -184,17 +184,16 @@ func (gr *GroupReader) AcquireRead(ctx context.Context, timeout time.Duration) (
 }
 
 // attempt reads our pending claim, or makes a new one, once.
-func (gr *GroupReader) attempt(scan bool) (*GroupSlot, error) {
+func (gr *GroupReader) attempt(scan bool) (*ReadSlot, error) {
 	for range 2*gr.b.lay.capacity + 8 { // bounded: skip markers and lost ids are passed at once
-		if gr.pending == 0 {
-			id, reclaimed, ok := gr.claim(scan)
+		if gr.pending.Load() == 0 {
+			id, ok := gr.claim(scan)
 			if !ok {
 				return nil, nil
 			}
-			gr.pending = id + 1
-			gr.held.reclaimed = reclaimed
+			gr.pending.Store(id + 1)
 		}
-		s, next, err := gr.read(gr.pending - 1)
+		s, next, err := gr.read(gr.pending.Load() - 1)
 		if s != nil || err != nil || !next {
 			return s, err
 		}
@@ -204,7 +203,7 @@ func (gr *GroupReader) attempt(scan bool) (*GroupSlot, error) {
 
 // claim takes the oldest committed id nobody has claimed, or (when there is none
 // and a look is due) a dead member's claim.
-func (gr *GroupReader) claim(scan bool) (id uint64, reclaimed, ok bool) {
+func (gr *GroupReader) claim(scan bool) (id uint64, ok bool) {
 	g, h, n := gr.g, gr.b.h, gr.b.lay.capacity
 	me := &g.members[gr.me]
 	for {
@@ -225,17 +224,17 @@ func (gr *GroupReader) claim(scan bool) (id uint64, reclaimed, ok bool) {
 		atomic.StoreUint64(&me.holding, c+1) // before the claim: a death after it leaves a trace
 		if atomic.CompareAndSwapUint64(word, old, c+1) {
 			atomic.CompareAndSwapUint64(&g.h.next, c, c+1)
-			return c, false, true
+			return c, true
 		}
 		atomic.StoreUint64(&me.holding, 0)
 	}
 	if now := time.Now(); scan || now.Sub(gr.lastScan) >= orphanScanEvery {
 		gr.lastScan = now
 		if id, ok := gr.takeOrphan(); ok {
-			return id, true, true
+			return id, true
 		}
 	}
-	return 0, false, false
+	return 0, false
 }
 
 // takeOrphan takes over the unfinished claim of a dead (or departed) member. Dead
@@ -290,7 +289,7 @@ func (gr *GroupReader) liveHolder(x uint64, skip int) bool {
 
 // read acquires our claimed id. next reports that the id needs no reading (a skip
 // marker, or gone from the ring: finished and counted) so the caller claims again.
-func (gr *GroupReader) read(id uint64) (s *GroupSlot, next bool, err error) {
+func (gr *GroupReader) read(id uint64) (s *ReadSlot, next bool, err error) {
 	b := gr.b
 	e := &b.slots[id%b.lay.capacity]
 	state, _, skipped := loadState(e)
@@ -309,8 +308,8 @@ func (gr *GroupReader) read(id uint64) (s *GroupSlot, next bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	gr.held.s, gr.held.id, gr.held.active = rs, id, true
-	return &gr.held, false, nil
+	gr.held.Store(true)
+	return rs, false, nil
 }
 
 // finish marks id finished by the group, drops our claim and moves the group's
@@ -319,7 +318,7 @@ func (gr *GroupReader) finish(id uint64) {
 	g, n := gr.g, gr.b.lay.capacity
 	atomic.StoreUint64(&g.finished[id%n], id+1)
 	atomic.StoreUint64(&g.members[gr.me].holding, 0)
-	gr.pending = 0
+	gr.pending.Store(0)
 	moved := false
 	for {
 		d := atomic.LoadUint64(&g.h.done)
@@ -360,55 +359,12 @@ func (gr *GroupReader) follow() {
 	b.wakeWriters()
 }
 
-// ID returns the slot id.
-func (s *GroupSlot) ID() uint64 { return s.id }
-
-// Reclaimed reports whether the slot was a dead member's claim taken over.
-func (s *GroupSlot) Reclaimed() bool { return s.reclaimed }
-
-// Bytes returns the slot span; valid until Release (see ReadSlot.Bytes).
-func (s *GroupSlot) Bytes() []byte { return s.s.Bytes() }
-
-// Release finishes the slot for the whole group. It returns ErrOverwritten or
-// ErrChecksum (Enforced) as ReadSlot.Release does, but finishes the id even then
-// (as ReadSlot.Acknowledge): the group passes a damaged slot once. Idempotent.
-func (s *GroupSlot) Release() (err error) {
-	defer guard(&err)
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	gr := s.g
-	gr.mu.Lock()
-	defer gr.mu.Unlock()
-	if !s.active {
-		return nil
-	}
-	s.active = false
-	if gr.b.closed.Load() {
-		return ErrClosed
-	}
-	if !s.s.Valid() {
-		err = ErrOverwritten
-	} else if gr.b.csum == ChecksumEnforced {
-		err = s.s.VerifyChecksum()
-	}
-	s.s.Drop()
-	if err == nil {
-		atomic.AddUint64(&gr.b.h.totalSlotsRead, 1)
-		atomic.AddUint64(&gr.b.h.totalBytesRead, gr.b.lay.stride)
-	}
-	gr.finish(s.id)
-	return err
-}
-
-// Drop gives the slot back unfinished: the claim stays this member's and the next
-// AcquireRead returns the same id (or, if this member closes first, another member
-// takes it over).
-func (s *GroupSlot) Drop() {
-	gr := s.g
-	gr.mu.Lock()
-	defer gr.mu.Unlock()
-	if s.active {
-		s.active = false
-		s.s.Drop()
+// released is called by the member Reader's slot release (under the Reader's
+// lock): finished reports a successful Release or an Acknowledge.
+func (gr *GroupReader) released(id uint64, finished bool) {
+	gr.held.Store(false)
+	if finished && gr.pending.Load() == id+1 {
+		gr.finish(id)
 	}
 }
 
@@ -427,19 +383,17 @@ func (gr *GroupReader) Close() (err error) {
 		return nil
 	}
 	gr.closed = true
-	if gr.held.active {
-		gr.held.active = false
-		gr.held.s.Drop()
-	}
 	gr.mu.Unlock()
 	gr.b.disown(gr)
 	gr.leave()
 	return nil
 }
 
-// leave frees our member entry (or marks it departed while it holds a claim),
-// removes the companion when no live member is left, and closes our Reader.
+// leave closes our Reader (dropping a held slot), frees our member entry (or
+// marks it departed while it holds a claim) and removes the companion when no
+// live member is left.
 func (gr *GroupReader) leave() {
+	gr.r.Close()
 	g := gr.g
 	m := &g.members[gr.me]
 	if atomic.LoadUint64(&m.holding) != 0 {
@@ -454,5 +408,4 @@ func (gr *GroupReader) leave() {
 		g.unlock()
 	}
 	g.close()
-	gr.r.Close()
 }

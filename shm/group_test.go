@@ -319,3 +319,43 @@ func TestGroupRefusals(t *testing.T) {
 		t.Fatalf("heap block: %v", err)
 	}
 }
+
+// Drop keeps the claim (the member gets the same id again); a member that closes
+// holding a slot leaves its claim to the others, and nothing is read twice.
+func TestGroupDropAndDepartedMember(t *testing.T) {
+	b := createT(t, testConfig(4, SingleReader))
+	w := mustWriter(t, b)
+	g1, g2 := mustJoin(t, b, "d", "m1"), mustJoin(t, b, "d", "m2")
+	for i := range uint64(3) {
+		writeSeq(t, w, i, time.Second)
+	}
+	s, err := g1.AcquireRead(context.Background(), time.Second)
+	if err != nil || s.ID() != 0 {
+		t.Fatalf("first read: %v", err)
+	}
+	if _, err := g1.AcquireRead(context.Background(), 0); !errors.Is(err, ErrSlotHeld) {
+		t.Fatalf("second acquire while holding: %v", err)
+	}
+	s.Drop()
+	if s, err = g1.AcquireRead(context.Background(), time.Second); err != nil || s.ID() != 0 {
+		t.Fatalf("after Drop: id %d %v, want 0 again", s.ID(), err)
+	}
+	if v, err := groupRead(g2, time.Second); err != nil || v != 1 {
+		t.Fatalf("other member: %d %v, want 1", v, err)
+	}
+	g1.Close() // holding 0
+	got := map[uint64]bool{}
+	for range 2 {
+		v, err := groupRead(g2, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[v] = true
+	}
+	if !got[0] || !got[2] || g2.Reclaimed() != 1 {
+		t.Fatalf("after the holder left: read %v, reclaimed %d; want 0 and 2, 1", got, g2.Reclaimed())
+	}
+	if _, err := groupRead(g2, 20*time.Millisecond); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("read more than was written: %v", err)
+	}
+}
