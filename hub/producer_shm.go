@@ -136,7 +136,9 @@ func (p *ringWriter) close() error {
 		break
 	}
 	if p.block != nil {
-		return p.block.Close()
+		err := p.block.Close()
+		sweepGroupSegments(p.block.Name(), p.log)
+		return err
 	}
 	return nil
 }
