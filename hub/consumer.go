@@ -180,9 +180,6 @@ func checkGroup(opts ConsumerOptions, info ChannelInfo) error {
 		return nil
 	case info.Pattern == PatternBidir:
 		return fmt.Errorf("%w: group %q: a Bidir consumer talks to its producer alone", ErrWrongPattern, opts.Group)
-	case opts.Secret != 0 && info.HasSharedMemory:
-		return fmt.Errorf("%w: group %q: consumer groups split the peer link; the shared-memory ring has no per-group cursor (leave Secret 0)",
-			ErrGroupUnsupported, opts.Group)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pylabhub/plh/broker/proto"
 	"github.com/pylabhub/plh/internal/wire"
+	"github.com/pylabhub/plh/shm"
 )
 
 // groupItem is item i of a group test: its index, big-endian.
@@ -247,4 +248,45 @@ func TestConsumerGroupOldProducer(t *testing.T) {
 		t.Fatalf("no group against an old producer: %v", err)
 	}
 	c.Close()
+}
+
+// A group consumer with a Secret joins the group on a Sync_reader ring (no
+// sole-reader lock: two members attach) and is refused on rings with no cursor
+// per reader (Latest_only, Single_reader).
+func TestConsumerGroupRingPolicy(t *testing.T) {
+	s := startBroker(t)
+	m := newMessenger(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, pol := range []shm.SyncPolicy{shm.SyncReader, shm.LatestOnly, shm.SingleReader} {
+		t.Run(pol.String(), func(t *testing.T) {
+			const secret = 0x6B07
+			p, err := NewProducer(ctx, m, ProducerOptions{Channel: chanName("ringgroup"), Pattern: PatternPubSub, NoCurve: true,
+				SHM: &shm.Config{PageSize: shm.Page4K, Capacity: 4, Policy: shm.PolicyRingBuffer, Sync: pol, Secret: secret}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			opts := ConsumerOptions{Channel: p.Channel(), Group: "g", Secret: secret}
+			c1, err := Connect(ctx, m, opts)
+			if pol != shm.SyncReader {
+				if !errors.Is(err, ErrGroupUnsupported) || !strings.Contains(err.Error(), pol.String()) {
+					t.Fatalf("group on a %s ring: %v, want ErrGroupUnsupported naming the policy", pol, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c1.Close()
+			c2, err := Connect(ctx, m, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c2.Close()
+			if !c1.HasSHM() || !c2.HasSHM() {
+				t.Fatalf("members attached: %v (%v), %v (%v)", c1.HasSHM(), c1.SHMError(), c2.HasSHM(), c2.SHMError())
+			}
+		})
+	}
 }

@@ -62,6 +62,9 @@ type ringAttach struct {
 	next    atomic.Pointer[remapTarget]
 	drained atomic.Bool
 	moved   atomic.Bool
+	// grp is the consumer group membership on the ring (ConsumerOptions.Group;
+	// consumer_group_shm.go); rd is then its Reader, and reads go through grp.
+	grp *shm.GroupReader
 }
 
 // ringGen ends the waits of the transactions on one attachment.
@@ -109,6 +112,9 @@ func (c *ringReader) open(info ChannelInfo) *ringAttach {
 		c.log.Warn("hub: shared memory not attached; continuing without it", "err", err)
 		a.err = err
 		return a
+	}
+	if c.opts.Group != "" {
+		return c.openGroup(a, b) // consumer_group_shm.go
 	}
 	if soleReader(info.Pattern, b.Sync()) {
 		if err := b.LockSoleReader(); err != nil {
@@ -193,6 +199,9 @@ func (c *ringReader) replaceReader(a *ringAttach, lost *shm.Reader, cause error)
 		return nil, fmt.Errorf("replace reader %q: %w", c.name, ErrClosed)
 	case cur != lost:
 		return cur, nil
+	case a.grp != nil:
+		c.health.observe(cause)
+		return nil, fmt.Errorf("replace reader %q: %w (a group member's Reader is not replaced)", c.name, cause)
 	}
 	r, err := a.block.NewReader(c.readerOptions())
 	if err == nil && r.Entry() < 0 {
@@ -223,6 +232,9 @@ func (a *ringAttach) close() {
 	a.rmu.Lock()
 	r := a.rd.Swap(nil)
 	a.rmu.Unlock()
+	if a.grp != nil {
+		a.grp.Close() // closes r
+	}
 	r.Close() // nil-safe
 	if a.block != nil {
 		a.block.Close()
@@ -333,6 +345,9 @@ func (t *ReadTxn) Next() (*shm.ReadSlot, error) {
 // or later, so nothing is delivered twice.
 func (t *ReadTxn) acquire() (*shm.ReadSlot, error) {
 	a := t.a
+	if a.grp != nil {
+		return a.grp.AcquireRead(t.ctx, t.timeout)
+	}
 	s, err := t.r.AcquireRead(t.ctx, t.timeout)
 	for n := 0; err == nil && a.fresh.Load() == t.r; n++ {
 		if s.ID() >= a.delivered.Load() || n > maxPassOver {

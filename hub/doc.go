@@ -144,8 +144,12 @@
 // oldest); a member that leaves, dies or says HELLO again hands them back and
 // they go to the other members first (ChannelStats.Redelivered). Members of a
 // named group return credit after every item, every consumer before BYE.
-// The ring has no per-group cursor: a group member does not attach it
-// (ErrGroupUnsupported with Secret on a channel with shared memory).
+// On the ring (consumer_group_shm.go): a member with Secret on a channel with
+// a Sync_reader ring joins the group there too (shm.Block.JoinGroup, no
+// sole-reader lock): every committed slot goes to one member, a dead member's
+// held slot to another, and the group holds the writer back as one reader.
+// Other ring policies refuse it (ErrGroupUnsupported). The producer sweeps
+// group segments left by dead members when it closes its DataBlock.
 // zmq4's PUSH (copies to every peer) and PUB (drops at its HWM) are not used.
 //
 // Slow consumers (PubSub). ProducerOptions.SlowConsumer decides what a PubSub

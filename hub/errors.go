@@ -111,8 +111,9 @@ var (
 
 	// ErrGroupUnsupported: a consumer group (ConsumerOptions.Group) cannot be
 	// joined here: the producer did not confirm it (it does not know groups),
-	// or the consumer would read the shared-memory ring, which has no
-	// per-group cursor (B-7: groups split the peer link only).
+	// or the consumer would read a shared-memory ring whose policy has no
+	// cursor per reader (Latest_only, Single_reader; B-7 splits Sync_reader
+	// rings only).
 	ErrGroupUnsupported = errors.New("hub: consumer group not supported here")
 	// ErrNotInitialized is returned by a managed wrapper's Get before its Start
 	// succeeded or after its Stop.

@@ -168,10 +168,11 @@ type ConsumerOptions struct {
 	// (Recv returned it, OnData returned) when it left or died goes to another
 	// member. Named like a channel (letters, marks, digits, punctuation,
 	// symbols, space; valid UTF-8; at most MaxGroupBytes), else Connect fails
-	// with ErrInvalidArgument. Groups split the peer link only: with Secret
-	// set on a channel with shared memory Connect fails with
-	// ErrGroupUnsupported (the ring has no per-group cursor), as it does when
-	// the producer does not confirm the group; on Bidir with ErrWrongPattern.
+	// with ErrInvalidArgument. With Secret set on a channel whose ring is
+	// Sync_reader the members split the ring's slots too (shm.Block.JoinGroup);
+	// on a Latest_only or Single_reader ring Connect fails with
+	// ErrGroupUnsupported, as it does when the producer does not confirm the
+	// group; on Bidir with ErrWrongPattern.
 	// A Pipeline channel's consumers without a group are one group already.
 	Group string
 	// ExpectSHM, when set, must agree with the segment's geometry.

@@ -149,7 +149,13 @@ func (p *ringWriter) close() error {
 	}
 	p.layoutMu.Lock()
 	defer p.layoutMu.Unlock()
-	return p.block.Load().Close() // nil-safe
+	b := p.block.Load()
+	if b == nil {
+		return nil
+	}
+	err := b.Close()
+	sweepGroupSegments(b.Name(), p.log)
+	return err
 }
 
 // WriteTxn is one write transaction on the channel's DataBlock (datablock.md

@@ -96,6 +96,25 @@
 //     release). Mutate the flex zone only inside write transactions (or with None
 //     or Manual): a concurrent change makes readers' verification fail.
 //
+// # Consumer groups (B-7, group.go, group_segment.go)
+//
+// JoinGroup makes a Reader a member of a named group on an ordered ring: the
+// members split the ring's committed ids, each read by exactly one member, while
+// other groups and plain Readers each read everything. The group's state is a
+// companion segment per (DataBlock, group), /dev/shm/NAME.g<FNV-1a hex of the
+// group>, outside the DataBlock (whose layout is unchanged): a claim word and a
+// finished word per ring slot (id+1, so one CAS decides each claim and laps are
+// told apart), the group's done cursor, and 16 member entries with the identity and
+// the id each holds. A member's slot release finishes the id for the group
+// (Reader.group) instead of moving the member's cursor; every member keeps its
+// Sync_reader cursor (Single_reader: read_index) at done, so the writer never
+// reaches an id claimed and not finished, even when a member dies. A member that
+// finds nothing to claim looks every 2 ms for claims of dead or departed members and
+// takes them over by CAS. The companion is created unnamed and linked (O_EXCL by
+// link), joined and left under an OFD lock, removed by the last member, replaced
+// when its members are all dead or it belongs to an earlier DataBlock, and removed
+// by Sweep once its members are dead.
+//
 // # A scribbled control zone
 //
 // Any process of the same user can change a word of a live segment. The ring

@@ -100,3 +100,13 @@ var (
 	// the segment's sole reader.
 	ErrReaderLocked = errors.New("shm: the segment already has its sole reader")
 )
+
+// Errors of consumer groups (group.go).
+var (
+	// ErrGroupUnsupported is returned by JoinGroup on a ring whose sync policy is
+	// not ordered (Latest_only), and on heap or diagnostic blocks.
+	ErrGroupUnsupported = errors.New("shm: consumer group not supported on this ring")
+	// ErrGroupFull is returned by JoinGroup when the group has its maximum number
+	// of live members (16).
+	ErrGroupFull = errors.New("shm: consumer group full")
+)

@@ -14,6 +14,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(childEnv); spec != "" {
 		os.Exit(consumerChild(spec)) // re-executed as a consumer (control_test.go)
 	}
+	if spec := os.Getenv(groupChildEnv); spec != "" {
+		os.Exit(groupChild(spec)) // re-executed as a group member (group_test.go)
+	}
 	code := m.Run()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
@@ -21,7 +24,7 @@ func TestMain(m *testing.M) {
 			code = 1
 		}
 	}
-	for _, pat := range []string{"plh_unit_*_%d_*", "plh_example_*_%d"} {
+	for _, pat := range []string{"plh_unit_*_%d_*", "plh_example_*_%d", "plh_unit_*_%d_*.g*"} {
 		left, _ := filepath.Glob(filepath.Join(shmDir, fmt.Sprintf(pat, os.Getpid())))
 		for _, f := range left {
 			fmt.Fprintln(os.Stderr, "segment left behind:", f)

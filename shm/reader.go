@@ -28,6 +28,7 @@ type Reader struct {
 	lastConsumed uint64
 	held         [maxHeldPerRead]ReadSlot
 	closed       bool
+	group        *GroupReader // set when the Reader is a group member's (group.go)
 }
 
 // ReadSlot is a slot held for reading. Release it when done; the handle is reused
@@ -340,6 +341,9 @@ func (r *Reader) tryAcquire(next uint64, slot int) (s *ReadSlot, retry bool) {
 // release or over a skip marker) and wakes writers.
 func (r *Reader) advance(id uint64) {
 	b, h := r.b, r.b.h
+	if r.group != nil {
+		return // a group member: the group moves the ring cursor (group.go)
+	}
 	switch b.sync {
 	case SingleReader:
 		maxStore(&h.readIndex, id+1)
@@ -457,12 +461,15 @@ func (s *ReadSlot) release(explicit, anyway bool) (err error) {
 	} else if err == nil {
 		err = r.checkEntry()
 	}
+	if r.group != nil { // a group member: the group moves the ring cursor (group.go)
+		r.group.released(s.id, explicit && (err == nil || anyway))
+	}
 	if explicit {
 		if err == nil {
 			atomic.AddUint64(&h.totalSlotsRead, 1)
 			atomic.AddUint64(&h.totalBytesRead, b.lay.stride)
 		}
-		if (err == nil || anyway) && b.sync.ordered() {
+		if (err == nil || anyway) && b.sync.ordered() && r.group == nil {
 			r.advance(s.id)
 		}
 		r.lastConsumed = s.id

@@ -69,6 +69,12 @@ func segmentOwnersDead(path string, grace time.Duration) (bool, string) {
 		return false, ""
 	}
 	old := time.Since(st.ModTime()) > grace
+	if dead, ok := groupFileDead(f, old); ok { // a consumer group's companion (group_segment.go)
+		if dead {
+			return true, "consumer group segment whose members are dead"
+		}
+		return false, ""
+	}
 	buf := heapBuffer(headerSize)
 	if st.Size() < headerSize {
 		return old, "not a segment (short file)"

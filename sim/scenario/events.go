@@ -51,6 +51,7 @@ var EventKinds = map[string][]string{
 	"slow_consumer":              {"channel", "identity", "consumer_pid", "action", "missed"},
 	"missed":                     {"channel", "missed"},
 	"slow_disconnected":          {"channel", "reason"},
+	"holding":                    {"channel", "seq", "id"},
 	"broker_lost":                {"endpoint"},
 	"broker_reconnected":         {"endpoint", "channels"},
 	"backpressure_stall":         {"channel", "duration_ns", "path", "reported", "written"},

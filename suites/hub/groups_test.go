@@ -2,12 +2,15 @@ package hub_test
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/pylabhub/plh/hub"
+	"github.com/pylabhub/plh/internal/event"
+	"github.com/pylabhub/plh/shm"
 )
 
 // counts returns how many times each sequence below n appears in the logs.
@@ -101,5 +104,81 @@ var _ = Describe("B-7 consumer groups on the peer link (plh-node member killed)"
 
 	It("Pipeline: its consumers without a group split the stream, a killed one's claimed items go to the others; group v gets all", func() {
 		spec(hub.PatternPipeline, "")
+	})
+})
+
+var _ = Describe("B-7 consumer groups on the shared-memory ring (plh-node member killed holding a slot)", func() {
+	// spec: a PubSub channel with a Sync_reader ring of 8 slots. Group "w" has a
+	// plh-node member z that takes item 0 and holds the slot (--hold-per-read
+	// 1h), and two in-process members that join after; the producer writes n
+	// items; once w1/w2 have read what the ring holds beyond item 0 (the writer
+	// cannot pass z's claim), z is killed with SIGKILL. w1/w2 take item 0 over:
+	// group w reads every item exactly once; group "v" (one member) and a
+	// consumer without a group each read every item once.
+	It("each slot to exactly one member of group w, v and a plain reader get all, z's held slot goes to w1/w2", func() {
+		const n = 200
+		s, m := brokerAndMessenger()
+		cfg := shmCfg()
+		cfg.Sync, cfg.Capacity = shm.SyncReader, 8
+		p := newProducer(m, hub.ProducerOptions{Pattern: hub.PatternPubSub, SHM: cfg})
+		ch := p.Channel()
+		ring := func(group string, log *seqLog) {
+			c := connect(m, hub.ConsumerOptions{Channel: ch, Secret: secret, Group: group})
+			Expect(c.HasSHM()).To(BeTrue(), "%v", c.SHMError())
+			readAll(c, true, log)
+		}
+		var all, v, w1, w2 seqLog
+		ring("", &all)
+		ring("v", &v)
+		z := node("z", "--role", "consumer", "--broker", s.Endpoint(), "--broker-key", s.PublicKey(), "--channel", ch,
+			"--shm", "--secret", fmt.Sprint(uint64(secret)), "--group", "w", "--hold-per-read", "1h")
+		Eventually(saw(z, "ready", nil)).WithTimeout(10 * time.Second).Should(BeTrue())
+		write := func(i int) error {
+			return p.SyncedWrite(context.Background(), 20*time.Second, func(tx *hub.WriteTxn) error {
+				sl, err := tx.Next()
+				if err != nil {
+					return err
+				}
+				fillNodePayload(sl.Bytes()[:64], uint64(i))
+				return tx.Publish()
+			})
+		}
+		Expect(write(0)).To(Succeed())
+		Eventually(saw(z, "holding", func(e event.Event) bool { return num(e, "seq") == 0 })).WithTimeout(10 * time.Second).Should(BeTrue())
+		ring("w", &w1)
+		ring("w", &w2)
+		wrote := make(chan error, 1)
+		go func() {
+			defer GinkgoRecover()
+			for i := 1; i < n; i++ {
+				if err := write(i); err != nil {
+					wrote <- fmt.Errorf("item %d: %w", i, err)
+					return
+				}
+			}
+			wrote <- nil
+		}()
+		// The ring holds items 0..7: w1/w2 read 1..7, then the writer waits for z's claim.
+		Eventually(func() int { return w1.len() + w2.len() }).WithTimeout(10 * time.Second).Should(Equal(7))
+		Consistently(func() int { return w1.len() + w2.len() }).WithTimeout(200*time.Millisecond).Should(Equal(7),
+			"the group read past a live member's claim")
+		Expect(counts(n, &w1, &w2)[0]).To(Equal(0), "item 0 read while z held it")
+		z.Kill()
+		Eventually(wrote).WithTimeout(30 * time.Second).Should(Receive(BeNil()))
+		everyOnce := func(logs ...*seqLog) func() []int {
+			return func() []int {
+				var bad []int
+				for i, k := range counts(n, logs...) {
+					if k != 1 {
+						bad = append(bad, i, k)
+					}
+				}
+				return bad
+			}
+		}
+		Eventually(everyOnce(&w1, &w2)).WithTimeout(10*time.Second).Should(BeEmpty(), "group w: (item, reads) pairs off")
+		Eventually(everyOnce(&v)).WithTimeout(10*time.Second).Should(BeEmpty(), "group v reads every item once")
+		Eventually(everyOnce(&all)).WithTimeout(10*time.Second).Should(BeEmpty(), "a consumer without a group reads every item once")
+		Expect(segmentsOf(shm.SegmentPath(ch)[len("/dev/shm/"):]+".g")).To(HaveLen(2), "the companions of groups v and w")
 	})
 })

@@ -136,7 +136,7 @@ func (n *node) runConsumer(ctx context.Context) (int, string) {
 	}
 	n.emit("ready", map[string]any{"role": "consumer", "channel": ch, "pid": n.m.Pid()})
 	t := &seqTracker{n: n, latest: c.HasSHM() && c.SHM().Sync() == shm.LatestOnly,
-		split: !c.HasSHM() && (info.Pattern == hub.PatternPipeline || info.Pattern == hub.PatternBidir || o.group != "")}
+		split: o.group != "" || !c.HasSHM() && (info.Pattern == hub.PatternPipeline || info.Pattern == hub.PatternBidir)}
 	var read uint64
 	rctx, rcancel := context.WithCancel(ctx)
 	defer rcancel()
@@ -242,6 +242,10 @@ func (n *node) readSHM(ctx context.Context, c *hub.Consumer, t *seqTracker) (boo
 		idx, id = s.Index(), s.ID()
 		size := min(n.o.slotSize, len(s.Bytes()))
 		buf = append(buf, s.Bytes()[:size]...)
+		if d := n.o.holdPerRead; d > 0 && len(buf) >= minPayload {
+			n.emit("holding", map[string]any{"channel": n.o.channel, "seq": binary.LittleEndian.Uint64(buf[offSeq:]), "id": id})
+			_ = pause(ctx, d)
+		}
 		release = tx.Acknowledge()
 		return nil
 	})

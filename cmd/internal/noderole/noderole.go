@@ -37,6 +37,7 @@ type options struct {
 	churnEvery                                      time.Duration
 	count                                           uint64
 	delayPerRead, duration, linger                  time.Duration
+	holdPerRead                                     time.Duration
 	heartbeat, peerHeartbeat, peerTimeout           time.Duration
 	connectTimeout, stallAfter, stallEvery          time.Duration
 	secret                                          uint64
@@ -103,6 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.churnEvery, "churn-every", 20*time.Millisecond, "consumer: one --churn cycle this often")
 	fs.Uint64Var(&o.count, "count", 0, "producer: messages to write; consumer: messages to read (0 = until stopped)")
 	fs.DurationVar(&o.delayPerRead, "delay-per-read", 0, "consumer: sleep after each read")
+	fs.DurationVar(&o.holdPerRead, "hold-per-read", 0, "consumer on the ring: hold each slot this long before releasing it (a \"holding\" event names it)")
 	fs.StringVar(&secret, "secret", "0", "DataBlock shared secret (decimal or 0x hex; consumer: 0 = do not attach)")
 	fs.StringVar(&o.schema, "schema", "", "schema name; its BLAKE2b-256 is the channel's schema_hash (\"\" = none)")
 	fs.StringVar(&o.schemaVersion, "schema-version", "1.0.0", "with --schema-blds: the schema's version, major.minor.patch")
@@ -119,7 +121,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	slow := fs.String("slow-consumer", "drop", "producer, PubSub: drop|block|disconnect, what to do with a consumer that returns no credit (hub.SlowConsumerPolicy)")
 	fs.IntVar(&o.window, "window", 0, "consumer: flow-control window in messages (0 = 256)")
 	fs.IntVar(&o.waitConsumers, "wait-consumers", 0, "producer: write nothing until this many consumers joined the peer link")
-	fs.StringVar(&o.group, "group", "", "consumer: join this consumer group (its members split the channel's items; B-7, peer link only)")
+	fs.StringVar(&o.group, "group", "", "consumer: join this consumer group (its members split the channel's items, on the peer link and on a Sync_reader ring; B-7)")
 	fs.StringVar(&o.uid, "uid", "", "consumer uid / producer uid stored in the segment")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "debug|info|warn|error")
 	fs.BoolVar(&o.control, "control", true, "read control lines on stdin")
