@@ -96,6 +96,17 @@ func (w *waiter) wait(word *uint32, seen uint32, count *uint32) error {
 	return nil
 }
 
+// mono returns the waiter's last clock reading as CLOCK_MONOTONIC ns, or 0 when it
+// has not read the clock yet. While spinning the reading is at most clockEvery
+// pauses old, after a futex sleep at most maxSleep: recent enough for a heartbeat
+// (judged in seconds), and it spares a clock read per slot to a reader that waited.
+func (w *waiter) mono() int64 {
+	if w.n == 0 {
+		return 0
+	}
+	return monoAt(w.now)
+}
+
 // reapDue reports (once per period) that the caller has been blocked long enough to
 // look for dead processes (by the last clock read of wait).
 func (w *waiter) reapDue() bool {
