@@ -361,7 +361,11 @@ func (r *Reader) advance(id uint64) {
 	b, h := r.b, r.b.h
 	switch b.sync {
 	case SingleReader:
-		maxStore(&h.readIndex, id+1)
+		// Usually read_index is id: one CAS takes the line (shared with
+		// commit_index, so the writer has it) once instead of a load and a CAS.
+		if !atomic.CompareAndSwapUint64(&h.readIndex, id, id+1) {
+			maxStore(&h.readIndex, id+1)
+		}
 	case SyncReader:
 		if r.ownsEntry() {
 			maxStore(&h.syncPositions[r.entry], id+1)
