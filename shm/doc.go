@@ -30,9 +30,11 @@
 // Waiting is a bounded spin (WaitOptions.Spin, default 50 µs), then a sleep of at
 // most 5 ms on a shared (non-private) futex in the segment: readers sleep on the low
 // word of commit_index, writers on releaseSeq, which every reader release bumps.
-// Waiters count themselves (commitWaiters, releaseWaiters) so wakers skip the
-// syscall when nobody sleeps; the waiter re-reads the word after counting itself, so
-// no wake-up is lost. While spinning, a waiter reads the clock once per 32 pauses
+// A waiter sets a sleeper flag (commitWaiters, releaseWaiters) before it sleeps, so
+// wakers skip the syscall when nobody sleeps; the waiter re-reads the word after
+// setting it, so no wake-up is lost, and the waker clears it when it wakes, so one
+// sleep costs one wake-up call however many commits or releases come before the
+// sleeper runs again. While spinning, a waiter reads the clock once per 32 pauses
 // and between looks at the ring watches the futex word alone (a bounded number of
 // loads); a writer loads releaseSeq only once the ring is full, then looks again
 // before sleeping on it. Hot paths (acquire, commit, release, read) allocate nothing.
@@ -58,7 +60,7 @@
 //     in the few instructions between the two, the count is given back once too
 //     often; the other reader of that slot then sees ErrOverwritten at release —
 //     detected, never silent.)
-//   - reserved_header 2688/2692 futex waiter counts, 2752 releaseSeq (own cache
+//   - reserved_header 2688/2692 futex sleeper flags, 2752 releaseSeq (own cache
 //     lines), 2816 the creator's identity (Sweep).
 //
 // # Invariants and Go choices (spec §6–§10)
