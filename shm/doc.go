@@ -39,6 +39,17 @@
 // loads); a writer loads releaseSeq only once the ring is full, then looks again
 // before sleeping on it. Hot paths (acquire, commit, release, read) allocate nothing.
 //
+// Per message the hot paths touch the shared lines as little as the layout allows
+// (commit_index and read_index share one line; every read counts itself on the
+// writer's slot entry): a writer loads read_index only when the last value it saw
+// leaves no room (read_index only advances); commit_index and read_index move by
+// one compare-and-swap from the expected value (a load and a CAS otherwise); a
+// slot no reader holds goes from COMMITTED straight to WRITING (both turn readers
+// away, see drain; DRAINING is stored only when there are readers to wait for);
+// a reader's first attempt does not load the futex word; a reader that waited
+// stores the waiter's last clock reading as its heartbeat instead of reading the
+// clock again (a clock read costs about as much as the rest of an acquisition).
+//
 // # Go extensions to the layout (all in bytes the spec leaves as pad or zero)
 //
 //   - Identities: every field the spec calls "pid" (write_lock, consumer entry pid,
