@@ -289,10 +289,57 @@ type ReadTxn struct {
 	a       *ringAttach     // the attachment of this transaction
 	r       *shm.Reader     // a's Reader for this transaction (replaced by replaceReader)
 	user    context.Context // the caller's context (ctx also ends at a producer restart)
-	ctx     context.Context
+	ctx     txnCtx
 	timeout time.Duration
 	slot    *shm.ReadSlot
 	stop    <-chan struct{}
+}
+
+// txnCtx is the context of a read transaction: the caller's, ended also by a
+// producer restart (the attachment's gen). The ring's waits only poll Err, which
+// answers from the two contexts directly. A merged context (WithCancel plus
+// AfterFunc on gen: two allocations and a registration in gen's table, which
+// cost more than the rest of a Pull) is built only when Done or
+// ReadTxn.Context asks for one, and ended with the transaction.
+type txnCtx struct {
+	context.Context                 // the caller's
+	gen             context.Context // the attachment's
+	once            sync.Once
+	merged          context.Context // built by once
+	end             func()          // cancels merged and unregisters it from gen
+}
+
+// Err is the caller's context's error, or context.Canceled after a producer
+// restart.
+func (c *txnCtx) Err() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if c.gen.Err() != nil {
+		return context.Canceled
+	}
+	return nil
+}
+
+// Done is the merged context's.
+func (c *txnCtx) Done() <-chan struct{} { return c.real().Done() }
+
+// real returns the merged context, built on first use.
+func (c *txnCtx) real() context.Context {
+	c.once.Do(func() {
+		ctx, cancel := context.WithCancel(c.Context)
+		stop := context.AfterFunc(c.gen, cancel)
+		c.merged, c.end = ctx, func() { stop(); cancel() }
+	})
+	return c.merged
+}
+
+// finish ends the merged context if one was built (the transaction is over).
+func (c *txnCtx) finish() {
+	c.once.Do(func() {}) // none can be built from now on
+	if c.end != nil {
+		c.end()
+	}
 }
 
 // Next releases the held slot and acquires the next, waiting at most the slot
@@ -346,16 +393,16 @@ func (t *ReadTxn) Next() (*shm.ReadSlot, error) {
 func (t *ReadTxn) acquire() (*shm.ReadSlot, error) {
 	a := t.a
 	if a.grp != nil {
-		return a.grp.AcquireRead(t.ctx, t.timeout)
+		return a.grp.AcquireRead(&t.ctx, t.timeout)
 	}
-	s, err := t.r.AcquireRead(t.ctx, t.timeout)
+	s, err := t.r.AcquireRead(&t.ctx, t.timeout)
 	for n := 0; err == nil && a.fresh.Load() == t.r; n++ {
 		if s.ID() >= a.delivered.Load() || n > maxPassOver {
 			a.fresh.CompareAndSwap(t.r, nil)
 			break
 		}
 		_ = s.Release()
-		s, err = t.r.AcquireRead(t.ctx, t.timeout)
+		s, err = t.r.AcquireRead(&t.ctx, t.timeout)
 	}
 	if err == nil {
 		a.markDelivered(s.ID())
@@ -438,7 +485,7 @@ func (t *ReadTxn) Stopping() bool {
 }
 
 // Context returns the transaction's context.
-func (t *ReadTxn) Context() context.Context { return t.ctx }
+func (t *ReadTxn) Context() context.Context { return t.ctx.real() }
 
 // SendCtrl sends a control message to the producer (Consumer.SendCtrl).
 func (t *ReadTxn) SendCtrl(typ string, body []byte) error { return t.c.link.SendCtrl(typ, body) }
@@ -474,12 +521,10 @@ func (c *ringReader) runTxn(ctx context.Context, timeout time.Duration, stop <-c
 	if r == nil { // closed by Close
 		return nil, fmt.Errorf("read %q: %w", c.name, ErrClosed)
 	}
-	tctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(c.gen.Load().ctx, cancel)()
 	t := readTxnPool.Get().(*ReadTxn)
-	*t = ReadTxn{c: c, a: a, r: r, user: ctx, ctx: tctx, timeout: timeout, stop: stop}
+	*t = ReadTxn{c: c, a: a, r: r, user: ctx, ctx: txnCtx{Context: ctx, gen: c.gen.Load().ctx}, timeout: timeout, stop: stop}
 	defer func() {
+		t.ctx.finish()
 		*t = ReadTxn{}
 		readTxnPool.Put(t)
 	}()

@@ -42,7 +42,8 @@ type ringWriter struct {
 	handler atomic.Pointer[writeHandler]
 	kick    chan struct{} // handler changed
 	writers chan *pooledWriter
-	health  *ringHealth // ring faults and their notices (ring_health.go)
+	spare   atomic.Pointer[pooledWriter] // one pooled Writer taken and given back without a channel operation
+	health  *ringHealth                  // ring faults and their notices (ring_health.go)
 }
 
 // newRingWriter returns the ring writer of p on block (nil without SHM); p's
@@ -138,6 +139,9 @@ func (p *ringWriter) Running() bool {
 
 // close closes the pooled Writers and the DataBlock (after stop).
 func (p *ringWriter) close() error {
+	if w := p.spare.Swap(nil); w != nil {
+		w.w.Close()
+	}
 	for {
 		select {
 		case w := <-p.writers:
@@ -418,6 +422,9 @@ func (p *ringWriter) Mode() string {
 }
 
 func (p *ringWriter) getWriter() (*pooledWriter, error) {
+	if w := p.spare.Swap(nil); w != nil { // the usual case: one SyncedWrite at a time
+		return w, nil
+	}
 	select {
 	case w := <-p.writers:
 		return w, nil
@@ -435,6 +442,9 @@ func (p *ringWriter) getWriter() (*pooledWriter, error) {
 func (p *ringWriter) putWriter(w *pooledWriter) {
 	if p.closing.Load() {
 		w.w.Close()
+		return
+	}
+	if p.spare.CompareAndSwap(nil, w) {
 		return
 	}
 	select {

@@ -16,3 +16,6 @@ var (
 
 // monoNow returns CLOCK_MONOTONIC in nanoseconds without allocating.
 func monoNow() int64 { return monoBaseNs + int64(time.Since(monoBaseT)) }
+
+// monoAt converts t, a reading of this process's clock, to CLOCK_MONOTONIC ns.
+func monoAt(t time.Time) int64 { return monoBaseNs + int64(t.Sub(monoBaseT)) }

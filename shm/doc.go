@@ -30,12 +30,25 @@
 // Waiting is a bounded spin (WaitOptions.Spin, default 50 µs), then a sleep of at
 // most 5 ms on a shared (non-private) futex in the segment: readers sleep on the low
 // word of commit_index, writers on releaseSeq, which every reader release bumps.
-// Waiters count themselves (commitWaiters, releaseWaiters) so wakers skip the
-// syscall when nobody sleeps; the waiter re-reads the word after counting itself, so
-// no wake-up is lost. While spinning, a waiter reads the clock once per 32 pauses
+// A waiter sets a sleeper flag (commitWaiters, releaseWaiters) before it sleeps, so
+// wakers skip the syscall when nobody sleeps; the waiter re-reads the word after
+// setting it, so no wake-up is lost, and the waker clears it when it wakes, so one
+// sleep costs one wake-up call however many commits or releases come before the
+// sleeper runs again. While spinning, a waiter reads the clock once per 32 pauses
 // and between looks at the ring watches the futex word alone (a bounded number of
 // loads); a writer loads releaseSeq only once the ring is full, then looks again
 // before sleeping on it. Hot paths (acquire, commit, release, read) allocate nothing.
+//
+// Per message the hot paths touch the shared lines as little as the layout allows
+// (commit_index and read_index share one line; every read counts itself on the
+// writer's slot entry): a writer loads read_index only when the last value it saw
+// leaves no room (read_index only advances); commit_index and read_index move by
+// one compare-and-swap from the expected value (a load and a CAS otherwise); a
+// slot no reader holds goes from COMMITTED straight to WRITING (both turn readers
+// away, see drain; DRAINING is stored only when there are readers to wait for);
+// a reader's first attempt does not load the futex word; a reader that waited
+// stores the waiter's last clock reading as its heartbeat instead of reading the
+// clock again (a clock read costs about as much as the rest of an acquisition).
 //
 // # Go extensions to the layout (all in bytes the spec leaves as pad or zero)
 //
@@ -58,7 +71,7 @@
 //     in the few instructions between the two, the count is given back once too
 //     often; the other reader of that slot then sees ErrOverwritten at release —
 //     detected, never silent.)
-//   - reserved_header 2688/2692 futex waiter counts, 2752 releaseSeq (own cache
+//   - reserved_header 2688/2692 futex sleeper flags, 2752 releaseSeq (own cache
 //     lines), 2816 the creator's identity (Sweep).
 //
 // # Invariants and Go choices (spec §6–§10)

@@ -125,8 +125,8 @@ type header struct {
 	// Go extensions inside the spec's zero area (2640..4095), each group on its own
 	// cache line so the writer's and readers' hot stores do not share one; see doc.go.
 	_              [48]byte
-	commitWaiters  uint32 // 2688: readers asleep on the commit futex (low word of commitIndex)
-	releaseWaiters uint32 // 2692: writers asleep on releaseSeq
+	commitWaiters  uint32 // 2688: 1 = a reader may sleep on the commit futex (low word of commitIndex); see waiter
+	releaseWaiters uint32 // 2692: 1 = a writer may sleep on releaseSeq
 	_              [56]byte
 	releaseSeq     uint32 // 2752: futex word bumped on reader release / read_index moves
 	_              [60]byte

@@ -166,11 +166,14 @@ func (r *Reader) AcquireRead(ctx context.Context, timeout time.Duration) (s *Rea
 		return nil, ErrReadOnly
 	}
 	b, h := r.b, r.b.h
-	wt := newWaiter(ctx, timeout, r.opts.Wait)
+	var wt waiter
 	word := low32(&h.commitIndex)
-	for retries := 0; ; {
-		seen := atomic.LoadUint32(word)
-		s, retry, err := r.attempt()
+	var seen uint32
+	for retries, first := 0, true; ; {
+		if !first {
+			seen = atomic.LoadUint32(word)
+		}
+		s, retry, err := r.attempt(wt.mono())
 		if s != nil || err != nil {
 			return s, err
 		}
@@ -181,6 +184,16 @@ func (r *Reader) AcquireRead(ctx context.Context, timeout time.Duration) (s *Rea
 			continue
 		}
 		retries = 0
+		if first {
+			// The first attempt did not load the futex word (when the slot is
+			// ready, nothing else here touches that line). Look again with it
+			// loaded before waiting on it, so no commit is missed.
+			first = false
+			wt = newWaiter(ctx, timeout, r.opts.Wait)
+			if timeout != 0 { // a single attempt has been made: time is up at once
+				continue
+			}
+		}
 		if wt.reapDue() { // blocked a while: look for corruption and the dead
 			if err := r.checkIndices(); err != nil {
 				return nil, err
@@ -201,8 +214,9 @@ func (r *Reader) AcquireRead(ctx context.Context, timeout time.Duration) (s *Rea
 	}
 }
 
-// attempt makes one acquisition attempt under r.mu.
-func (r *Reader) attempt() (s *ReadSlot, retry bool, err error) {
+// attempt makes one acquisition attempt under r.mu. now is a recent
+// CLOCK_MONOTONIC reading for the heartbeat, or 0 to read the clock.
+func (r *Reader) attempt(now int64) (s *ReadSlot, retry bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed || r.b.closed.Load() {
@@ -229,7 +243,7 @@ func (r *Reader) attempt() (s *ReadSlot, retry bool, err error) {
 	if !ok {
 		return nil, false, nil
 	}
-	s, retry = r.tryAcquire(next, slot)
+	s, retry = r.tryAcquire(next, slot, now)
 	return s, retry, nil
 }
 
@@ -299,8 +313,9 @@ func (r *Reader) checkEntry() error {
 }
 
 // tryAcquire makes one attempt at slot id next. retry reports that the caller should
-// choose again at once (a skip marker was stepped over, or the slot moved on).
-func (r *Reader) tryAcquire(next uint64, slot int) (s *ReadSlot, retry bool) {
+// choose again at once (a skip marker was stepped over, or the slot moved on). now
+// is stored as the heartbeat (0: read the clock).
+func (r *Reader) tryAcquire(next uint64, slot int, now int64) (s *ReadSlot, retry bool) {
 	b, h := r.b, r.b.h
 	idx := next % b.lay.capacity
 	e := &b.slots[idx]
@@ -315,6 +330,7 @@ func (r *Reader) tryAcquire(next uint64, slot int) (s *ReadSlot, retry bool) {
 	if skipped == 1 {
 		if b.sync.ordered() {
 			r.advance(next)
+			b.wakeWriters()
 			return nil, true
 		}
 		return nil, false
@@ -330,7 +346,10 @@ func (r *Reader) tryAcquire(next uint64, slot int) (s *ReadSlot, retry bool) {
 		return nil, false
 	}
 	if r.entry >= 0 {
-		atomic.StoreUint64(&h.consumers[r.entry].lastHB, uint64(monoNow()))
+		if now == 0 {
+			now = monoNow()
+		}
+		atomic.StoreUint64(&h.consumers[r.entry].lastHB, uint64(now))
 	}
 	s = &r.held[slot]
 	*s = ReadSlot{r: r, e: e, buf: b.slotBuf(idx), id: next, idx: idx, gen: atomic.LoadUint64(&e.generation), hold: hold, active: true}
@@ -338,7 +357,7 @@ func (r *Reader) tryAcquire(next uint64, slot int) (s *ReadSlot, retry bool) {
 }
 
 // advance moves this consumer's ordered position past id (after a successful
-// release or over a skip marker) and wakes writers.
+// release or over a skip marker). The caller wakes writers.
 func (r *Reader) advance(id uint64) {
 	b, h := r.b, r.b.h
 	if r.group != nil {
@@ -346,14 +365,17 @@ func (r *Reader) advance(id uint64) {
 	}
 	switch b.sync {
 	case SingleReader:
-		maxStore(&h.readIndex, id+1)
+		// Usually read_index is id: one CAS takes the line (shared with
+		// commit_index, so the writer has it) once instead of a load and a CAS.
+		if !atomic.CompareAndSwapUint64(&h.readIndex, id, id+1) {
+			maxStore(&h.readIndex, id+1)
+		}
 	case SyncReader:
 		if r.ownsEntry() {
 			maxStore(&h.syncPositions[r.entry], id+1)
 			b.recomputeReadIndex()
 		}
 	}
-	b.wakeWriters()
 }
 
 func (r *Reader) recordHold(idx uint64) int {
@@ -560,7 +582,7 @@ func (r *Reader) AcquireReadID(ctx context.Context, id uint64, timeout time.Dura
 	}
 	for i := range r.held {
 		if !r.held[i].active {
-			if s, _ := r.tryAcquire(id, i); s != nil {
+			if s, _ := r.tryAcquire(id, i, 0); s != nil {
 				return s, nil
 			}
 			return nil, ErrTimeout

@@ -22,10 +22,16 @@ const spinLoads = 64
 // waiter paces one blocking operation: it spins for a bounded time, then sleeps on a
 // shared futex. It lives on the caller's stack and allocates nothing.
 //
-// The protocol with the waker, on a futex word W and a waiter counter C (both in the
-// segment): the waiter loads W, checks its condition, increments C, re-reads W and
-// sleeps only while W is unchanged; the waker changes the state, then changes W, then
-// wakes if C > 0. With sequentially consistent atomics no wake-up is lost.
+// The protocol with the waker, on a futex word W and a sleeper flag C (both in the
+// segment): the waiter loads W, checks its condition, sets C, re-reads W and sleeps
+// only while W is unchanged; the waker changes the state, then changes W, then, if C
+// is set, clears it and wakes every sleeper on W. With sequentially consistent
+// atomics no wake-up is lost: a waiter that read W before the change set C before
+// that, so the waker sees C and wakes it (or the kernel finds W changed). Clearing C
+// makes the waker's next changes skip the system call until a waiter sleeps again:
+// a woken process takes a while to run, and meanwhile every commit (or release)
+// would otherwise wake it again. A waiter woken or timed out sets C again before
+// its next sleep.
 type waiter struct {
 	ctx      context.Context
 	timeout  time.Duration // 0 = single attempt, < 0 = none
@@ -54,7 +60,7 @@ func newWaiter(ctx context.Context, timeout time.Duration, o WaitOptions) waiter
 }
 
 // wait pauses once. It returns ErrTimeout or the ctx's error when time is up.
-func (w *waiter) wait(word *uint32, seen uint32, count *uint32) error {
+func (w *waiter) wait(word *uint32, seen uint32, sleeping *uint32) error {
 	if w.timeout == 0 {
 		return ErrTimeout
 	}
@@ -88,12 +94,22 @@ func (w *waiter) wait(word *uint32, seen uint32, count *uint32) error {
 	if w.timeout > 0 && w.timeout-waited < d {
 		d = w.timeout - waited
 	}
-	atomic.AddUint32(count, 1)
+	atomic.StoreUint32(sleeping, 1)
 	if atomic.LoadUint32(word) == seen {
 		futexWait(word, seen, d)
 	}
-	atomic.AddUint32(count, ^uint32(0))
 	return nil
+}
+
+// mono returns the waiter's last clock reading as CLOCK_MONOTONIC ns, or 0 when it
+// has not read the clock yet. While spinning the reading is at most clockEvery
+// pauses old, after a futex sleep at most maxSleep: recent enough for a heartbeat
+// (judged in seconds), and it spares a clock read per slot to a reader that waited.
+func (w *waiter) mono() int64 {
+	if w.n == 0 {
+		return 0
+	}
+	return monoAt(w.now)
 }
 
 // reapDue reports (once per period) that the caller has been blocked long enough to
@@ -109,15 +125,20 @@ func (w *waiter) reapDue() bool {
 // wakeWriters signals writers waiting for reader progress (release, read_index).
 func (b *Block) wakeWriters() {
 	atomic.AddUint32(&b.h.releaseSeq, 1)
-	if atomic.LoadUint32(&b.h.releaseWaiters) != 0 {
-		futexWake(&b.h.releaseSeq)
-	}
+	wake(&b.h.releaseSeq, &b.h.releaseWaiters)
 }
 
 // wakeReaders signals readers waiting for a commit (commit_index changed).
 func (b *Block) wakeReaders() {
-	if atomic.LoadUint32(&b.h.commitWaiters) != 0 {
-		futexWake(low32(&b.h.commitIndex))
+	wake(low32(&b.h.commitIndex), &b.h.commitWaiters)
+}
+
+// wake wakes the sleepers on word when the sleeper flag is set, clearing it (see
+// waiter). The flag is loaded first: when nobody sleeps, as while both sides spin,
+// the waker neither writes it nor makes a system call.
+func wake(word, sleeping *uint32) {
+	if atomic.LoadUint32(sleeping) != 0 && atomic.SwapUint32(sleeping, 0) != 0 {
+		futexWake(word)
 	}
 }
 

@@ -20,9 +20,14 @@ type Writer struct {
 	b    *Block
 	opts WaitOptions
 
-	mu     sync.Mutex // serialises acquire/release; guards slot and closed
+	mu     sync.Mutex // serialises acquire/release; guards slot, closed and readSeen
 	slot   WriteSlot
 	closed bool
+
+	// readSeen is the read_index this Writer last loaded. read_index only
+	// advances, so while write_index − readSeen < N the ring has room and claim
+	// leaves read_index (on the line the reader writes at every release) alone.
+	readSeen uint64
 }
 
 // WriteSlot is a slot held for writing: a span of SlotSize bytes. Commit marks how
@@ -66,6 +71,11 @@ func (w *Writer) AcquireWrite(ctx context.Context, timeout time.Duration) (s *Wr
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return w.acquire(ctx, timeout) // one return here keeps the defers open-coded (cheap)
+}
+
+// acquire is AcquireWrite under w.mu.
+func (w *Writer) acquire(ctx context.Context, timeout time.Duration) (*WriteSlot, error) {
 	if w.closed || w.b.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -74,7 +84,7 @@ func (w *Writer) AcquireWrite(ctx context.Context, timeout time.Duration) (s *Wr
 	}
 	b := w.b
 	wt := newWaiter(ctx, timeout, w.opts)
-	id, err := b.claim(&wt)
+	id, err := b.claim(&wt, &w.readSeen)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +96,6 @@ func (w *Writer) AcquireWrite(ctx context.Context, timeout time.Duration) (s *Wr
 	if err := b.drain(&wt, e, id, idx); err != nil {
 		return nil, err
 	}
-	storeState(e, stateWriting, 0, 0)
 	w.slot = WriteSlot{w: w, e: e, buf: b.slotBuf(idx), id: id, idx: idx, held: true}
 	return &w.slot, nil
 }
@@ -111,7 +120,9 @@ func (b *Block) awaitRelease(wt *waiter, seq uint32, reap bool) error {
 // while write_index − read_index < N, so the writer never reaches a slot a reader
 // still needs. On timeout no id is consumed. Indices no writer or reader
 // produces (read_index beyond write_index, more than N in flight) are ErrCorrupt.
-func (b *Block) claim(wt *waiter) (uint64, error) {
+// *seen is the caller's last read_index (it only advances): read_index is loaded
+// only when that one leaves no room.
+func (b *Block) claim(wt *waiter, seen *uint64) (uint64, error) {
 	h := b.h
 	var seq uint32
 	armed := false // seq was loaded before the last look at the indices
@@ -119,7 +130,10 @@ func (b *Block) claim(wt *waiter) (uint64, error) {
 		wi := atomic.LoadUint64(&h.writeIndex)
 		ri := wi
 		if b.sync.ordered() {
-			ri = atomic.LoadUint64(&h.readIndex)
+			if ri = *seen; wi-ri >= b.lay.capacity {
+				ri = atomic.LoadUint64(&h.readIndex)
+				*seen = ri
+			}
 		}
 		if wi-ri < b.lay.capacity {
 			if atomic.CompareAndSwapUint64(&h.writeIndex, wi, wi+1) {
@@ -184,13 +198,17 @@ func (b *Block) lockSlot(wt *waiter, e *slotEntry, idx uint64) error {
 // restores the previous state (old data stays valid) and unlocks. A reader count
 // no set of readers can reach, or one that no registered consumer accounts for
 // when the wait gives up, is ErrCorrupt (the slot is given back the same way).
+//
+// It returns with the slot WRITING. The slot goes to WRITING before reader_count
+// is looked at (spec §7.2 steps 4–6 pass through DRAINING first): both states turn
+// new readers away, so the check is as safe, and a slot no reader holds, the usual
+// case, costs one state store instead of two. DRAINING is set only when there are
+// readers to wait for.
 func (b *Block) drain(wt *waiter, e *slotEntry, id, idx uint64) error {
 	h := b.h
 	state, _, _ := loadState(e)
 	drained := state == stateCommitted
-	if drained {
-		storeState(e, stateDraining, 0, 0)
-	}
+	storeState(e, stateWriting, 0, 0)
 	if atomic.LoadUint32(&e.readerCount) == 0 {
 		return nil
 	}
@@ -199,6 +217,7 @@ func (b *Block) drain(wt *waiter, e *slotEntry, id, idx uint64) error {
 		seq := atomic.LoadUint32(&h.releaseSeq)
 		rc := atomic.LoadUint32(&e.readerCount)
 		if rc == 0 {
+			storeState(e, stateWriting, 0, 0)
 			return nil
 		}
 		if rc > maxPlausibleReaders {
@@ -334,6 +353,12 @@ func heldFor(since uint64) time.Duration {
 // by a writer (a scribble, e.g. near 2^64, would otherwise hold every later commit
 // back for good): it is set to id and reported as ErrCorrupt.
 func (b *Block) publishCommit(id uint64) error {
+	// The usual case first: one writer, id follows the last commit (id−1 wraps to
+	// invalidID for the first). One compare-and-swap takes the line once instead
+	// of a load and then a CAS.
+	if atomic.CompareAndSwapUint64(&b.h.commitIndex, id-1, id) {
+		return nil
+	}
 	for {
 		c := atomic.LoadUint64(&b.h.commitIndex)
 		if c == invalidID || c < id {
@@ -520,7 +545,9 @@ func (w *Writer) Close() error {
 }
 
 func (b *Block) producerHeartbeat() {
-	atomic.StoreUint64(&b.h.producerID, b.self)
+	if atomic.LoadUint64(&b.h.producerID) != b.self { // the same writer commits again and again: skip the store
+		atomic.StoreUint64(&b.h.producerID, b.self)
+	}
 	atomic.StoreUint64(&b.h.producerHB, uint64(monoNow()))
 }
 

@@ -5,7 +5,7 @@ package main
 // an atomic head (written by the producer) and tail (written by the consumer) on
 // their own cache lines, then the slots. No header, no checksum, no slot state, no
 // heartbeat. It waits as the DataBlock does (spin, then sleep on a shared futex on
-// the low word of the index it waits for, with a waiter count so the other side
+// the low word of the index it waits for, with a sleeper flag so the other side
 // skips the wake-up syscall when nobody sleeps), so the two differ only by what the
 // DataBlock adds.
 
@@ -34,8 +34,8 @@ type rawRing struct {
 	mem    []byte
 	head   *uint64 // next index the producer fills
 	tail   *uint64 // next index the consumer reads
-	headW  *uint32 // consumers sleeping on head
-	tailW  *uint32 // producers sleeping on tail
+	headW  *uint32 // sleeper flag of the consumer (sleeps on head)
+	tailW  *uint32 // sleeper flag of the producer (sleeps on tail)
 	slots  uint64
 	stride int
 	spin   time.Duration
@@ -115,17 +115,18 @@ func (r *rawRing) await(word *uint64, waiters *uint32, ready func(uint64) bool) 
 		if waited < r.spin {
 			continue
 		}
-		atomic.AddUint32(waiters, 1)
+		atomic.StoreUint32(waiters, 1)
 		if w := atomic.LoadUint64(word); !ready(w) {
 			ts := unix.NsecToTimespec(int64(rawSleep))
 			_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(low32(word))), 0, uintptr(uint32(w)), uintptr(unsafe.Pointer(&ts)), 0, 0)
 		}
-		atomic.AddUint32(waiters, ^uint32(0))
 	}
 }
 
+// wakeRaw wakes the other side if it set its sleeper flag, clearing it (the
+// DataBlock's waker does the same: one wake-up call per sleep).
 func wakeRaw(word *uint64, waiters *uint32) {
-	if atomic.LoadUint32(waiters) != 0 {
+	if atomic.LoadUint32(waiters) != 0 && atomic.SwapUint32(waiters, 0) != 0 {
 		_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(low32(word))), 1, 1<<31-1, 0, 0, 0)
 	}
 }
