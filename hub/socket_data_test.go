@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -122,16 +123,24 @@ func TestSocketDataIntact(t *testing.T) {
 			}
 			seen := make([]int, n)
 			got := make(chan []int, len(cs))
+			// The readers stop when everything arrived (n each on PubSub, n in
+			// all on Pipeline) or the 60 s deadline passed, never on a quiet
+			// moment: a loaded machine can pause the producer for a while.
+			var total atomic.Int64
+			all := map[Pattern]int64{PatternPubSub: int64(n * len(cs)), PatternPipeline: n}[pat]
+			rctx, allRead := context.WithCancel(ctx)
+			defer allRead()
 			for _, c := range cs {
 				go func() {
 					var idx []int
 					for {
-						rctx, rcancel := context.WithTimeout(ctx, 500*time.Millisecond)
 						b, err := c.Recv(rctx)
-						rcancel()
 						if err != nil {
 							got <- idx
 							return
+						}
+						if total.Add(1) == all {
+							allRead()
 						}
 						i, ok := intactIndex(b)
 						if !ok {
