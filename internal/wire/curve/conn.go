@@ -71,10 +71,41 @@ func newConn(raw net.Conn, br *bufio.Reader, sess *session, log *slog.Logger, ma
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.werr != nil {
+	if err := c.consume(p); err != nil {
+		return 0, err
+	}
+	if err := c.flushOut(); err != nil {
+		c.werr = c.fail("send", err)
 		return 0, c.werr
 	}
-	total := len(p)
+	return len(p), nil
+}
+
+// WriteBuffers is Write of the concatenation of bufs, with one network write
+// for all of it (wire hands a Router's batch over this way, large frames by
+// reference rather than copied together first).
+func (c *conn) WriteBuffers(bufs [][]byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for _, p := range bufs {
+		if err := c.consume(p); err != nil {
+			return err
+		}
+	}
+	if err := c.flushOut(); err != nil {
+		c.werr = c.fail("send", err)
+		return c.werr
+	}
+	return nil
+}
+
+// consume runs p through the write stages, sealing every frame it completes
+// (written out once flushAt bytes are sealed; the caller flushes the rest).
+// Called with wmu held.
+func (c *conn) consume(p []byte) error {
+	if c.werr != nil {
+		return c.werr
+	}
 	for len(p) > 0 {
 		var err error
 		switch {
@@ -110,14 +141,10 @@ func (c *conn) Write(p []byte) (int, error) {
 		}
 		if err != nil {
 			c.werr = c.fail("send", err)
-			return 0, c.werr
+			return c.werr
 		}
 	}
-	if err := c.flushOut(); err != nil {
-		c.werr = c.fail("send", err)
-		return 0, c.werr
-	}
-	return total, nil
+	return nil
 }
 
 // flushAt bounds the sealed bytes gathered before they are written: every
