@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
@@ -62,6 +63,8 @@ type client struct {
 	kick   chan struct{}
 	quit   chan struct{}
 	wg     sync.WaitGroup
+
+	sink atomic.Pointer[Sink] // Dealer.SetSink
 
 	mu        sync.Mutex // guards sock, connected, everUp
 	sock      zmq4.Socket
@@ -207,6 +210,9 @@ func (c *client) read(s zmq4.Socket, lost chan<- error, wg *sync.WaitGroup) {
 			lost <- fmt.Errorf("wire: connection to %s lost: %w", c.ep, err)
 			return
 		}
+		if c.sunk(m.Frames) {
+			continue
+		}
 		select {
 		case c.in <- m.Frames:
 			c.st.received.Add(1)
@@ -217,8 +223,22 @@ func (c *client) read(s zmq4.Socket, lost chan<- error, wg *sync.WaitGroup) {
 	}
 }
 
+// sunk offers frames to the sink (SetSink) and reports whether it took them.
+func (c *client) sunk(frames [][]byte) bool {
+	f := c.sink.Load()
+	if f == nil || !(*f)(frames, c.quit) {
+		return false
+	}
+	c.st.received.Add(1)
+	return true
+}
+
 // deliver queues a message a guard read itself (direct delivery).
 func (c *client) deliver(frames [][]byte) error {
+	if c.sunk(frames) {
+		c.st.direct.Add(1)
+		return nil
+	}
 	select {
 	case c.in <- frames:
 		c.st.received.Add(1)
@@ -363,6 +383,22 @@ func (d *Dealer) Send(frames ...[]byte) error {
 		d.c.st.queueFull.Add(1)
 		return ErrQueueFull
 	}
+}
+
+// Sink takes received messages before the receive queue, on the goroutine
+// that read them (no hand-off to a reader of Recv): it returns true when it
+// took frames, false to queue them for Recv. It may block while the owner
+// cannot take a message yet, but must return once closed is closed (the
+// Dealer is closing).
+type Sink func(frames [][]byte, closed <-chan struct{}) bool
+
+// SetSink installs fn (nil: none) for the messages received from now on.
+func (d *Dealer) SetSink(fn Sink) {
+	if fn == nil {
+		d.c.sink.Store(nil)
+		return
+	}
+	d.c.sink.Store(&fn)
 }
 
 // Recv returns the next message's frames, ctx's error, or ErrClosed.
