@@ -287,3 +287,79 @@ func TestDealerSink(t *testing.T) {
 		t.Fatal("Close blocked behind a waiting Sink")
 	}
 }
+
+// A Dealer writes what is queued directly on its connection once zmq4's
+// handshake is out: a stream of mixed sizes reaches the Router intact and in
+// order, over NULL and CURVE.
+func TestDealerWritesDirect(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		t.Run(map[bool]string{false: "NULL", true: "CURVE"}[secure], func(t *testing.T) {
+			rcfg, dcfg := Config{RecvQueue: 4096}, Config{PeerQueue: 4096}
+			if secure {
+				keys, err := curve.GenerateKeyPair()
+				if err != nil {
+					t.Fatal(err)
+				}
+				ss, err := curve.NewServerSecurity(curve.ServerConfig{Keys: keys})
+				if err != nil {
+					t.Fatal(err)
+				}
+				cs, err := curve.NewClientSecurity(curve.ClientConfig{ServerKey: keys.Public})
+				if err != nil {
+					t.Fatal(err)
+				}
+				rcfg.Security, dcfg.Security = ss, cs
+			}
+			ctx := ctxT(t, 60*time.Second)
+			r, err := Listen(rcfg, "tcp://127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			d, err := Dial(ctx, dcfg, r.Endpoint())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			d.c.mu.Lock()
+			g := d.c.conn
+			d.c.mu.Unlock()
+			if g == nil || !g.direct.Load() {
+				t.Fatal("the Dealer does not know its connection, or zmq4's handshake is not out on it")
+			}
+			sizes := []int{0, 5, 300, 4096, 70000}
+			const n = 1000
+			go func() {
+				for i := range n {
+					body := make([]byte, sizes[i%len(sizes)])
+					fillBody(body, i)
+					for {
+						err := d.Send([]byte{'A'}, body)
+						if err == nil {
+							break
+						}
+						if err != ErrQueueFull {
+							t.Errorf("send %d: %v", i, err)
+							return
+						}
+						time.Sleep(time.Millisecond)
+					}
+				}
+			}()
+			for i := range n {
+				m, err := r.Recv(ctx)
+				if err != nil {
+					t.Fatalf("recv %d: %v", i, err)
+				}
+				want := make([]byte, sizes[i%len(sizes)])
+				fillBody(want, i)
+				if len(m.Frames) != 2 || !bytes.Equal(m.Frames[1], want) {
+					t.Fatalf("message %d: %d frames, body of %d bytes differs", i, len(m.Frames), len(m.Frames[len(m.Frames)-1]))
+				}
+			}
+			if st := d.Stats(); st.SendErrors != 0 {
+				t.Fatalf("dealer stats %+v", st)
+			}
+		})
+	}
+}

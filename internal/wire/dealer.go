@@ -3,6 +3,7 @@ package wire
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -66,8 +67,9 @@ type client struct {
 
 	sink atomic.Pointer[Sink] // Dealer.SetSink
 
-	mu        sync.Mutex // guards sock, connected, everUp
+	mu        sync.Mutex // guards sock, conn, connected, everUp
 	sock      zmq4.Socket
+	conn      *guard // sock's connection, when known (a Dealer writes on it directly)
 	connected bool
 	up        chan struct{} // closed while connected; replaced on loss
 
@@ -111,22 +113,22 @@ func (c *client) emit(e Event) {
 	}
 }
 
-func (c *client) dial() (zmq4.Socket, error) {
+func (c *client) dial() (zmq4.Socket, *guard, error) {
 	opts := append(socketOptions(&c.cfg), zmq4.WithID(zmq4.SocketIdentity(c.cfg.Identity)))
 	s := c.newSock(context.Background(), opts...)
 	err := zmqDial(s, c.zep)
-	endDial(c.key, err != nil)
+	g := endDial(c.key, err != nil)
 	if err != nil {
 		s.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if c.setup != nil {
 		if err := c.setup(s); err != nil {
 			s.Close()
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return s, nil
+	return s, g, nil
 }
 
 // zmqDial runs zmq4's synchronous Dial (connect and ZMTP handshake). zmq4
@@ -151,7 +153,7 @@ func (c *client) run() {
 			return
 		default:
 		}
-		s, err := c.dial()
+		s, g, err := c.dial()
 		if err != nil {
 			c.emit(Event{Kind: DialFailed, Err: err})
 			select {
@@ -166,7 +168,7 @@ func (c *client) run() {
 		backoff = c.cfg.RedialMin
 		lost := make(chan error, 1)
 		c.mu.Lock()
-		c.sock, c.connected = s, true
+		c.sock, c.conn, c.connected = s, g, true
 		close(c.up)
 		c.mu.Unlock()
 		if everUp {
@@ -186,7 +188,7 @@ func (c *client) run() {
 			cause = fmt.Errorf("wire: reconnect requested")
 		}
 		c.mu.Lock()
-		c.sock, c.connected = nil, false
+		c.sock, c.conn, c.connected = nil, nil, false
 		c.up = make(chan struct{})
 		c.mu.Unlock()
 		s.Close()
@@ -332,19 +334,28 @@ func Dial(ctx context.Context, cfg Config, endpoint string) (*Dealer, error) {
 	return d, nil
 }
 
+// writeLoop writes the queued messages: once zmq4's handshake has gone out on
+// the connection (zmq4 then writes nothing there on its own), whatever is
+// queued goes out in one direct write (no zmq4 goroutine or lock per
+// message), else message by message through zmq4.
 func (d *Dealer) writeLoop() {
 	c := d.c
 	defer c.wg.Done()
+	var batch []outMsg
 	for {
 		select {
 		case <-c.quit:
 			return
 		case frames := <-d.sendq:
 			c.mu.Lock()
-			s := c.sock
+			s, g := c.sock, c.conn
 			c.mu.Unlock()
 			if s == nil {
 				c.st.sendErrors.Add(1)
+				continue
+			}
+			if g != nil && g.direct.Load() {
+				batch = d.writeDirect(s, g, append(batch[:0], outMsg{frames: append([][]byte{nil}, frames...)}))
 				continue
 			}
 			if err := s.SendMulti(zmq4.NewMsgFrom(frames...)); err != nil {
@@ -355,6 +366,43 @@ func (d *Dealer) writeLoop() {
 			c.st.sent.Add(1)
 		}
 	}
+}
+
+// writeDirect adds what else is queued to batch (within the Router's batch
+// bounds) and writes it on g at once (each message's first frame stands for
+// the routing identity writeMsgs leaves out). It returns batch emptied.
+func (d *Dealer) writeDirect(s zmq4.Socket, g *guard, batch []outMsg) []outMsg {
+	c := d.c
+	size := msgSize(batch[0].frames)
+more:
+	for len(batch) < maxBatch && size < batchBytes {
+		select {
+		case frames := <-d.sendq:
+			batch = append(batch, outMsg{frames: append([][]byte{nil}, frames...)})
+			size += msgSize(frames)
+		default:
+			break more
+		}
+	}
+	err := g.writeMsgs(batch)
+	switch {
+	case err == nil:
+		c.st.sent.Add(uint64(len(batch)))
+	case errors.Is(err, errNotDirect):
+		for _, m := range batch {
+			if err := s.SendMulti(zmq4.NewMsgFrom(m.frames[1:]...)); err != nil {
+				c.st.sendErrors.Add(1)
+				c.cfg.Logger.Debug("wire: dealer send", "err", err)
+			} else {
+				c.st.sent.Add(1)
+			}
+		}
+	default:
+		c.st.sendErrors.Add(uint64(len(batch)))
+		c.cfg.Logger.Debug("wire: dealer send", "err", err)
+	}
+	clear(batch)
+	return batch[:0]
 }
 
 // Send queues a message without blocking: ErrNotConnected when there is no live
