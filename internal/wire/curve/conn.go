@@ -242,7 +242,35 @@ func (c *conn) Read(p []byte) (int, error) {
 	}
 	n := copy(p, c.rbuf)
 	c.rbuf = c.rbuf[n:]
+	// Whole frames already buffered are translated too while p has room: one
+	// Read hands over a burst, not one frame.
+	for len(c.rbuf) == 0 && n < len(p) && c.rready && c.frameBuffered() {
+		if err := c.fill(); err != nil {
+			c.rerr = c.fail("receive", err) // returned by the next Read
+			break
+		}
+		k := copy(p[n:], c.rbuf)
+		c.rbuf, n = c.rbuf[k:], n+k
+	}
 	return n, nil
+}
+
+// frameBuffered reports whether a whole frame from the peer is in the read
+// buffer (so fill will not wait for the network).
+func (c *conn) frameBuffered() bool {
+	b := c.br.Buffered()
+	if b < 2 {
+		return false
+	}
+	h, _ := c.br.Peek(min(b, 9))
+	size, hl := uint64(h[1]), uint64(2)
+	if h[0]&flagLong != 0 {
+		if len(h) < 9 {
+			return false
+		}
+		size, hl = binary.BigEndian.Uint64(h[1:9]), 9
+	}
+	return size <= uint64(b) && uint64(b)-size >= hl
 }
 
 // fill reads one frame from the peer and leaves its translation in rbuf.
