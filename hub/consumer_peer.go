@@ -80,6 +80,7 @@ func (c *consumerLink) setDealer(d *wire.Dealer) *wire.Dealer {
 	defer c.dmu.Unlock()
 	old := c.d
 	c.d = d
+	d.SetSink(c.sinkData)
 	if old != nil {
 		close(c.swapped)
 		c.swapped = make(chan struct{})
@@ -172,6 +173,24 @@ func (c *consumerLink) stop() {
 	d, _ := c.dealer()
 	d.Close()
 	c.wg.Wait()
+}
+
+// sinkData takes a data message on the connection's own reader goroutine
+// straight into the data queue (one goroutine hand-off fewer than through
+// readLoop); everything else is left to readLoop. Data and control messages
+// keep their own order; the queue's room is the credit window, so it waits
+// only for a producer that ignores flow control.
+func (c *consumerLink) sinkData(frames [][]byte, closed <-chan struct{}) bool {
+	f, err := parsePeer(frames)
+	if err != nil || f.Kind != proto.KindData {
+		return false
+	}
+	select {
+	case c.data <- f.Body:
+		return true
+	case <-closed:
+		return false
+	}
 }
 
 // readLoop receives every message from the producer, on the current Dealer.

@@ -21,9 +21,16 @@ func init() { register("curve", runCurve) }
 func runCurve(args []string) int {
 	fs := flag.NewFlagSet("curve", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "short runs (about 20 s in all)")
+	prof := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	stop, err := startCPUProfile(*prof)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "curve:", err)
+		return 1
+	}
+	defer stop()
 	dur := 8 * time.Second
 	if *quick {
 		dur = 4 * time.Second
@@ -33,7 +40,7 @@ func runCurve(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	type result struct{ oneway, rr float64 }
+	type result struct{ oneway, cpu, rr float64 }
 	var res [2]result
 	for i, secure := range []bool{false, true} {
 		name := map[bool]string{false: "NULL", true: "CURVE"}[secure]
@@ -42,7 +49,7 @@ func runCurve(args []string) int {
 			fmt.Fprintf(os.Stderr, "curve bench %s: %v\n", name, err)
 			return 1
 		}
-		res[i].oneway, err = p.oneWay(4096, dur)
+		res[i].oneway, res[i].cpu, err = p.oneWay(4096, dur)
 		if err == nil {
 			res[i].rr, err = p.roundTrips(64, dur/2)
 		}
@@ -51,8 +58,8 @@ func runCurve(args []string) int {
 			fmt.Fprintf(os.Stderr, "curve bench %s: %v\n", name, err)
 			return 1
 		}
-		fmt.Printf("%-6s 4 KiB one-way %9.0f msg/s (%6.1f MB/s)   64 B round trips %8.0f /s\n",
-			name, res[i].oneway, res[i].oneway*4096/1e6, res[i].rr)
+		fmt.Printf("%-6s 4 KiB one-way %9.0f msg/s (%6.1f MB/s, %6.0f CPU ns/msg)   64 B round trips %8.0f /s\n",
+			name, res[i].oneway, res[i].oneway*4096/1e6, res[i].cpu, res[i].rr)
 	}
 	ratio("curve 4 KiB one-way msg/s, CURVE/NULL", res[1].oneway/res[0].oneway, noRatio, 0)
 	ratio("curve 64 B round trips/s, CURVE/NULL", res[1].rr/res[0].rr, noRatio, 0)
@@ -180,8 +187,9 @@ func (p *benchPair) close() {
 }
 
 // oneWay streams size-byte messages DEALER→ROUTER for d and returns the rate
-// the ROUTER received them at (after a short warm-up).
-func (p *benchPair) oneWay(size int, d time.Duration) (float64, error) {
+// the ROUTER received them at (after a short warm-up) and the CPU time per
+// message of both sides (this process) over the same window.
+func (p *benchPair) oneWay(size int, d time.Duration) (rate, cpuNs float64, err error) {
 	var got atomic.Int64
 	stop := make(chan struct{})
 	recvDone, sendDone := make(chan struct{}), make(chan struct{})
@@ -219,11 +227,11 @@ func (p *benchPair) oneWay(size int, d time.Duration) (float64, error) {
 	defer unwatch()
 	if err := p.pause(d / 8); err != nil { // warm-up
 		close(stop)
-		return 0, err
+		return 0, 0, err
 	}
-	n0, t0 := got.Load(), time.Now()
-	err := p.pause(d)
-	n1, t1 := got.Load(), time.Now()
+	n0, t0, c0 := got.Load(), time.Now(), processCPU()
+	err = p.pause(d)
+	n1, t1, c1 := got.Load(), time.Now(), processCPU()
 	close(stop)
 	<-sendDone
 	if err == nil { // unblock the receiver with one more message
@@ -233,10 +241,11 @@ func (p *benchPair) oneWay(size int, d time.Duration) (float64, error) {
 	}
 	<-recvDone
 	if err := p.cause(nil); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
+	n := float64(n1 - n0)
 	// Drain what is still queued so the next test starts clean.
-	return float64(n1-n0) / t1.Sub(t0).Seconds(), p.drain(&got)
+	return n / t1.Sub(t0).Seconds(), float64(c1-c0) / n, p.drain(&got)
 }
 
 // drain sends a marker and receives until it arrives.

@@ -57,7 +57,7 @@ func TestOneWayEndsWhenReceiverFails(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := p.oneWay(4096, time.Minute)
+		_, _, err := p.oneWay(4096, time.Minute)
 		done <- err
 	}()
 	select {

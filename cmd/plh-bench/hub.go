@@ -36,6 +36,9 @@ func runHub(args []string) int {
 	quick := fs.Bool("quick", false, "short run (≤ 90 s)")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the producer process to this file")
 	consumer := fs.String("consumer", "", "internal: run as the consumer process (bare|shm|pipe)")
+	socketOnly := fs.Bool("socket", false, "only the socket path rows (no DataBlock rows)")
+	fs.IntVar(&benchSize, "size", 0, "only the socket path rows of this message size (0: 64, 4096 and 65536)")
+	fs.StringVar(&benchSec, "sec", "", "only the socket path rows of this security (NULL or CURVE; empty: both)")
 	fs.BoolVar(&benchNull, "null", false, "NULL security on the broker instead of CURVE (the default configuration)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -53,12 +56,18 @@ func runHub(args []string) int {
 		return 1
 	}
 	defer stop()
-	if err := hubBench(*quick); err != nil {
+	if err := hubBench(*quick, *socketOnly); err != nil {
 		fmt.Fprintln(os.Stderr, "hub:", err)
 		return 1
 	}
 	return 0
 }
+
+// benchSize and benchSec select socket path rows (--size, --sec).
+var (
+	benchSize int
+	benchSec  string
+)
 
 // socketCase is one row of the socket path: message size and count per run.
 type socketCase struct {
@@ -67,7 +76,7 @@ type socketCase struct {
 	n     int
 }
 
-func hubBench(quick bool) error {
+func hubBench(quick, socketOnly bool) error {
 	nShm, runs, scale := 3_000_000, 5, 3
 	if quick {
 		nShm, runs, scale = 500_000, 3, 1
@@ -86,6 +95,10 @@ func hubBench(quick bool) error {
 	fmt.Printf("hub benchmark: producer and consumer in two processes; SHM: 4 KiB, median of %d interleaved runs of %d\n", runs, nShm)
 	fmt.Printf("machine load before: %s\n", loadAvg())
 	var rings, hubs []float64
+	if socketOnly {
+		runs = 0
+		rings, hubs = []float64{math.NaN()}, []float64{math.NaN()}
+	}
 	for range runs {
 		r, err := env.bareRing(nShm)
 		if err != nil {
@@ -109,17 +122,20 @@ func hubBench(quick bool) error {
 	}
 	cases := []socketCase{{"64 B", 64, 60_000 * scale}, {"4 KiB", 4096, 30_000 * scale}, {"64 KiB", 64 << 10, 3_000 * scale}}
 	fmt.Printf("\nsocket path, one way over TCP loopback: hub Pipeline Send/Recv against libzmq %s PUSH/PULL (pyzmq), median of 3 interleaved runs\n", pyzmqVersion())
-	fmt.Printf("%-8s %-6s %14s %14s %8s\n", "size", "sec", "hub msg/s", "libzmq msg/s", "hub/zmq")
+	fmt.Printf("%-8s %-6s %14s %14s %8s %16s\n", "size", "sec", "hub msg/s", "libzmq msg/s", "hub/zmq", "hub CPU ns/msg")
 	res := map[string]float64{}
 	for _, c := range cases {
 		for _, sec := range []string{"NULL", "CURVE"} {
-			var hs, zs []float64
+			if (benchSize != 0 && c.size != benchSize) || (benchSec != "" && sec != benchSec) {
+				continue
+			}
+			var hs, zs, cpus []float64
 			for range 3 {
-				h, err := env.hubPipeline(c, sec == "NULL")
+				h, cpu, err := env.hubPipeline(c, sec == "NULL")
 				if err != nil {
 					return fmt.Errorf("hub pipeline %s %s: %w", c.label, sec, err)
 				}
-				hs = append(hs, h)
+				hs, cpus = append(hs, h), append(cpus, cpu)
 				if zmqErr == nil {
 					z, err := libzmqRate(c, sec == "CURVE")
 					if err != nil {
@@ -133,7 +149,7 @@ func hubBench(quick bool) error {
 				z = median(zs)
 			}
 			res[c.label+"/"+sec+"/hub"], res[c.label+"/"+sec+"/zmq"] = h, z
-			fmt.Printf("%-8s %-6s %14.0f %14.0f %8s\n", c.label, sec, h, z, fmtRatio(h/z))
+			fmt.Printf("%-8s %-6s %14.0f %14.0f %8s %16.0f\n", c.label, sec, h, z, fmtRatio(h/z), median(cpus))
 		}
 	}
 	fmt.Printf("machine load after: %s\n", loadAvg())
@@ -198,6 +214,7 @@ type consumerProc struct {
 	out  *bufio.Reader
 	done chan error // the consumer's END (nil) or its failure
 	rate float64
+	cpu  float64 // the consumer's CPU ns per message over the same window ("END … cpu"), NaN if not told
 }
 
 // startConsumer starts the consumer process and waits for its READY. Its END
@@ -231,15 +248,16 @@ func (e *hubEnv) startConsumer(mode, target string, n, size int) (*consumerProc,
 		f, err := expectLine(c.out, "END")
 		if err == nil {
 			c.rate, err = windowRate(f)
+			c.cpu = windowCPU(f)
 		}
 		c.done <- err
 	}()
 	return c, nil
 }
 
-// windowRate parses "END k tk tn n": (n − k) messages from tk to tn ns.
+// windowRate parses "END k tk tn n [cpu]": (n − k) messages from tk to tn ns.
 func windowRate(f []string) (float64, error) {
-	if len(f) != 5 {
+	if len(f) != 5 && len(f) != 6 {
 		return 0, fmt.Errorf("consumer said %q, want END k tk tn n", f)
 	}
 	var v [4]float64
@@ -254,6 +272,18 @@ func windowRate(f []string) (float64, error) {
 		return 0, fmt.Errorf("consumer said %q: empty window", f)
 	}
 	return (v[3] - v[0]) / ((v[2] - v[1]) / 1e9), nil
+}
+
+// windowCPU parses the CPU ns per message of "END k tk tn n cpu" (NaN without it).
+func windowCPU(f []string) float64 {
+	if len(f) != 6 {
+		return math.NaN()
+	}
+	v, err := strconv.ParseFloat(f[5], 64)
+	if err != nil {
+		return math.NaN()
+	}
+	return v
 }
 
 func (c *consumerProc) kill() {
@@ -360,25 +390,34 @@ func (e *hubEnv) hubSHM(n int) (float64, error) {
 }
 
 // hubPipeline: Producer.Send on a Pipeline channel here, Consumer.Recv in the
-// consumer, over TCP loopback.
-func (e *hubEnv) hubPipeline(c socketCase, null bool) (float64, error) {
+// consumer, over TCP loopback. It returns the consumer's rate and the CPU ns per
+// message of both processes (this one's over the whole send loop, the
+// consumer's over its measured window).
+func (e *hubEnv) hubPipeline(c socketCase, null bool) (rate, cpu float64, err error) {
 	p, err := hub.NewProducer(context.Background(), e.m, hub.ProducerOptions{Channel: hubBenchName("zmq"), Pattern: hub.PatternPipeline, NoCurve: null})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer p.Close()
 	cp, err := e.startConsumer("pipe", p.Channel(), c.n, c.size)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return cp.run(func(ctx context.Context) error {
+	var sent int
+	c0 := processCPU()
+	rate, err = cp.run(func(ctx context.Context) error {
 		msg := make([]byte, c.size)
 		for i := range c.n {
 			msg[0] = byte(i)
 			if err := p.Send(ctx, msg); err != nil {
 				return err
 			}
+			sent++
 		}
 		return nil
 	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return rate, float64(processCPU()-c0)/float64(max(sent, 1)) + cp.cpu, nil
 }

@@ -12,8 +12,8 @@ import (
 
 // hubConsumer is the consumer process of the hub benchmark (mode bare, shm or
 // pipe; args ENDPOINT TARGET N SIZE). It prints READY once it can receive, then
-// "END k tk tn n": the CLOCK_MONOTONIC times at which it had received k (the first
-// tenth) and all n messages.
+// "END k tk tn n cpu": the CLOCK_MONOTONIC times at which it had received k (the
+// first tenth) and all n messages, and its CPU ns per message in between.
 func hubConsumer(mode string, args []string, prof string) error {
 	if len(args) != 4 {
 		return fmt.Errorf("want ENDPOINT TARGET N SIZE, got %q", args)
@@ -74,15 +74,17 @@ func hubConsumer(mode string, args []string, prof string) error {
 	out := make([]byte, size)
 	k := n / 10
 	var tk int64
+	var ck time.Duration
 	for i := range n {
 		if err := next(out); err != nil {
 			return fmt.Errorf("message %d of %d: %w", i, n, err)
 		}
 		if i == k-1 {
-			tk = nowNS()
+			tk, ck = nowNS(), processCPU()
 		}
 	}
-	fmt.Println("END", k, tk, nowNS(), n)
+	tn, cn := nowNS(), processCPU()
+	fmt.Println("END", k, tk, tn, n, (cn-ck).Nanoseconds()/int64(n-k))
 	return nil
 }
 

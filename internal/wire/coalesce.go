@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/pylabhub/plh/internal/wire/admit"
 )
 
 // coalescer gathers zmq4's writes of one message into one network write.
@@ -127,11 +129,13 @@ func (g *guard) markDirect() {
 const inlineMax = 2 << 10
 
 // writeMsgs frames msgs (each a Router's message: its first frame, the routing
-// identity, is left out) as ZMTP and writes them in one network write (writev
-// over TCP and ipc; one copied buffer through a wrapping connection such as
-// CURVE's, which seals them and writes once). The caller is the connection's
-// only writer (Router.sendLoop, after markDirect). A failed or partial write
-// drops the connection, as rawWrite does.
+// identity, is left out) as ZMTP and writes them in one network write: writev
+// over TCP and ipc, one WriteBuffers through a wrapping connection that takes
+// buffers (CURVE's, which seals them and writes once), else one copied buffer.
+// Frames over inlineMax go out from the caller's memory where the connection
+// takes buffers. The caller is the connection's only writer
+// (Router.sendLoop, after markDirect). A failed or partial write drops the
+// connection, as rawWrite does.
 func (g *guard) writeMsgs(msgs []outMsg) error {
 	c := &g.out
 	c.mu.Lock()
@@ -139,16 +143,16 @@ func (g *guard) writeMsgs(msgs []outMsg) error {
 	if !c.final || len(c.held) != 0 {
 		return errNotDirect
 	}
-	writev := false
-	switch g.Conn.(type) {
-	case *net.TCPConn, *net.UnixConn:
-		writev = true
+	vec, bw := g.vectorConn(), BuffersWriter(nil)
+	if vec == nil {
+		bw, _ = g.Conn.(BuffersWriter)
 	}
+	byRef := vec != nil || bw != nil
 	need := 0
 	for _, m := range msgs {
 		for _, f := range m.frames[1:] {
 			need += 9
-			if !writev || len(f) <= inlineMax {
+			if !byRef || len(f) <= inlineMax {
 				need += len(f)
 			}
 		}
@@ -162,7 +166,7 @@ func (g *guard) writeMsgs(msgs []outMsg) error {
 		frames := m.frames[1:]
 		for i, f := range frames {
 			buf = appendHeader(buf, f, i < len(frames)-1)
-			if !writev || len(f) <= inlineMax {
+			if !byRef || len(f) <= inlineMax {
 				buf = append(buf, f...)
 				continue
 			}
@@ -176,10 +180,13 @@ func (g *guard) writeMsgs(msgs []outMsg) error {
 	c.bufs = bufs[:0]
 	_ = g.Conn.SetWriteDeadline(time.Now().Add(g.cfg.SendTimeout))
 	var err error
-	if len(bufs) == 1 {
+	switch {
+	case len(bufs) == 1:
 		_, err = g.Conn.Write(bufs[0])
-	} else {
-		_, err = bufs.WriteTo(g.Conn)
+	case vec != nil:
+		_, err = bufs.WriteTo(vec)
+	default:
+		err = bw.WriteBuffers(bufs)
 	}
 	clear(c.bufs[:cap(c.bufs)]) // drop references to the callers' frames
 	if err != nil {
@@ -187,6 +194,27 @@ func (g *guard) writeMsgs(msgs []outMsg) error {
 		g.Close() // a partial write corrupts the stream: drop the connection
 	}
 	return err
+}
+
+// BuffersWriter is implemented by a Security's connection that takes several
+// buffers of the outbound stream in one call (and writes them to the network
+// at once), so a Router's batch reaches it without being copied together first.
+type BuffersWriter interface {
+	WriteBuffers(bufs [][]byte) error
+}
+
+// vectorConn returns the socket under the guard when writev can reach it (TCP
+// or unix, also under the listener's accept-time wrapper), else nil.
+func (g *guard) vectorConn() net.Conn {
+	c := g.Conn
+	if a, ok := c.(*admit.Conn); ok {
+		c = a.Conn
+	}
+	switch c.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return c
+	}
+	return nil
 }
 
 // appendHeader appends the ZMTP header of message frame f.
@@ -221,9 +249,14 @@ func (g *guard) coalesceLocked(p []byte) (int, error) {
 		}
 		return len(p), nil
 	}
-	_ = g.Conn.SetWriteDeadline(time.Now().Add(g.cfg.SendTimeout)) // writev on TCP
+	_ = g.Conn.SetWriteDeadline(time.Now().Add(g.cfg.SendTimeout))
 	bufs := net.Buffers{c.held, p}
-	_, err := bufs.WriteTo(g.Conn)
+	var err error
+	if v := g.vectorConn(); v != nil { // writev
+		_, err = bufs.WriteTo(v)
+	} else {
+		_, err = bufs.WriteTo(g.Conn)
+	}
 	c.held = c.held[:0]
 	if err != nil {
 		g.st.sendErrors.Add(1)

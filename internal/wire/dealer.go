@@ -3,8 +3,10 @@ package wire
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
@@ -63,8 +65,11 @@ type client struct {
 	quit   chan struct{}
 	wg     sync.WaitGroup
 
-	mu        sync.Mutex // guards sock, connected, everUp
+	sink atomic.Pointer[Sink] // Dealer.SetSink
+
+	mu        sync.Mutex // guards sock, conn, connected, everUp
 	sock      zmq4.Socket
+	conn      *guard // sock's connection, when known (a Dealer writes on it directly)
 	connected bool
 	up        chan struct{} // closed while connected; replaced on loss
 
@@ -108,22 +113,22 @@ func (c *client) emit(e Event) {
 	}
 }
 
-func (c *client) dial() (zmq4.Socket, error) {
+func (c *client) dial() (zmq4.Socket, *guard, error) {
 	opts := append(socketOptions(&c.cfg), zmq4.WithID(zmq4.SocketIdentity(c.cfg.Identity)))
 	s := c.newSock(context.Background(), opts...)
 	err := zmqDial(s, c.zep)
-	endDial(c.key, err != nil)
+	g := endDial(c.key, err != nil)
 	if err != nil {
 		s.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if c.setup != nil {
 		if err := c.setup(s); err != nil {
 			s.Close()
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return s, nil
+	return s, g, nil
 }
 
 // zmqDial runs zmq4's synchronous Dial (connect and ZMTP handshake). zmq4
@@ -148,7 +153,7 @@ func (c *client) run() {
 			return
 		default:
 		}
-		s, err := c.dial()
+		s, g, err := c.dial()
 		if err != nil {
 			c.emit(Event{Kind: DialFailed, Err: err})
 			select {
@@ -163,7 +168,7 @@ func (c *client) run() {
 		backoff = c.cfg.RedialMin
 		lost := make(chan error, 1)
 		c.mu.Lock()
-		c.sock, c.connected = s, true
+		c.sock, c.conn, c.connected = s, g, true
 		close(c.up)
 		c.mu.Unlock()
 		if everUp {
@@ -183,7 +188,7 @@ func (c *client) run() {
 			cause = fmt.Errorf("wire: reconnect requested")
 		}
 		c.mu.Lock()
-		c.sock, c.connected = nil, false
+		c.sock, c.conn, c.connected = nil, nil, false
 		c.up = make(chan struct{})
 		c.mu.Unlock()
 		s.Close()
@@ -207,6 +212,9 @@ func (c *client) read(s zmq4.Socket, lost chan<- error, wg *sync.WaitGroup) {
 			lost <- fmt.Errorf("wire: connection to %s lost: %w", c.ep, err)
 			return
 		}
+		if c.sunk(m.Frames) {
+			continue
+		}
 		select {
 		case c.in <- m.Frames:
 			c.st.received.Add(1)
@@ -217,8 +225,22 @@ func (c *client) read(s zmq4.Socket, lost chan<- error, wg *sync.WaitGroup) {
 	}
 }
 
+// sunk offers frames to the sink (SetSink) and reports whether it took them.
+func (c *client) sunk(frames [][]byte) bool {
+	f := c.sink.Load()
+	if f == nil || !(*f)(frames, c.quit) {
+		return false
+	}
+	c.st.received.Add(1)
+	return true
+}
+
 // deliver queues a message a guard read itself (direct delivery).
 func (c *client) deliver(frames [][]byte) error {
+	if c.sunk(frames) {
+		c.st.direct.Add(1)
+		return nil
+	}
 	select {
 	case c.in <- frames:
 		c.st.received.Add(1)
@@ -312,19 +334,28 @@ func Dial(ctx context.Context, cfg Config, endpoint string) (*Dealer, error) {
 	return d, nil
 }
 
+// writeLoop writes the queued messages: once zmq4's handshake has gone out on
+// the connection (zmq4 then writes nothing there on its own), whatever is
+// queued goes out in one direct write (no zmq4 goroutine or lock per
+// message), else message by message through zmq4.
 func (d *Dealer) writeLoop() {
 	c := d.c
 	defer c.wg.Done()
+	var batch []outMsg
 	for {
 		select {
 		case <-c.quit:
 			return
 		case frames := <-d.sendq:
 			c.mu.Lock()
-			s := c.sock
+			s, g := c.sock, c.conn
 			c.mu.Unlock()
 			if s == nil {
 				c.st.sendErrors.Add(1)
+				continue
+			}
+			if g != nil && g.direct.Load() {
+				batch = d.writeDirect(s, g, append(batch[:0], outMsg{frames: append([][]byte{nil}, frames...)}))
 				continue
 			}
 			if err := s.SendMulti(zmq4.NewMsgFrom(frames...)); err != nil {
@@ -335,6 +366,43 @@ func (d *Dealer) writeLoop() {
 			c.st.sent.Add(1)
 		}
 	}
+}
+
+// writeDirect adds what else is queued to batch (within the Router's batch
+// bounds) and writes it on g at once (each message's first frame stands for
+// the routing identity writeMsgs leaves out). It returns batch emptied.
+func (d *Dealer) writeDirect(s zmq4.Socket, g *guard, batch []outMsg) []outMsg {
+	c := d.c
+	size := msgSize(batch[0].frames)
+more:
+	for len(batch) < maxBatch && size < batchBytes {
+		select {
+		case frames := <-d.sendq:
+			batch = append(batch, outMsg{frames: append([][]byte{nil}, frames...)})
+			size += msgSize(frames)
+		default:
+			break more
+		}
+	}
+	err := g.writeMsgs(batch)
+	switch {
+	case err == nil:
+		c.st.sent.Add(uint64(len(batch)))
+	case errors.Is(err, errNotDirect):
+		for _, m := range batch {
+			if err := s.SendMulti(zmq4.NewMsgFrom(m.frames[1:]...)); err != nil {
+				c.st.sendErrors.Add(1)
+				c.cfg.Logger.Debug("wire: dealer send", "err", err)
+			} else {
+				c.st.sent.Add(1)
+			}
+		}
+	default:
+		c.st.sendErrors.Add(uint64(len(batch)))
+		c.cfg.Logger.Debug("wire: dealer send", "err", err)
+	}
+	clear(batch)
+	return batch[:0]
 }
 
 // Send queues a message without blocking: ErrNotConnected when there is no live
@@ -363,6 +431,22 @@ func (d *Dealer) Send(frames ...[]byte) error {
 		d.c.st.queueFull.Add(1)
 		return ErrQueueFull
 	}
+}
+
+// Sink takes received messages before the receive queue, on the goroutine
+// that read them (no hand-off to a reader of Recv): it returns true when it
+// took frames, false to queue them for Recv. It may block while the owner
+// cannot take a message yet, but must return once closed is closed (the
+// Dealer is closing).
+type Sink func(frames [][]byte, closed <-chan struct{}) bool
+
+// SetSink installs fn (nil: none) for the messages received from now on.
+func (d *Dealer) SetSink(fn Sink) {
+	if fn == nil {
+		d.c.sink.Store(nil)
+		return
+	}
+	d.c.sink.Store(&fn)
 }
 
 // Recv returns the next message's frames, ctx's error, or ErrClosed.

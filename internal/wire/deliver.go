@@ -119,6 +119,18 @@ func (g *guard) readDirect() (int, error) {
 		}
 	}
 	for {
+		if room := g.asm.room(); room != nil { // the rest of a large frame: no copy through abuf
+			n, err := g.readChecked(room)
+			if n > 0 {
+				if derr := g.asm.filled(n, g.sink); derr != nil {
+					return 0, derr
+				}
+			}
+			if err != nil {
+				return 0, err
+			}
+			continue
+		}
 		n, err := g.readChecked(g.abuf)
 		if n > 0 {
 			if derr := g.asm.push(g.abuf[:n], g.sink); derr != nil {
@@ -129,6 +141,29 @@ func (g *guard) readDirect() (int, error) {
 			return 0, err
 		}
 	}
+}
+
+// directMin: when at least this much of a frame body is still to come, the
+// guard reads it from the network straight into the body.
+const directMin = 8 << 10
+
+// room returns the unfilled rest of the frame body being assembled when it is
+// at least directMin bytes, else nil.
+func (a *assembler) room() []byte {
+	if a.stage != 2 || len(a.body)-a.fill < directMin {
+		return nil
+	}
+	return a.body[a.fill:]
+}
+
+// filled records n bytes read into room() (already through the limits parser)
+// and delivers the message if they completed it.
+func (a *assembler) filled(n int, deliver func([][]byte) error) error {
+	a.fill += n
+	if a.fill < len(a.body) {
+		return nil
+	}
+	return a.endFrame(deliver)
 }
 
 // directReady reports whether zmq4 has read everything up to the end of the

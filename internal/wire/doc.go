@@ -18,10 +18,11 @@
 //     failed handshake closes its descriptor, is counted and logged at Warn,
 //     rate-limited.
 //   - Router: Send never blocks; each peer has a bounded queue (PeerQueue,
-//     ErrQueueFull) drained by its own goroutine (it exits after 200 ms
+//     ErrQueueFull) drained by its own goroutine (it exits after 200-400 ms
 //     without messages), which takes whatever is queued (up to 256 messages,
-//     256 KiB) and writes it in one network write (writev over TCP/ipc)
-//     directly on the peer's connection:
+//     256 KiB) and writes it in one network write directly on the peer's
+//     connection (writev over TCP/ipc, frames over 2 KiB from the caller's
+//     memory; through CURVE one BuffersWriter call, sealed and written once):
 //     the listener knows each accepted connection's routing identity from its
 //     READY, and once zmq4's own handshake has gone out on it zmq4 never writes
 //     there on its own, so the Router is its only writer. Until then (and for a
@@ -35,7 +36,13 @@
 //     a Dealer's connection the guard then delivers whole messages to the
 //     receive queue itself (deliver.go): zmq4's reader goroutine calls Read
 //     once and gets back only the connection's error, so a message costs no
-//     zmq4 frame allocations, queue or reader hand-off.
+//     zmq4 frame allocations, queue or reader hand-off. The rest of a large
+//     frame (8 KiB or more still to come) is read straight into its body.
+//     Dealer.SetSink lets the owner take messages on that reader goroutine
+//     (hub's consumer takes its data messages so, one hand-off fewer).
+//   - Dealer writes: once zmq4's handshake has gone out on the connection, the
+//     Dealer's writer sends whatever is queued in one direct write, like the
+//     Router (no zmq4 goroutine, errgroup or lock per message).
 //   - Dealer and Sub dial in the background, notice the loss of the peer, and
 //     redial with exponential backoff (RedialMin..RedialMax) using a fresh zmq4
 //     socket with the same routing identity (zmq4's reconnect gives up silently,

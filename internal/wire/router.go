@@ -201,33 +201,32 @@ func (r *Router) enqueue(peer []byte, rel Releaser, frames [][]byte) error {
 	}
 }
 
-// sendLoop drains one peer's queue. It lingers for senderLinger after the
-// queue ran empty (a peer streaming messages keeps its sender, rather than
-// costing a goroutine per message), then exits, checked under r.mu so Send
-// either sees the queue gone or this loop sees the new message. It takes
-// whatever is queued (up to maxBatch messages or batchBytes) and writes it to
-// the peer's connection in one network write (send).
+// sendLoop drains one peer's queue. It lingers for senderLinger to twice that
+// after the queue ran empty (a peer streaming messages keeps its sender, rather
+// than costing a goroutine per message; the idle timer is re-armed once per
+// period, not per batch), then exits, checked under r.mu so Send either sees
+// the queue gone or this loop sees the new message. It takes whatever is
+// queued (up to maxBatch messages or batchBytes) and writes it to the peer's
+// connection in one network write (send).
 func (r *Router) sendLoop(peer string, q chan outMsg) {
 	defer r.wg.Done()
 	var batch []outMsg
 	idle := time.NewTimer(senderLinger)
 	defer idle.Stop()
+	busy := false
 	for {
 		select {
 		case <-r.quit:
 			return
 		case m := <-q:
 			batch = r.send(peer, gather(append(batch[:0], m), q))
-			continue
-		default:
-		}
-		idle.Reset(senderLinger)
-		select {
-		case <-r.quit:
-			return
-		case m := <-q:
-			batch = r.send(peer, gather(append(batch[:0], m), q))
+			busy = true
 		case <-idle.C:
+			if busy {
+				busy = false
+				idle.Reset(senderLinger)
+				continue
+			}
 			r.mu.Lock()
 			if len(q) == 0 {
 				delete(r.peers, peer)
@@ -235,6 +234,7 @@ func (r *Router) sendLoop(peer string, q chan outMsg) {
 				return
 			}
 			r.mu.Unlock()
+			idle.Reset(senderLinger)
 		}
 	}
 }

@@ -89,11 +89,12 @@ func (so *sockOpts) directPeer(id string) *guard {
 // endDial forgets the connections dialled for the socket registered under key
 // once zmq4's Dial has returned, closing (and counting) them if it failed: zmq4
 // does not close a connection whose handshake failed (a mechanism or version
-// mismatch, a silent peer).
-func endDial(key string, failed bool) {
+// mismatch, a silent peer). After a successful Dial it returns the dialled
+// connection (nil if it cannot tell which).
+func endDial(key string, failed bool) *guard {
 	v, ok := sockReg.Load(key)
 	if !ok {
-		return
+		return nil
 	}
 	so := v.(*sockOpts)
 	so.mu.Lock()
@@ -105,7 +106,15 @@ func endDial(key string, failed bool) {
 			so.st.handshakeFailures.Add(1)
 			g.Close()
 		}
+		return nil
 	}
+	if len(gs) != 1 {
+		return nil
+	}
+	for g := range gs {
+		return g
+	}
+	return nil
 }
 
 // closeListeners closes every listener of the socket registered under key. A

@@ -2,6 +2,7 @@ package curve
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -74,15 +75,21 @@ func BenchmarkOneWay4K(b *testing.B) {
 	}
 }
 
-// BenchmarkSealOpen4K measures the message-phase crypto alone (one MESSAGE
-// sealed and opened per op, 4 KiB payload, XSalsa20-Poly1305 with the
-// precomputed key): the floor CURVE puts under the socket data path.
-func BenchmarkSealOpen4K(b *testing.B) {
+// BenchmarkSealOpen measures the message-phase crypto alone (one MESSAGE
+// sealed and opened per op, XSalsa20-Poly1305 with the precomputed key) per
+// payload size: the floor CURVE puts under the socket data path.
+func BenchmarkSealOpen(b *testing.B) {
+	for _, size := range []int{64, 4096, 65536} {
+		b.Run(strconv.Itoa(size), func(b *testing.B) { benchSealOpen(b, size) })
+	}
+}
+
+func benchSealOpen(b *testing.B, size int) {
 	var shared [32]byte
 	s := &session{sendPfx: prefixMsgC, recvPfx: prefixMsgC, shared: shared}
-	plain := make([]byte, 1+4096)
+	plain := make([]byte, 1+size)
 	var sealed, opened []byte
-	b.SetBytes(4096)
+	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	for range b.N {
 		var err error
@@ -90,8 +97,12 @@ func BenchmarkSealOpen4K(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		// sealMessage wrote a ZMTP long header (9 bytes) before the MESSAGE body.
-		opened, err = s.openMessage(opened[:0], sealed[9:])
+		// sealMessage wrote a ZMTP header (2 or 9 bytes) before the MESSAGE body.
+		hl := 2
+		if sealed[0]&flagLong != 0 {
+			hl = 9
+		}
+		opened, err = s.openMessage(opened[:0], sealed[hl:])
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -71,10 +71,41 @@ func newConn(raw net.Conn, br *bufio.Reader, sess *session, log *slog.Logger, ma
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.werr != nil {
+	if err := c.consume(p); err != nil {
+		return 0, err
+	}
+	if err := c.flushOut(); err != nil {
+		c.werr = c.fail("send", err)
 		return 0, c.werr
 	}
-	total := len(p)
+	return len(p), nil
+}
+
+// WriteBuffers is Write of the concatenation of bufs, with one network write
+// for all of it (wire hands a Router's batch over this way, large frames by
+// reference rather than copied together first).
+func (c *conn) WriteBuffers(bufs [][]byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for _, p := range bufs {
+		if err := c.consume(p); err != nil {
+			return err
+		}
+	}
+	if err := c.flushOut(); err != nil {
+		c.werr = c.fail("send", err)
+		return c.werr
+	}
+	return nil
+}
+
+// consume runs p through the write stages, sealing every frame it completes
+// (written out once flushAt bytes are sealed; the caller flushes the rest).
+// Called with wmu held.
+func (c *conn) consume(p []byte) error {
+	if c.werr != nil {
+		return c.werr
+	}
 	for len(p) > 0 {
 		var err error
 		switch {
@@ -110,14 +141,10 @@ func (c *conn) Write(p []byte) (int, error) {
 		}
 		if err != nil {
 			c.werr = c.fail("send", err)
-			return 0, c.werr
+			return c.werr
 		}
 	}
-	if err := c.flushOut(); err != nil {
-		c.werr = c.fail("send", err)
-		return 0, c.werr
-	}
-	return total, nil
+	return nil
 }
 
 // flushAt bounds the sealed bytes gathered before they are written: every
@@ -215,7 +242,35 @@ func (c *conn) Read(p []byte) (int, error) {
 	}
 	n := copy(p, c.rbuf)
 	c.rbuf = c.rbuf[n:]
+	// Whole frames already buffered are translated too while p has room: one
+	// Read hands over a burst, not one frame.
+	for len(c.rbuf) == 0 && n < len(p) && c.rready && c.frameBuffered() {
+		if err := c.fill(); err != nil {
+			c.rerr = c.fail("receive", err) // returned by the next Read
+			break
+		}
+		k := copy(p[n:], c.rbuf)
+		c.rbuf, n = c.rbuf[k:], n+k
+	}
 	return n, nil
+}
+
+// frameBuffered reports whether a whole frame from the peer is in the read
+// buffer (so fill will not wait for the network).
+func (c *conn) frameBuffered() bool {
+	b := c.br.Buffered()
+	if b < 2 {
+		return false
+	}
+	h, _ := c.br.Peek(min(b, 9))
+	size, hl := uint64(h[1]), uint64(2)
+	if h[0]&flagLong != 0 {
+		if len(h) < 9 {
+			return false
+		}
+		size, hl = binary.BigEndian.Uint64(h[1:9]), 9
+	}
+	return size <= uint64(b) && uint64(b)-size >= hl
 }
 
 // fill reads one frame from the peer and leaves its translation in rbuf.
