@@ -80,7 +80,14 @@ func (c *consumerLink) setDealer(d *wire.Dealer) *wire.Dealer {
 	defer c.dmu.Unlock()
 	old := c.d
 	c.d = d
-	d.SetSink(c.sinkData)
+	// A named group's member reads data through readLoop: helloAcked drops
+	// what a previous admission left in the data queue, which is exact only
+	// when the goroutine that fills the queue also handles HELLO_ACK, in link
+	// order (the sink would queue the new admission's first items before
+	// readLoop sees the HELLO_ACK ahead of them).
+	if c.opts.Group == "" {
+		d.SetSink(c.sinkData)
+	}
 	if old != nil {
 		close(c.swapped)
 		c.swapped = make(chan struct{})
