@@ -288,6 +288,7 @@ func newListener(ln net.Listener, so *sockOpts) *listener {
 	l.Listener = admit.Listen(ln, admit.Config{
 		Max:         cfg.MaxHandshakes,
 		IdleTimeout: min(admit.DefaultIdleTimeout, cfg.HandshakeTimeout),
+		Greeting:    greetingLen,
 		Logger:      cfg.Logger,
 		Name:        "wire",
 		OnFail:      func(error) { so.st.handshakeFailures.Add(1) },
