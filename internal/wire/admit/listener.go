@@ -25,7 +25,9 @@ type Handshake func(raw net.Conn) (net.Conn, error)
 // Config bounds the handshakes of one Listener. Zero fields take the defaults.
 type Config struct {
 	// Max is the number of connections in handshake at once (default 256); at
-	// the cap the oldest silent one (else the oldest) is closed for a new one.
+	// the cap the least advanced, oldest one is closed for a new one that has
+	// got further or once it is older than IdleTimeout/4, else the new one is
+	// refused (see victim).
 	Max int
 	// IdleTimeout closes a connection that has not sent its greeting (Greeting
 	// bytes) by then (default 1 s). On a TCP listener a connection that has sent
