@@ -11,11 +11,13 @@ package main
 //   - sweep: PING round trips while the /proc liveness sweep checks 20,000
 //     consumer entries (a fresh hub, LivenessInterval 5 s, the default).
 //   - half-open: new clients (dial, handshake, one PING) while 1,000 TCP
-//     connections that never finish a greeting are held open.
+//     connections that never finish a greeting are held open (see holdHalfOpen
+//     for the attacker: every connection the hub closes is re-opened at once).
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -362,7 +364,8 @@ func pingUntilSwept(ping, list *rawClient, due time.Time) (all, during []float64
 
 // halfOpenScale times new clients (dial + handshake + PING) on a fresh hub,
 // first alone, then while o.halfOpen connections that send nothing or only a
-// part of the ZMTP greeting are held open (re-opened when the hub drops them).
+// part of the ZMTP greeting are held open (re-opened at once when the hub
+// drops them; see holdHalfOpen).
 func halfOpenScale(o scaleOpts, res *scaleResult) error {
 	p99, failed, err := halfOpenRun(o)
 	if err != nil {
@@ -393,10 +396,10 @@ func halfOpenRun(o scaleOpts) (float64, int, error) {
 	logged := h.logs.count()
 	stop, held := holdHalfOpen(h.endpoint[len("tcp://"):], o.halfOpen)
 	half, failed := newClientPings(h, o.newClients, o.probeTimeout)
-	open := held()
+	open, reopened := held()
 	stop()
-	fmt.Printf("new client (dial + handshake + PING), %s, %d clients: alone p50 %.2f ms p99 %.2f ms; with %d half-open connections (%d open at the end): p50 %.2f ms p99 %.2f ms max %.2f ms, %d not answered within %v; hub log %d lines meanwhile\n",
-		securityName(), o.newClients, pct(base, 50), pct(base, 99), o.halfOpen, open, pct(half, 50), pct(half, 99), pct(half, 100),
+	fmt.Printf("new client (dial + handshake + PING), %s, %d clients one after another: alone p50 %.2f ms p99 %.2f ms; with %d half-open connections (%d open at the end, %d re-opened after the hub closed them): p50 %.2f ms p99 %.2f ms max %.2f ms, %d not answered within %v; hub log %d lines meanwhile\n",
+		securityName(), o.newClients, pct(base, 50), pct(base, 99), o.halfOpen, open, reopened, pct(half, 50), pct(half, 99), pct(half, 100),
 		failed, o.probeTimeout, h.logs.count()-logged)
 	return pct(half, 99), failed, nil
 }
@@ -423,22 +426,28 @@ func newClientPings(h *hubProc, n int, timeout time.Duration) ([]float64, int) {
 	return out, failed
 }
 
-// holdHalfOpen keeps n TCP connections to addr open that never finish the ZMTP
-// greeting: even ones send nothing, odd ones the 10-byte signature and the
-// major version only. One the hub closes is opened again. held reports how
-// many are open now; stop closes them all.
-func holdHalfOpen(addr string, n int) (stop func(), held func() int) {
+// holdHalfOpen is the attacker: it keeps n TCP connections to addr open that
+// never finish the ZMTP greeting: even ones send nothing, odd ones the 10-byte
+// signature and the major version only (what a libzmq peer sends before it
+// waits for ours). Each is held, reading whatever the hub sends, until the hub
+// closes it, and then opened again at once: the attacker never gives a slot
+// back, and costs the hub an accept for every close. (Before, it closed a
+// connection as soon as the hub sent its greeting, which the CURVE hub does at
+// once and the NULL one after the signature: that was a reconnect flood of up
+// to n loops, not n half-open connections.) held reports how many are open
+// now and how many were re-opened so far; stop closes them all.
+func holdHalfOpen(addr string, n int) (stop func(), held func() (open, reopened int)) {
 	quit := make(chan struct{})
-	var mu sync.Mutex // guards conns and stopped
+	var mu sync.Mutex // guards conns, reopens and stopped
 	conns := map[net.Conn]bool{}
-	stopped := false
+	reopens, stopped := 0, false
 	var wg sync.WaitGroup
 	partial := []byte{0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 3}
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
+			for first := true; ; first = false {
 				select {
 				case <-quit:
 					return
@@ -459,8 +468,11 @@ func holdHalfOpen(addr string, n int) (stop func(), held func() int) {
 					return
 				}
 				conns[conn] = true
+				if !first {
+					reopens++
+				}
 				mu.Unlock()
-				_, _ = conn.Read(make([]byte, 64)) // until the hub closes it, or stop does
+				_, _ = io.Copy(io.Discard, conn) // until the hub closes it, or stop does
 				mu.Lock()
 				delete(conns, conn)
 				mu.Unlock()
@@ -487,10 +499,10 @@ func holdHalfOpen(addr string, n int) (stop func(), held func() int) {
 		mu.Unlock()
 		wg.Wait()
 	}
-	held = func() int {
+	held = func() (int, int) {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(conns)
+		return len(conns), reopens
 	}
 	return stop, held
 }

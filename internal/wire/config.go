@@ -44,10 +44,15 @@ type Config struct {
 	// connection (default 5 s). Silent connections are dropped after it.
 	HandshakeTimeout time.Duration
 	// MaxHandshakes bounds the connections a listening socket (Router, Pub) is
-	// handshaking with at once (default 256). At the cap the oldest connection
-	// that has sent nothing, else the oldest, is closed to make room, so idle
-	// connections never lock new clients out; a connection that has sent
-	// nothing within min(1 s, HandshakeTimeout) is closed anyway.
+	// handshaking with at once (default 256). At the cap the connection that
+	// has got least far (silent, then part of its greeting), the oldest, is
+	// closed for a new one that has got further (a client sends its whole
+	// greeting at once) or once it is older than a quarter of the idle timeout;
+	// otherwise the new one is refused. So idle or half-greeted connections
+	// never lock new clients out; a connection that has not sent its whole
+	// greeting within min(1 s, HandshakeTimeout) is closed anyway, and on TCP a
+	// silent one is not even accepted from the kernel before then. See
+	// internal/wire/admit.
 	MaxHandshakes int
 	// PeerQueue is the bounded number of messages queued per peer (Router) or per
 	// socket (Dealer, Pub) before Send returns ErrQueueFull (default 1024).

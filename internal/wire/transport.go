@@ -263,8 +263,8 @@ func establish(raw net.Conn, so *sockOpts, server bool) (*guard, error) {
 	if cfg.Security != nil {
 		sc, err := cfg.Security.Secure(raw, server)
 		if err != nil {
-			raw.Close()
-			if !server { // a listener counts its failures itself (admit's OnFail)
+			if !server { // a listener counts its failures and closes them itself (admit), counted first
+				raw.Close()
 				so.st.handshakeFailures.Add(1)
 			}
 			return nil, fmt.Errorf("wire: %s handshake: %w", cfg.Security.Mechanism(), err)
@@ -297,6 +297,7 @@ func newListener(ln net.Listener, so *sockOpts) *listener {
 	l.Listener = admit.Listen(ln, admit.Config{
 		Max:         cfg.MaxHandshakes,
 		IdleTimeout: min(admit.DefaultIdleTimeout, cfg.HandshakeTimeout),
+		Greeting:    greetingLen,
 		Logger:      cfg.Logger,
 		Name:        "wire",
 		OnFail:      func(error) { so.st.handshakeFailures.Add(1) },
@@ -316,8 +317,7 @@ func (l *listener) handshake(raw net.Conn) (net.Conn, error) {
 	}
 	pre, id, err := readHandshake(g, l.so.typ, l.so.cfg.Security == nil)
 	if err != nil {
-		g.Close()
-		return nil, err
+		return nil, err // admit counts the failure, then closes the connection
 	}
 	g.prefix = pre
 	l.so.addPeer(id, g)

@@ -2,9 +2,11 @@ package broker_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -77,6 +79,68 @@ func holdHalfOpen(ep string, n int) {
 	})
 }
 
+// reopenHalfOpen is an attacker that keeps n connections to ep that never
+// finish a greeting (even ones send nothing, odd ones the signature and the
+// major version only), holds each until the hub closes it and then opens it
+// again at once, until the end of the spec. It returns how many it re-opened
+// so far.
+func reopenHalfOpen(ep string, n int) (reopened func() int64) {
+	addr := strings.TrimPrefix(ep, "tcp://")
+	quit := make(chan struct{})
+	var count atomic.Int64
+	var mu sync.Mutex // guards open and quit's closing
+	open := map[net.Conn]bool{}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for first := true; ; first = false {
+				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					select {
+					case <-quit:
+						return
+					case <-time.After(50 * time.Millisecond):
+						continue
+					}
+				}
+				mu.Lock()
+				select {
+				case <-quit:
+					mu.Unlock()
+					c.Close()
+					return
+				default:
+				}
+				open[c] = true
+				mu.Unlock()
+				if !first {
+					count.Add(1)
+				}
+				if i%2 == 1 {
+					_, _ = c.Write(zmtpGreeting(3, 0, "NULL")[:11])
+				}
+				_, _ = io.Copy(io.Discard, c) // until the hub closes it
+				mu.Lock()
+				delete(open, c)
+				mu.Unlock()
+				c.Close()
+			}
+		}()
+	}
+	DeferCleanup(func() {
+		mu.Lock()
+		close(quit)
+		for c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return count.Load
+}
+
 var _ = Describe("a NULL hub under connections that never complete a handshake", Label("hostile"), func() {
 	It("keeps no descriptor of 1,000 failed handshakes and still answers a new client within its request timeout", func(ctx SpecContext) {
 		p, ready := startLimitedHub("", nil)
@@ -120,6 +184,25 @@ var _ = Describe("a NULL hub under connections that never complete a handshake",
 		By("the half-open connections are dropped by the handshake timeout: descriptors back to the baseline")
 		Eventually(func() int { return procFDs(hub) }).WithTimeout(30*time.Second).WithPolling(200*time.Millisecond).
 			Should(BeNumerically("<=", base+5), "hub descriptors (baseline %d)", base)
+		stopHub(ctx, p)
+	}, SpecTimeout(120*time.Second))
+
+	It("answers new clients within their request timeout while 1,000 half-open connections are re-opened as soon as the hub closes them, within its descriptor bound", func(ctx SpecContext) {
+		p, ready := startLimitedHub("", nil)
+		ep, hub := ready.Str("endpoint"), p.Cmd.Process.Pid
+		Expect(newClientPing(ep)).To(BeNumerically("<", requestTimeout))
+		base := procFDs(hub)
+		reopened := reopenHalfOpen(ep, 1000)
+		By("the attacker is refused or evicted and re-opens: the hub is at its handshake bound")
+		Eventually(reopened).WithTimeout(30 * time.Second).Should(BeNumerically(">", 1000))
+		var took []time.Duration
+		for range 5 {
+			took = append(took, newClientPing(ep))
+			Expect(procFDs(hub)).To(BeNumerically("<=", base+wire.DefaultConfig().MaxHandshakes+32),
+				"hub descriptors over its handshake bound (baseline %d)", base)
+		}
+		AddReportEntry("new clients while 1,000 half-open connections are re-opened at once (dial + PING)", took)
+		AddReportEntry("connections the attacker re-opened", reopened())
 		stopHub(ctx, p)
 	}, SpecTimeout(120*time.Second))
 })

@@ -70,31 +70,156 @@ func closedByPeer(c net.Conn) bool {
 	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
 }
 
-// TestEvictsOldestSilentAtCap: at the cap, the oldest connection that has
-// sent nothing is closed for the new one, not an older one that is talking.
-func TestEvictsOldestSilentAtCap(t *testing.T) {
-	heard := make(chan struct{}, 4)
-	l := listen(t, Config{Max: 2, IdleTimeout: time.Minute}, 2, heard)
-	talking := dial(t, l)
-	talking.Write([]byte{1})
-	<-heard
-	silent := dial(t, l)
-	waitFor(t, "two admitted", func() bool { return l.Stats().Admitted == 2 })
-	newer := dial(t, l)
-	if !closedByPeer(silent) {
-		t.Fatal("silent connection not evicted")
+// TestCapOrder: at the cap, a new connection that has got no further than the
+// least advanced one in handshake is refused; one that has got further (its
+// whole greeting) has the least advanced, oldest one closed for it.
+func TestCapOrder(t *testing.T) {
+	l := listen(t, Config{Max: 2, IdleTimeout: time.Minute, Greeting: 4}, 4, nil)
+	p1, p2 := dial(t, l), dial(t, l)
+	p1.Write([]byte{1})
+	waitFor(t, "p1 admitted", func() bool { return l.Stats().Admitted == 1 })
+	p2.Write([]byte{1, 2})
+	waitFor(t, "p2 admitted", func() bool { return l.Stats().Admitted == 2 })
+	r := dial(t, l)
+	r.Write([]byte{1})
+	if !closedByPeer(r) {
+		t.Fatal("a third connection with part of its greeting was not refused")
 	}
-	if s := l.Stats(); s.Evicted != 1 {
+	if s := l.Stats(); s.Refused != 1 || s.Evicted != 0 {
 		t.Fatalf("stats %+v", s)
 	}
-	for _, c := range []net.Conn{talking, newer} {
-		c.Write([]byte{1, 2})
+	g := dial(t, l)
+	g.Write([]byte{1, 2, 3, 4})
+	if !closedByPeer(p1) {
+		t.Fatal("the oldest, least advanced connection was not closed for a greeted one")
+	}
+	if s := l.Stats(); s.Evicted != 1 || s.Failed != 2 {
+		t.Fatalf("stats %+v", s)
+	}
+	p2.Write([]byte{3, 4})
+	for range 2 { // g and p2, in either order
 		a, err := l.Accept()
 		if err != nil {
 			t.Fatal(err)
 		}
 		a.Close()
 	}
+}
+
+// TestNewClientAdmittedUnderChurn: the cap is held by connections that sent
+// part of a greeting, and an attacker re-opens every one that is closed at
+// once, while the listener's handshakes have not run yet (held back, as on a
+// loaded machine). A new client that sent its whole greeting is admitted and
+// kept: its handshake completes before any idle connection timed out. (Before,
+// it was taken for silent, its greeting unread, and closed a few connections
+// later.)
+func TestNewClientAdmittedUnderChurn(t *testing.T) {
+	const max, greeting = 4, 8
+	gate := make(chan struct{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Listen(ln, Config{Max: max, IdleTimeout: 5 * time.Second, Greeting: greeting}, func(c net.Conn) (net.Conn, error) {
+		<-gate
+		if _, err := io.ReadFull(c, make([]byte, greeting)); err != nil {
+			return nil, err
+		}
+		return c, nil
+	})
+	t.Cleanup(func() { l.Close() })
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release) // before Close, which waits for the handshakes
+	for range max {
+		c := dial(t, l)
+		c.Write([]byte{0xff})
+	}
+	waitFor(t, "the cap filled", func() bool { return l.Stats().Admitted == max })
+	stop := attack(t, l.Addr().String(), 2*max)
+	base := l.Stats()
+	client := dial(t, l)
+	client.Write(make([]byte, greeting))
+	waitFor(t, "the attacker's connections refused or evicted", func() bool {
+		s := l.Stats()
+		return s.Refused+s.Evicted >= base.Refused+base.Evicted+8*max
+	})
+	release()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if a, err := l.Accept(); err == nil {
+			accepted <- a
+		}
+	}()
+	var a net.Conn
+	waitFor(t, "the new client admitted or an idle connection timed out", func() bool {
+		select {
+		case a = <-accepted:
+			return true
+		default:
+			return l.Stats().Idle > 0
+		}
+	})
+	if a == nil {
+		t.Fatalf("an idle connection timed out before the new client was admitted: %+v", l.Stats())
+	}
+	defer a.Close()
+	if a.RemoteAddr().String() != client.LocalAddr().String() {
+		t.Fatalf("admitted %v, not the new client %v", a.RemoteAddr(), client.LocalAddr())
+	}
+	stop()
+}
+
+// attack keeps n connections to addr open, each sending one byte of a
+// greeting, and opens another at once when one is closed; stop ends it.
+func attack(t *testing.T, addr string, n int) (stop func()) {
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	open := map[net.Conn]bool{}
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					return // the listener is gone
+				}
+				mu.Lock()
+				select {
+				case <-quit:
+					mu.Unlock()
+					c.Close()
+					return
+				default:
+				}
+				open[c] = true
+				mu.Unlock()
+				c.Write([]byte{0xff})
+				_, _ = io.Copy(io.Discard, c) // until closed
+				mu.Lock()
+				delete(open, c)
+				mu.Unlock()
+				c.Close()
+			}
+		}()
+	}
+	stop = func() {
+		mu.Lock()
+		select {
+		case <-quit:
+		default:
+			close(quit)
+		}
+		for c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // TestSilentClosedAfterIdleTimeout: a connection that sends nothing is closed
@@ -140,6 +265,7 @@ func TestFailedHandshakeIsClosed(t *testing.T) {
 func TestCloseStopsHandshakes(t *testing.T) {
 	l := listen(t, Config{}, 2, nil)
 	c := dial(t, l)
+	c.Write([]byte{1})
 	waitFor(t, "admitted", func() bool { return l.Stats().Admitted == 1 })
 	if err := l.Close(); err != nil {
 		t.Fatal(err)

@@ -25,10 +25,18 @@ type Handshake func(raw net.Conn) (net.Conn, error)
 // Config bounds the handshakes of one Listener. Zero fields take the defaults.
 type Config struct {
 	// Max is the number of connections in handshake at once (default 256); at
-	// the cap the oldest silent one (else the oldest) is closed for a new one.
+	// the cap the least advanced, oldest one is closed for a new one that has
+	// got further or once it is older than IdleTimeout/4, else the new one is
+	// refused (see victim).
 	Max int
-	// IdleTimeout closes a connection that has sent nothing by then (default 1 s).
+	// IdleTimeout closes a connection that has not sent its greeting (Greeting
+	// bytes) by then (default 1 s). On a TCP listener a connection that has sent
+	// nothing is not accepted from the kernel before it either (TCP_DEFER_ACCEPT).
 	IdleTimeout time.Duration
+	// Greeting is the length of the greeting a client sends at once (ZMTP: 64
+	// bytes); default 1, i.e. any byte. It ranks connections for eviction:
+	// silent, then part of a greeting, then greeted.
+	Greeting int
 	// Logger receives one rate-limited Warn per failed handshake (nil: discard).
 	Logger *slog.Logger
 	// LogEvery is the least interval between two such lines (default 1 s).
@@ -44,14 +52,16 @@ type Stats struct {
 	Admitted uint64 // connections accepted from the network
 	Failed   uint64 // handshakes that failed (their connections closed)
 	Evicted  uint64 // of Failed: closed to make room at the cap
-	Idle     uint64 // of Failed: closed because they sent nothing within IdleTimeout
+	Refused  uint64 // of Failed: new connections closed at the cap (no room made)
+	Idle     uint64 // of Failed: closed because they sent no greeting within IdleTimeout
 }
 
-// ErrEvicted and ErrIdle are the causes given to OnFail and the log for
+// ErrEvicted, ErrRefused and ErrIdle are the causes given to OnFail and the log for
 // connections the Listener closed itself.
 var (
 	ErrEvicted = errors.New("admit: closed to make room for a new connection (too many handshakes)")
-	ErrIdle    = errors.New("admit: peer sent nothing")
+	ErrRefused = errors.New("admit: too many handshakes, none behind this connection to close for it")
+	ErrIdle    = errors.New("admit: peer sent no greeting in time")
 )
 
 // Listener is a net.Listener whose Accept returns handshaken connections.
@@ -65,7 +75,9 @@ type Listener struct {
 	wg    sync.WaitGroup
 	once  sync.Once
 
-	admitted, failed, evicted, idle atomic.Uint64
+	probation time.Duration // see admit
+
+	admitted, failed, evicted, refused, idle atomic.Uint64
 
 	mu      sync.Mutex
 	pending *list.List // of *Conn in handshake, oldest first
@@ -79,6 +91,9 @@ func Listen(ln net.Listener, cfg Config, hs Handshake) *Listener {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
+	if cfg.Greeting <= 0 {
+		cfg.Greeting = 1
+	}
 	if cfg.LogEvery <= 0 {
 		cfg.LogEvery = DefaultLogEvery
 	}
@@ -86,36 +101,68 @@ func Listen(ln net.Listener, cfg Config, hs Handshake) *Listener {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	l := &Listener{ln: ln, cfg: cfg, hs: hs, warn: NewLimiter(cfg.Logger, cfg.LogEvery),
-		ready: make(chan net.Conn), quit: make(chan struct{}), pending: list.New()}
+		ready: make(chan net.Conn), quit: make(chan struct{}), pending: list.New(),
+		probation: cfg.IdleTimeout / 4}
+	if err := deferAccept(ln, cfg.IdleTimeout); err != nil {
+		cfg.Logger.Debug(cfg.Name+": TCP_DEFER_ACCEPT not set", "err", err)
+	}
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l
 }
 
-// Conn is an accepted connection as Handshake sees it: it notes whether the
-// peer has sent anything, for the idle timeout and the eviction order.
+// Conn is an accepted connection as Handshake sees it: it counts the bytes
+// the peer has sent, for the idle timeout and the eviction order.
 type Conn struct {
 	net.Conn
-	heard    atomic.Bool
+	read     atomic.Int64          // bytes read through Read
+	peeked   atomic.Int64          // bytes known to have arrived at the last peek
 	reason   atomic.Pointer[error] // why the Listener closed it, if it did
 	reported atomic.Bool           // its failure has been counted
+	at       time.Time             // accepted
 	elem     *list.Element
 	timer    *time.Timer
 }
 
-// Read reads from the connection and notes that the peer spoke.
+// Read reads from the connection and counts the bytes the peer sent.
 func (c *Conn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && !c.heard.Load() {
-		c.heard.Store(true)
+	if n > 0 {
+		c.read.Add(int64(n))
 	}
 	return n, err
 }
 
+// sent is the number of bytes the peer is known to have sent.
+func (c *Conn) sent() int64 { return max(c.read.Load(), c.peeked.Load()) }
+
+// Stages of a connection in handshake, lowest evicted first.
+const (
+	silent   = iota // nothing received
+	greeting        // part of its greeting
+	greeted         // its whole greeting: a client, most likely
+)
+
+func (l *Listener) stage(c *Conn) int {
+	switch n := c.sent(); {
+	case n == 0:
+		return silent
+	case n < int64(l.cfg.Greeting):
+		return greeting
+	default:
+		return greeted
+	}
+}
+
 // kill closes c for reason, counted before the peer can see the close.
+// On TCP the close is a reset: no TIME_WAIT socket is left behind for each
+// connection of a peer that opens them as fast as they are closed.
 func (l *Listener) kill(c *Conn, reason error) {
 	c.reason.CompareAndSwap(nil, &reason)
 	l.report(c, reason)
+	if tc, ok := c.Conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
 	_ = c.Conn.Close()
 }
 
@@ -147,10 +194,13 @@ func (l *Listener) acceptLoop() {
 			continue
 		}
 		l.admitted.Add(1)
-		c := &Conn{Conn: raw}
+		c := &Conn{Conn: raw, at: time.Now()}
+		c.peek()
 		if !l.admit(c) {
-			_ = raw.Close()
-			return
+			if l.closing() {
+				return
+			}
+			continue
 		}
 		go l.handshake(c)
 	}
@@ -165,36 +215,90 @@ func (l *Listener) closing() bool {
 	}
 }
 
-// admit adds c to the pending list, evicting at the cap; false after Close.
+// admit adds c to the pending list (false after Close, or when c is refused
+// at the cap, then closed and counted). At the cap, one connection in
+// handshake is closed for c (see victim), or c is refused.
 func (l *Listener) admit(c *Conn) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closing() {
+		_ = c.Conn.Close()
 		return false
 	}
 	if l.pending.Len() >= l.cfg.Max {
-		victim := l.pending.Front()
-		for e := victim; e != nil; e = e.Next() {
-			if !e.Value.(*Conn).heard.Load() {
-				victim = e
-				break
-			}
+		v := l.victim(c)
+		if v == nil {
+			l.refused.Add(1)
+			l.kill(c, ErrRefused)
+			return false
 		}
-		v := victim.Value.(*Conn)
-		l.pending.Remove(victim)
+		l.pending.Remove(v.elem)
 		v.elem = nil
 		l.evicted.Add(1)
 		l.kill(v, ErrEvicted)
 	}
 	c.elem = l.pending.PushBack(c)
 	c.timer = time.AfterFunc(l.cfg.IdleTimeout, func() {
-		if !c.heard.Load() {
+		if l.stage(c) != greeted {
 			l.idle.Add(1)
 			l.kill(c, ErrIdle)
 		}
 	})
 	l.wg.Add(1)
 	return true
+}
+
+// peek notes the bytes that have arrived on c and that its goroutine has not
+// read yet (it may not have run since the accept).
+func (c *Conn) peek() {
+	if n, err := pending(c.Conn); err == nil && n > 0 {
+		c.peeked.Store(max(c.peeked.Load(), c.read.Load()+int64(n)))
+	}
+}
+
+// victim returns the connection in handshake to close for c, or nil if c is
+// to be refused. It is the one that has got least far, the oldest of those:
+// silent before part of a greeting before greeted; it is closed for c if c has
+// got further, or if it has been in handshake for the probation period (a
+// client is done long before). Closing one that has got as far as c and is
+// younger would only trade one for the other. The bytes a candidate has
+// received but not read yet count (they are peeked), so a client whose
+// greeting is waiting to be read is not taken for a silent one. Called with
+// l.mu held and the pending list not empty.
+func (l *Listener) victim(c *Conn) *Conn {
+	for range maxPeeks {
+		v := l.lowest()
+		was := l.stage(v)
+		if was >= l.stage(c) && c.at.Sub(v.at) < l.probation {
+			return nil // peeking could only move v further up
+		}
+		v.peek()
+		if l.stage(v) == was {
+			return v
+		}
+	}
+	return nil
+}
+
+// maxPeeks bounds the candidates victim peeks at (a syscall each) for one new
+// connection; after that (all of them had moved up) c is refused.
+const maxPeeks = 8
+
+// lowest returns the oldest connection of the lowest stage. Called with l.mu
+// held and the pending list not empty.
+func (l *Listener) lowest() *Conn {
+	var best *Conn
+	bestStage := greeted + 1
+	for e := l.pending.Front(); e != nil; e = e.Next() {
+		c := e.Value.(*Conn)
+		if s := l.stage(c); s < bestStage {
+			best, bestStage = c, s
+			if s == silent {
+				break
+			}
+		}
+	}
+	return best
 }
 
 func (l *Listener) done(c *Conn) {
@@ -270,5 +374,6 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
 // Stats returns the Listener's counters.
 func (l *Listener) Stats() Stats {
-	return Stats{Admitted: l.admitted.Load(), Failed: l.failed.Load(), Evicted: l.evicted.Load(), Idle: l.idle.Load()}
+	return Stats{Admitted: l.admitted.Load(), Failed: l.failed.Load(), Evicted: l.evicted.Load(),
+		Refused: l.refused.Load(), Idle: l.idle.Load()}
 }

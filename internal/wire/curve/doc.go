@@ -20,8 +20,9 @@
 // Server connection: the listener (internal/wire/admit) runs greeting, HELLO,
 // WELCOME (cookie), INITIATE (vouch, allowlist, metadata) in one goroutine per
 // TCP connection under the handshake deadline, at most MaxHandshakes at once
-// (at the cap the oldest silent connection is closed to make room; a silent
-// one is closed after 1 s); only then does Accept hand the conn to zmq4, so a
+// (at the cap the least advanced connection is closed for a new one that got
+// further, else the new one is refused; one without its whole greeting is
+// closed after 1 s); only then does Accept hand the conn to zmq4, so a
 // silent or hostile client never blocks zmq4's synchronous accept loop or other
 // clients. Before the client is authenticated the server spends little: a
 // 512-byte reader, frame buffers that grow with the bytes received, and its

@@ -46,8 +46,10 @@ type ServerConfig struct {
 	// MaxMessage bounds one frame's payload in either direction. 0: 64 MiB.
 	MaxMessage int
 	// MaxHandshakes bounds connections handshaking at once. At the cap the
-	// oldest connection that has sent nothing (else the oldest) is closed to
-	// make room, so idle connections cannot lock clients out. 0: 256.
+	// least advanced connection (silent, then part of a greeting), the oldest,
+	// is closed for a new one that got further or once it is past its
+	// probation, else the new one is refused (internal/wire/admit), so idle
+	// connections cannot lock clients out. 0: 256.
 	MaxHandshakes int
 	// Logger receives one line per refused connection (at Warn at most once a
 	// second, with the count of those not logged at Warn; the others at Debug)
