@@ -18,7 +18,8 @@ import "errors"
 // was being delivered.
 var errStopped = errors.New("wire: socket closed during delivery")
 
-// smallFrame: frames up to this size share one slab allocation.
+// smallFrame: frames up to this size share one slab allocation; larger bodies
+// come from the socket's allocator (Dealer.SetAlloc) or make.
 const (
 	smallFrame = 64
 	slabSize   = 4 << 10
@@ -26,7 +27,8 @@ const (
 
 // assembler cuts the checked inbound stream into messages. Reader goroutine only.
 type assembler struct {
-	stage  int // 0 flags, 1 size, 2 body
+	alloc  func(n int) []byte // storage of bodies over smallFrame (nil: make)
+	stage  int                // 0 flags, 1 size, 2 body
 	flags  byte
 	size   [8]byte
 	have   int
@@ -37,10 +39,14 @@ type assembler struct {
 	slab   []byte // storage for small frames
 }
 
+// deliverFunc hands one whole message on; reuse reports that the receiver kept
+// only the frame bodies, so the frame list may hold the next message.
+type deliverFunc func(frames [][]byte) (reuse bool, err error)
+
 // push consumes b (already fed through the limits parser) and calls deliver
 // for every complete message. Command frames (a peer's PING) are dropped, as
 // zmq4's reader would not hand them to the socket either.
-func (a *assembler) push(b []byte, deliver func([][]byte) error) error {
+func (a *assembler) push(b []byte, deliver deliverFunc) error {
 	for len(b) > 0 {
 		switch a.stage {
 		case 0:
@@ -80,7 +86,11 @@ func (a *assembler) push(b []byte, deliver func([][]byte) error) error {
 func (a *assembler) startBody(n int) {
 	a.stage, a.fill = 2, 0
 	if n > smallFrame {
-		a.body = make([]byte, n)
+		if a.alloc != nil {
+			a.body = a.alloc(n)
+		} else {
+			a.body = make([]byte, n)
+		}
 		return
 	}
 	if len(a.slab) < n {
@@ -89,7 +99,7 @@ func (a *assembler) startBody(n int) {
 	a.body, a.slab = a.slab[:n:n], a.slab[n:]
 }
 
-func (a *assembler) endFrame(deliver func([][]byte) error) error {
+func (a *assembler) endFrame(deliver deliverFunc) error {
 	a.stage = 0
 	body := a.body
 	a.body = nil
@@ -101,8 +111,14 @@ func (a *assembler) endFrame(deliver func([][]byte) error) error {
 		return nil
 	}
 	msg := a.frames
-	a.frames = make([][]byte, 0, len(msg))
-	return deliver(msg)
+	reuse, err := deliver(msg)
+	if reuse {
+		clear(msg)
+		a.frames = msg[:0]
+	} else {
+		a.frames = make([][]byte, 0, len(msg))
+	}
+	return err
 }
 
 // readDirect is Read once the guard delivers messages itself: it returns only
@@ -111,6 +127,7 @@ func (g *guard) readDirect() (int, error) {
 	if g.abuf == nil {
 		g.abuf = make([]byte, readBuffer)
 	}
+	g.asm.alloc = g.alloc
 	if len(g.ahead) > 0 {
 		b := g.ahead
 		g.ahead = nil
@@ -158,7 +175,7 @@ func (a *assembler) room() []byte {
 
 // filled records n bytes read into room() (already through the limits parser)
 // and delivers the message if they completed it.
-func (a *assembler) filled(n int, deliver func([][]byte) error) error {
+func (a *assembler) filled(n int, deliver deliverFunc) error {
 	a.fill += n
 	if a.fill < len(a.body) {
 		return nil
