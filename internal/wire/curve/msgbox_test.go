@@ -18,7 +18,7 @@ func TestMsgKeyIsNaClBox(t *testing.T) {
 	_, _ = rand.Read(shared[:])
 	for _, pfx := range []string{prefixMsgC, prefixMsgS} {
 		k := newMsgKey(&shared, pfx)
-		sizes := []int{0, 1, 30, 31, 32, 33, 63, 64, 65, 95, 96, 97, 4095, 70000}
+		sizes := []int{0, 1, 30, 31, 32, 33, 63, 64, 65, 94, 95, 96, 97, 127, 128, 129, 4095, 70000}
 		for range 40 {
 			sizes = append(sizes, mrand.IntN(3000))
 		}
