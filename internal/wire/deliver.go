@@ -37,7 +37,16 @@ type assembler struct {
 	fill   int
 	frames [][]byte
 	slab   []byte // storage for small frames
+	big    bool   // the message being assembled has a body of directMin or more
+	// lastBig: so had the last message delivered; the next read asks for
+	// little more than the next headers (headAhead), so its body too comes
+	// from the network straight into its storage instead of through abuf.
+	lastBig bool
 }
+
+// headAhead bounds a read into the read-ahead buffer after a message with a
+// large body: enough for the next message's small frames and headers.
+const headAhead = 512
 
 // deliverFunc hands one whole message on; reuse reports that the receiver kept
 // only the frame bodies, so the frame list may hold the next message.
@@ -85,6 +94,9 @@ func (a *assembler) push(b []byte, deliver deliverFunc) error {
 // limits parser has seen the header).
 func (a *assembler) startBody(n int) {
 	a.stage, a.fill = 2, 0
+	if n >= directMin {
+		a.big = true
+	}
 	if n > smallFrame {
 		if a.alloc != nil {
 			a.body = a.alloc(n)
@@ -111,6 +123,7 @@ func (a *assembler) endFrame(deliver deliverFunc) error {
 		return nil
 	}
 	msg := a.frames
+	a.lastBig, a.big = a.big, false
 	reuse, err := deliver(msg)
 	if reuse {
 		clear(msg)
@@ -148,9 +161,13 @@ func (g *guard) readDirect() (int, error) {
 			}
 			continue
 		}
-		n, err := g.readChecked(g.abuf)
+		buf := g.abuf
+		if g.asm.lastBig {
+			buf = buf[:headAhead]
+		}
+		n, err := g.readChecked(buf)
 		if n > 0 {
-			if derr := g.asm.push(g.abuf[:n], g.sink); derr != nil {
+			if derr := g.asm.push(buf[:n], g.sink); derr != nil {
 				return 0, derr
 			}
 		}
