@@ -157,7 +157,7 @@
 //     acknowledgement) when fn returns. A message Recv returned is never
 //     recycled, so the two calls mix freely.
 //
-// With both, the 64 KiB NULL socket path costs about half the CPU per message
+// With both, the 64 KiB NULL socket path costs less than half the CPU per message
 // (plh-bench hub uses them: docs/design.md "Socket data path").
 //
 // Consumer groups (B-7, producer_group.go). Consumers with the same
