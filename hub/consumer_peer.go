@@ -34,6 +34,7 @@ type consumerLink struct {
 	swapped   chan struct{} // guarded by dmu; closed when d is replaced
 	follow    chan struct{} // capacity 1: the link was lost, the follower looks for a successor
 	data      chan []byte   // data messages for Recv / OnData
+	free      chan []byte   // receive buffers RecvFunc gave back (consumer_recvbuf.go)
 	acked     chan struct{} // closed at the first HELLO_ACK
 	ackOne    sync.Once
 	byeAcked  chan struct{} // closed at BYE_ACK
@@ -62,7 +63,7 @@ type consumerLink struct {
 // newConsumerLink returns the peer link of c; Connect sets its Dealer.
 func newConsumerLink(c *consumer) *consumerLink {
 	return &consumerLink{name: c.name, info: c.info, opts: &c.opts, log: c.log, m: c.m, cbs: c.cbs, closing: &c.closing,
-		data: make(chan []byte, c.opts.Window+16), acked: make(chan struct{}), byeAcked: make(chan struct{}),
+		data: make(chan []byte, c.opts.Window+16), free: newFreeList(c.opts.Window), acked: make(chan struct{}), byeAcked: make(chan struct{}),
 		swapped: make(chan struct{}), follow: make(chan struct{}, 1)}
 }
 
@@ -80,6 +81,7 @@ func (c *consumerLink) setDealer(d *wire.Dealer) *wire.Dealer {
 	defer c.dmu.Unlock()
 	old := c.d
 	c.d = d
+	d.SetAlloc(c.recvBody)
 	// A named group's member reads data through readLoop: helloAcked drops
 	// what a previous admission left in the data queue, which is exact only
 	// when the goroutine that fills the queue also handles HELLO_ACK, in link

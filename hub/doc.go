@@ -24,6 +24,8 @@
 //     with the broker registration, Start/Stop and Close.
 //   - producer_peer.go: producerLink, the peer link (ROUTER, consumer table,
 //     HELLO/BYE, peer heartbeats, credit, Send/SendTo/SendCtrl, Flush).
+//   - producer_sendfunc.go: SendFunc, a data message written in place into
+//     a pooled send buffer ("Bulk data over the socket").
 //   - producer_group.go: consumer groups (B-7) and Pipeline's split: one
 //     member per item, in-flight items acknowledged by CREDIT and handed back
 //     to the group when a member leaves or dies.
@@ -37,6 +39,8 @@
 //   - consumer_peer.go, consumer_lost.go: consumerLink, the peer link (Dealer,
 //     HELLO/BYE, heartbeats, credit, Recv, Send, REJOIN; producer-loss
 //     detection).
+//   - consumer_recvbuf.go: the receive buffers of the peer link and
+//     RecvFunc ("Bulk data over the socket").
 //   - consumer_follow.go: following a restarted producer (re-discovery, the
 //     switch to the successor's endpoint and DataBlock).
 //   - consumer_shm.go: ringReader, the ring reader (attached DataBlock, the
@@ -133,6 +137,28 @@
 // Send picks one joined consumer with credit (round robin), so each message goes
 // to exactly one consumer and a slow consumer gets fewer; both wait up to their
 // deadline (backpressure) and then fail with ErrBackpressure / ErrNoConsumers.
+//
+// Bulk data over the socket. Send copies the payload (into a pooled buffer the
+// Router writes from by reference) and Recv returns a slice the caller owns,
+// so each message costs one copy on the producer and a new body (allocated,
+// zeroed, later collected) on the consumer: at 64 KiB, about half the CPU of
+// both processes beside the kernel's own copies. Two opt-in calls remove both;
+// Send and Recv keep their behaviour:
+//   - Producer.SendFunc(ctx, n, fill) hands fill a pooled buffer of n bytes
+//     (undefined content) to write the message into; it is then sent like
+//     Send's copy (same flow control and errors) and is the producer's again
+//     when SendFunc returns.
+//   - Consumer.RecvFunc(ctx, fn) calls fn with the message in the buffer it
+//     was read into from the network (wire.Dealer.SetAlloc gives the link's
+//     allocator every body over 64 bytes) and, once fn returns, puts that
+//     buffer on the link's free list (Window+16 buffers, each up to 1 MiB),
+//     where the next message of at most its size is read into it. fn must not
+//     keep b. The message counts as consumed (credit, a group's
+//     acknowledgement) when fn returns. A message Recv returned is never
+//     recycled, so the two calls mix freely.
+//
+// With both, the 64 KiB NULL socket path costs less than half the CPU per message
+// (plh-bench hub uses them: docs/design.md "Socket data path").
 //
 // Consumer groups (B-7, producer_group.go). Consumers with the same
 // ConsumerOptions.Group (HELLO "group", echoed by HELLO_ACK) split the stream

@@ -428,6 +428,11 @@ func (p *producerLink) Send(ctx context.Context, payload []byte) error {
 	}
 	pb := newDataBuf(payload)
 	defer pb.Release()
+	return p.sendData(ctx, pb)
+}
+
+// sendData sends pb as Send does (the caller holds a reference to pb).
+func (p *producerLink) sendData(ctx context.Context, pb *dataBuf) error {
 	w := &creditWait{p: p, parent: ctx}
 	defer w.release()
 	if p.pat == PatternPipeline {
@@ -454,11 +459,21 @@ var dataPool = sync.Pool{New: func() any { return new(dataBuf) }}
 const maxPooled = 256 << 10
 
 func newDataBuf(b []byte) *dataBuf {
+	pb := emptyDataBuf(len(b))
+	copy(pb.frames[1], b) // the Router copies the frame list, not the frames
+	return pb
+}
+
+// emptyDataBuf returns a pooled buffer holding n bytes of undefined content.
+func emptyDataBuf(n int) *dataBuf {
 	pb := dataPool.Get().(*dataBuf)
 	if pb.frames == nil {
 		pb.frames = proto.DataFrames(nil)
 	}
-	pb.frames[1] = append(pb.frames[1][:0], b...) // the Router copies the frame list, not the frames
+	if cap(pb.frames[1]) < n {
+		pb.frames[1] = make([]byte, n)
+	}
+	pb.frames[1] = pb.frames[1][:n]
 	pb.refs.Store(1)
 	return pb
 }

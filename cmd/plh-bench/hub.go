@@ -22,7 +22,8 @@ import (
 // a second one (this binary re-executed with --consumer). Over the DataBlock:
 // SyncedWrite / Pull against the bare DataBlock Writer/Reader measured the same way
 // in the same run (copy in, copy out, Single_reader, 256 slots, no checksum,
-// default waits). Over the peer link: Pipeline Send / Recv, NULL and CURVE, 64 B,
+// default waits). Over the peer link: Pipeline SendFunc / RecvFunc (the bulk-data
+// API: no copy on either side), NULL and CURVE, 64 B,
 // 4 KiB and 64 KiB, against libzmq PUSH/PULL through pyzmq in the same run.
 //
 // Every rate is taken by the consumer over the messages after the first tenth
@@ -35,10 +36,11 @@ func runHub(args []string) int {
 	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "short run (≤ 90 s)")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the producer process to this file")
-	consumer := fs.String("consumer", "", "internal: run as the consumer process (bare|shm|pipe)")
+	consumer := fs.String("consumer", "", "internal: run as the consumer process (bare|shm|pipe|pipecopy)")
 	socketOnly := fs.Bool("socket", false, "only the socket path rows (no DataBlock rows)")
 	fs.IntVar(&benchSize, "size", 0, "only the socket path rows of this message size (0: 64, 4096 and 65536)")
 	fs.StringVar(&benchSec, "sec", "", "only the socket path rows of this security (NULL or CURVE; empty: both)")
+	fs.BoolVar(&benchCopying, "copying", false, "socket rows through Send/Recv (the copying API: a copy in, an owned slice out) instead of SendFunc/RecvFunc")
 	fs.BoolVar(&benchNull, "null", false, "NULL security on the broker instead of CURVE (the default configuration)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -63,10 +65,12 @@ func runHub(args []string) int {
 	return 0
 }
 
-// benchSize and benchSec select socket path rows (--size, --sec).
+// benchSize and benchSec select socket path rows (--size, --sec);
+// benchCopying measures them through Send/Recv (--copying).
 var (
-	benchSize int
-	benchSec  string
+	benchSize    int
+	benchSec     string
+	benchCopying bool
 )
 
 // socketCase is one row of the socket path: message size and count per run.
@@ -121,7 +125,14 @@ func hubBench(quick, socketOnly bool) error {
 		fmt.Printf("\nlibzmq reference: NOT MEASURED (%v): no ratio to libzmq is printed\n", zmqErr)
 	}
 	cases := []socketCase{{"64 B", 64, 60_000 * scale}, {"4 KiB", 4096, 30_000 * scale}, {"64 KiB", 64 << 10, 3_000 * scale}}
-	fmt.Printf("\nsocket path, one way over TCP loopback: hub Pipeline Send/Recv against libzmq %s PUSH/PULL (pyzmq), median of 3 interleaved runs\n", pyzmqVersion())
+	fmt.Printf("\nsocket path, one way over TCP loopback: hub Pipeline against libzmq %s PUSH/PULL (pyzmq), median of 3 interleaved runs\n", pyzmqVersion())
+	if benchCopying {
+		fmt.Println("  hub API: Producer.Send (copies the message in) and Consumer.Recv (an owned slice, copied out): the copying API (--copying);")
+	} else {
+		fmt.Println("  hub API: Producer.SendFunc (writes a sequence byte into the pooled send buffer, the rest is its previous content)")
+		fmt.Println("  and Consumer.RecvFunc (reads the message in the buffer it arrived in, checks its length, no copy): the bulk-data API;")
+	}
+	fmt.Println("  libzmq: one prepared buffer sent and received without a copy at 64 KiB, copied below (pyzmq copy=True)")
 	fmt.Printf("%-8s %-6s %14s %14s %8s %16s\n", "size", "sec", "hub msg/s", "libzmq msg/s", "hub/zmq", "hub CPU ns/msg")
 	res := map[string]float64{}
 	for _, c := range cases {
@@ -389,8 +400,8 @@ func (e *hubEnv) hubSHM(n int) (float64, error) {
 	})
 }
 
-// hubPipeline: Producer.Send on a Pipeline channel here, Consumer.Recv in the
-// consumer, over TCP loopback. It returns the consumer's rate and the CPU ns per
+// hubPipeline: Producer.SendFunc on a Pipeline channel here, Consumer.RecvFunc
+// in the consumer, over TCP loopback. It returns the consumer's rate and the CPU ns per
 // message of both processes (this one's over the whole send loop, the
 // consumer's over its measured window).
 func (e *hubEnv) hubPipeline(c socketCase, null bool) (rate, cpu float64, err error) {
@@ -399,17 +410,30 @@ func (e *hubEnv) hubPipeline(c socketCase, null bool) (rate, cpu float64, err er
 		return 0, 0, err
 	}
 	defer p.Close()
-	cp, err := e.startConsumer("pipe", p.Channel(), c.n, c.size)
+	mode := "pipe"
+	if benchCopying {
+		mode = "pipecopy"
+	}
+	cp, err := e.startConsumer(mode, p.Channel(), c.n, c.size)
 	if err != nil {
 		return 0, 0, err
 	}
 	var sent int
 	c0 := processCPU()
 	rate, err = cp.run(func(ctx context.Context) error {
+		var seq byte
+		fill := func(b []byte) error { b[0] = seq; return nil }
 		msg := make([]byte, c.size)
 		for i := range c.n {
-			msg[0] = byte(i)
-			if err := p.Send(ctx, msg); err != nil {
+			seq = byte(i)
+			var err error
+			if benchCopying {
+				msg[0] = seq
+				err = p.Send(ctx, msg)
+			} else {
+				err = p.SendFunc(ctx, c.size, fill)
+			}
+			if err != nil {
 				return err
 			}
 			sent++

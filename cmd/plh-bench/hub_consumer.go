@@ -10,8 +10,8 @@ import (
 	"github.com/pylabhub/plh/shm"
 )
 
-// hubConsumer is the consumer process of the hub benchmark (mode bare, shm or
-// pipe; args ENDPOINT TARGET N SIZE). It prints READY once it can receive, then
+// hubConsumer is the consumer process of the hub benchmark (mode bare, shm,
+// pipe or pipecopy; args ENDPOINT TARGET N SIZE). It prints READY once it can receive, then
 // "END k tk tn n cpu": the CLOCK_MONOTONIC times at which it had received k (the
 // first tenth) and all n messages, and its CPU ns per message in between.
 func hubConsumer(mode string, args []string, prof string) error {
@@ -49,7 +49,7 @@ func hubConsumer(mode string, args []string, prof string) error {
 			copy(out, s.Bytes()[:len(out)])
 			return s.Release()
 		}
-	case "shm", "pipe":
+	case "shm", "pipe", "pipecopy":
 		m, err := connectMessenger(endpoint, hub.MessengerConfig{})
 		if err != nil {
 			return err
@@ -89,7 +89,10 @@ func hubConsumer(mode string, args []string, prof string) error {
 }
 
 // consumerNext returns the receive step of a hub Consumer: Pull (copy out) over
-// the DataBlock, Recv (copy out) over the Pipeline socket.
+// the DataBlock; over the Pipeline socket Recv (copy out) in mode pipecopy,
+// else RecvFunc (the message read in the
+// buffer it arrived in, its length checked, no copy: the API for bulk data,
+// as the libzmq side's PULL takes its message without a copy at 64 KiB).
 func consumerNext(c *hub.Consumer, mode string) (func(out []byte) error, error) {
 	if mode == "shm" {
 		if !c.HasSHM() {
@@ -112,15 +115,29 @@ func consumerNext(c *hub.Consumer, mode string) (func(out []byte) error, error) 
 	// One deadline for the whole run: the producer process kills us if it fails.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	_ = cancel // released at process exit
-	return func(out []byte) error {
-		b, err := c.Recv(ctx)
-		if err != nil {
-			return err
+	// pipecopy (--copying): Recv, copied out.
+	if mode == "pipecopy" {
+		return func(out []byte) error {
+			b, err := c.Recv(ctx)
+			if err != nil {
+				return err
+			}
+			if len(b) != len(out) {
+				return fmt.Errorf("got %d bytes, want %d", len(b), len(out))
+			}
+			copy(out, b)
+			return nil
+		}, nil
+	}
+	var want int
+	check := func(b []byte) error {
+		if len(b) != want {
+			return fmt.Errorf("got %d bytes, want %d", len(b), want)
 		}
-		if len(b) != len(out) {
-			return fmt.Errorf("got %d bytes, want %d", len(b), len(out))
-		}
-		copy(out, b)
 		return nil
+	}
+	return func(out []byte) error {
+		want = len(out)
+		return c.RecvFunc(ctx, check)
 	}, nil
 }

@@ -65,7 +65,8 @@ type client struct {
 	quit   chan struct{}
 	wg     sync.WaitGroup
 
-	sink atomic.Pointer[Sink] // Dealer.SetSink
+	sink  atomic.Pointer[Sink]               // Dealer.SetSink
+	alloc atomic.Pointer[func(n int) []byte] // Dealer.SetAlloc
 
 	mu        sync.Mutex // guards sock, conn, connected, everUp
 	sock      zmq4.Socket
@@ -93,7 +94,7 @@ func newClient(cfg Config, endpoint string, newSock func(context.Context, ...zmq
 	var so *sockOpts
 	c.key, so = register(&c.cfg, &c.st, "")
 	if direct {
-		so.sink = c.deliver
+		so.sink, so.alloc = c.deliver, c.body
 	}
 	zep, err := zmqEndpoint(endpoint, c.key)
 	if err != nil {
@@ -212,7 +213,7 @@ func (c *client) read(s zmq4.Socket, lost chan<- error, wg *sync.WaitGroup) {
 			lost <- fmt.Errorf("wire: connection to %s lost: %w", c.ep, err)
 			return
 		}
-		if c.sunk(m.Frames) {
+		if c.sunk(m.Frames) { // zmq4's frame list: never reused
 			continue
 		}
 		select {
@@ -235,21 +236,33 @@ func (c *client) sunk(frames [][]byte) bool {
 	return true
 }
 
-// deliver queues a message a guard read itself (direct delivery).
-func (c *client) deliver(frames [][]byte) error {
+// deliver queues a message a guard read itself (direct delivery). The frame
+// list is reused when the sink took the message (it keeps only the bodies).
+func (c *client) deliver(frames [][]byte) (reuse bool, err error) {
 	if c.sunk(frames) {
 		c.st.direct.Add(1)
-		return nil
+		return true, nil
 	}
 	select {
 	case c.in <- frames:
 		c.st.received.Add(1)
 		c.st.direct.Add(1)
-		return nil
+		return false, nil
 	case <-c.quit:
 		c.st.dropped.Add(1)
-		return errStopped
+		return false, errStopped
 	}
+}
+
+// body returns storage for a received frame body of n bytes (direct
+// delivery): from the allocator set by SetAlloc, else a new slice.
+func (c *client) body(n int) []byte {
+	if f := c.alloc.Load(); f != nil {
+		if b := (*f)(n); len(b) == n {
+			return b
+		}
+	}
+	return make([]byte, n)
 }
 
 func (c *client) recv(ctx context.Context) ([][]byte, error) {
@@ -435,9 +448,10 @@ func (d *Dealer) Send(frames ...[]byte) error {
 
 // Sink takes received messages before the receive queue, on the goroutine
 // that read them (no hand-off to a reader of Recv): it returns true when it
-// took frames, false to queue them for Recv. It may block while the owner
-// cannot take a message yet, but must return once closed is closed (the
-// Dealer is closing).
+// took frames, false to queue them for Recv. When it returns true it keeps the
+// frame bodies only: the list frames itself is reused for the next message.
+// It may block while the owner cannot take a message yet, but must return
+// once closed is closed (the Dealer is closing).
 type Sink func(frames [][]byte, closed <-chan struct{}) bool
 
 // SetSink installs fn (nil: none) for the messages received from now on.
@@ -447,6 +461,21 @@ func (d *Dealer) SetSink(fn Sink) {
 		return
 	}
 	d.c.sink.Store(&fn)
+}
+
+// SetAlloc installs fn (nil: none) as the source of storage for the bodies
+// of received frames over 64 bytes that the Dealer's connection assembles
+// itself (every message once the handshake is done): fn(n) returns a slice
+// of length n that nothing else uses (its content is overwritten; a result of
+// another length is ignored and a new slice made). With it an owner that is
+// done with a body can hand its storage to the next one (hub's receive buffer
+// pool) instead of leaving every body to the garbage collector.
+func (d *Dealer) SetAlloc(fn func(n int) []byte) {
+	if fn == nil {
+		d.c.alloc.Store(nil)
+		return
+	}
+	d.c.alloc.Store(&fn)
 }
 
 // Recv returns the next message's frames, ctx's error, or ErrClosed.

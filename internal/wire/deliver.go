@@ -18,7 +18,8 @@ import "errors"
 // was being delivered.
 var errStopped = errors.New("wire: socket closed during delivery")
 
-// smallFrame: frames up to this size share one slab allocation.
+// smallFrame: frames up to this size share one slab allocation; larger bodies
+// come from the socket's allocator (Dealer.SetAlloc) or make.
 const (
 	smallFrame = 64
 	slabSize   = 4 << 10
@@ -26,7 +27,8 @@ const (
 
 // assembler cuts the checked inbound stream into messages. Reader goroutine only.
 type assembler struct {
-	stage  int // 0 flags, 1 size, 2 body
+	alloc  func(n int) []byte // storage of bodies over smallFrame (nil: make)
+	stage  int                // 0 flags, 1 size, 2 body
 	flags  byte
 	size   [8]byte
 	have   int
@@ -35,12 +37,25 @@ type assembler struct {
 	fill   int
 	frames [][]byte
 	slab   []byte // storage for small frames
+	big    bool   // the message being assembled has a body of directMin or more
+	// lastBig: so had the last message delivered; the next read asks for
+	// little more than the next headers (headAhead), so its body too comes
+	// from the network straight into its storage instead of through abuf.
+	lastBig bool
 }
+
+// headAhead bounds a read into the read-ahead buffer after a message with a
+// large body: enough for the next message's small frames and headers.
+const headAhead = 512
+
+// deliverFunc hands one whole message on; reuse reports that the receiver kept
+// only the frame bodies, so the frame list may hold the next message.
+type deliverFunc func(frames [][]byte) (reuse bool, err error)
 
 // push consumes b (already fed through the limits parser) and calls deliver
 // for every complete message. Command frames (a peer's PING) are dropped, as
 // zmq4's reader would not hand them to the socket either.
-func (a *assembler) push(b []byte, deliver func([][]byte) error) error {
+func (a *assembler) push(b []byte, deliver deliverFunc) error {
 	for len(b) > 0 {
 		switch a.stage {
 		case 0:
@@ -79,8 +94,15 @@ func (a *assembler) push(b []byte, deliver func([][]byte) error) error {
 // limits parser has seen the header).
 func (a *assembler) startBody(n int) {
 	a.stage, a.fill = 2, 0
+	if n >= directMin {
+		a.big = true
+	}
 	if n > smallFrame {
-		a.body = make([]byte, n)
+		if a.alloc != nil {
+			a.body = a.alloc(n)
+		} else {
+			a.body = make([]byte, n)
+		}
 		return
 	}
 	if len(a.slab) < n {
@@ -89,7 +111,7 @@ func (a *assembler) startBody(n int) {
 	a.body, a.slab = a.slab[:n:n], a.slab[n:]
 }
 
-func (a *assembler) endFrame(deliver func([][]byte) error) error {
+func (a *assembler) endFrame(deliver deliverFunc) error {
 	a.stage = 0
 	body := a.body
 	a.body = nil
@@ -101,8 +123,15 @@ func (a *assembler) endFrame(deliver func([][]byte) error) error {
 		return nil
 	}
 	msg := a.frames
-	a.frames = make([][]byte, 0, len(msg))
-	return deliver(msg)
+	a.lastBig, a.big = a.big, false
+	reuse, err := deliver(msg)
+	if reuse {
+		clear(msg)
+		a.frames = msg[:0]
+	} else {
+		a.frames = make([][]byte, 0, len(msg))
+	}
+	return err
 }
 
 // readDirect is Read once the guard delivers messages itself: it returns only
@@ -111,6 +140,7 @@ func (g *guard) readDirect() (int, error) {
 	if g.abuf == nil {
 		g.abuf = make([]byte, readBuffer)
 	}
+	g.asm.alloc = g.alloc
 	if len(g.ahead) > 0 {
 		b := g.ahead
 		g.ahead = nil
@@ -131,9 +161,13 @@ func (g *guard) readDirect() (int, error) {
 			}
 			continue
 		}
-		n, err := g.readChecked(g.abuf)
+		buf := g.abuf
+		if g.asm.lastBig {
+			buf = buf[:headAhead]
+		}
+		n, err := g.readChecked(buf)
 		if n > 0 {
-			if derr := g.asm.push(g.abuf[:n], g.sink); derr != nil {
+			if derr := g.asm.push(buf[:n], g.sink); derr != nil {
 				return 0, derr
 			}
 		}
@@ -158,7 +192,7 @@ func (a *assembler) room() []byte {
 
 // filled records n bytes read into room() (already through the limits parser)
 // and delivers the message if they completed it.
-func (a *assembler) filled(n int, deliver func([][]byte) error) error {
+func (a *assembler) filled(n int, deliver deliverFunc) error {
 	a.fill += n
 	if a.fill < len(a.body) {
 		return nil

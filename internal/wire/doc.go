@@ -39,7 +39,10 @@
 //     zmq4 frame allocations, queue or reader hand-off. The rest of a large
 //     frame (8 KiB or more still to come) is read straight into its body.
 //     Dealer.SetSink lets the owner take messages on that reader goroutine
-//     (hub's consumer takes its data messages so, one hand-off fewer).
+//     (hub's consumer takes its data messages so, one hand-off fewer; the
+//     frame list of a message a Sink took is reused), and Dealer.SetAlloc lets
+//     it supply the storage of every body over 64 bytes (hub recycles the
+//     buffers its RecvFunc lent out, so a body costs no allocation).
 //   - Dealer writes: once zmq4's handshake has gone out on the connection, the
 //     Dealer's writer sends whatever is queued in one direct write, like the
 //     Router (no zmq4 goroutine, errgroup or lock per message).

@@ -85,7 +85,8 @@ type guard struct {
 	ahead []byte // bytes read from the network, checked, not yet handed to zmq4
 
 	// direct delivery (deliver.go): set on dialled Dealer connections
-	sink     func([][]byte) error
+	sink     deliverFunc
+	alloc    func(n int) []byte // storage of large frame bodies (nil: make)
 	asm      assembler
 	fed      uint64 // stream bytes through the limits parser
 	readyEnd uint64 // stream offset just after the peer's READY

@@ -47,7 +47,8 @@ type sockOpts struct {
 
 	// sink, set before the socket dials, receives the messages of its dialled
 	// connections directly (deliver.go); nil leaves reading to zmq4.
-	sink func([][]byte) error
+	sink  deliverFunc
+	alloc func(n int) []byte // storage of the bodies it assembles (nil: make)
 }
 
 // addPeer records g as the accepted connection of the peer with routing
@@ -226,7 +227,7 @@ func (t plhTransport) Dial(ctx context.Context, d transport.Dialer, addr string)
 	if err != nil {
 		return nil, err
 	}
-	c.sink = so.sink
+	c.sink, c.alloc = so.sink, so.alloc
 	so.mu.Lock()
 	if so.dialing == nil {
 		so.dialing = map[*guard]struct{}{}

@@ -116,6 +116,11 @@ func (c *conn) consume(p []byte) error {
 				err = parseGreeting(c.wacc, "NULL")
 				c.wacc, c.wstage = c.wacc[:0], wReady
 			}
+		case c.wneed > 0 && len(c.wplain) == 1 && len(p) >= c.wneed && c.wstage == wMessages:
+			// The whole payload is here: sealed from where it is, not copied
+			// behind the flags byte first.
+			c.wout, err = c.sess.sealParts(c.wout, c.wplain[0], p[:c.wneed])
+			p, c.wneed = p[c.wneed:], 0
 		case c.wneed > 0:
 			k := min(c.wneed, len(p))
 			c.wplain, p, c.wneed = append(c.wplain, p[:k]...), p[k:], c.wneed-k

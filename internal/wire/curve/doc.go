@@ -36,7 +36,9 @@
 //
 // Message phase: each zmq4 frame becomes one MESSAGE (flags byte with MORE and
 // COMMAND inside the box, strictly increasing 8-byte nonces, key precomputed with
-// box.Precompute); the MESSAGEs sealed from one Write go out in one network
+// box.Precompute; msgbox.go seals and opens them as NaCl's crypto_box_afternm
+// with the XSalsa20 subkey of each direction's fixed nonce prefix derived once,
+// and seals a payload that arrived whole from where it is); the MESSAGEs sealed from one Write go out in one network
 // write (wire hands a batch of messages in one Write); each MESSAGE received
 // becomes one ZMTP frame again. A MESSAGE
 // that fails authentication, repeats or lowers its nonce, exceeds MaxMessage or is

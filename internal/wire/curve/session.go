@@ -34,6 +34,8 @@ type session struct {
 	recvNonce uint64 // last short nonce the peer used
 	sendPfx   string
 	recvPfx   string
+	sendKey   *msgKey // MESSAGE boxes we seal (msgbox.go); made at the first
+	recvKey   *msgKey // MESSAGE boxes we open; made at the first
 	peerMeta  []byte
 }
 
@@ -265,14 +267,23 @@ func (s *session) onReady(body []byte) error {
 // sealMessage appends one whole MESSAGE frame (ZMTP header included) to dst;
 // plain is the flags byte followed by the payload.
 func (s *session) sealMessage(dst, plain []byte) ([]byte, error) {
+	return s.sealParts(dst, plain[0], plain[1:])
+}
+
+// sealParts is sealMessage of the plaintext flags‖payload (payload sealed
+// from where it is; dst must not overlap it).
+func (s *session) sealParts(dst []byte, flags byte, payload []byte) ([]byte, error) {
 	n, err := s.nextNonce()
 	if err != nil {
 		return dst, err
 	}
-	dst = appendFrameHeader(dst, 0, len(cmdMessage)+8+boxOverhead+len(plain))
+	if s.sendKey == nil {
+		s.sendKey = newMsgKey(&s.shared, s.sendPfx)
+	}
+	dst = appendFrameHeader(dst, 0, len(cmdMessage)+8+boxOverhead+1+len(payload))
 	dst = append(dst, cmdMessage...)
 	dst = binary.BigEndian.AppendUint64(dst, n)
-	return box.SealAfterPrecomputation(dst, plain, shortNonce(s.sendPfx, n), &s.shared), nil
+	return s.sendKey.seal(dst, flags, payload, n), nil
 }
 
 // openMessage checks and opens a MESSAGE body, appending the plaintext (flags
@@ -285,7 +296,10 @@ func (s *session) openMessage(dst, body []byte) ([]byte, error) {
 	if n <= s.recvNonce {
 		return dst, fmt.Errorf("%w: nonce %d after %d", ErrReplay, n, s.recvNonce)
 	}
-	out, ok := box.OpenAfterPrecomputation(dst, body[16:], shortNonce(s.recvPfx, n), &s.shared)
+	if s.recvKey == nil {
+		s.recvKey = newMsgKey(&s.shared, s.recvPfx)
+	}
+	out, ok := s.recvKey.open(dst, body[16:], n)
 	if !ok {
 		return dst, fmt.Errorf("%w: nonce %d", ErrTampered, n)
 	}
