@@ -82,14 +82,7 @@ func (c *consumerLink) setDealer(d *wire.Dealer) *wire.Dealer {
 	old := c.d
 	c.d = d
 	d.SetAlloc(c.recvBody)
-	// A named group's member reads data through readLoop: helloAcked drops
-	// what a previous admission left in the data queue, which is exact only
-	// when the goroutine that fills the queue also handles HELLO_ACK, in link
-	// order (the sink would queue the new admission's first items before
-	// readLoop sees the HELLO_ACK ahead of them).
-	if c.opts.Group == "" {
-		d.SetSink(c.sinkData)
-	}
+	d.SetSink(c.sink)
 	if old != nil {
 		close(c.swapped)
 		c.swapped = make(chan struct{})
@@ -184,15 +177,23 @@ func (c *consumerLink) stop() {
 	c.wg.Wait()
 }
 
-// sinkData takes a data message on the connection's own reader goroutine
-// straight into the data queue (one goroutine hand-off fewer than through
-// readLoop); everything else is left to readLoop. Data and control messages
-// keep their own order; the queue's room is the credit window, so it waits
-// only for a producer that ignores flow control.
-func (c *consumerLink) sinkData(frames [][]byte, closed <-chan struct{}) bool {
+// sink takes every message of the link on the connection's own reader
+// goroutine (one goroutine hand-off fewer than through readLoop), in link
+// order: data into the data queue, control messages handled at once. One
+// goroutine thus fills the queue and handles HELLO_ACK and GAP in the order
+// they came: helloAcked drops exactly what a previous admission left, and a
+// GAP is counted before the item after it is queued. The queue's room is the
+// credit window, so it waits only for a producer that ignores flow control.
+func (c *consumerLink) sink(frames [][]byte, closed <-chan struct{}) bool {
 	f, err := parsePeer(frames)
-	if err != nil || f.Kind != proto.KindData {
-		return false
+	if err != nil {
+		c.dropped.Add(1)
+		c.log.Debug("hub: dropped peer message", "err", err)
+		return true
+	}
+	if f.Kind != proto.KindData {
+		c.control(f)
+		return true
 	}
 	select {
 	case c.data <- f.Body:
@@ -228,31 +229,37 @@ func (c *consumerLink) readLoop() {
 			}
 			continue
 		}
-		switch f.Type {
-		case TypeHelloAck:
-			c.helloAcked(f.Body)
-			c.ackOne.Do(func() { close(c.acked) })
-			c.rejoining.Store(false)
-		case TypeByeAck:
-			c.byeAckOne.Do(func() { close(c.byeAcked) })
-		case TypeBye:
-			c.peerEndMu.Lock()
-			c.producerB.Store(true)
-			if fn := c.opts.Callbacks.OnProducerBye; fn != nil {
-				c.cbs.submit("OnProducerBye", fn)
-			}
-			c.peerEndMu.Unlock()
-		case TypeRejoin:
-			c.rejoin()
-		case TypeGap, TypeSlowConsumer:
-			c.slowNotice(f.Type, f.Body)
-		case TypeHello, TypeCredit, TypePeerHeartbeat:
-			c.dropped.Add(1)
-		default:
-			if fn := c.opts.Callbacks.OnProducerMessage; fn != nil {
-				typ, body := f.Type, f.Body
-				c.cbs.submit("OnProducerMessage", func() { fn(typ, body) })
-			}
+		c.control(f)
+	}
+}
+
+// control handles a control message from the producer: from sink, or from
+// readLoop for what the sink left (messages before it was installed).
+func (c *consumerLink) control(f proto.Frame) {
+	switch f.Type {
+	case TypeHelloAck:
+		c.helloAcked(f.Body)
+		c.ackOne.Do(func() { close(c.acked) })
+		c.rejoining.Store(false)
+	case TypeByeAck:
+		c.byeAckOne.Do(func() { close(c.byeAcked) })
+	case TypeBye:
+		c.peerEndMu.Lock()
+		c.producerB.Store(true)
+		if fn := c.opts.Callbacks.OnProducerBye; fn != nil {
+			c.cbs.submit("OnProducerBye", fn)
+		}
+		c.peerEndMu.Unlock()
+	case TypeRejoin:
+		c.rejoin()
+	case TypeGap, TypeSlowConsumer:
+		c.slowNotice(f.Type, f.Body)
+	case TypeHello, TypeCredit, TypePeerHeartbeat:
+		c.dropped.Add(1)
+	default:
+		if fn := c.opts.Callbacks.OnProducerMessage; fn != nil {
+			typ, body := f.Type, f.Body
+			c.cbs.submit("OnProducerMessage", func() { fn(typ, body) })
 		}
 	}
 }
@@ -318,9 +325,10 @@ func (c *consumerLink) consumed() {
 // helloAcked checks a group member's HELLO_ACK: the producer must confirm the
 // group (an older producer would send us every item), and what the link still
 // holds of a previous admission is dropped, since the producer handed it back
-// to the group when we said HELLO again. Called by readLoop, which alone fills
-// the data queue, and the producer sends HELLO_ACK before any data of the new
-// admission.
+// to the group when we said HELLO again. Called on the goroutine that fills
+// the data queue (sink, or readLoop before the sink is installed), in link
+// order, and the producer sends HELLO_ACK before any data of the new
+// admission: what is queued then is exactly the old admission's.
 func (c *consumerLink) helloAcked(body []byte) {
 	if c.opts.Group == "" {
 		return
