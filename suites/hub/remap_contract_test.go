@@ -70,6 +70,8 @@ func ringCfg(sync shm.SyncPolicy, capacity uint32) shm.Config {
 		Checksum: shm.ChecksumEnforced, Secret: secret}
 }
 
+func tail(l *seqLog) []uint64 { a := l.all(); return a[max(0, len(a)-5):] }
+
 // remapSeg is the documented name of a layout generation's segment.
 func remapSeg(ch string, gen uint64) string { return fmt.Sprintf("%s.remap-%d", ch, gen) }
 
@@ -188,6 +190,112 @@ var _ = Describe("Structure remapping, the documented contract (B-19)", func() {
 	})
 	It("Single_reader: three remaps in a row while the reader is idle: it then reads every layout's items in order", func() {
 		idleSpec("rc_idle_single", shm.SingleReader)
+	})
+
+	It("a consumer group on a Sync_reader ring across two remaps: every item exactly once per group, a plain reader gets all, no companion segment left", func() {
+		_, m := brokerAndMessenger()
+		ch := support.UniqueName("rc_group")
+		first := ringCfg(shm.SyncReader, 4)
+		p, err := hub.NewProducer(context.Background(), m, hub.ProducerOptions{Channel: ch, SHM: &first})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(p.Close)
+		var members []*seqLog
+		var cons []*hub.Consumer
+		for i := range 3 {
+			o := hub.ConsumerOptions{Channel: ch, Secret: secret, Group: "g"}
+			if i == 2 {
+				o.Group = "" // a plain reader beside the group
+			}
+			c := connect(m, o)
+			Expect(c.HasSHM()).To(BeTrue(), "%v", c.SHMError())
+			l := &seqLog{}
+			readAll(c, true, l)
+			members, cons = append(members, l), append(cons, c)
+		}
+		seq := 0
+		write := func(k int) {
+			for range k {
+				Expect(putSeq(p, uint64(seq))).To(Succeed(), "write %d (gen %d); read so far: %d, %d (group), %d (plain); tails %v %v",
+					seq, p.LayoutGeneration(), members[0].len(), members[1].len(), members[2].len(), tail(members[0]), tail(members[1]))
+				seq++
+			}
+		}
+		write(40)
+		for _, capacity := range []uint32{8, 2} {
+			Expect(p.Remap(context.Background(), hub.RemapOptions{SHM: ringCfg(shm.SyncReader, capacity), AttachWait: 20 * time.Second})).To(Succeed())
+			write(40)
+		}
+		Eventually(func() []uint64 { return union(members[0], members[1]) }).Should(Equal(upTo(seq)), "group g")
+		Eventually(members[2].all).Should(Equal(upTo(seq)), "the plain reader")
+		for _, c := range cons {
+			Expect(c.Close()).To(Succeed())
+		}
+		Expect(p.Close()).To(Succeed())
+		Expect(segmentsOf(ch)).To(BeEmpty(), "segments (or group companions) left")
+	})
+
+	It("a new producer of the channel sweeps later-layout segments whose owner is dead, and only those", func() {
+		s := startBroker(broker.Config{})
+		m := newMessenger(s, 0, proc.Identity{})
+		ch := support.UniqueName("rc_sweep")
+		// Segments named like a remap's new layout: one left by a killed
+		// process, one whose owner lives.
+		owner := func(name string) *support.Proc {
+			n := node(name, "--role", "producer", "--broker", s.Endpoint(), "--broker-key", s.PublicKey(), "--channel", name,
+				"--shm", "--policy", "sync", "--slots", "2", "--secret", "9")
+			support.WaitEvent(n, "ready", 10*time.Second)
+			return n
+		}
+		dead, live := owner(remapSeg(ch, 1)), owner(remapSeg(ch, 2))
+		dead.Kill()
+		Expect(segmentsOf(ch)).To(ConsistOf(remapSeg(ch, 1), remapSeg(ch, 2)))
+		newProducer(m, hub.ProducerOptions{Channel: ch, SHM: shmCfg()})
+		Expect(segmentsOf(ch)).To(ConsistOf(ch, remapSeg(ch, 2)), "the dead owner's layout was not swept, or the live one was")
+		Expect(live.Stop(10 * time.Second)).To(Succeed())
+	})
+
+	It("consumers connecting while the producer remaps again and again all end on the final layout", func() {
+		_, m := brokerAndMessenger()
+		ch := support.UniqueName("rc_joiners")
+		p := newProducer(m, hub.ProducerOptions{Channel: ch, SHM: shmCfg()})
+		caps := []uint32{8, 2, 16, 4, 8}
+		done := make(chan error, 1)
+		go func() {
+			defer GinkgoRecover()
+			for _, capacity := range caps {
+				if err := p.Remap(context.Background(), hub.RemapOptions{SHM: ringCfg(shm.LatestOnly, capacity)}); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		var joiners []*hub.Consumer
+		for range 6 {
+			c := connect(m, hub.ConsumerOptions{Channel: ch, Secret: secret})
+			Expect(c.HasSHM()).To(BeTrue(), "%v", c.SHMError())
+			joiners = append(joiners, c)
+		}
+		Eventually(done).Should(Receive(BeNil()))
+		final := uint64(len(caps))
+		for i, c := range joiners {
+			Eventually(func() uint64 { return c.Info().LayoutGeneration }).Should(Equal(final), "joiner %d", i)
+			Eventually(func() (uint64, error) {
+				if err := putSeq(p, 99); err != nil {
+					return 0, err
+				}
+				var got uint64
+				err := c.Pull(context.Background(), time.Second, func(t *hub.ReadTxn) error {
+					s, err := t.Next()
+					if err == nil {
+						got = uint64(s.Bytes()[0])
+					}
+					return err
+				})
+				return got, err
+			}).Should(BeEquivalentTo(99), "joiner %d does not read the final layout", i)
+			Expect(c.SHM().Capacity()).To(BeEquivalentTo(caps[len(caps)-1]), "joiner %d", i)
+		}
 	})
 
 	It("Latest_only: the reader moves at once; a consumer connecting afterwards attaches the new layout; discovery shows it", func() {
