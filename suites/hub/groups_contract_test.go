@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -257,6 +258,46 @@ var _ = Describe("Consumer groups, the documented contract (B-7)", func() {
 			"the last member to close did not remove the companion segment")
 		Expect(prod.Stop(10 * time.Second)).To(Succeed())
 		Expect(segmentsOf(ch)).To(BeEmpty())
+	})
+
+	It("on a Sync_reader ring: members joining while the producer streams into a full ring: every item exactly once", func() {
+		_, m := brokerAndMessenger()
+		ch := support.UniqueName("gc_shm_join")
+		cfg := shmCfg()
+		cfg.Sync, cfg.Capacity = shm.SyncReader, 2
+		p := newProducer(m, hub.ProducerOptions{Channel: ch, SHM: cfg})
+		logs := []*seqLog{{}}
+		readAll(connect(m, hub.ConsumerOptions{Channel: ch, Group: "g", Secret: secret}), true, logs[0])
+		var written, limit atomic.Int64
+		limit.Store(1 << 40)
+		werr := make(chan error, 1)
+		go func() {
+			b := make([]byte, 64)
+			for i := int64(0); i < limit.Load(); i++ {
+				fillNodePayload(b, uint64(i))
+				if err := p.SyncedWrite(context.Background(), 10*time.Second, func(t *hub.WriteTxn) error {
+					sl, err := t.Next()
+					if err == nil {
+						copy(sl.Bytes(), b)
+					}
+					return err
+				}); err != nil {
+					werr <- fmt.Errorf("write %d: %w", i, err)
+					return
+				}
+				written.Add(1)
+			}
+			werr <- nil
+		}()
+		for k := range 3 {
+			Eventually(written.Load).Should(BeNumerically(">=", 30*(k+1)))
+			l := &seqLog{}
+			readAll(connect(m, hub.ConsumerOptions{Channel: ch, Group: "g", Secret: secret}), true, l)
+			logs = append(logs, l)
+		}
+		limit.Store(written.Load() + 50)
+		Eventually(werr).WithTimeout(30 * time.Second).Should(Receive(BeNil()))
+		Eventually(func() []uint64 { return union(logs...) }).Should(Equal(upTo(int(limit.Load()))))
 	})
 
 	It("on a Sync_reader ring: every member SIGKILLed, then the producer closes: no companion segment is left", func() {
