@@ -64,7 +64,8 @@ type RemapNotice struct {
 	Generation    uint64 // the new layout generation
 	// FinalSeq is the number of slots the old ring committed (1 + the id of
 	// the last; 0 = none or not known, e.g. for a consumer that joined
-	// during the remap).
+	// during the remap, or that found this layout by discovery before it
+	// handled its notice: the ring is still read to its end).
 	FinalSeq uint64
 	// Consumer notices only: the generation left, and 1 + the id of the last
 	// slot this Consumer acquired on the old ring (0 = none). An ordered
