@@ -347,8 +347,11 @@
 // attempt on the old ring found nothing left: their waits on the old ring are
 // ended (the attachment's ringGen cancelled) and runRead moves them after the
 // transaction (ringReader.replaceAttach, the step a producer restart uses).
+// Remaps in a row queue up (each new attachment may have its own target), so
+// an ordered reader reads every layout's ring to its end.
 // EventRemapped / EventRemapFailed tell the application (ChannelNotice.Remap);
-// a layout the Consumer's expectations refuse leaves it without shared memory.
+// a layout the Consumer's expectations refuse is told at once and leaves it
+// without shared memory once the old ring is read.
 // A consumer joining mid-remap re-checks the generation after Connect.
 // ringReader.moveMu serialises the steps of a move (taken before mu).
 //

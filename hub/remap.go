@@ -35,12 +35,15 @@ import (
 //     finds nothing means the old ring is drained; the transaction ends with
 //     ErrNoSlot and the reader moves to the new segment
 //     (ringReader.followProducer, the path a producer restart takes).
+//     A remap heard before that becomes the target of the new attachment
+//     (remapTail): remaps in a row queue up, each ring read to its end.
 //
 // The Consumer then raises EventRemapped (ChannelNotice.Remap: generation,
 // final sequence, what it read of the old ring) or, when it cannot take the new
 // layout (ExpectSHM, ExpectedSchemaHash or ExpectedSchema disagree, or the
-// segment cannot be attached), EventRemapFailed with the error: it stays
-// connected without shared memory (Pull: ErrNoSHM) rather than wait.
+// segment cannot be attached), EventRemapFailed with the error, as soon as it
+// knows (tellRefused: an ordered reader still reads the old ring to its end):
+// it stays connected without shared memory (Pull: ErrNoSHM) rather than wait.
 
 // Consumer notices of a structure remap (ChannelNotice.Event, Type "",
 // through OnChannelError; details in ChannelNotice.Remap).
@@ -61,7 +64,8 @@ type RemapNotice struct {
 	Generation    uint64 // the new layout generation
 	// FinalSeq is the number of slots the old ring committed (1 + the id of
 	// the last; 0 = none or not known, e.g. for a consumer that joined
-	// during the remap).
+	// during the remap, or that found this layout by discovery before it
+	// handled its notice: the ring is still read to its end).
 	FinalSeq uint64
 	// Consumer notices only: the generation left, and 1 + the id of the last
 	// slot this Consumer acquired on the old ring (0 = none). An ordered
@@ -348,6 +352,7 @@ type remapTarget struct {
 	final    uint64
 	prepared *ringAttach // nil when refused
 	refused  error
+	told     bool // EventRemapFailed raised already (c.moveMu guards it)
 }
 
 // beginRemap starts the move to the layout of info (final: the old ring's
@@ -361,13 +366,26 @@ func (c *ringReader) beginRemap(info ChannelInfo, final uint64) {
 	if a.moved.Load() || info.LayoutGeneration <= a.layout || c.opts.Secret == 0 {
 		return // moving already, there already, or not reading the ring at all
 	}
-	if t := a.next.Load(); t != nil && t.info.LayoutGeneration >= info.LayoutGeneration {
-		t.final = max(t.final, final) // heard twice (notice and discovery): one target (moveMu guards final)
+	parent, dup := remapTail(a, info.LayoutGeneration)
+	if dup != nil {
+		dup.final = max(dup.final, final) // heard twice (notice and discovery): one target (moveMu guards final)
 		return
 	}
 	to := &remapTarget{info: info, final: final}
 	if to.refused = c.checkLayout(info); to.refused == nil {
 		to.prepared = c.open(info)
+	}
+	if to.refusal() != nil && parent.block != nil && parent.block.Sync() != shm.LatestOnly {
+		c.tellRefused(parent, to) // now, not once the old ring is drained: an idle reader would never hear it
+	}
+	if parent != a {
+		// An earlier layout's ring is not drained yet: its items come first,
+		// so this one waits behind it (a refused layout nobody read is replaced).
+		if old := parent.next.Swap(to); old != nil {
+			old.prepared.close()
+		}
+		c.log.Info("hub: layout remapped again; draining the earlier layouts first", "layout_generation", info.LayoutGeneration)
+		return
 	}
 	if a.block == nil || a.block.Sync() == shm.LatestOnly {
 		c.finishRemapLocked(a, to)
@@ -391,6 +409,51 @@ func (c *ringReader) beginRemap(info ChannelInfo, final uint64) {
 	case c.kick <- struct{}{}:
 	default:
 	}
+}
+
+// remapTail walks the chain of remap targets from a (each prepared attachment
+// may have its own target: remaps in a row) and returns the attachment whose
+// target a layout of generation gen should become, or the target that is that
+// generation already (dup). A refused target has no attachment to drain, so a
+// newer layout replaces it.
+func remapTail(a *ringAttach, gen uint64) (parent *ringAttach, dup *remapTarget) {
+	parent = a
+	for {
+		t := parent.next.Load()
+		switch {
+		case t == nil:
+			return parent, nil
+		case t.info.LayoutGeneration >= gen:
+			return nil, t
+		case t.refusal() != nil:
+			return parent, nil
+		}
+		parent = t.prepared
+	}
+}
+
+// refusal is why the Consumer cannot take the target's layout (nil: it can).
+func (to *remapTarget) refusal() error {
+	switch {
+	case to.prepared == nil:
+		return to.refused
+	case to.prepared.refused != nil:
+		return to.prepared.refused
+	}
+	return to.prepared.err
+}
+
+// tellRefused raises EventRemapFailed for a refused layout as soon as it is
+// known; the ordered reader still reads the ring from (which gets no more
+// commits) to its end, then reads fail with ErrNoSHM (finishRemapLocked,
+// which then raises nothing more).
+func (c *ringReader) tellRefused(from *ringAttach, to *remapTarget) {
+	to.told = true
+	err := to.refusal()
+	c.log.Error("hub: the remapped layout is refused; reading the old ring to its end, then no shared memory", "err", err)
+	c.health.notify(ChannelNotice{Channel: c.name, Event: EventRemapFailed, SlotIndex: -1, Error: err.Error(),
+		Remap: &RemapNotice{ShmName: to.info.ShmName, SchemaHashHex: to.info.SchemaHashHex, Generation: to.info.LayoutGeneration,
+			FinalSeq: to.final, From: from.layout, Read: from.delivered.Load()}})
 }
 
 // finishRemap moves from attachment a to its remap target once a was drained.
@@ -421,19 +484,24 @@ func (c *ringReader) finishRemapLocked(a *ringAttach, to *remapTarget) {
 		next = &ringAttach{shmName: to.info.ShmName, layout: to.info.LayoutGeneration, err: to.refused}
 	}
 	c.replaceAttach(func() *ringAttach { return next })
-	refuse := next.err
-	if next.refused != nil {
-		refuse = next.refused
-	}
 	n := ChannelNotice{Channel: c.name, Event: EventRemapped, SlotIndex: -1, Remap: note}
-	if refuse != nil {
+	if refuse := to.refusal(); refuse != nil {
 		n.Event, n.Error = EventRemapFailed, refuse.Error()
 		c.log.Error("hub: the remapped layout is refused; continuing without shared memory", "err", refuse)
 	} else {
 		c.log.Info("hub: moved to the remapped layout", "segment", to.info.ShmName, "layout_generation", to.info.LayoutGeneration,
 			"final_seq", to.final, "read", note.Read)
 	}
-	c.health.notify(n)
+	if !to.told {
+		c.health.notify(n)
+	}
+	if after := next.next.Load(); after != nil {
+		// Remapped again meanwhile: this ring gets no more commits either.
+		c.gen.Load().cancel()
+		if next.block == nil || next.block.Sync() == shm.LatestOnly {
+			c.finishRemapLocked(next, after)
+		}
+	}
 }
 
 // checkLayout applies the Consumer's schema expectations to a remapped

@@ -119,8 +119,14 @@ func (gr *GroupReader) start() {
 	done := atomic.LoadUint64(&gh.done)
 	if b.sync == SyncReader {
 		// Lowering our own cursor to the group's is safe: the other members hold
-		// read_index at or below it.
+		// read_index at or below it. It may also raise it (the group finished ids
+		// after we registered): then read_index is recomputed, or it stays at our
+		// registration position with nobody left to move it (follow sees our
+		// cursor at done already), and a writer waiting on a full ring waits for
+		// good.
 		atomic.StoreUint64(&h.syncPositions[gr.r.entry], max(done, atomic.LoadUint64(&h.readIndex)))
+		b.recomputeReadIndex()
+		b.wakeWriters()
 	}
 }
 
