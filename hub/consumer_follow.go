@@ -84,19 +84,28 @@ func (c *consumer) noFollow() string {
 	return ""
 }
 
+// backoff waits *wait, then doubles it up to followMax; false when following
+// ended meanwhile.
+func (c *consumer) backoff(wait *time.Duration) bool {
+	t := time.NewTimer(*wait)
+	defer t.Stop()
+	select {
+	case <-c.followCtx.Done():
+		return false
+	case <-t.C:
+	}
+	*wait = min(2*(*wait), followMax)
+	return true
+}
+
 // rediscover looks for a successor producer until it switched to one, the old
 // producer is back, or following ends (noFollow).
 func (c *consumer) rediscover() {
 	wait := followMin
 	for {
-		t := time.NewTimer(wait)
-		select {
-		case <-c.followCtx.Done():
-			t.Stop()
+		if !c.backoff(&wait) {
 			return
-		case <-t.C:
 		}
-		wait = min(2*wait, followMax)
 		if why := c.noFollow(); why != "" {
 			c.log.Debug("hub: producer not followed", "why", why)
 			return

@@ -329,14 +329,9 @@ func (c *consumer) followRemap() {
 		case err != nil:
 			c.log.Debug("hub: discovering the remapped layout", "err", err)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-c.followCtx.Done():
-			t.Stop()
+		if !c.backoff(&wait) {
 			return
-		case <-t.C:
 		}
-		wait = min(2*wait, followMax)
 	}
 }
 
