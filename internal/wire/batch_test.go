@@ -19,19 +19,7 @@ func TestRouterBatchedStream(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			rcfg, dcfg := Config{PeerQueue: 4096}, Config{RecvQueue: 4096}
 			if secure {
-				keys, err := curve.GenerateKeyPair()
-				if err != nil {
-					t.Fatal(err)
-				}
-				ss, err := curve.NewServerSecurity(curve.ServerConfig{Keys: keys})
-				if err != nil {
-					t.Fatal(err)
-				}
-				cs, err := curve.NewClientSecurity(curve.ClientConfig{ServerKey: keys.Public})
-				if err != nil {
-					t.Fatal(err)
-				}
-				rcfg.Security, dcfg.Security = ss, cs
+				rcfg.Security, dcfg.Security = curvePair(t)
 			}
 			streamBatches(t, rcfg, dcfg)
 		})
@@ -296,19 +284,7 @@ func TestDealerWritesDirect(t *testing.T) {
 		t.Run(map[bool]string{false: "NULL", true: "CURVE"}[secure], func(t *testing.T) {
 			rcfg, dcfg := Config{RecvQueue: 4096}, Config{PeerQueue: 4096}
 			if secure {
-				keys, err := curve.GenerateKeyPair()
-				if err != nil {
-					t.Fatal(err)
-				}
-				ss, err := curve.NewServerSecurity(curve.ServerConfig{Keys: keys})
-				if err != nil {
-					t.Fatal(err)
-				}
-				cs, err := curve.NewClientSecurity(curve.ClientConfig{ServerKey: keys.Public})
-				if err != nil {
-					t.Fatal(err)
-				}
-				rcfg.Security, dcfg.Security = ss, cs
+				rcfg.Security, dcfg.Security = curvePair(t)
 			}
 			ctx := ctxT(t, 60*time.Second)
 			r, err := Listen(rcfg, "tcp://127.0.0.1:0")
@@ -362,4 +338,23 @@ func TestDealerWritesDirect(t *testing.T) {
 			}
 		})
 	}
+}
+
+// curvePair returns a CURVE server security and a client security that
+// trusts it, for the two ends of one link.
+func curvePair(t *testing.T) (server, client Security) {
+	t.Helper()
+	keys, err := curve.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := curve.NewServerSecurity(curve.ServerConfig{Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := curve.NewClientSecurity(curve.ClientConfig{ServerKey: keys.Public})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ss, cs
 }
