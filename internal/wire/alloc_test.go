@@ -14,16 +14,8 @@ import (
 // frames intact while later ones arrive.
 func TestDealerAlloc(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
-	r, err := Listen(Config{PeerQueue: 4096}, "tcp://127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	d, err := Dial(ctx, Config{RecvQueue: 4096}, r.Endpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	r := mustRouter(t, Config{PeerQueue: 4096})
+	d := mustDial(t, Config{RecvQueue: 4096}, r.Endpoint())
 	if err := d.Send([]byte("hi")); err != nil {
 		t.Fatal(err)
 	}

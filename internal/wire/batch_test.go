@@ -28,16 +28,8 @@ func TestRouterBatchedStream(t *testing.T) {
 
 func streamBatches(t *testing.T, rcfg, dcfg Config) {
 	ctx := ctxT(t, 60*time.Second)
-	r, err := Listen(rcfg, "tcp://127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	d, err := Dial(ctx, dcfg, r.Endpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	r := mustRouter(t, rcfg)
+	d := mustDial(t, dcfg, r.Endpoint())
 	// The Router learns the Dealer's connection from its first message.
 	if err := d.Send([]byte("hi")); err != nil {
 		t.Fatal(err)
@@ -184,16 +176,8 @@ func TestDirectDeliveryKeepsLimits(t *testing.T) {
 // room is released by Close.
 func TestDealerSink(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
-	r, err := Listen(Config{}, "tcp://127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	d, err := Dial(ctx, Config{}, r.Endpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	r := mustRouter(t, Config{})
+	d := mustDial(t, Config{}, r.Endpoint())
 	sunk := make(chan []byte, 1000)
 	d.SetSink(func(frames [][]byte, closed <-chan struct{}) bool {
 		if string(frames[0]) != "S" {
@@ -287,16 +271,8 @@ func TestDealerWritesDirect(t *testing.T) {
 				rcfg.Security, dcfg.Security = curvePair(t)
 			}
 			ctx := ctxT(t, 60*time.Second)
-			r, err := Listen(rcfg, "tcp://127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			d, err := Dial(ctx, dcfg, r.Endpoint())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
+			r := mustRouter(t, rcfg)
+			d := mustDial(t, dcfg, r.Endpoint())
 			d.c.mu.Lock()
 			g := d.c.conn
 			d.c.mu.Unlock()
